@@ -1,0 +1,242 @@
+//! Command-line types (clap). No behaviour here: `ops` turns these into work.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "roster",
+    version,
+    about = "People and permissions of a remote-support console, as code: validate, plan, apply, export.",
+    long_about = None,
+)]
+pub struct Cli {
+    /// More log output (-v info, -vv debug, -vvv trace). Logs go to stderr and never contain secrets.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+
+    /// When to use colours (also honours NO_COLOR).
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, global = true)]
+    pub color: ColorChoice,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check declaration files against the schema and the product's rules; no live system needed.
+    Validate(ValidateArgs),
+    /// Compare the declaration with the live system and show what apply would change.
+    Plan(PlanArgs),
+    /// Make the live system match the declaration (or run a saved plan).
+    Apply(ApplyArgs),
+    /// Write the live system's state as declaration files.
+    Export(ExportArgs),
+    /// Print the JSON Schema of declaration files (or of saved plans).
+    Schema(SchemaArgs),
+    /// Run the reference live system (the console's admin API).
+    Serve(ServeArgs),
+    /// Manage API tokens of the reference live system.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Write a large, deterministic organization (for benchmarks and tests).
+    Generate(GenerateArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DiagnosticFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PlanFormat {
+    Text,
+    Json,
+    Markdown,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Files or directories (every *.yaml / *.yml below, in sorted order).
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Output format of the diagnostics.
+    #[arg(long, value_enum, default_value_t = DiagnosticFormat::Text)]
+    pub format: DiagnosticFormat,
+    /// Licensed seats, to check rule 5 without a live system.
+    #[arg(long)]
+    pub seats: Option<u32>,
+}
+
+/// Where the live system is. With neither endpoint nor ROSTER_ENDPOINT, roster starts the
+/// reference server in-process on loopback over `<state-dir>/live.db`.
+#[derive(Debug, Clone, Args)]
+pub struct EndpointArgs {
+    /// Base URL of the live API (e.g. https://console.example/api).
+    #[arg(long, env = "ROSTER_ENDPOINT")]
+    pub endpoint: Option<String>,
+    /// File holding the API token (otherwise ROSTER_TOKEN).
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+    /// Directory of the embedded live system's database and token.
+    #[arg(long, default_value = ".roster", env = "ROSTER_STATE_DIR")]
+    pub state_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SafetyArgs {
+    /// Proceed although removals exceed the removal threshold.
+    #[arg(long)]
+    pub force: bool,
+    /// Allow deleting representatives whose policy says `on_remove: delete` (loses their statistics).
+    #[arg(long)]
+    pub allow_delete: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Files or directories of the declaration.
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    #[command(flatten)]
+    pub endpoint: EndpointArgs,
+    #[command(flatten)]
+    pub safety: SafetyArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+    pub format: PlanFormat,
+    /// Save the plan (JSON, with the version of every live object read) for `apply --plan`.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Exit 0 when there are no changes, 2 when there are, 1 on error.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// Files or directories of the declaration (omit with --plan).
+    #[arg(conflicts_with = "plan", required_unless_present = "plan")]
+    pub paths: Vec<PathBuf>,
+    /// A plan saved with `plan --out`; refused when the live objects it read have changed.
+    #[arg(long)]
+    pub plan: Option<PathBuf>,
+    #[command(flatten)]
+    pub endpoint: EndpointArgs,
+    #[command(flatten)]
+    pub safety: SafetyArgs,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub auto_approve: bool,
+    /// How many independent changes to send at once.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub parallelism: u16,
+    /// Output format of the report.
+    #[arg(long, value_enum, default_value_t = DiagnosticFormat::Text)]
+    pub format: DiagnosticFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub endpoint: EndpointArgs,
+    /// Directory to write into (created if missing).
+    #[arg(long, default_value = "exported")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct SchemaArgs {
+    /// Which schema to print.
+    #[arg(long, value_enum, default_value_t = SchemaKind::Declaration)]
+    pub kind: SchemaKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SchemaKind {
+    /// Declaration files (schemas/roster.schema.json).
+    Declaration,
+    /// Saved and JSON plans (schemas/plan.schema.json).
+    Plan,
+    /// The live API (schemas/openapi.json).
+    Openapi,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// sqlite://PATH or postgres://… (default: sqlite under .roster/).
+    #[arg(long, env = "ROSTER_DATABASE")]
+    pub database: Option<String>,
+    /// Where to write the first administrator token of an empty database (mode 0600).
+    #[arg(long)]
+    pub admin_token_file: Option<PathBuf>,
+    /// Licensed seats of a new account.
+    #[arg(long, default_value_t = 1000)]
+    pub seats: u32,
+    /// Requests per second per token before answering 429 (0: no limit).
+    #[arg(long, default_value_t = 0)]
+    pub rate_limit: u32,
+    /// Testing aid: answer this fraction of requests (0.0–1.0) with 429/503, some after the
+    /// write has been done, as a flaky network would.
+    #[arg(long, default_value_t = 0.0, hide = true)]
+    pub inject_faults: f64,
+    /// Seed of the fault injection.
+    #[arg(long, default_value_t = 1, hide = true)]
+    pub fault_seed: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token acting as a manager (printed once, stored hashed).
+    Create(TokenCreateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TokenCreateArgs {
+    /// The manager's login.
+    #[arg(
+        long,
+        conflicts_with = "administrator",
+        required_unless_present = "administrator"
+    )]
+    pub manager: Option<String>,
+    /// An administrator's login.
+    #[arg(long)]
+    pub administrator: Option<String>,
+    /// The database (same as `serve --database`).
+    #[arg(long, env = "ROSTER_DATABASE")]
+    pub database: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Directory to write into.
+    #[arg(long)]
+    pub out: PathBuf,
+    #[arg(long, default_value_t = 1000)]
+    pub representatives: usize,
+    #[arg(long, default_value_t = 50)]
+    pub teams: usize,
+    #[arg(long, default_value_t = 10)]
+    pub managers: usize,
+    #[arg(long, default_value_t = 5)]
+    pub portals: usize,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Representatives per file.
+    #[arg(long, default_value_t = 5000)]
+    pub per_file: usize,
+}

@@ -1,0 +1,1 @@
+//! Deterministic generator of large organizations (to be written).

@@ -1,0 +1,725 @@
+//! The domain model: every kind roster manages, as plain data.
+//!
+//! These types are the YAML (via `config`), the HTTP API (via `server` and `provider`)
+//! and the code: one set of snake_case names everywhere (DESIGN §2). Sets are `BTreeSet`
+//! and collections `BTreeMap`, so diffs and every rendering are deterministic.
+//!
+//! Data flow: `config` builds a [`Desired`] from YAML, the provider builds an
+//! [`Observed`] from the live API; `plan` diffs the two [`Org`]s.
+//!
+//! Logins are compared ignoring case: `config` and the server lower-case them, so map keys
+//! and stored values are lower case.
+
+pub mod catalog;
+pub mod rules;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::{Deserialize, Serialize};
+
+pub use catalog::{Feature, SignInSetting, TeamRight};
+
+/// A team's path from the root, segments joined by `/` (`Europe/Paris`).
+pub type TeamPath = String;
+/// A login (lower case).
+pub type Login = String;
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+fn is_true(b: &bool) -> bool {
+    *b
+}
+fn yes() -> bool {
+    true
+}
+fn one() -> u8 {
+    1
+}
+fn is_one(n: &u8) -> bool {
+    *n == 1
+}
+
+fn feature_set_schema(features: &[Feature], description: &str) -> Schema {
+    let ids: Vec<&str> = features.iter().map(|f| f.id()).collect();
+    json_schema!({
+        "type": "array",
+        "uniqueItems": true,
+        "description": description,
+        "items": { "type": "string", "enum": ids }
+    })
+}
+
+fn rep_features_schema(_: &mut SchemaGenerator) -> Schema {
+    let all: Vec<Feature> = catalog::representative_features().collect();
+    feature_set_schema(
+        &all,
+        "Features turned on for this representative. `reports` and `session_replay` need \
+         `admin_center_access`; `export_session_replay` needs `session_replay`. The number of \
+         simultaneous sessions is the separate `multisession` field.",
+    )
+}
+
+fn portal_features_schema(_: &mut SchemaGenerator) -> Schema {
+    feature_set_schema(
+        catalog::PORTAL_FEATURES,
+        "Session features enabled on this portal. A representative's session feature takes \
+         effect only on a portal that enables it.",
+    )
+}
+
+fn grantable_schema(_: &mut SchemaGenerator) -> Schema {
+    feature_set_schema(
+        catalog::GRANTABLE_FEATURES,
+        "Features this manager may turn on or off for the representatives of their teams.",
+    )
+}
+
+/// The kinds roster manages, in apply order (DESIGN §3).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Portal,
+    Team,
+    Administrator,
+    Manager,
+    Representative,
+    Campaign,
+    ContactGroup,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 7] = [
+        Kind::Portal,
+        Kind::Team,
+        Kind::Administrator,
+        Kind::Manager,
+        Kind::Representative,
+        Kind::Campaign,
+        Kind::ContactGroup,
+    ];
+
+    /// Singular snake_case name (`contact_group`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Kind::Portal => "portal",
+            Kind::Team => "team",
+            Kind::Administrator => "administrator",
+            Kind::Manager => "manager",
+            Kind::Representative => "representative",
+            Kind::Campaign => "campaign",
+            Kind::ContactGroup => "contact_group",
+        }
+    }
+
+    /// The YAML section and policy key (`contact_groups`).
+    pub const fn section(self) -> &'static str {
+        match self {
+            Kind::Portal => "portals",
+            Kind::Team => "teams",
+            Kind::Administrator => "administrators",
+            Kind::Manager => "managers",
+            Kind::Representative => "representatives",
+            Kind::Campaign => "campaigns",
+            Kind::ContactGroup => "contact_groups",
+        }
+    }
+
+    /// The API collection under `/v1` (`contact-groups`).
+    pub const fn collection(self) -> &'static str {
+        match self {
+            Kind::ContactGroup => "contact-groups",
+            k => k.section(),
+        }
+    }
+
+    /// The field that identifies an object of this kind.
+    pub const fn key_field(self) -> &'static str {
+        match self {
+            Kind::Portal | Kind::Campaign | Kind::ContactGroup => "name",
+            Kind::Team => "path",
+            Kind::Administrator | Kind::Manager | Kind::Representative => "login",
+        }
+    }
+
+    /// Whether removal deactivates (the kind has a status) rather than deletes.
+    pub const fn has_status(self) -> bool {
+        matches!(self, Kind::Team | Kind::Representative | Kind::Campaign)
+    }
+
+    pub fn from_name(s: &str) -> Option<Kind> {
+        Kind::ALL
+            .into_iter()
+            .find(|k| k.name() == s || k.section() == s || k.collection() == s)
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Identifies one object: `representative/jdoe@acme.example`, `team/Europe/Paris`.
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+pub struct ObjectId {
+    pub kind: Kind,
+    pub key: String,
+}
+
+impl ObjectId {
+    pub fn new(kind: Kind, key: impl Into<String>) -> Self {
+        ObjectId {
+            kind,
+            key: key.into(),
+        }
+    }
+}
+
+impl fmt::Display for ObjectId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.kind, self.key)
+    }
+}
+
+/// A secret's value, held only in memory between reading it and sending it.
+/// Never printed: `Debug` and `Display` show `***`; it serializes (for the API body only).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SecretValue(pub String);
+
+impl fmt::Debug for SecretValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+impl fmt::Display for SecretValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// Where a password comes from. Never the password itself (rule 8).
+///
+/// In YAML exactly one of `env` and `file` is given. The live API returns only
+/// `rotation` (and never the value). `value` exists only in the body that the provider
+/// sends on create or rotation; it is not part of the YAML schema.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecretRef {
+    /// Name of an environment variable holding the password, read at plan/apply time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<String>,
+    /// Path of a file holding the password (relative to the working directory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// A marker (any text, e.g. `2026-11`). The password is set when the object is
+    /// created, and set again only when this marker changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation: Option<String>,
+    /// The resolved value, only in API request bodies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(skip)]
+    pub value: Option<SecretValue>,
+}
+
+/// A portal (seed 001): representatives are enabled on portals, and a session feature
+/// takes effect only where the portal enables it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Portal {
+    /// Unique portal name.
+    pub name: String,
+    /// Session features enabled on this portal.
+    #[serde(default)]
+    #[schemars(schema_with = "portal_features_schema")]
+    pub features: BTreeSet<Feature>,
+    /// Never removed by roster while true; recorded on the live object.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub protect: bool,
+    /// The portal's previous name, to rename it in place.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previously: Option<String>,
+}
+
+/// A team as declared in YAML: nested sub-teams under `teams`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TeamDecl {
+    /// The team's name: one path segment, no `/`.
+    pub name: String,
+    /// Free text shown in the console.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The most representatives of this team logged in at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_active_logins: Option<u32>,
+    /// Login of the team leader: a representative of this team or of one of its sub-teams.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader: Option<Login>,
+    /// Whether the team is active (default true).
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub active: bool,
+    /// Never deactivated by roster while true; recorded on the live object.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub protect: bool,
+    /// The team's previous full path (`Europe/Lyon`), to rename or move it in place.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previously: Option<TeamPath>,
+    /// Sub-teams.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub teams: Vec<TeamDecl>,
+}
+
+/// A team, flat, identified by its path (how `Org` and the API hold it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Team {
+    /// Full path (`Europe/Paris`); the parent is the path without its last segment.
+    pub path: TeamPath,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_active_logins: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader: Option<Login>,
+    #[serde(default = "yes")]
+    pub active: bool,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub protect: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previously: Option<TeamPath>,
+}
+
+impl Team {
+    /// The parent's path, `None` for a top-level team.
+    pub fn parent(&self) -> Option<&str> {
+        self.path.rsplit_once('/').map(|(p, _)| p)
+    }
+}
+
+/// An account-level administrator (seeds 002, 004): sees and changes everything.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Administrator {
+    /// Login (an e-mail address), unique, compared ignoring case.
+    pub login: Login,
+    /// Contact e-mail.
+    #[schemars(email)]
+    pub email: String,
+    /// Display name.
+    pub name: String,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub protect: bool,
+    /// The previous login, to rename in place.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previously: Option<Login>,
+}
+
+/// A team manager (seed 000): logs in to the Admin Center and manages the teams assigned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Manager {
+    /// Admin Center login: a valid e-mail address, different from every representative
+    /// login unless that representative has no `admin_center_access`.
+    #[schemars(email)]
+    pub login: Login,
+    /// Contact e-mail.
+    #[schemars(email)]
+    pub email: String,
+    /// First and last name.
+    pub name: String,
+    /// Initial password: `{env: VAR}` or `{file: PATH}`, with an optional `rotation`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<SecretRef>,
+    /// Paths of the teams this manager manages (several allowed).
+    #[serde(default)]
+    pub teams: BTreeSet<TeamPath>,
+    /// Rights the manager holds over their teams.
+    #[serde(default)]
+    pub team_rights: BTreeSet<TeamRight>,
+    /// Features the manager may grant to representatives.
+    #[serde(default)]
+    #[schemars(schema_with = "grantable_schema")]
+    pub grantable: BTreeSet<Feature>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub protect: bool,
+    /// The previous login, to rename in place.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previously: Option<Login>,
+}
+
+/// A representative's status. Deactivation keeps statistics; deletion loses them (seed 004).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    #[default]
+    Active,
+    Inactive,
+}
+
+/// Login settings of a representative (seed 001). Unset means off.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignIn {
+    /// Force a password change at the next login.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub force_password_change: bool,
+    /// Let the representative reset a forgotten password.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub self_service_password_reset: bool,
+    /// Prompt the representative to validate their e-mail address.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub force_email_validation: bool,
+}
+
+impl SignIn {
+    pub fn is_default(&self) -> bool {
+        *self == SignIn::default()
+    }
+}
+
+/// A representative (agent, operator, consultant): seeds 001, 003, 004.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Representative {
+    /// Support-console login, unique, compared ignoring case.
+    pub login: Login,
+    /// Contact e-mail.
+    #[schemars(email)]
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+    /// Console user name. Default: first letter of the first name + the last name,
+    /// ASCII-folded, lower case, made unique with a number (`jdoe`, `jdoe2`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// Interface language, an ISO 639-1 code (`en`, `fr`, `pl`).
+    #[serde(default = "default_language")]
+    #[schemars(regex(pattern = r"^[a-z]{2}(-[A-Z]{2})?$"))]
+    pub language: String,
+    /// Path of the representative's team.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team: Option<TeamPath>,
+    /// `active` or `inactive`.
+    #[serde(default)]
+    pub status: Status,
+    /// Login settings.
+    #[serde(default, skip_serializing_if = "SignIn::is_default")]
+    pub sign_in: SignIn,
+    /// Features turned on.
+    #[serde(default)]
+    #[schemars(schema_with = "rep_features_schema")]
+    pub features: BTreeSet<Feature>,
+    /// How many sessions at once, 1–10 (above 1 needs a portal enabling `multisession`).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    #[schemars(range(min = 1, max = 10))]
+    pub multisession: u8,
+    /// Names of the portals this representative is enabled on.
+    #[serde(default)]
+    pub portals: BTreeSet<String>,
+    /// Initial password: `{env: VAR}` or `{file: PATH}`, with an optional `rotation`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<SecretRef>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub protect: bool,
+    /// The previous login, to rename in place (never delete and create).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previously: Option<Login>,
+}
+
+fn default_language() -> String {
+    "en".into()
+}
+
+/// A campaign (seed 004): representatives and teams assigned to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Campaign {
+    pub name: String,
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub active: bool,
+    /// Logins of the representatives selected for the campaign.
+    #[serde(default)]
+    pub representatives: BTreeSet<Login>,
+    /// Paths of the teams selected for the campaign.
+    #[serde(default)]
+    pub teams: BTreeSet<TeamPath>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub protect: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previously: Option<String>,
+}
+
+/// What a user may do with a shared contact group (seed 003).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Permission {
+    View,
+    Connect,
+    Manage,
+}
+
+/// An address-book group shared with users (seed 003).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContactGroup {
+    pub name: String,
+    /// Login (representative or manager) → permission.
+    #[serde(default)]
+    pub shared_with: BTreeMap<Login, Permission>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub protect: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previously: Option<String>,
+}
+
+/// What roster does with live objects of a kind that no file declares.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Unmanaged {
+    /// List them in the plan as information (default).
+    #[default]
+    Ignore,
+    /// List them as warnings.
+    Warn,
+    /// Remove them: deactivate where the kind has a status, delete otherwise.
+    Remove,
+}
+
+/// How a representative is removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OnRemove {
+    /// Set `status: inactive`; statistics are kept (default).
+    #[default]
+    Deactivate,
+    /// Delete, losing the representative's statistics irreversibly. Needs `--allow-delete`.
+    Delete,
+}
+
+/// Policy for one kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KindPolicy {
+    #[serde(default)]
+    pub unmanaged: Unmanaged,
+    /// Only meaningful for kinds with a status (representatives, teams, campaigns).
+    #[serde(default)]
+    pub on_remove: OnRemove,
+}
+
+/// When a plan's removals stop it: more than `count` AND more than `percent` of what exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RemovalThreshold {
+    #[serde(default = "default_threshold_count")]
+    pub count: u32,
+    #[serde(default = "default_threshold_percent")]
+    #[schemars(range(min = 0, max = 100))]
+    pub percent: u32,
+}
+
+fn default_threshold_count() -> u32 {
+    10
+}
+fn default_threshold_percent() -> u32 {
+    25
+}
+
+impl Default for RemovalThreshold {
+    fn default() -> Self {
+        RemovalThreshold {
+            count: default_threshold_count(),
+            percent: default_threshold_percent(),
+        }
+    }
+}
+
+/// The `policy` section.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    #[serde(default)]
+    pub portals: KindPolicy,
+    #[serde(default)]
+    pub teams: KindPolicy,
+    #[serde(default)]
+    pub administrators: KindPolicy,
+    #[serde(default)]
+    pub managers: KindPolicy,
+    #[serde(default)]
+    pub representatives: KindPolicy,
+    #[serde(default)]
+    pub campaigns: KindPolicy,
+    #[serde(default)]
+    pub contact_groups: KindPolicy,
+    /// Removals above which a plan stops unless `--force`.
+    #[serde(default)]
+    pub removal_threshold: RemovalThreshold,
+}
+
+impl Policy {
+    pub fn for_kind(&self, kind: Kind) -> &KindPolicy {
+        match kind {
+            Kind::Portal => &self.portals,
+            Kind::Team => &self.teams,
+            Kind::Administrator => &self.administrators,
+            Kind::Manager => &self.managers,
+            Kind::Representative => &self.representatives,
+            Kind::Campaign => &self.campaigns,
+            Kind::ContactGroup => &self.contact_groups,
+        }
+    }
+}
+
+/// One YAML file's shape. Every section is optional; a directory's files are merged.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(
+    title = "roster declaration",
+    description = "People and permissions of a remote-support console, declared for roster."
+)]
+pub struct Declaration {
+    /// Format version; only `1` exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1))]
+    pub version: Option<u32>,
+    /// Ownership, removal and safety policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<Policy>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub portals: Vec<Portal>,
+    /// Top-level teams, with sub-teams nested under `teams`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub teams: Vec<TeamDecl>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub administrators: Vec<Administrator>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub managers: Vec<Manager>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub representatives: Vec<Representative>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub campaigns: Vec<Campaign>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub contact_groups: Vec<ContactGroup>,
+}
+
+/// A whole organization, flat and keyed: what `Desired` and `Observed` both hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Org {
+    pub portals: BTreeMap<String, Portal>,
+    pub teams: BTreeMap<TeamPath, Team>,
+    pub administrators: BTreeMap<Login, Administrator>,
+    pub managers: BTreeMap<Login, Manager>,
+    pub representatives: BTreeMap<Login, Representative>,
+    pub campaigns: BTreeMap<String, Campaign>,
+    pub contact_groups: BTreeMap<String, ContactGroup>,
+}
+
+impl Org {
+    /// Number of objects of every kind.
+    pub fn len(&self) -> usize {
+        self.portals.len()
+            + self.teams.len()
+            + self.administrators.len()
+            + self.managers.len()
+            + self.representatives.len()
+            + self.campaigns.len()
+            + self.contact_groups.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn count(&self, kind: Kind) -> usize {
+        match kind {
+            Kind::Portal => self.portals.len(),
+            Kind::Team => self.teams.len(),
+            Kind::Administrator => self.administrators.len(),
+            Kind::Manager => self.managers.len(),
+            Kind::Representative => self.representatives.len(),
+            Kind::Campaign => self.campaigns.len(),
+            Kind::ContactGroup => self.contact_groups.len(),
+        }
+    }
+
+    /// Active representatives (what licensed seats count).
+    pub fn active_representatives(&self) -> usize {
+        self.representatives
+            .values()
+            .filter(|r| r.status == Status::Active)
+            .count()
+    }
+}
+
+/// Where a declared object came from: the file and the JSON pointer of the object in it
+/// (`/representatives/12`). `config::Diagnostic` turns this into line:column on demand.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Origin {
+    pub file: std::path::PathBuf,
+    pub pointer: String,
+}
+
+/// The validated declaration. Only `config` builds one.
+#[derive(Debug, Clone, Default)]
+pub struct Desired {
+    pub org: Org,
+    pub policy: Policy,
+    /// Which kinds any file declared a section for (a kind never mentioned is not managed
+    /// for removal, whatever its policy).
+    pub sections: BTreeSet<Kind>,
+    pub origins: BTreeMap<ObjectId, Origin>,
+}
+
+/// The licensed account, as read from the live system.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Account {
+    pub name: String,
+    /// Licensed seats: the most active representatives at once (rule 5).
+    pub seats: u32,
+    #[serde(default)]
+    pub version: i64,
+}
+
+/// Who the token acts as, as reported by the live system (`GET /v1/whoami`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "role", rename_all = "snake_case")]
+pub enum Principal {
+    Administrator { login: Login },
+    Manager { login: Login },
+}
+
+/// The live state as read through the API. Only the provider builds one.
+#[derive(Debug, Clone, Default)]
+pub struct Observed {
+    pub account: Account,
+    pub org: Org,
+    /// The `version` of every live object read (the saved plan's fingerprint).
+    pub versions: BTreeMap<ObjectId, i64>,
+    /// Who the token acts as; `None` when unknown.
+    pub principal: Option<Principal>,
+}

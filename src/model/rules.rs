@@ -1,0 +1,298 @@
+//! The product's dependency rules (DESIGN §2), as pure checks over model objects.
+//!
+//! Shared by `config::rules` (which adds file:line:column) and by `server` (which turns a
+//! [`Violation`] into an RFC 9457 problem with a JSON pointer). Object-level checks live
+//! here; checks across objects that need the whole declaration live in `config::rules`,
+//! and the server enforces their live equivalents against its store.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use super::catalog::{self, FEATURE_REQUIRES, RIGHT_REQUIRES};
+use super::{Feature, Manager, Representative, SecretRef, TeamRight};
+
+/// Stable rule codes: they appear in diagnostics, JSON output and API problems.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RuleCode {
+    /// YAML that does not parse.
+    YamlSyntax,
+    /// A mapping key given twice.
+    DuplicateKey,
+    /// Anchors/aliases expanding past the limit, a file over the size limit, non-UTF-8.
+    InputLimit,
+    /// An empty or comment-only file.
+    EmptyFile,
+    /// A path that does not exist or cannot be read.
+    Unreadable,
+    /// A value of the wrong type, a missing field, an out-of-range value.
+    Schema,
+    /// A key the schema does not know.
+    UnknownKey,
+    /// A value outside its enumeration (a right or feature name).
+    UnknownValue,
+    /// `version` other than 1.
+    Version,
+    /// Rule 1: a feature or right without the one it requires.
+    FeatureRequires,
+    /// Rule 2: the same login or name declared twice.
+    Duplicate,
+    /// Rule 2: a manager login that is not an e-mail address.
+    ManagerLogin,
+    /// Rule 2: a manager or administrator login equal to a representative's login while
+    /// that representative has Admin Center access, or an administrator equal to a manager.
+    LoginCollision,
+    /// Rule 3: a reference to something not declared.
+    UnresolvedReference,
+    /// Rule 3: a team leader who is not a member of the team or of a sub-team.
+    LeaderNotMember,
+    /// Rule 4 (warning): a session feature no portal of the representative enables.
+    FeatureWithoutPortal,
+    /// Rule 5: more active representatives than licensed seats.
+    Seats,
+    /// Rule 6: an action outside the manager token's scope or rights.
+    Escalation,
+    /// Rule 7: deletion without the declared policy and `--allow-delete`.
+    DeleteNotAllowed,
+    /// Rule 8: a password given as text, or a secret reference that is not exactly one
+    /// of `env`/`file`, or one that cannot be read.
+    Secret,
+    /// A feature set holding a feature it may not hold (portal/grantable/multisession).
+    FeatureNotAllowed,
+    /// A rename whose old and new names both exist.
+    RenameConflict,
+    /// A protected object that a plan would remove.
+    Protected,
+}
+
+impl RuleCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuleCode::YamlSyntax => "yaml-syntax",
+            RuleCode::DuplicateKey => "duplicate-key",
+            RuleCode::InputLimit => "input-limit",
+            RuleCode::EmptyFile => "empty-file",
+            RuleCode::Unreadable => "unreadable",
+            RuleCode::Schema => "schema",
+            RuleCode::UnknownKey => "unknown-key",
+            RuleCode::UnknownValue => "unknown-value",
+            RuleCode::Version => "version",
+            RuleCode::FeatureRequires => "feature-requires",
+            RuleCode::Duplicate => "duplicate",
+            RuleCode::ManagerLogin => "manager-login",
+            RuleCode::LoginCollision => "login-collision",
+            RuleCode::UnresolvedReference => "unresolved-reference",
+            RuleCode::LeaderNotMember => "leader-not-member",
+            RuleCode::FeatureWithoutPortal => "feature-without-portal",
+            RuleCode::Seats => "seats",
+            RuleCode::Escalation => "escalation",
+            RuleCode::DeleteNotAllowed => "delete-not-allowed",
+            RuleCode::Secret => "secret",
+            RuleCode::FeatureNotAllowed => "feature-not-allowed",
+            RuleCode::RenameConflict => "rename-conflict",
+            RuleCode::Protected => "protected",
+        }
+    }
+}
+
+impl fmt::Display for RuleCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A broken rule on one object. `pointer` is relative to the object (`/features/2`),
+/// empty for the object itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Violation {
+    pub rule: RuleCode,
+    pub pointer: String,
+    pub message: String,
+    pub help: String,
+}
+
+fn index_of<T: Ord>(set: &BTreeSet<T>, item: &T) -> usize {
+    set.iter().position(|x| x == item).unwrap_or(0)
+}
+
+/// Rule 1 over a feature set (a representative's features or a manager's `grantable`).
+/// `field` is the set's field name, for the pointer.
+pub fn feature_requirements(set: &BTreeSet<Feature>, field: &str) -> Vec<Violation> {
+    FEATURE_REQUIRES
+        .iter()
+        .filter(|(f, req)| set.contains(f) && !set.contains(req))
+        .map(|(f, req)| Violation {
+            rule: RuleCode::FeatureRequires,
+            pointer: format!("/{field}/{}", index_of(set, f)),
+            message: format!("`{f}` requires `{req}`, which is not in `{field}`"),
+            help: format!("add `{req}` to `{field}`, or remove `{f}`"),
+        })
+        .collect()
+}
+
+/// Rule 1 over team rights.
+pub fn right_requirements(set: &BTreeSet<TeamRight>) -> Vec<Violation> {
+    RIGHT_REQUIRES
+        .iter()
+        .filter(|(r, req)| set.contains(r) && !set.contains(req))
+        .map(|(r, req)| Violation {
+            rule: RuleCode::FeatureRequires,
+            pointer: format!("/team_rights/{}", index_of(set, r)),
+            message: format!("team right `{r}` requires `{req}`, which is not in `team_rights`"),
+            help: format!("add `{req}` to `team_rights`, or remove `{r}`"),
+        })
+        .collect()
+}
+
+/// Rule 8 over a secret reference: exactly one of `env` and `file`.
+pub fn secret_shape(secret: &SecretRef, field: &str) -> Vec<Violation> {
+    let n = secret.env.is_some() as u8 + secret.file.is_some() as u8;
+    if n == 1 {
+        return vec![];
+    }
+    vec![Violation {
+        rule: RuleCode::Secret,
+        pointer: format!("/{field}"),
+        message: format!("`{field}` must name exactly one source, `env` or `file` (found {n})"),
+        help: format!(
+            "write `{field}: {{ env: VARIABLE }}` or `{field}: {{ file: path/to/file }}`"
+        ),
+    }]
+}
+
+/// A very small e-mail check (`local@domain.tld`), used where the JSON Schema's `format`
+/// check is not available (the server, and rule 2's manager login).
+pub fn is_email(s: &str) -> bool {
+    let Some((local, domain)) = s.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && !domain.is_empty()
+        && !domain.contains('@')
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !s.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+/// Every object-level rule on a representative.
+pub fn check_representative(rep: &Representative) -> Vec<Violation> {
+    let mut v = feature_requirements(&rep.features, "features");
+    if rep.features.contains(&Feature::Multisession) {
+        v.push(Violation {
+            rule: RuleCode::FeatureNotAllowed,
+            pointer: format!(
+                "/features/{}",
+                index_of(&rep.features, &Feature::Multisession)
+            ),
+            message: "`multisession` is a count, not a feature flag".into(),
+            help: "remove it from `features` and set `multisession: N` (1–10)".into(),
+        });
+    }
+    if !(catalog::MULTISESSION_MIN..=catalog::MULTISESSION_MAX).contains(&rep.multisession) {
+        v.push(Violation {
+            rule: RuleCode::Schema,
+            pointer: "/multisession".into(),
+            message: format!("`multisession` is {}, outside 1–10", rep.multisession),
+            help: "use a number from 1 to 10".into(),
+        });
+    }
+    if let Some(p) = &rep.password {
+        v.extend(secret_shape(p, "password"));
+    }
+    v
+}
+
+/// Every object-level rule on a manager.
+pub fn check_manager(m: &Manager) -> Vec<Violation> {
+    let mut v = feature_requirements(&m.grantable, "grantable");
+    v.extend(right_requirements(&m.team_rights));
+    for f in &m.grantable {
+        if !catalog::is_grantable(*f) {
+            v.push(Violation {
+                rule: RuleCode::FeatureNotAllowed,
+                pointer: format!("/grantable/{}", index_of(&m.grantable, f)),
+                message: format!("`{f}` cannot be granted by a manager"),
+                help: format!(
+                    "grantable features are: {}",
+                    catalog::GRANTABLE_FEATURES
+                        .iter()
+                        .map(|f| f.id())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            });
+        }
+    }
+    if !is_email(&m.login) {
+        v.push(Violation {
+            rule: RuleCode::ManagerLogin,
+            pointer: "/login".into(),
+            message: format!("manager login `{}` is not a valid e-mail address", m.login),
+            help: "a manager logs in to the Admin Center with an e-mail address".into(),
+        });
+    }
+    if let Some(p) = &m.password {
+        v.extend(secret_shape(p, "password"));
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(fs: &[Feature]) -> BTreeSet<Feature> {
+        fs.iter().copied().collect()
+    }
+
+    #[test]
+    fn reports_without_admin_center_fails_and_with_it_passes() {
+        let bad = feature_requirements(&set(&[Feature::Reports]), "features");
+        assert_eq!(bad.len(), 1);
+        assert_eq!(bad[0].rule, RuleCode::FeatureRequires);
+        assert_eq!(bad[0].pointer, "/features/0");
+        assert!(
+            feature_requirements(
+                &set(&[Feature::Reports, Feature::AdminCenterAccess]),
+                "features"
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn export_replay_needs_replay_for_rights_too() {
+        let rights: BTreeSet<_> = [TeamRight::ExportSessionReplay].into();
+        assert_eq!(right_requirements(&rights).len(), 1);
+        let rights: BTreeSet<_> = [TeamRight::ExportSessionReplay, TeamRight::SessionReplay].into();
+        assert!(right_requirements(&rights).is_empty());
+    }
+
+    #[test]
+    fn secret_needs_exactly_one_source() {
+        let none = SecretRef::default();
+        assert_eq!(secret_shape(&none, "password").len(), 1);
+        let both = SecretRef {
+            env: Some("A".into()),
+            file: Some("b".into()),
+            ..Default::default()
+        };
+        assert_eq!(secret_shape(&both, "password").len(), 1);
+        let env = SecretRef {
+            env: Some("A".into()),
+            ..Default::default()
+        };
+        assert!(secret_shape(&env, "password").is_empty());
+    }
+
+    #[test]
+    fn email_check() {
+        assert!(is_email("marie@acme.example"));
+        assert!(!is_email("marie"));
+        assert!(!is_email("marie@acme"));
+        assert!(!is_email("a b@acme.example"));
+    }
+}

@@ -1,0 +1,83 @@
+//! Commands as glue: each submodule has one `run` function and its options.
+//!
+//! `run` dispatches; errors are `anyhow` with context, mapped to exit code 1 by `main`.
+
+use std::process::ExitCode;
+
+use crate::cli::{Cli, ColorChoice, Command};
+
+/// Exit codes, as Terraform: 0 success / no changes, 1 error, 2 changes present
+/// (`plan --detailed-exitcode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Success = 0,
+    Error = 1,
+    Changes = 2,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(e: Exit) -> ExitCode {
+        ExitCode::from(e as u8)
+    }
+}
+
+/// Logs go to stderr; `-v` info, `-vv` debug, `-vvv` trace; `RUST_LOG` overrides.
+pub fn init_logging(verbose: u8, color: ColorChoice) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("roster={level},warn")));
+    let ansi = match color {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            std::env::var_os("NO_COLOR").is_none()
+                && std::io::IsTerminal::is_terminal(&std::io::stderr())
+        }
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .with_target(false)
+        .try_init();
+    match color {
+        ColorChoice::Always => anstream::ColorChoice::Always.write_global(),
+        ColorChoice::Never => anstream::ColorChoice::Never.write_global(),
+        ColorChoice::Auto => {}
+    }
+}
+
+/// Prints a top-level error with its chain of causes, lower case, on stderr.
+pub fn report_error(err: &anyhow::Error) {
+    let mut msg = format!("error: {err}");
+    for cause in err.chain().skip(1) {
+        msg.push_str(&format!("\n  caused by: {cause}"));
+    }
+    anstream::eprintln!("{msg}");
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<Exit> {
+    match cli.command {
+        Command::Validate(a) => validate::run(a),
+        Command::Schema(a) => schema::run(a),
+        Command::Generate(a) => generate::run(a),
+        Command::Plan(a) => plan::run(a),
+        Command::Apply(a) => apply::run(a),
+        Command::Export(a) => export::run(a),
+        Command::Serve(a) => serve::run(a),
+        Command::Token(t) => serve::token(t),
+    }
+}
+
+pub mod apply;
+pub mod export;
+pub mod generate;
+pub mod plan;
+pub mod schema;
+pub mod serve;
+pub mod validate;
