@@ -278,6 +278,14 @@ pub fn from_serde(err: serde_path_to_error::Error<serde_json::Error>) -> Problem
                 } else {
                     RuleCode::Schema
                 };
+                // A missing field is reported at the object holding it; point at the field.
+                let pointer = match msg
+                    .strip_prefix("missing field `")
+                    .and_then(|r| r.split('`').next())
+                {
+                    Some(field) => format!("{pointer}/{}", escape_pointer(field)),
+                    None => pointer,
+                };
                 Problem::invalid_field(code, &pointer, msg)
             }
         }
@@ -359,6 +367,12 @@ mod tests {
         assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(p.errors[0].code, "unknown-value");
         assert_eq!(p.pointer.as_deref(), Some("/features/1"));
+    }
+
+    #[test]
+    fn missing_field_points_at_the_field() {
+        let p = parse(r#"{"login":"a","first_name":"a","last_name":"b"}"#);
+        assert_eq!(p.pointer.as_deref(), Some("/email"));
     }
 
     #[test]
