@@ -1234,3 +1234,182 @@ async fn bulk_create(n: usize, budget_s: f64) {
     assert_eq!(page.body["items"].as_array().unwrap().len(), 1000.min(n));
     s.stop().await;
 }
+
+async fn manager_tokens_cannot_escalate(s: &Srv) {
+    let a = &s.admin;
+    let (marie, _, nora) = org(s).await;
+    // A manager who may add representatives but not set passwords or names.
+    s.create(a, "managers", json!({"login": "lea@acme.example", "email": "lea@acme.example", "name": "Lea",
+        "teams": ["Europe/Paris"], "team_rights": ["manage_representatives"], "grantable": ["reports", "admin_center_access"]})).await;
+    let lea = s.manager_token("lea@acme.example").await;
+    // POST with a feature outside grantable.
+    let mut body = rep("new@acme.example", "Europe/Paris");
+    body["features"] = json!(["share_my_screen"]);
+    let r = s.post(&lea, "/v1/representatives", &body).await;
+    assert_eq!((r.status, r.code()), (403, "escalation"));
+    // Turning OFF a feature outside grantable is an escalation too.
+    let cur = s
+        .get(a, "/v1/representatives/jdoe@acme.example")
+        .await
+        .version();
+    let r = s
+        .patch(
+            a,
+            "/v1/representatives/jdoe@acme.example",
+            Some(cur),
+            &json!({"features": ["admin_center_access", "reports", "file_transfer_send"]}),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let r = s
+        .patch(
+            &marie,
+            "/v1/representatives/jdoe@acme.example",
+            Some(cur + 1),
+            &json!({"features": ["admin_center_access", "reports"]}),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (403, "escalation"));
+    // multisession is grantable for marie, not for lea.
+    let r = s
+        .patch(
+            &lea,
+            "/v1/representatives/jdoe@acme.example",
+            Some(cur + 1),
+            &json!({"multisession": 3}),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (403, "escalation"));
+    let r = s
+        .patch(
+            &marie,
+            "/v1/representatives/jdoe@acme.example",
+            Some(cur + 1),
+            &json!({"multisession": 3}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    // Names and passwords need their rights.
+    let v = r.version();
+    let r = s
+        .patch(
+            &lea,
+            "/v1/representatives/jdoe@acme.example",
+            Some(v),
+            &json!({"last_name": "Smith"}),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (403, "forbidden"));
+    let r = s
+        .patch(
+            &lea,
+            "/v1/representatives/jdoe@acme.example",
+            Some(v),
+            &json!({"password": {"value": "pw-1"}}),
+        )
+        .await;
+    assert_eq!(r.status, 403);
+    let r = s
+        .patch(
+            &marie,
+            "/v1/representatives/jdoe@acme.example",
+            Some(v),
+            &json!({"password": {"value": "pw-1", "rotation": "r1"}}),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["password"], json!({"rotation": "r1"}));
+    // Grantable features inside scope are fine.
+    let r = s
+        .post(&lea, "/v1/representatives", &{
+            let mut b = rep("ok@acme.example", "Europe/Paris");
+            b["features"] = json!(["admin_center_access", "reports"]);
+            b
+        })
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    // A manager without manage_managers cannot create managers; with it, not above itself.
+    let m = json!({"login": "sub@acme.example", "email": "sub@acme.example", "name": "Sub", "teams": ["Europe/Paris"]});
+    assert_eq!(s.post(&nora, "/v1/managers", &m).await.status, 403);
+    assert_eq!(s.post(&lea, "/v1/managers", &m).await.status, 403);
+    let r = s
+        .post(&marie, "/v1/managers", &{
+            let mut b = m.clone();
+            b["grantable"] = json!(["admin_center_access", "session_replay"]);
+            b
+        })
+        .await;
+    assert_eq!((r.status, r.code()), (403, "escalation"));
+    assert_eq!(s.post(&marie, "/v1/managers", &m).await.status, 201);
+    // Moving a representative out of scope is refused.
+    let v = s
+        .get(a, "/v1/representatives/ok@acme.example")
+        .await
+        .version();
+    let r = s
+        .patch(
+            &lea,
+            "/v1/representatives/ok@acme.example",
+            Some(v),
+            &json!({"team": "Asia"}),
+        )
+        .await;
+    assert_eq!(r.status, 403);
+    // A deleted manager's token stops working.
+    let v = s.get(a, "/v1/managers/lea@acme.example").await.version();
+    assert_eq!(
+        s.delete(a, "/v1/managers/lea@acme.example", Some(v))
+            .await
+            .status,
+        204
+    );
+    assert_eq!(s.get(&lea, "/v1/whoami").await.status, 401);
+}
+both_backends!(manager_tokens_cannot_escalate);
+
+/// Two server replicas over one PostgreSQL database: the version check in SQL keeps
+/// concurrent writers through different replicas from losing an update.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_share_one_postgresql() {
+    let Some(s) = server_support::start(Backend::Postgres).await else {
+        return;
+    };
+    let second = roster::server::start(roster::server::ServerConfig {
+        listen: "127.0.0.1:0".into(),
+        database: s.database.clone(),
+        admin_token_file: None,
+        seats: 10,
+        rate_limit: 0,
+        inject_faults: 0.0,
+        fault_seed: 1,
+    })
+    .await
+    .unwrap();
+    assert!(second.admin_token.is_none(), "the account exists already");
+    let a = &s.admin;
+    s.create(a, "teams", json!({"path": "Shared"})).await;
+    let http = reqwest::Client::new();
+    for round in 1..=5i64 {
+        let pa = json!({"description": format!("a{round}")});
+        let one = s.patch(a, "/v1/teams/Shared", Some(round), &pa);
+        let two = http
+            .patch(format!("{}/v1/teams/Shared", second.url()))
+            .bearer_auth(a)
+            .header("if-match", format!("\"{round}\""))
+            .json(&json!({"description": format!("b{round}")}))
+            .send();
+        let (r1, r2) = tokio::join!(one, two);
+        let mut st = [r1.status, r2.unwrap().status().as_u16()];
+        st.sort();
+        assert_eq!(st, [200, 412], "round {round}");
+    }
+    let r = http
+        .get(format!("{}/v1/teams/Shared", second.url()))
+        .bearer_auth(a)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["version"], 6);
+    second.shutdown().await;
+    s.stop().await;
+}
