@@ -1021,7 +1021,19 @@ fn diff_kind<T: Object>(cx: &mut Cx) {
         {
             (live_map.get(old), None)
         } else if cx.renames.is_source(kind, key) {
-            // Declared under a key that this plan renames away: reported as a conflict.
+            // Only a sub-team carried along by a renamed ancestor gets here (an explicit
+            // `previously` whose old key is declared is refused while collecting).
+            let new = cx.renames.team_path(key).into_owned();
+            cx.error(
+                RuleCode::RenameConflict,
+                id,
+                "",
+                format!(
+                    "team `{key}` is declared, but the live team of that path moves to \
+                     `{new}` with its renamed parent"
+                ),
+                format!("declare it as `{new}`, or give it `previously: {key}` to keep it apart"),
+            );
             continue;
         } else {
             (live_map.get(key.as_str()), None)
@@ -1075,8 +1087,9 @@ fn diff_kind<T: Object>(cx: &mut Cx) {
     for (key, old_key, live) in unmatched {
         let id = ObjectId::new(kind, key.as_str());
         if let Some(scope) = &cx.scope
-            && !live.in_scope(scope)
+            && (!live.in_scope(scope) || (kind == Kind::Manager && key == scope.login))
         {
+            // Never touched: outside the token's reach, or the token's own manager.
             cx.out_of_scope.push(id);
             continue;
         }
@@ -1394,12 +1407,14 @@ fn check_team_deletes(cx: &mut Cx) {
             occupied.insert(t.into_owned());
         }
     }
-    // Declared reps that move out of a team being deleted.
-    for (login, action) in &rep_removed {
-        if !matches!(action, Action::Move | Action::Rename) {
-            continue;
-        }
-        if let Some(live) = cx.observed.org.representatives.get(*login)
+    // Declared reps whose change takes them out of a team being deleted.
+    for d in cx
+        .drafts
+        .iter()
+        .filter(|d| d.change.id.kind == Kind::Representative)
+    {
+        let live_key = d.change.previously.as_deref().unwrap_or(&d.change.id.key);
+        if let Some(live) = cx.observed.org.representatives.get(live_key)
             && let Some(t) = &live.team
         {
             let t = cx.renames.team_path(t);
@@ -1407,7 +1422,7 @@ fn check_team_deletes(cx: &mut Cx) {
                 leaving
                     .entry(t.into_owned())
                     .or_default()
-                    .push(ObjectId::new(Kind::Representative, *login));
+                    .push(d.change.id.clone());
             }
         }
     }

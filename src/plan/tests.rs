@@ -1346,3 +1346,84 @@ fn markdown_of_20000_changes_stays_under_the_limit() {
     assert!(md.contains("omitted"), "a note says what was left out");
     assert!(md.contains("rep00000@acme.example"));
 }
+
+#[test]
+fn a_manager_token_never_removes_its_own_manager() {
+    let live = scoped_live();
+    let mut d = live.clone();
+    d.0.managers.remove("marie@acme.example");
+    let mut d = desired(d.0);
+    d.policy.managers.unmanaged = Policy::Remove;
+    let o = as_manager(observed(live.0), "marie@acme.example");
+    let p = plan(&d, &o);
+    assert!(p.changes_of(Kind::Manager).next().is_none());
+    assert!(
+        p.out_of_scope
+            .contains(&ObjectId::new(Kind::Manager, "marie@acme.example"))
+    );
+}
+
+#[test]
+fn a_declared_sub_team_under_a_renamed_parent_path_is_a_conflict() {
+    // `EU` says `previously: Europe`, and `Europe/Paris` is still declared by its old path.
+    let mut eu = team("EU");
+    eu.previously = Some("Europe".into());
+    let d = OrgB::default().team(eu).teams(&["Europe/Paris"]);
+    let l = OrgB::default().teams(&["Europe", "Europe/Paris"]);
+    let e = errors(&desired(d.0), &observed(l.0), opts());
+    assert_eq!(e.0[0].rule, RuleCode::RenameConflict);
+    assert!(e.0[0].help.contains("EU/Paris"), "{e}");
+}
+
+#[test]
+fn a_team_is_deleted_after_a_renamed_member_leaves_it() {
+    let mut r = rep("new-login@acme.example", "Keep");
+    r.previously = Some("old-login@acme.example".into());
+    let mut d = desired(OrgB::default().teams(&["Keep"]).rep(r).0);
+    d.policy.teams = KindPolicy {
+        unmanaged: Policy::Remove,
+        on_remove: OnRemove::Delete,
+    };
+    let l = OrgB::default()
+        .teams(&["Keep", "Old"])
+        .rep(rep("old-login@acme.example", "Old"));
+    let p = diff(
+        &d,
+        &observed(l.0),
+        &PlanOptions {
+            allow_delete: true,
+            force: true,
+        },
+    )
+    .unwrap();
+    assert_eq!(p.changes[0].action, Action::Rename);
+    let del = change(&p, Kind::Team, "Old");
+    assert_eq!(del.action, Action::Delete);
+    assert_eq!(del.depends_on, vec![0]);
+}
+
+#[test]
+fn markdown_escapes_user_data() {
+    let mut d = base();
+    d.0.teams.get_mut("Europe").unwrap().description = Some("<script>*x*</script>".into());
+    let p = plan(&desired(d.0), &observed(base().0));
+    let md = render::markdown(&p);
+    assert!(!md.contains("<script>"), "{md}");
+    assert!(md.contains("&lt;script&gt;\\*x\\*&lt;/script&gt;"), "{md}");
+}
+
+#[test]
+fn plan_errors_display_names_rule_object_and_help() {
+    let mut ghost = rep("ghost@acme.example", "Europe/Lyon");
+    ghost.protect = true;
+    let mut d = desired(base().0);
+    d.policy.representatives.unmanaged = Policy::Remove;
+    let e = errors(&d, &observed(base().rep(ghost).0), opts());
+    let s = e.to_string();
+    assert!(s.starts_with("the plan was refused (1 error)"), "{s}");
+    assert!(
+        s.contains("protected: representative/ghost@acme.example:"),
+        "{s}"
+    );
+    assert!(s.contains("help: "), "{s}");
+}

@@ -96,8 +96,8 @@ pub(crate) fn password_words(c: &Change, fc: Option<&FieldChange>) -> String {
     };
     match (c.action, before, p.rotation.as_deref()) {
         (Action::Create, _, _) => format!("(set from {source})"),
-        (_, Some(b), Some(a)) => format!("(rotated: {b} → {a}, from {source})"),
-        (_, None, Some(a)) => format!("(rotated: none → {a}, from {source})"),
+        (_, Some(b), Some(a)) => format!("(rotated: {b} → {a})"),
+        (_, None, Some(a)) => format!("(rotated: none → {a})"),
         _ => format!("(set from {source})"),
     }
 }
