@@ -75,22 +75,27 @@ pub(super) fn order(mut drafts: Vec<Draft>) -> Vec<Change> {
         first.get(dep).copied().filter(|&j| j < me)
     };
     let resolve = |dep: &ObjectId, me: usize| -> Option<usize> {
-        if let Some(&j) = first.get(dep) {
-            return (j < me && creates(j)).then_some(j);
+        if let Some(&j) = first.get(dep)
+            && j < me
+            && creates(j)
+        {
+            return Some(j);
         }
-        // A team without a change of its own: wait for an ancestor that is created,
-        // renamed or moved (its sub-teams come with it).
+        // A team that is not itself created, renamed or moved: wait for the nearest
+        // ancestor that is (its sub-teams come with it).
         if dep.kind == Kind::Team {
             let mut path = dep.key.as_str();
             while let Some((parent, _)) = path.rsplit_once('/') {
                 path = parent;
                 let id = ObjectId::new(Kind::Team, parent);
-                if let Some(&j) = first.get(&id) {
-                    let carries = matches!(
+                if let Some(&j) = first.get(&id)
+                    && j < me
+                    && matches!(
                         drafts[j].change.action,
                         Action::Create | Action::Rename | Action::Move
-                    );
-                    return (j < me && carries).then_some(j);
+                    )
+                {
+                    return Some(j);
                 }
             }
         }

@@ -1427,3 +1427,51 @@ fn plan_errors_display_names_rule_object_and_help() {
     );
     assert!(s.contains("help: "), "{s}");
 }
+
+#[test]
+fn the_json_rendering_validates_against_the_plan_schema() {
+    let schema: serde_json::Value = serde_json::from_str(&render::schema()).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&render::json(&showcase())).unwrap();
+    let errors: Vec<String> = validator.iter_errors(&doc).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    // And a broken document does not.
+    let mut bad = doc;
+    bad["changes"][0]["action"] = serde_json::json!("explode");
+    assert!(!validator.is_valid(&bad));
+}
+
+#[test]
+fn writes_under_a_renamed_team_wait_for_the_rename() {
+    let mut eu = team("EU");
+    eu.previously = Some("Europe".into());
+    let mut paris = team("EU/Paris");
+    paris.description = Some("changed".into());
+    let d = OrgB::default()
+        .team(eu)
+        .team(paris)
+        .rep(rep("a@acme.example", "EU/Paris"))
+        .rep(rep("new@acme.example", "EU/Paris"));
+    let l = OrgB::default()
+        .teams(&["Europe", "Europe/Paris"])
+        .rep(rep("a@acme.example", "Europe/Paris"));
+    let p = plan(&desired(d.0), &observed(l.0));
+    let order: Vec<String> = p
+        .changes
+        .iter()
+        .map(|c| format!("{} {}", render::verb(c.action), c.id))
+        .collect();
+    assert_eq!(
+        order,
+        vec![
+            "rename team/EU",
+            "update team/EU/Paris",
+            "create representative/new@acme.example",
+        ]
+    );
+    assert_eq!(p.changes[1].depends_on, vec![0]);
+    // The team itself only changes its description: the rep waits for the parent rename.
+    assert_eq!(p.changes[2].depends_on, vec![0]);
+    // The sub-team is patched under its new path, against its live version.
+    assert_eq!(p.changes[1].version, Some(1));
+}
