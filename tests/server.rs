@@ -1413,3 +1413,66 @@ async fn two_replicas_share_one_postgresql() {
     second.shutdown().await;
     s.stop().await;
 }
+
+async fn renames_leave_no_stale_references(s: &Srv) {
+    let a = &s.admin;
+    s.create(a, "teams", json!({"path": "T"})).await;
+    s.create(a, "representatives", rep("dual@acme.example", "T"))
+        .await;
+    s.create(
+        a,
+        "managers",
+        json!({"login": "dual@acme.example", "email": "dual@acme.example", "name": "D"}),
+    )
+    .await;
+    s.create(
+        a,
+        "contact-groups",
+        json!({"name": "g", "shared_with": {"dual@acme.example": "view"}}),
+    )
+    .await;
+    let r = s.delete(a, "/v1/managers/dual@acme.example", Some(1)).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (409, "conflict"),
+        "the group refers to the manager"
+    );
+    let r = s
+        .patch(
+            a,
+            "/v1/representatives/dual@acme.example",
+            Some(1),
+            &json!({"login": "dual2@acme.example"}),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let g = s.get(a, "/v1/contact-groups/g").await;
+    assert_eq!(
+        (g.body["shared_with"].clone(), g.version()),
+        (json!({"dual2@acme.example": "view"}), 2)
+    );
+    let r = s.delete(a, "/v1/managers/dual@acme.example", Some(1)).await;
+    assert_eq!(
+        r.status, 204,
+        "no stale reference keeps the manager: {}",
+        r.body
+    );
+    let r = s
+        .delete(
+            a,
+            "/v1/representatives/dual2@acme.example?purge_statistics=true",
+            Some(2),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (409, "conflict"));
+    // Audit holds the cascaded update, made by the same actor.
+    let au = s.get(a, "/v1/audit?limit=1000").await;
+    assert!(
+        au.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["kind"] == "contact_group" && i["action"] == "update")
+    );
+}
+both_backends!(renames_leave_no_stale_references);
