@@ -1475,3 +1475,21 @@ fn writes_under_a_renamed_team_wait_for_the_rename() {
     // The sub-team is patched under its new path, against its live version.
     assert_eq!(p.changes[1].version, Some(1));
 }
+
+#[test]
+fn text_lists_many_unmanaged_objects_up_to_a_cap() {
+    let mut l = base();
+    for i in 0..100 {
+        l = l.rep(rep(&format!("extra{i:03}@acme.example"), "Europe/Lyon"));
+    }
+    let p = plan(&desired(base().0), &observed(l.0));
+    assert_eq!(p.unmanaged.len(), 100);
+    let t = render::text(&p, false);
+    assert!(t.contains("extra000@acme.example"));
+    assert!(!t.contains("extra099@acme.example"));
+    assert!(t.contains("… and 75 more representatives"), "{t}");
+    assert!(
+        t.trim_end()
+            .ends_with("No changes. The live system matches the declaration.")
+    );
+}
