@@ -1493,3 +1493,111 @@ fn text_lists_many_unmanaged_objects_up_to_a_cap() {
             .ends_with("No changes. The live system matches the declaration.")
     );
 }
+
+#[test]
+fn every_kind_of_relationship_counts_as_a_removal() {
+    let mut c = campaign("c");
+    c.representatives = ["jdoe@acme.example".to_string()].into();
+    c.teams = ["Europe".to_string()].into();
+    let mut g = group("g");
+    g.shared_with
+        .insert("jdoe@acme.example".into(), Permission::Manage);
+    g.shared_with
+        .insert("ann@acme.example".into(), Permission::View);
+    let mut m = manager("m2@acme.example", &["Europe", "Europe/Lyon"]);
+    m.team_rights = [TeamRight::ManageRepresentatives].into();
+    m.grantable = feats(&[Feature::Reports]);
+    let mut web = portal("web");
+    web.features = feats(&[Feature::ShareMyScreen]);
+    let live = base().campaign(c).group(g).manager(m).portal(web);
+
+    let mut d = live.clone();
+    let c = d.0.campaigns.get_mut("c").unwrap();
+    c.representatives.clear();
+    c.teams.clear();
+    let g = d.0.contact_groups.get_mut("g").unwrap();
+    g.shared_with.remove("ann@acme.example");
+    // A permission change is not a removal.
+    g.shared_with
+        .insert("jdoe@acme.example".into(), Permission::View);
+    let m = d.0.managers.get_mut("m2@acme.example").unwrap();
+    m.teams.remove("Europe/Lyon");
+    m.team_rights.clear();
+    m.grantable.clear();
+    d.0.portals.get_mut("web").unwrap().features.clear();
+    let r = d.0.representatives.get_mut("jdoe@acme.example").unwrap();
+    r.portals.clear();
+    let p = diff(
+        &desired(d.0),
+        &observed(live.0),
+        &PlanOptions {
+            force: true,
+            allow_delete: false,
+        },
+    )
+    .unwrap();
+    // campaign 2 + group 1 + manager 3 + portal feature 1 + rep portal 1.
+    assert_eq!(p.summary.removals, 8, "{}", render::text(&p, false));
+    let g = change(&p, Kind::ContactGroup, "g");
+    assert_eq!(
+        g.patch.as_ref().unwrap()["shared_with"],
+        serde_json::json!({"jdoe@acme.example": "view"})
+    );
+}
+
+#[test]
+fn renamed_portal_keeps_its_representatives_without_drift() {
+    let mut d = base();
+    d.0.portals.remove("web");
+    let mut web2 = portal("web2");
+    web2.previously = Some("web".into());
+    d = d.portal(web2);
+    d.0.representatives
+        .get_mut("jdoe@acme.example")
+        .unwrap()
+        .portals = ["web2".to_string()].into();
+    let p = plan(&desired(d.0), &observed(base().0));
+    assert_eq!(p.changes.len(), 1, "{}", render::text(&p, false));
+    assert_eq!(p.changes[0].action, Action::Rename);
+    assert_eq!(p.changes[0].patch.as_ref().unwrap()["name"], "web2");
+}
+
+#[test]
+fn an_unmanaged_team_is_deactivated_by_default() {
+    let mut d = desired(base().0);
+    d.policy.teams.unmanaged = Policy::Remove;
+    let p = plan(&d, &observed(base().teams(&["Gone"]).0));
+    let c = change(&p, Kind::Team, "Gone");
+    assert_eq!(c.action, Action::Deactivate);
+    assert_eq!(
+        c.patch.as_ref().unwrap(),
+        serde_json::json!({"active": false}).as_object().unwrap()
+    );
+}
+
+#[test]
+fn the_deferred_leader_update_of_an_existing_team() {
+    // Paris gets a new leader who is moved into Paris in the same plan.
+    let mut d = base();
+    d.0.representatives
+        .get_mut("ann@acme.example")
+        .unwrap()
+        .team = Some("Europe/Paris".into());
+    d.0.teams.get_mut("Europe/Paris").unwrap().leader = Some("ann@acme.example".into());
+    let p = plan(&desired(d.0), &observed(base().0));
+    let order: Vec<String> = p
+        .changes
+        .iter()
+        .map(|c| format!("{} {}", render::verb(c.action), c.id))
+        .collect();
+    assert_eq!(
+        order,
+        vec![
+            "move representative/ann@acme.example",
+            "update team/Europe/Paris"
+        ]
+    );
+    assert_eq!(p.changes[1].depends_on, vec![0]);
+    // Its only write: it keeps the live version.
+    assert_eq!(p.changes[1].version, Some(1));
+}
