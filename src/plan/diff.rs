@@ -48,6 +48,9 @@ pub(super) struct Draft {
     pub hard_deps: Vec<ObjectId>,
     /// A team-leader update deferred until after the representatives phase.
     pub deferred: bool,
+    /// The key of the live object this change writes, as the live system knows it now
+    /// (`None` for a create).
+    pub live_key: Option<String>,
 }
 
 impl Draft {
@@ -60,6 +63,7 @@ impl Draft {
             deps: vec![],
             hard_deps: vec![],
             deferred: false,
+            live_key: None,
         }
     }
 }
@@ -752,7 +756,7 @@ pub fn diff(
     }
 
     let summary = summarize(&cx.drafts);
-    let changes = order::order(cx.drafts);
+    let changes = order::order(cx.drafts, &observed.org);
     let fingerprint = observed
         .versions
         .iter()
@@ -1278,6 +1282,7 @@ fn update<T: Object>(
         push_scope_errors(cx, &id, issues);
     }
     let mut draft = Draft::new(change);
+    draft.live_key = Some(live_key.to_string());
     draft.protected = d.protect() || live.protect();
     draft.lifting_protect = !d.protect() && live.protect();
     draft.removals = removals;
@@ -1354,6 +1359,7 @@ fn remove<T: Object>(cx: &mut Cx, id: ObjectId, live: &T, old_key: &str, on_remo
         d
     };
     draft.protected = live.protect();
+    draft.live_key = Some(old_key.to_string());
     if kind == Kind::Team {
         if let Some(p) = parent_of(&id.key) {
             draft.deps.push(ObjectId::new(Kind::Team, p));
@@ -1553,6 +1559,7 @@ fn defer_leaders(cx: &mut Cx) {
             reason: format!("leader {leader} is set once the representative is written"),
         });
         later.deferred = true;
+        later.live_key = d.live_key.clone();
         later.hard_deps = vec![d.change.id.clone(), rep];
         extra.push(later);
     }

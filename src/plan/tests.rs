@@ -468,7 +468,8 @@ fn team_rename_and_move_carry_sub_teams_and_members_without_drift() {
     assert_eq!(eu.patch.as_ref().unwrap()["path"], "EU");
     let lyon = change(&p, Kind::Team, "France/Lyon");
     assert_eq!(lyon.action, Action::Move);
-    assert_eq!(lyon.previously.as_deref(), Some("Europe/Lyon"));
+    // By the time it moves, its parent's rename has carried it to `EU/Lyon`.
+    assert_eq!(lyon.previously.as_deref(), Some("EU/Lyon"));
     assert!(p.unmanaged.is_empty(), "{text}");
 }
 
@@ -1472,8 +1473,9 @@ fn writes_under_a_renamed_team_wait_for_the_rename() {
     assert_eq!(p.changes[1].depends_on, vec![0]);
     // The team itself only changes its description: the rep waits for the parent rename.
     assert_eq!(p.changes[2].depends_on, vec![0]);
-    // The sub-team is patched under its new path, against its live version.
-    assert_eq!(p.changes[1].version, Some(1));
+    // The sub-team is patched under its new path, against the version the rename's
+    // cascade gives it (live 1, moved along: 2).
+    assert_eq!(p.changes[1].version, Some(2));
 }
 
 #[test]
@@ -1600,4 +1602,86 @@ fn the_deferred_leader_update_of_an_existing_team() {
     assert_eq!(p.changes[1].depends_on, vec![0]);
     // Its only write: it keeps the live version.
     assert_eq!(p.changes[1].version, Some(1));
+}
+
+#[test]
+fn renames_cascade_versions_and_keys_like_the_live_system() {
+    // Europe → EU (rename); Europe/Lyon → France/Lyon (move, under the renamed parent);
+    // rep jdoe → john (rename) who leads Europe/Paris and is in a campaign.
+    let mut eu = team("EU");
+    eu.previously = Some("Europe".into());
+    let mut lyon = team("France/Lyon");
+    lyon.previously = Some("Europe/Lyon".into());
+    let mut paris = team("EU/Paris");
+    paris.leader = Some("john@acme.example".into());
+    paris.description = Some("now described".into());
+    let mut john = rep("john@acme.example", "EU/Paris");
+    john.previously = Some("jdoe@acme.example".into());
+    let mut ann = rep("ann@acme.example", "France/Lyon");
+    ann.language = "de".into();
+    let mut c = campaign("c");
+    c.representatives = ["john@acme.example".to_string()].into();
+    c.teams = ["EU/Paris".to_string(), "France/Lyon".to_string()].into();
+    c.active = false;
+    let mut m = manager("m@acme.example", &["EU/Paris", "France/Lyon"]);
+    m.name = "Renamed Manager".into();
+    let d = OrgB::default()
+        .team(eu)
+        .team(lyon)
+        .team(paris)
+        .teams(&["Europe-East", "France"])
+        .rep(john)
+        .rep(ann)
+        .campaign(c)
+        .manager(m);
+
+    let mut lparis = team("Europe/Paris");
+    lparis.leader = Some("jdoe@acme.example".into());
+    let mut lc = campaign("c");
+    lc.representatives = ["jdoe@acme.example".to_string()].into();
+    lc.teams = ["Europe/Paris".to_string(), "Europe/Lyon".to_string()].into();
+    let l = OrgB::default()
+        .teams(&["Europe", "Europe/Lyon", "Europe-East", "France"])
+        .team(lparis)
+        .rep(rep("jdoe@acme.example", "Europe/Paris"))
+        .rep(rep("ann@acme.example", "Europe/Lyon"))
+        .campaign(lc)
+        .manager(manager("m@acme.example", &["Europe/Paris", "Europe/Lyon"]));
+    let p = plan(&desired(d.0), &observed(l.0));
+    let text = render::text(&p, false);
+    let at = |kind: Kind, key: &str| {
+        p.changes
+            .iter()
+            .position(|c| c.id == ObjectId::new(kind, key))
+            .unwrap_or_else(|| panic!("no {kind}/{key} in\n{text}"))
+    };
+    let eu = at(Kind::Team, "EU");
+    let lyon = at(Kind::Team, "France/Lyon");
+    let paris = at(Kind::Team, "EU/Paris");
+    let john = at(Kind::Representative, "john@acme.example");
+    let ann = at(Kind::Representative, "ann@acme.example");
+    let camp = at(Kind::Campaign, "c");
+    let mgr = at(Kind::Manager, "m@acme.example");
+    assert!(
+        p.changes_of(Kind::Team).all(|c| c.id.key != "Europe-East"),
+        "a sibling with a shared prefix is untouched:\n{text}"
+    );
+    // The move runs after the parent's rename, from the path it has by then.
+    assert_eq!(p.changes[lyon].previously.as_deref(), Some("EU/Lyon"));
+    assert_eq!(p.changes[lyon].version, Some(2));
+    assert!(p.changes[lyon].depends_on.contains(&eu));
+    // Paris moved with EU (+1); it is written before john's rename, so that waits.
+    assert_eq!(p.changes[paris].version, Some(2));
+    assert!(p.changes[john].depends_on.contains(&paris));
+    // ann's team was rewritten twice (EU, then France/Lyon).
+    assert_eq!(p.changes[ann].version, Some(3));
+    assert!(p.changes[ann].depends_on.contains(&lyon));
+    // The manager refers to both sub-teams: rewritten by EU twice (Paris, Lyon) and by
+    // the Lyon move once.
+    assert_eq!(p.changes[mgr].version, Some(4));
+    // The campaign: Paris and Lyon by EU, Lyon by the move, jdoe by john's rename.
+    assert_eq!(p.changes[camp].version, Some(5));
+    assert!(p.changes[camp].depends_on.contains(&john));
+    // john's own rename: his team moved with EU (+1).
+    assert_eq!(p.changes[john].version, Some(2));
 }
