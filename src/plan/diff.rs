@@ -180,15 +180,13 @@ fn parent_of(path: &str) -> Option<&str> {
     path.rsplit_once('/').map(|(p, _)| p)
 }
 
-macro_rules! translate_if {
-    ($self:ident, $renames:ident, $body:expr) => {{
-        if $renames.is_empty() {
-            Cow::Borrowed($self)
-        } else {
-            let f: &dyn Fn() -> Self = &$body;
-            Cow::Owned(f())
-        }
-    }};
+/// The live object as is when the plan renames nothing, else `f()` (a renamed copy).
+fn translated<'a, T: Clone>(this: &'a T, r: &Renames, f: impl FnOnce() -> T) -> Cow<'a, T> {
+    if r.is_empty() {
+        Cow::Borrowed(this)
+    } else {
+        Cow::Owned(f())
+    }
 }
 
 impl Object for Portal {
@@ -272,7 +270,7 @@ impl Object for Team {
         ]
     }
     fn translate<'a>(&'a self, r: &Renames) -> Cow<'a, Self> {
-        translate_if!(self, r, || {
+        translated(self, r, || {
             let mut t = self.clone();
             t.path = r.team_path(&self.path).into_owned();
             t.leader = self.leader.as_deref().map(|l| r.login(l).into_owned());
@@ -380,7 +378,7 @@ impl Object for Manager {
         ]
     }
     fn translate<'a>(&'a self, r: &Renames) -> Cow<'a, Self> {
-        translate_if!(self, r, || {
+        translated(self, r, || {
             let mut m = self.clone();
             m.teams = self
                 .teams
@@ -486,7 +484,7 @@ impl Object for Representative {
         m
     }
     fn translate<'a>(&'a self, r: &Renames) -> Cow<'a, Self> {
-        translate_if!(self, r, || {
+        translated(self, r, || {
             let mut x = self.clone();
             x.team = self.team.as_deref().map(|t| r.team_path(t).into_owned());
             x.portals = self
@@ -557,7 +555,7 @@ impl Object for Campaign {
         ]
     }
     fn translate<'a>(&'a self, r: &Renames) -> Cow<'a, Self> {
-        translate_if!(self, r, || {
+        translated(self, r, || {
             let mut c = self.clone();
             c.representatives = self
                 .representatives
@@ -618,7 +616,7 @@ impl Object for ContactGroup {
         vec![("shared_with", json!({})), ("protect", json!(false))]
     }
     fn translate<'a>(&'a self, r: &Renames) -> Cow<'a, Self> {
-        translate_if!(self, r, || {
+        translated(self, r, || {
             let mut g = self.clone();
             g.shared_with = self
                 .shared_with
