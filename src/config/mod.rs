@@ -1,1 +1,3 @@
-//! (to be written)
+//! (in progress)
+pub mod schema;
+pub mod yaml;
