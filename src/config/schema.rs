@@ -68,6 +68,9 @@ pub struct SchemaProblem {
     pub anchor: Anchor,
     pub message: String,
     pub help: String,
+    /// Whether the loader may drop the value at `pointer` to type the rest of the file
+    /// (unknown keys and values, wrong types): the value is unusable anyway.
+    pub removable: bool,
 }
 
 /// Validates one file's value. Fast path: `is_valid`; errors are collected only when it
@@ -82,6 +85,7 @@ pub fn check(value: &Value) -> Vec<SchemaProblem> {
                 anchor: Anchor::Value,
                 message: e,
                 help: "this is a bug in roster; please report it".into(),
+                removable: false,
             }];
         }
     };
@@ -169,7 +173,10 @@ fn allowed_values(schema: &Value) -> Vec<String> {
     let root = schema_root();
     let s = resolve_ref(root, schema).unwrap_or(schema);
     if let Some(e) = s.get("enum").and_then(Value::as_array) {
-        return e.iter().filter_map(|v| v.as_str().map(String::from)).collect();
+        return e
+            .iter()
+            .filter_map(|v| v.as_str().map(String::from))
+            .collect();
     }
     let mut out = Vec::new();
     for key in ["oneOf", "anyOf"] {
@@ -188,7 +195,10 @@ fn allowed_values(schema: &Value) -> Vec<String> {
 }
 
 /// The closest candidate, if close enough to be a likely typo.
-pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     let w = word.to_ascii_lowercase();
     candidates
         .into_iter()
@@ -219,6 +229,7 @@ fn map_error(err: &jsonschema::ValidationError<'_>) -> Vec<SchemaProblem> {
         anchor: Anchor::Value,
         message,
         help,
+        removable: false,
     };
     // `Option<T>` fields are `anyOf: [T, null]`: report what is wrong inside the one
     // alternative whose type matched, not that "no alternative matched".
@@ -263,6 +274,7 @@ fn map_error(err: &jsonschema::ValidationError<'_>) -> Vec<SchemaProblem> {
                         anchor: Anchor::Key,
                         message: format!("unknown key `{key}`"),
                         help,
+                        removable: true,
                     }
                 })
                 .collect()
@@ -270,11 +282,15 @@ fn map_error(err: &jsonschema::ValidationError<'_>) -> Vec<SchemaProblem> {
         K::Enum { options } => {
             let allowed: Vec<String> = options
                 .as_array()
-                .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(String::from))
+                        .collect()
+                })
                 .unwrap_or_default();
             vec![unknown_value(&pointer, instance, &allowed)]
         }
-        _ if in_password => vec![problem(
+        _ if in_password => vec![removable(problem(
             RuleCode::Secret,
             "a password must be a reference: `{ env: VARIABLE }` or `{ file: PATH }`, \
              never the password itself"
@@ -282,7 +298,7 @@ fn map_error(err: &jsonschema::ValidationError<'_>) -> Vec<SchemaProblem> {
             "write `password: { env: VARIABLE }` or `password: { file: path/to/file }` and \
              remove the text from the file (and from its Git history)"
                 .into(),
-        )],
+        ))],
         K::OneOfNotValid { .. } | K::AnyOf { .. } => {
             let allowed = schema_at(parent_location(schema_path))
                 .map(allowed_values)
@@ -301,7 +317,10 @@ fn map_error(err: &jsonschema::ValidationError<'_>) -> Vec<SchemaProblem> {
             if is_manager_login(&pointer) {
                 vec![problem(
                     RuleCode::ManagerLogin,
-                    format!("manager login {} is not a valid e-mail address", short(instance)),
+                    format!(
+                        "manager login {} is not a valid e-mail address",
+                        short(instance)
+                    ),
                     "a manager logs in to the Admin Center with an e-mail address".into(),
                 )]
             } else {
@@ -315,13 +334,15 @@ fn map_error(err: &jsonschema::ValidationError<'_>) -> Vec<SchemaProblem> {
         K::Type { kind } => {
             let expected = match kind {
                 TypeKind::Single(t) => t.as_str().to_owned(),
+                // `Option<T>` fields accept null too; saying so does not help.
                 TypeKind::Multiple(set) => set
                     .iter()
                     .map(|t| t.as_str())
+                    .filter(|t| *t != "null")
                     .collect::<Vec<_>>()
                     .join(" or "),
             };
-            vec![problem(
+            vec![removable(problem(
                 RuleCode::Schema,
                 format!("expected {expected}, found {}", json_type(instance)),
                 match expected.as_str() {
@@ -330,7 +351,7 @@ fn map_error(err: &jsonschema::ValidationError<'_>) -> Vec<SchemaProblem> {
                     "string" => "quote the value to make it text".into(),
                     _ => format!("write a value of type {expected}"),
                 },
-            )]
+            ))]
         }
         K::Required { property } => vec![problem(
             RuleCode::Schema,
@@ -357,7 +378,10 @@ fn map_error(err: &jsonschema::ValidationError<'_>) -> Vec<SchemaProblem> {
         )],
         K::Pattern { pattern } => vec![problem(
             RuleCode::Schema,
-            format!("{} does not match the expected pattern `{pattern}`", short(instance)),
+            format!(
+                "{} does not match the expected pattern `{pattern}`",
+                short(instance)
+            ),
             match pointer.rsplit('/').next() {
                 Some("language") => "use an ISO 639-1 code such as `en`, `fr` or `pt-BR`".into(),
                 _ => "change the value to match the pattern".into(),
@@ -365,10 +389,19 @@ fn map_error(err: &jsonschema::ValidationError<'_>) -> Vec<SchemaProblem> {
         )],
         _ => vec![problem(
             RuleCode::Schema,
-            format!("{} does not match the schema ({})", short(instance), kind_name(err)),
+            format!(
+                "{} does not match the schema ({})",
+                short(instance),
+                kind_name(err)
+            ),
             "see schemas/roster.schema.json for the expected shape".into(),
         )],
     }
+}
+
+fn removable(mut p: SchemaProblem) -> SchemaProblem {
+    p.removable = true;
+    p
 }
 
 fn kind_name(err: &jsonschema::ValidationError<'_>) -> String {
@@ -394,6 +427,7 @@ fn unknown_value(pointer: &str, instance: &Value, allowed: &[String]) -> SchemaP
         anchor: Anchor::Value,
         message: format!("unknown value {}", short(instance)),
         help,
+        removable: true,
     }
 }
 

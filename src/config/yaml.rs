@@ -230,7 +230,10 @@ pub fn parse(src: &str) -> Result<Option<Value>, ParseProblem> {
                 if stack.len() >= MAX_DEPTH =>
             {
                 let _ = anchor;
-                return Err(limit(span, format!("nesting deeper than {MAX_DEPTH} levels")));
+                return Err(limit(
+                    span,
+                    format!("nesting deeper than {MAX_DEPTH} levels"),
+                ));
             }
             Event::SequenceStart(anchor, _) => {
                 if let Some(Frame::Map { key: None, .. }) = stack.last() {
@@ -465,7 +468,10 @@ pub fn locate_many(src: &str, targets: &[Target], want_passwords: bool) -> Locat
         // Work out whether this event starts a node, and under which segment.
         let starts_node = matches!(
             event,
-            Event::Scalar(..) | Event::SequenceStart(..) | Event::MappingStart(..) | Event::Alias(_)
+            Event::Scalar(..)
+                | Event::SequenceStart(..)
+                | Event::MappingStart(..)
+                | Event::Alias(_)
         );
         if let Event::DocumentStart(_) = event {
             documents += 1;
@@ -638,7 +644,10 @@ pub fn mask_password_lines(src: &str) -> String {
             .filter(|&i| lower[i + 8..].trim_start().starts_with(':'));
         match key_at {
             Some(i) => {
-                let colon = trimmed[i..].find(':').map(|c| c + i).unwrap_or(trimmed.len());
+                let colon = trimmed[i..]
+                    .find(':')
+                    .map(|c| c + i)
+                    .unwrap_or(trimmed.len());
                 let prefix_len = body.len() - trimmed.len() + colon + 1;
                 out.push_str(&body[..prefix_len]);
                 out.push_str(&mask_all(&line[prefix_len..]));
@@ -673,7 +682,9 @@ mod tests {
 
     #[test]
     fn core_schema_scalars() {
-        let v = p("a: no\nb: ~\nc:\nd: true\ne: 0x1F\nf: 0o17\ng: 1.5\nh: '12'\ni: -3\nj: 1e3\nk: yes\nl: \"true\"\nm: 007\n");
+        let v = p(
+            "a: no\nb: ~\nc:\nd: true\ne: 0x1F\nf: 0o17\ng: 1.5\nh: '12'\ni: -3\nj: 1e3\nk: yes\nl: \"true\"\nm: 007\n",
+        );
         assert_eq!(
             v,
             json!({"a":"no","b":null,"c":null,"d":true,"e":31,"f":15,"g":1.5,"h":"12","i":-3,"j":1000.0,"k":"yes","l":"true","m":7})
@@ -696,7 +707,9 @@ mod tests {
 
     #[test]
     fn billion_laughs_is_stopped() {
-        let mut s = String::from("a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n");
+        let mut s = String::from(
+            "a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n",
+        );
         let mut prev = 'a';
         for c in 'b'..='j' {
             s.push_str(&format!(
@@ -733,7 +746,10 @@ mod tests {
         let t = [
             Target::Pointer("/representatives/1/login".into()),
             Target::Pointer("/representatives/0/nope".into()),
-            Target::Item("/representatives/0/features".into(), "admin_center_access".into()),
+            Target::Item(
+                "/representatives/0/features".into(),
+                "admin_center_access".into(),
+            ),
         ];
         let l = locate_many(src, &t, false);
         let a = l.found[&t[0]];
@@ -752,7 +768,8 @@ mod tests {
         assert!(!masked.contains("hunter2"));
         assert!(!masked.contains("env: X"));
         assert!(masked.contains("name: x"));
-        let lines = mask_password_lines("a:\n  password: hunter2\n  password:\n    env: X\n  b: 1\n");
+        let lines =
+            mask_password_lines("a:\n  password: hunter2\n  password:\n    env: X\n  b: 1\n");
         assert!(!lines.contains("hunter2") && !lines.contains("env: X"));
         assert!(lines.contains("b: 1"));
     }
