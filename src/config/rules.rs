@@ -278,9 +278,9 @@ fn unresolved(
     declare: &str,
 ) -> Finding {
     let help = if hint.is_empty() {
-        format!("declare {what} `{name}` ({declare}), or fix the reference")
+        format!("declare {what} `{name}` under `{declare}:`, or fix the reference")
     } else {
-        format!("{hint} (or declare {what} `{name}` under `{declare}`)")
+        format!("{hint} (or declare {what} `{name}` under `{declare}:`)")
     };
     error(
         RuleCode::UnresolvedReference,
@@ -814,7 +814,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             team_ref.help,
-            "did you mean `Europe/Paris`? (or declare team `Europe/Pariss` under `teams`)"
+            "did you mean `Europe/Paris`? (or declare team `Europe/Pariss` under `teams:`)"
         );
         // Fixed, everything resolves.
         let mut o2 = Org::default();
