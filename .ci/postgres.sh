@@ -57,7 +57,10 @@ roster_pg_start() {
         echo "postgres.sh: the cluster did not start; see $ROSTER_PG_DIR/server.log" >&2
         return 1
     }
-    "$bindir/createdb" -h 127.0.0.1 -p "$port" -U postgres roster
+    "$bindir/createdb" -h 127.0.0.1 -p "$port" -U postgres roster || {
+        echo "postgres.sh: createdb failed; see $ROSTER_PG_DIR/server.log" >&2
+        return 1
+    }
     ROSTER_PG_BIN="$bindir"
     ROSTER_PG_RUNAS="$runas"
     export ROSTER_TEST_POSTGRES="postgres://postgres@127.0.0.1:$port/roster"

@@ -1413,3 +1413,150 @@ async fn two_replicas_share_one_postgresql() {
     second.shutdown().await;
     s.stop().await;
 }
+
+async fn renames_leave_no_stale_references(s: &Srv) {
+    let a = &s.admin;
+    s.create(a, "teams", json!({"path": "T"})).await;
+    s.create(a, "representatives", rep("dual@acme.example", "T"))
+        .await;
+    s.create(
+        a,
+        "managers",
+        json!({"login": "dual@acme.example", "email": "dual@acme.example", "name": "D"}),
+    )
+    .await;
+    s.create(
+        a,
+        "contact-groups",
+        json!({"name": "g", "shared_with": {"dual@acme.example": "view"}}),
+    )
+    .await;
+    let r = s.delete(a, "/v1/managers/dual@acme.example", Some(1)).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (409, "conflict"),
+        "the group refers to the manager"
+    );
+    let r = s
+        .patch(
+            a,
+            "/v1/representatives/dual@acme.example",
+            Some(1),
+            &json!({"login": "dual2@acme.example"}),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let g = s.get(a, "/v1/contact-groups/g").await;
+    assert_eq!(
+        (g.body["shared_with"].clone(), g.version()),
+        (json!({"dual2@acme.example": "view"}), 2)
+    );
+    let r = s.delete(a, "/v1/managers/dual@acme.example", Some(1)).await;
+    assert_eq!(
+        r.status, 204,
+        "no stale reference keeps the manager: {}",
+        r.body
+    );
+    let r = s
+        .delete(
+            a,
+            "/v1/representatives/dual2@acme.example?purge_statistics=true",
+            Some(2),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (409, "conflict"));
+    // Audit holds the cascaded update, made by the same actor.
+    let au = s.get(a, "/v1/audit?limit=1000").await;
+    assert!(
+        au.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["kind"] == "contact_group" && i["action"] == "update")
+    );
+}
+both_backends!(renames_leave_no_stale_references);
+
+/// The real binary: `roster serve` prints where it listens and where the token went
+/// (never the token), serves, and exits 0 on SIGTERM; `roster token create` prints one.
+#[cfg(unix)]
+#[tokio::test]
+async fn roster_serve_binary_serves_and_stops_on_sigterm() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("db/live.db").display());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_roster"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--database",
+            &db,
+            "--seats",
+            "3",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut lines = vec![];
+    for _ in 0..2 {
+        let mut l = String::new();
+        err.read_line(&mut l).unwrap();
+        lines.push(l);
+    }
+    let url = lines[0].trim().rsplit(' ').next().unwrap().to_string();
+    assert!(url.starts_with("http://127.0.0.1:"), "{lines:?}");
+    let token_file = dir.path().join("db/admin.token");
+    assert!(
+        lines[1].contains(&token_file.display().to_string()),
+        "{lines:?}"
+    );
+    let token = std::fs::read_to_string(&token_file)
+        .unwrap()
+        .trim()
+        .to_string();
+    assert!(
+        !lines.concat().contains(&token),
+        "the token is never printed"
+    );
+    let r = reqwest::Client::new()
+        .get(format!("{url}/v1/account"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["seats"], 3);
+    let out = Command::new(env!("CARGO_BIN_EXE_roster"))
+        .args([
+            "token",
+            "create",
+            "--administrator",
+            "ADMIN@localhost",
+            "--database",
+            &db,
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let t2 = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let r = reqwest::Client::new()
+        .get(format!("{url}/v1/whoami"))
+        .bearer_auth(&t2)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "exit status {status:?}");
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
+    assert!(rest.contains("shutting down"), "{rest}");
+}

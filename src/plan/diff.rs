@@ -48,6 +48,9 @@ pub(super) struct Draft {
     pub hard_deps: Vec<ObjectId>,
     /// A team-leader update deferred until after the representatives phase.
     pub deferred: bool,
+    /// The key of the live object this change writes, as the live system knows it now
+    /// (`None` for a create).
+    pub live_key: Option<String>,
 }
 
 impl Draft {
@@ -60,6 +63,7 @@ impl Draft {
             deps: vec![],
             hard_deps: vec![],
             deferred: false,
+            live_key: None,
         }
     }
 }
@@ -176,15 +180,13 @@ fn parent_of(path: &str) -> Option<&str> {
     path.rsplit_once('/').map(|(p, _)| p)
 }
 
-macro_rules! translate_if {
-    ($self:ident, $renames:ident, $body:expr) => {{
-        if $renames.is_empty() {
-            Cow::Borrowed($self)
-        } else {
-            let f: &dyn Fn() -> Self = &$body;
-            Cow::Owned(f())
-        }
-    }};
+/// The live object as is when the plan renames nothing, else `f()` (a renamed copy).
+fn translated<'a, T: Clone>(this: &'a T, r: &Renames, f: impl FnOnce() -> T) -> Cow<'a, T> {
+    if r.is_empty() {
+        Cow::Borrowed(this)
+    } else {
+        Cow::Owned(f())
+    }
 }
 
 impl Object for Portal {
@@ -268,7 +270,7 @@ impl Object for Team {
         ]
     }
     fn translate<'a>(&'a self, r: &Renames) -> Cow<'a, Self> {
-        translate_if!(self, r, || {
+        translated(self, r, || {
             let mut t = self.clone();
             t.path = r.team_path(&self.path).into_owned();
             t.leader = self.leader.as_deref().map(|l| r.login(l).into_owned());
@@ -376,7 +378,7 @@ impl Object for Manager {
         ]
     }
     fn translate<'a>(&'a self, r: &Renames) -> Cow<'a, Self> {
-        translate_if!(self, r, || {
+        translated(self, r, || {
             let mut m = self.clone();
             m.teams = self
                 .teams
@@ -482,7 +484,7 @@ impl Object for Representative {
         m
     }
     fn translate<'a>(&'a self, r: &Renames) -> Cow<'a, Self> {
-        translate_if!(self, r, || {
+        translated(self, r, || {
             let mut x = self.clone();
             x.team = self.team.as_deref().map(|t| r.team_path(t).into_owned());
             x.portals = self
@@ -553,7 +555,7 @@ impl Object for Campaign {
         ]
     }
     fn translate<'a>(&'a self, r: &Renames) -> Cow<'a, Self> {
-        translate_if!(self, r, || {
+        translated(self, r, || {
             let mut c = self.clone();
             c.representatives = self
                 .representatives
@@ -614,7 +616,7 @@ impl Object for ContactGroup {
         vec![("shared_with", json!({})), ("protect", json!(false))]
     }
     fn translate<'a>(&'a self, r: &Renames) -> Cow<'a, Self> {
-        translate_if!(self, r, || {
+        translated(self, r, || {
             let mut g = self.clone();
             g.shared_with = self
                 .shared_with
@@ -752,7 +754,7 @@ pub fn diff(
     }
 
     let summary = summarize(&cx.drafts);
-    let changes = order::order(cx.drafts);
+    let changes = order::order(cx.drafts, &observed.org);
     let fingerprint = observed
         .versions
         .iter()
@@ -1278,6 +1280,7 @@ fn update<T: Object>(
         push_scope_errors(cx, &id, issues);
     }
     let mut draft = Draft::new(change);
+    draft.live_key = Some(live_key.to_string());
     draft.protected = d.protect() || live.protect();
     draft.lifting_protect = !d.protect() && live.protect();
     draft.removals = removals;
@@ -1354,6 +1357,7 @@ fn remove<T: Object>(cx: &mut Cx, id: ObjectId, live: &T, old_key: &str, on_remo
         d
     };
     draft.protected = live.protect();
+    draft.live_key = Some(old_key.to_string());
     if kind == Kind::Team {
         if let Some(p) = parent_of(&id.key) {
             draft.deps.push(ObjectId::new(Kind::Team, p));
@@ -1553,6 +1557,7 @@ fn defer_leaders(cx: &mut Cx) {
             reason: format!("leader {leader} is set once the representative is written"),
         });
         later.deferred = true;
+        later.live_key = d.live_key.clone();
         later.hard_deps = vec![d.change.id.clone(), rep];
         extra.push(later);
     }

@@ -468,7 +468,8 @@ fn team_rename_and_move_carry_sub_teams_and_members_without_drift() {
     assert_eq!(eu.patch.as_ref().unwrap()["path"], "EU");
     let lyon = change(&p, Kind::Team, "France/Lyon");
     assert_eq!(lyon.action, Action::Move);
-    assert_eq!(lyon.previously.as_deref(), Some("Europe/Lyon"));
+    // By the time it moves, its parent's rename has carried it to `EU/Lyon`.
+    assert_eq!(lyon.previously.as_deref(), Some("EU/Lyon"));
     assert!(p.unmanaged.is_empty(), "{text}");
 }
 
@@ -1472,6 +1473,215 @@ fn writes_under_a_renamed_team_wait_for_the_rename() {
     assert_eq!(p.changes[1].depends_on, vec![0]);
     // The team itself only changes its description: the rep waits for the parent rename.
     assert_eq!(p.changes[2].depends_on, vec![0]);
-    // The sub-team is patched under its new path, against its live version.
+    // The sub-team is patched under its new path, against the version the rename's
+    // cascade gives it (live 1, moved along: 2).
+    assert_eq!(p.changes[1].version, Some(2));
+}
+
+#[test]
+fn text_lists_many_unmanaged_objects_up_to_a_cap() {
+    let mut l = base();
+    for i in 0..100 {
+        l = l.rep(rep(&format!("extra{i:03}@acme.example"), "Europe/Lyon"));
+    }
+    let p = plan(&desired(base().0), &observed(l.0));
+    assert_eq!(p.unmanaged.len(), 100);
+    let t = render::text(&p, false);
+    assert!(t.contains("extra000@acme.example"));
+    assert!(!t.contains("extra099@acme.example"));
+    assert!(t.contains("… and 75 more representatives"), "{t}");
+    assert!(
+        t.trim_end()
+            .ends_with("No changes. The live system matches the declaration.")
+    );
+}
+
+#[test]
+fn every_kind_of_relationship_counts_as_a_removal() {
+    let mut c = campaign("c");
+    c.representatives = ["jdoe@acme.example".to_string()].into();
+    c.teams = ["Europe".to_string()].into();
+    let mut g = group("g");
+    g.shared_with
+        .insert("jdoe@acme.example".into(), Permission::Manage);
+    g.shared_with
+        .insert("ann@acme.example".into(), Permission::View);
+    let mut m = manager("m2@acme.example", &["Europe", "Europe/Lyon"]);
+    m.team_rights = [TeamRight::ManageRepresentatives].into();
+    m.grantable = feats(&[Feature::Reports]);
+    let mut web = portal("web");
+    web.features = feats(&[Feature::ShareMyScreen]);
+    let live = base().campaign(c).group(g).manager(m).portal(web);
+
+    let mut d = live.clone();
+    let c = d.0.campaigns.get_mut("c").unwrap();
+    c.representatives.clear();
+    c.teams.clear();
+    let g = d.0.contact_groups.get_mut("g").unwrap();
+    g.shared_with.remove("ann@acme.example");
+    // A permission change is not a removal.
+    g.shared_with
+        .insert("jdoe@acme.example".into(), Permission::View);
+    let m = d.0.managers.get_mut("m2@acme.example").unwrap();
+    m.teams.remove("Europe/Lyon");
+    m.team_rights.clear();
+    m.grantable.clear();
+    d.0.portals.get_mut("web").unwrap().features.clear();
+    let r = d.0.representatives.get_mut("jdoe@acme.example").unwrap();
+    r.portals.clear();
+    let p = diff(
+        &desired(d.0),
+        &observed(live.0),
+        &PlanOptions {
+            force: true,
+            allow_delete: false,
+        },
+    )
+    .unwrap();
+    // campaign 2 + group 1 + manager 3 + portal feature 1 + rep portal 1.
+    assert_eq!(p.summary.removals, 8, "{}", render::text(&p, false));
+    let g = change(&p, Kind::ContactGroup, "g");
+    assert_eq!(
+        g.patch.as_ref().unwrap()["shared_with"],
+        serde_json::json!({"jdoe@acme.example": "view"})
+    );
+}
+
+#[test]
+fn renamed_portal_keeps_its_representatives_without_drift() {
+    let mut d = base();
+    d.0.portals.remove("web");
+    let mut web2 = portal("web2");
+    web2.previously = Some("web".into());
+    d = d.portal(web2);
+    d.0.representatives
+        .get_mut("jdoe@acme.example")
+        .unwrap()
+        .portals = ["web2".to_string()].into();
+    let p = plan(&desired(d.0), &observed(base().0));
+    assert_eq!(p.changes.len(), 1, "{}", render::text(&p, false));
+    assert_eq!(p.changes[0].action, Action::Rename);
+    assert_eq!(p.changes[0].patch.as_ref().unwrap()["name"], "web2");
+}
+
+#[test]
+fn an_unmanaged_team_is_deactivated_by_default() {
+    let mut d = desired(base().0);
+    d.policy.teams.unmanaged = Policy::Remove;
+    let p = plan(&d, &observed(base().teams(&["Gone"]).0));
+    let c = change(&p, Kind::Team, "Gone");
+    assert_eq!(c.action, Action::Deactivate);
+    assert_eq!(
+        c.patch.as_ref().unwrap(),
+        serde_json::json!({"active": false}).as_object().unwrap()
+    );
+}
+
+#[test]
+fn the_deferred_leader_update_of_an_existing_team() {
+    // Paris gets a new leader who is moved into Paris in the same plan.
+    let mut d = base();
+    d.0.representatives
+        .get_mut("ann@acme.example")
+        .unwrap()
+        .team = Some("Europe/Paris".into());
+    d.0.teams.get_mut("Europe/Paris").unwrap().leader = Some("ann@acme.example".into());
+    let p = plan(&desired(d.0), &observed(base().0));
+    let order: Vec<String> = p
+        .changes
+        .iter()
+        .map(|c| format!("{} {}", render::verb(c.action), c.id))
+        .collect();
+    assert_eq!(
+        order,
+        vec![
+            "move representative/ann@acme.example",
+            "update team/Europe/Paris"
+        ]
+    );
+    assert_eq!(p.changes[1].depends_on, vec![0]);
+    // Its only write: it keeps the live version.
     assert_eq!(p.changes[1].version, Some(1));
+}
+
+#[test]
+fn renames_cascade_versions_and_keys_like_the_live_system() {
+    // Europe → EU (rename); Europe/Lyon → France/Lyon (move, under the renamed parent);
+    // rep jdoe → john (rename) who leads Europe/Paris and is in a campaign.
+    let mut eu = team("EU");
+    eu.previously = Some("Europe".into());
+    let mut lyon = team("France/Lyon");
+    lyon.previously = Some("Europe/Lyon".into());
+    let mut paris = team("EU/Paris");
+    paris.leader = Some("john@acme.example".into());
+    paris.description = Some("now described".into());
+    let mut john = rep("john@acme.example", "EU/Paris");
+    john.previously = Some("jdoe@acme.example".into());
+    let mut ann = rep("ann@acme.example", "France/Lyon");
+    ann.language = "de".into();
+    let mut c = campaign("c");
+    c.representatives = ["john@acme.example".to_string()].into();
+    c.teams = ["EU/Paris".to_string(), "France/Lyon".to_string()].into();
+    c.active = false;
+    let mut m = manager("m@acme.example", &["EU/Paris", "France/Lyon"]);
+    m.name = "Renamed Manager".into();
+    let d = OrgB::default()
+        .team(eu)
+        .team(lyon)
+        .team(paris)
+        .teams(&["Europe-East", "France"])
+        .rep(john)
+        .rep(ann)
+        .campaign(c)
+        .manager(m);
+
+    let mut lparis = team("Europe/Paris");
+    lparis.leader = Some("jdoe@acme.example".into());
+    let mut lc = campaign("c");
+    lc.representatives = ["jdoe@acme.example".to_string()].into();
+    lc.teams = ["Europe/Paris".to_string(), "Europe/Lyon".to_string()].into();
+    let l = OrgB::default()
+        .teams(&["Europe", "Europe/Lyon", "Europe-East", "France"])
+        .team(lparis)
+        .rep(rep("jdoe@acme.example", "Europe/Paris"))
+        .rep(rep("ann@acme.example", "Europe/Lyon"))
+        .campaign(lc)
+        .manager(manager("m@acme.example", &["Europe/Paris", "Europe/Lyon"]));
+    let p = plan(&desired(d.0), &observed(l.0));
+    let text = render::text(&p, false);
+    let at = |kind: Kind, key: &str| {
+        p.changes
+            .iter()
+            .position(|c| c.id == ObjectId::new(kind, key))
+            .unwrap_or_else(|| panic!("no {kind}/{key} in\n{text}"))
+    };
+    let eu = at(Kind::Team, "EU");
+    let lyon = at(Kind::Team, "France/Lyon");
+    let paris = at(Kind::Team, "EU/Paris");
+    let john = at(Kind::Representative, "john@acme.example");
+    let ann = at(Kind::Representative, "ann@acme.example");
+    let camp = at(Kind::Campaign, "c");
+    let mgr = at(Kind::Manager, "m@acme.example");
+    assert!(
+        p.changes_of(Kind::Team).all(|c| c.id.key != "Europe-East"),
+        "a sibling with a shared prefix is untouched:\n{text}"
+    );
+    // The move runs after the parent's rename, from the path it has by then.
+    assert_eq!(p.changes[lyon].previously.as_deref(), Some("EU/Lyon"));
+    assert_eq!(p.changes[lyon].version, Some(2));
+    assert!(p.changes[lyon].depends_on.contains(&eu));
+    // Paris moved with EU (+1); it is written before john's rename, so that waits.
+    assert_eq!(p.changes[paris].version, Some(2));
+    assert!(p.changes[john].depends_on.contains(&paris));
+    // ann's team was rewritten twice (EU, then France/Lyon).
+    assert_eq!(p.changes[ann].version, Some(3));
+    assert!(p.changes[ann].depends_on.contains(&lyon));
+    // The manager refers to both sub-teams: rewritten by EU twice (Paris, Lyon) and by
+    // the Lyon move once.
+    assert_eq!(p.changes[mgr].version, Some(4));
+    // The campaign: Paris and Lyon by EU, Lyon by the move, jdoe by john's rename.
+    assert_eq!(p.changes[camp].version, Some(5));
+    assert!(p.changes[camp].depends_on.contains(&john));
+    // john's own rename: his team moved with EU (+1).
+    assert_eq!(p.changes[john].version, Some(2));
 }

@@ -14,6 +14,7 @@ use std::collections::HashMap;
 
 use argon2::password_hash::{PasswordHasher, SaltString, rand_core::OsRng};
 use axum::http::StatusCode;
+use futures::StreamExt;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -282,9 +283,16 @@ pub async fn run(
     ops: Vec<Op>,
 ) -> Result<Vec<Result<Done, Problem>>, Problem> {
     let mut prepared = Vec::with_capacity(ops.len());
-    for op in ops {
-        prepared.push(prepare(kind, actor, op).await);
+    // Password hashing is CPU- and memory-heavy (Argon2id): a few at a time, in order.
+    let width = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .min(8);
+    let mut stream =
+        futures::stream::iter(ops.into_iter().map(|op| prepare(kind, actor, op))).buffered(width);
+    while let Some(p) = stream.next().await {
+        prepared.push(p);
     }
+    drop(stream);
     let mut tx = db.begin().await?;
     let mut ctx = Ctx {
         now: now_rfc3339(),
@@ -651,6 +659,10 @@ async fn rewrite_referrers(
             row.secret.as_deref(),
         )
         .await?;
+        // Re-resolve all of the referrer's references (a contact group may have named
+        // the old login as both a representative and a manager).
+        let (refs, _) = resolve_refs(tx, ctx, &obj).await?;
+        tx.set_refs(rkind, &r.key, &refs, true).await?;
         tx.audit(
             &ctx.now,
             actor.login(),
@@ -791,18 +803,16 @@ async fn cross_checks(
     cross_checks_renaming(tx, ctx, after, before, None).await
 }
 
-/// Rules 2, 3 and 5 against the store; returns the resolved references to record.
-/// `rename` is (old, new) when a team moves: its own subtree moves with it.
-async fn cross_checks_renaming(
+/// Rule 3: resolves every reference of `obj` against the store; returns the references
+/// to record and a violation for each one that names nothing.
+async fn resolve_refs(
     tx: &mut Tx,
     ctx: &mut Ctx,
-    after: &Obj,
-    before: Option<&Obj>,
-    rename: Option<(&str, &str)>,
-) -> Result<Vec<(&'static str, Kind, String)>, Fail> {
+    obj: &Obj,
+) -> Result<(Vec<(&'static str, Kind, String)>, Vec<Violation>), sqlx::Error> {
     let mut violations: Vec<Violation> = vec![];
     let mut refs = vec![];
-    for need in after.refs() {
+    for need in obj.refs() {
         let mut found = false;
         for k in need.kinds {
             if ctx.exists(tx, *k, &need.key).await? {
@@ -825,6 +835,19 @@ async fn cross_checks_renaming(
             });
         }
     }
+    Ok((refs, violations))
+}
+
+/// Rules 2, 3 and 5 against the store; returns the resolved references to record.
+/// `rename` is (old, new) when a team moves: its own subtree moves with it.
+async fn cross_checks_renaming(
+    tx: &mut Tx,
+    ctx: &mut Ctx,
+    after: &Obj,
+    before: Option<&Obj>,
+    rename: Option<(&str, &str)>,
+) -> Result<Vec<(&'static str, Kind, String)>, Fail> {
+    let (refs, mut violations) = resolve_refs(tx, ctx, after).await?;
     let key = after.key().to_string();
     match after {
         Obj::Team(t) => {

@@ -136,7 +136,7 @@ impl Db {
                 .with_context(|| format!("cannot open the sqlite database {}", path.display()))?;
             let read = SqlitePoolOptions::new()
                 .max_connections(4)
-                .connect_with(opts.read_only(false))
+                .connect_with(opts)
                 .await
                 .with_context(|| format!("cannot open the sqlite database {}", path.display()))?;
             sqlx::migrate!("./migrations/sqlite")

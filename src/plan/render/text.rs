@@ -15,6 +15,8 @@ use crate::plan::{Action, Change, FieldChange, Plan};
 
 /// Strings longer than this, or with a newline, are shown as a line diff.
 const LONG: usize = 60;
+/// Undeclared objects listed per kind before "… and N more".
+const UNMANAGED_CAP: usize = 25;
 
 struct Paint {
     on: bool,
@@ -81,7 +83,14 @@ pub fn text(plan: &Plan, color: bool) -> String {
             out,
             "Not declared (left as they are unless the policy removes them):"
         );
+        // Listed per kind up to a cap: an undeclared section can mean thousands.
+        let mut shown: std::collections::BTreeMap<crate::model::Kind, usize> = Default::default();
         for u in &plan.unmanaged {
+            let n = shown.entry(u.id.kind).or_default();
+            *n += 1;
+            if *n > UNMANAGED_CAP {
+                continue;
+            }
             let policy = match u.policy {
                 crate::model::Unmanaged::Ignore => "ignore",
                 crate::model::Unmanaged::Warn => "warn",
@@ -93,6 +102,16 @@ pub fn text(plan: &Plan, color: bool) -> String {
                 u.id,
                 p.dim(&format!("(unmanaged: {policy})"))
             );
+        }
+        for (kind, n) in shown {
+            if n > UNMANAGED_CAP {
+                let _ = writeln!(
+                    out,
+                    "  … and {} more {} (the JSON plan lists them all)",
+                    n - UNMANAGED_CAP,
+                    kind.section()
+                );
+            }
         }
         out.push('\n');
     }
