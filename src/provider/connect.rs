@@ -7,11 +7,34 @@ use std::path::Path;
 use super::HttpProvider;
 use crate::cli::EndpointArgs;
 
+// TODO(merge): the reference server lives on another branch; until it lands here, this
+// shim stands in for `server::{embedded, RunningServer}` and refuses the embedded
+// default. Removed when the server merges.
+mod server_shim {
+    use std::net::SocketAddr;
+    use std::path::Path;
+
+    pub struct RunningServer {
+        pub addr: SocketAddr,
+    }
+
+    impl RunningServer {
+        pub async fn shutdown(self) {}
+    }
+
+    pub async fn embedded(_: &Path) -> anyhow::Result<(RunningServer, String)> {
+        anyhow::bail!(
+            "the embedded live system is not part of this build yet; set --endpoint or ROSTER_ENDPOINT"
+        )
+    }
+}
+use server_shim as server;
+
 /// A provider and, for the embedded default, the in-process server it talks to (kept
 /// alive as long as the connection; [`Connection::close`] stops it cleanly).
 pub struct Connection {
     pub provider: HttpProvider,
-    embedded: Option<crate::server::RunningServer>,
+    embedded: Option<server::RunningServer>,
 }
 
 impl std::fmt::Debug for Connection {
@@ -78,7 +101,7 @@ async fn connect_embedded(state_dir: &Path, token: Option<String>) -> anyhow::Re
             state_dir.display()
         )
     })?;
-    let (server, admin_token) = crate::server::embedded(state_dir).await.with_context(|| {
+    let (server, admin_token) = server::embedded(state_dir).await.with_context(|| {
         format!(
             "cannot start the embedded live system over {}",
             state_dir.join("live.db").display()
@@ -92,4 +115,3 @@ async fn connect_embedded(state_dir: &Path, token: Option<String>) -> anyhow::Re
         embedded: Some(server),
     })
 }
-

@@ -16,6 +16,7 @@
 //! 404: when that happens on a retry, the provider reads the object back and counts the
 //! write as done if the object is exactly what the write would have made.
 
+mod connect;
 mod error;
 mod read;
 mod write;
@@ -28,6 +29,7 @@ use bytes::Bytes;
 use reqwest::Method;
 use serde_json::Value;
 
+pub use connect::{Connection, connect, token_from};
 pub use error::{Problem, ProblemItem, ProviderError};
 pub use write::BatchOp;
 
