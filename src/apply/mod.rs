@@ -461,11 +461,20 @@ pub async fn execute(
                     let d = &plan.changes[j];
                     state[j] == State::Waiting && (d.id.kind, op_class(d.action)) == group
                 }))
-                .take(batch_max)
                 .collect();
             let members = if same.len() >= batch_min {
-                ready.retain(|j| !same.contains(j));
-                same
+                // Spread a large group over the free request slots, so that batches run
+                // side by side rather than one long batch after another.
+                let free = parallelism - inflight.len();
+                let mut size = same.len().div_ceil(free).clamp(batch_min, batch_max);
+                if same.len() - size.min(same.len()) < batch_min {
+                    // Too few would be left for a batch of their own: take them too.
+                    size = same.len().min(batch_max);
+                }
+                let chunk: Vec<usize> = same.into_iter().take(size).collect();
+                let taken: std::collections::HashSet<usize> = chunk.iter().copied().collect();
+                ready.retain(|j| !taken.contains(j));
+                chunk
             } else {
                 vec![first]
             };

@@ -313,3 +313,30 @@ async fn a_dependency_cycle_is_reported_not_hung() {
     assert_eq!(status, ["skipped", "skipped", "failed"]);
     assert!(server.seen().is_empty());
 }
+
+#[tokio::test]
+async fn a_large_group_is_spread_over_parallel_batches_of_at_most_batch_max() {
+    let server = MockServer::start(vec![], Some(echo())).await;
+    let changes: Vec<Change> = (0..100)
+        .map(|i| change(Kind::Portal, &format!("p{i:03}"), Action::Create, &[]))
+        .collect();
+    let opts = ApplyOptions {
+        parallelism: 4,
+        batch_min: 16,
+        batch_max: 20,
+        ..ApplyOptions::new(no_secrets())
+    };
+    let report = execute(&plan(changes), &provider(&server), &opts, Progress::Quiet).await;
+    assert!(report.is_success(), "{}", report.text(false));
+    let sizes: Vec<usize> = server
+        .seen()
+        .iter()
+        .map(|s| {
+            assert_eq!(s.path, "/v1/portals:batch");
+            let v: Value = serde_json::from_str(&s.body).unwrap();
+            v["operations"].as_array().unwrap().len()
+        })
+        .collect();
+    assert_eq!(sizes.iter().sum::<usize>(), 100);
+    assert!(sizes.iter().all(|&n| (16..=20).contains(&n)), "{sizes:?}");
+}
