@@ -16,7 +16,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_roster");
+/// The binary under test: this build's, or `ROSTER_E2E_BIN` (e.g. a release build).
+fn bin() -> PathBuf {
+    std::env::var_os("ROSTER_E2E_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_roster")))
+}
 /// Longest any single command may run.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(180);
 
@@ -147,7 +152,7 @@ impl Server {
         let token_file = dir.path().join("admin.token");
         let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
         let port = free_port();
-        let child = Command::new(BIN)
+        let child = Command::new(bin())
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
             .arg("--database")
             .arg(format!("sqlite://{}", dir.path().join("live.db").display()))
@@ -197,7 +202,7 @@ impl Server {
 
     /// A `roster` command aimed at this server, run in `cwd`, passwords provided.
     fn command(&self, args: &[&str], cwd: &Path, passwords_from: Option<&Path>) -> Command {
-        let mut cmd = Command::new(BIN);
+        let mut cmd = Command::new(bin());
         cmd.args(args)
             .current_dir(cwd)
             .env("ROSTER_ENDPOINT", self.endpoint())
