@@ -260,10 +260,14 @@ fn with_password(
     Ok(body)
 }
 
+/// The version a write sends in `If-Match`: the one this run's own earlier write of the
+/// object returned (an object created or changed earlier in the same plan), else the one
+/// the plan read.
 fn prepare(
     plan_key: &str,
     index: usize,
     change: &Change,
+    written: Option<i64>,
     resolve: &SecretResolver,
 ) -> Result<Request, Failure> {
     let remake = "make the plan again with `roster plan`";
@@ -283,7 +287,7 @@ fn prepare(
             })
         }
         Action::Delete => {
-            let if_match = change.version.ok_or_else(|| {
+            let if_match = written.or(change.version).ok_or_else(|| {
                 Failure::local(format!(
                     "the plan's delete of {} has no live version to check; {remake}",
                     change.id
@@ -296,7 +300,7 @@ fn prepare(
             })
         }
         _ => {
-            let if_match = change.version.ok_or_else(|| {
+            let if_match = written.or(change.version).ok_or_else(|| {
                 Failure::local(format!(
                     "the plan's {} has no live version to check; {remake}",
                     describe(change)
@@ -319,7 +323,17 @@ fn prepare(
     }
 }
 
-async fn send_one(provider: &HttpProvider, kind: Kind, req: Request) -> Result<(), Failure> {
+/// The `version` of an object in a write's answer.
+fn version_of(v: &Value) -> Option<i64> {
+    v.get("version").and_then(Value::as_i64)
+}
+
+/// Sends one request; `Ok` holds the object's new version (none after a delete).
+async fn send_one(
+    provider: &HttpProvider,
+    kind: Kind,
+    req: Request,
+) -> Result<Option<i64>, Failure> {
     match req {
         Request::Create {
             body,
@@ -327,30 +341,28 @@ async fn send_one(provider: &HttpProvider, kind: Kind, req: Request) -> Result<(
         } => provider
             .create(kind, &body, &idempotency_key)
             .await
-            .map(drop),
+            .map(|v| version_of(&v)),
         Request::Update {
             key,
             if_match,
             body,
-        } => provider.update(kind, &key, if_match, &body).await.map(drop),
+        } => provider
+            .update(kind, &key, if_match, &body)
+            .await
+            .map(|v| version_of(&v)),
         Request::Delete {
             key,
             if_match,
             purge_statistics,
-        } => {
-            provider
-                .delete(kind, &key, if_match, purge_statistics)
-                .await
-        }
+        } => provider
+            .delete(kind, &key, if_match, purge_statistics)
+            .await
+            .map(|()| None),
     }
     .map_err(Failure::from)
 }
 
-async fn send_batch(
-    provider: &HttpProvider,
-    kind: Kind,
-    items: Vec<(usize, Request)>,
-) -> Vec<(usize, Result<(), Failure>)> {
+async fn send_batch(provider: &HttpProvider, kind: Kind, items: Vec<(usize, Request)>) -> Results {
     let (indices, ops): (Vec<usize>, Vec<BatchOp>) = items
         .into_iter()
         .map(|(i, r)| (i, r.into_batch_op()))
@@ -359,7 +371,7 @@ async fn send_batch(
         Ok(results) => indices
             .into_iter()
             .zip(results)
-            .map(|(i, r)| (i, r.map(drop).map_err(Failure::from)))
+            .map(|(i, r)| (i, r.map(|v| version_of(&v)).map_err(Failure::from)))
             .collect(),
         Err(e) => {
             let f = Failure::from(e);
@@ -369,7 +381,7 @@ async fn send_batch(
 }
 
 /// What one unit of work (a request or a batch) reports: change index → result.
-type Results = Vec<(usize, Result<(), Failure>)>;
+type Results = Vec<(usize, Result<Option<i64>, Failure>)>;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum State {
@@ -412,6 +424,9 @@ pub async fn execute(
     }
 
     let mut finished: Vec<(usize, Outcome)> = Vec::new();
+    // The version each object has after this run's own writes of it.
+    let mut versions: std::collections::HashMap<crate::model::ObjectId, i64> =
+        std::collections::HashMap::new();
     for (i, d) in invalid {
         if state[i] == State::Waiting {
             let o = Outcome::Failed(Failure::local(format!(
@@ -481,7 +496,8 @@ pub async fn execute(
             let mut requests = Vec::with_capacity(members.len());
             for i in members {
                 state[i] = State::Running;
-                match prepare(&key, i, &plan.changes[i], &opts.resolve_secret) {
+                let written = versions.get(&plan.changes[i].id).copied();
+                match prepare(&key, i, &plan.changes[i], written, &opts.resolve_secret) {
                     Ok(r) => requests.push((i, r)),
                     Err(f) => inflight.push(Box::pin(async move { vec![(i, Err(f))] })),
                 }
@@ -501,15 +517,20 @@ pub async fn execute(
 
         match inflight.next().await {
             Some(results) => {
-                finished.extend(results.into_iter().map(|(i, r)| {
-                    (
-                        i,
-                        match r {
-                            Ok(()) => Outcome::Done,
-                            Err(f) => Outcome::Failed(f),
-                        },
-                    )
-                }));
+                for (i, r) in results {
+                    let outcome = match r {
+                        Ok(version) => {
+                            let id = &plan.changes[i].id;
+                            match version {
+                                Some(v) => versions.insert(id.clone(), v),
+                                None => versions.remove(id),
+                            };
+                            Outcome::Done
+                        }
+                        Err(f) => Outcome::Failed(f),
+                    };
+                    finished.push((i, outcome));
+                }
             }
             None if finished.is_empty() => break,
             None => {}

@@ -340,3 +340,34 @@ async fn a_large_group_is_spread_over_parallel_batches_of_at_most_batch_max() {
     assert_eq!(sizes.iter().sum::<usize>(), 100);
     assert!(sizes.iter().all(|&n| (16..=20).contains(&n)), "{sizes:?}");
 }
+
+#[tokio::test]
+async fn an_update_of_an_object_created_earlier_in_the_plan_uses_the_created_version() {
+    let server = MockServer::start(
+        vec![],
+        Some(Box::new(|s| match s.method.as_str() {
+            "POST" => Some((201, vec![], r#"{"path":"Europe","version":1}"#.into())),
+            _ => Some((200, vec![], r#"{"path":"Europe","version":2}"#.into())),
+        })),
+    )
+    .await;
+    let create = change(Kind::Team, "Europe", Action::Create, &[]);
+    let mut update = change(Kind::Team, "Europe", Action::Update, &[0]);
+    update.version = None;
+    let mut again = change(Kind::Team, "Europe", Action::Update, &[1]);
+    again.version = Some(1);
+    let report = execute(
+        &plan(vec![create, update, again]),
+        &provider(&server),
+        &ApplyOptions::new(no_secrets()),
+        Progress::Quiet,
+    )
+    .await;
+    assert!(report.is_success(), "{}", report.text(false));
+    let if_match: Vec<Option<String>> = server.seen().into_iter().map(|s| s.if_match).collect();
+    assert_eq!(
+        if_match,
+        [None, Some("\"1\"".into()), Some("\"2\"".into())],
+        "each write chains on the version the previous one returned"
+    );
+}
