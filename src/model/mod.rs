@@ -292,6 +292,7 @@ pub struct Team {
     pub leader: Option<Login>,
     #[serde(default = "yes")]
     pub active: bool,
+    /// Never removed by roster while true; recorded on the live object.
     #[serde(default, skip_serializing_if = "is_false")]
     pub protect: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -316,6 +317,7 @@ pub struct Administrator {
     pub email: String,
     /// Display name.
     pub name: String,
+    /// Never removed by roster while true; recorded on the live object.
     #[serde(default, skip_serializing_if = "is_false")]
     pub protect: bool,
     /// The previous login, to rename in place.
@@ -349,6 +351,7 @@ pub struct Manager {
     #[serde(default)]
     #[schemars(schema_with = "grantable_schema")]
     pub grantable: BTreeSet<Feature>,
+    /// Never removed by roster while true; recorded on the live object.
     #[serde(default, skip_serializing_if = "is_false")]
     pub protect: bool,
     /// The previous login, to rename in place.
@@ -408,7 +411,9 @@ pub struct Representative {
     /// Contact e-mail.
     #[schemars(email)]
     pub email: String,
+    /// First name (the default username starts with its first letter).
     pub first_name: String,
+    /// Last name.
     pub last_name: String,
     /// Console user name. Default: first letter of the first name + the last name,
     /// ASCII-folded, lower case, made unique with a number (`jdoe`, `jdoe2`).
@@ -441,6 +446,7 @@ pub struct Representative {
     /// Initial password: `{env: VAR}` or `{file: PATH}`, with an optional `rotation`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<SecretRef>,
+    /// Never removed by roster while true; recorded on the live object.
     #[serde(default, skip_serializing_if = "is_false")]
     pub protect: bool,
     /// The previous login, to rename in place (never delete and create).
@@ -456,7 +462,9 @@ fn default_language() -> String {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Campaign {
+    /// Unique campaign name.
     pub name: String,
+    /// Whether the campaign is active (default true).
     #[serde(default = "yes", skip_serializing_if = "is_true")]
     pub active: bool,
     /// Logins of the representatives selected for the campaign.
@@ -465,8 +473,10 @@ pub struct Campaign {
     /// Paths of the teams selected for the campaign.
     #[serde(default)]
     pub teams: BTreeSet<TeamPath>,
+    /// Never removed by roster while true; recorded on the live object.
     #[serde(default, skip_serializing_if = "is_false")]
     pub protect: bool,
+    /// The campaign's previous name, to rename it in place.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previously: Option<String>,
 }
@@ -486,12 +496,15 @@ pub enum Permission {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ContactGroup {
+    /// Unique group name.
     pub name: String,
     /// Login (representative or manager) → permission.
     #[serde(default)]
     pub shared_with: BTreeMap<Login, Permission>,
+    /// Never removed by roster while true; recorded on the live object.
     #[serde(default, skip_serializing_if = "is_false")]
     pub protect: bool,
+    /// The group's previous name, to rename it in place.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previously: Option<String>,
 }
@@ -535,8 +548,11 @@ pub struct KindPolicy {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RemovalThreshold {
+    /// Removals a plan may hold without `--force` (default 10).
     #[serde(default = "default_threshold_count")]
     pub count: u32,
+    /// Share of the existing objects, in percent, a plan may remove without `--force`
+    /// (default 25).
     #[serde(default = "default_threshold_percent")]
     #[schemars(range(min = 0, max = 100))]
     pub percent: u32,
@@ -610,19 +626,25 @@ pub struct Declaration {
     /// Ownership, removal and safety policy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<Policy>,
+    /// Portals, each with the session features it enables.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub portals: Vec<Portal>,
     /// Top-level teams, with sub-teams nested under `teams`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub teams: Vec<TeamDecl>,
+    /// Account-level administrators.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub administrators: Vec<Administrator>,
+    /// Team managers (Admin Center users).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub managers: Vec<Manager>,
+    /// Representatives (support agents).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub representatives: Vec<Representative>,
+    /// Campaigns and the representatives and teams selected for them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub campaigns: Vec<Campaign>,
+    /// Shared contact groups (address books).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub contact_groups: Vec<ContactGroup>,
 }

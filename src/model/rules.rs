@@ -65,6 +65,9 @@ pub enum RuleCode {
     RenameConflict,
     /// A protected object that a plan would remove.
     Protected,
+    /// A plan whose removals (objects and relationships) exceed the policy's threshold,
+    /// refused unless `--force`.
+    RemovalThreshold,
 }
 
 impl RuleCode {
@@ -93,6 +96,7 @@ impl RuleCode {
             RuleCode::FeatureNotAllowed => "feature-not-allowed",
             RuleCode::RenameConflict => "rename-conflict",
             RuleCode::Protected => "protected",
+            RuleCode::RemovalThreshold => "removal-threshold",
         }
     }
 }

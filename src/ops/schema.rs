@@ -1,9 +1,32 @@
-//! `roster schema` (to be written).
+//! `roster schema`: prints a JSON Schema on stdout.
+//!
+//! `--kind declaration` (default) is the schema of declaration files, generated from
+//! `model::Declaration` and identical to `schemas/roster.schema.json`; `--kind plan` is the
+//! schema of saved and JSON plans (`plan::Plan`); `--kind openapi` is the live API's
+//! OpenAPI document, once the server provides it.
 
-use crate::cli::SchemaArgs;
+use std::io::Write;
+
+use anyhow::Context;
+
+use crate::cli::{SchemaArgs, SchemaKind};
+use crate::config::schema::{declaration_schema_text, plan_schema_text};
 
 use super::Exit;
 
-pub fn run(_args: SchemaArgs) -> anyhow::Result<Exit> {
-    anyhow::bail!("`roster schema` is not implemented yet")
+pub fn run(args: SchemaArgs) -> anyhow::Result<Exit> {
+    let text = match args.kind {
+        SchemaKind::Declaration => declaration_schema_text(),
+        SchemaKind::Plan => plan_schema_text(),
+        // TODO: print `crate::server::openapi_json()` once the server module provides it.
+        SchemaKind::Openapi => anyhow::bail!(
+            "the OpenAPI document is not available in this build yet; \
+             use `roster schema --kind declaration` or `--kind plan`"
+        ),
+    };
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .context("cannot write the schema to stdout")?;
+    Ok(Exit::Success)
 }

@@ -1,9 +1,74 @@
-//! `roster validate` (to be written).
+//! `roster validate`: load the declaration, check every rule, print the diagnostics.
+//!
+//! Input: files/directories from the command line; `--seats N` adds rule 5 without a live
+//! system. Output on stdout: every diagnostic (snippets on a terminal, plain lines on a
+//! pipe, JSON with `--format json`) and, in text mode, a one-line summary. Exit 0 when
+//! valid (warnings allowed), 1 when not.
 
-use crate::cli::ValidateArgs;
+use std::io::{IsTerminal, Write};
+
+use anyhow::Context;
+
+use crate::cli::{DiagnosticFormat, ValidateArgs};
+use crate::config::{self, Diagnostic};
 
 use super::Exit;
 
-pub fn run(_args: ValidateArgs) -> anyhow::Result<Exit> {
-    anyhow::bail!("`roster validate` is not implemented yet")
+/// Whether stdout gets colours and snippets: `--color`, `NO_COLOR`, and a terminal.
+pub fn stdout_color() -> bool {
+    match anstream::ColorChoice::global() {
+        anstream::ColorChoice::Always | anstream::ColorChoice::AlwaysAnsi => true,
+        anstream::ColorChoice::Never => false,
+        anstream::ColorChoice::Auto => {
+            std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                && std::io::stdout().is_terminal()
+        }
+    }
+}
+
+pub fn run(args: ValidateArgs) -> anyhow::Result<Exit> {
+    let (mut diags, summary) = match config::load(&args.paths) {
+        Ok(loaded) => {
+            let mut diags = loaded.warnings;
+            if let Some(seats) = args.seats {
+                diags.extend(config::check_seats(&loaded.desired, seats));
+            }
+            let n = loaded.desired.org.len();
+            (
+                diags,
+                format!("{n} object{} declared", if n == 1 { "" } else { "s" }),
+            )
+        }
+        Err(e) => (e.0, String::new()),
+    };
+    config::diagnostic::sort(&mut diags);
+    let errors = diags.iter().filter(|d| d.is_error()).count();
+    let warnings = diags.len() - errors;
+    let color = stdout_color();
+    let mut text = config::render(&diags, args.format, color);
+    if args.format == DiagnosticFormat::Text {
+        text.push_str(&summary_line(errors, warnings, &summary));
+    }
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .context("cannot write to stdout")?;
+    Ok(if diags.iter().any(Diagnostic::is_error) {
+        Exit::Error
+    } else {
+        Exit::Success
+    })
+}
+
+fn summary_line(errors: usize, warnings: usize, objects: &str) -> String {
+    let plural = |n: usize, w: &str| format!("{n} {w}{}", if n == 1 { "" } else { "s" });
+    if errors == 0 {
+        format!("valid: {objects}, {}\n", plural(warnings, "warning"))
+    } else {
+        format!(
+            "invalid: {}, {}\n",
+            plural(errors, "error"),
+            plural(warnings, "warning")
+        )
+    }
 }

@@ -8,13 +8,44 @@
 //! (`action`), the full `after` object for creates, the `patch` (changed fields only) for
 //! updates, the live `version` planned against, and the indices of the changes it depends
 //! on. `reason` explains; it never drives apply (DESIGN §6).
+//!
+//! Layout: [`diff()`] (the merge-join of declared and live objects, field by field) in
+//! `diff.rs`; scope, protection, seats and the removal threshold in `safety.rs`; phases
+//! and `depends_on` in `order.rs`; [`stale()`] in `stale.rs`; [`render`] for text, JSON
+//! and Markdown.
+//!
+//! Contract with apply (what a change means on the wire):
+//! - `Create`: POST `after`; when `set_password` is present, apply resolves it and adds
+//!   `"password": {"value": …, "rotation": …}` to the body.
+//! - every other action: PATCH `patch` (the changed fields only, merge-patch: `null`
+//!   clears an optional field) with `If-Match: version`, plus the resolved password when
+//!   `set_password` is present. A change whose `version` is `None` while an earlier
+//!   change of the same object exists (the deferred team-leader update, see `order.rs`)
+//!   uses the version returned by that earlier write.
+//! - `Delete`: DELETE with `If-Match` (`purge_statistics=true` for representatives).
+//! - Renames assume the live system keeps identity and carries references along (a
+//!   team's sub-teams, a representative's memberships); the diff translates live
+//!   references through the renames it plans, so none of them shows as drift.
+
+mod diff;
+mod order;
+pub mod render;
+mod safety;
+mod stale;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::model::rules::RuleCode;
 use crate::model::{Kind, ObjectId, Principal, SecretRef};
+
+pub use diff::diff;
+pub use stale::stale;
 
 /// Version of the saved-plan format.
 pub const PLAN_FORMAT_VERSION: u32 = 1;
@@ -150,5 +181,55 @@ impl Plan {
 
     pub fn changes_of(&self, kind: Kind) -> impl Iterator<Item = &Change> {
         self.changes.iter().filter(move |c| c.id.kind == kind)
+    }
+}
+
+/// Switches that the command line, not the declaration, controls.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PlanOptions {
+    /// `--allow-delete`: with `on_remove: delete`, representatives (and teams, campaigns)
+    /// are deleted rather than deactivated.
+    pub allow_delete: bool,
+    /// `--force`: proceed although removals exceed the removal threshold.
+    pub force: bool,
+}
+
+/// Why a plan cannot be made. `pointer` is relative to the object (`/status`, empty for
+/// the object itself); the caller turns `id` + `pointer` into file:line:column through
+/// `Desired::origins` when the object is declared.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{rule}: {id}: {message}")]
+pub struct PlanError {
+    pub rule: RuleCode,
+    pub id: ObjectId,
+    pub pointer: String,
+    pub message: String,
+    pub help: String,
+}
+
+/// Every reason a plan was refused, in a deterministic order (by rule, then object).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanErrors(pub Vec<PlanError>);
+
+impl fmt::Display for PlanErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.0.len();
+        write!(
+            f,
+            "the plan was refused ({n} error{})",
+            if n == 1 { "" } else { "s" }
+        )?;
+        for e in &self.0 {
+            write!(f, "\n  {e}\n    help: {}", e.help)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for PlanErrors {}
+
+impl PlanErrors {
+    pub fn rules(&self) -> impl Iterator<Item = RuleCode> + '_ {
+        self.0.iter().map(|e| e.rule)
     }
 }

@@ -1,0 +1,602 @@
+//! `cargo bench --bench scale`: roster at the scale of a large organization.
+//!
+//! Prints figures, not a statistical report (harness = false):
+//! 1. generates the organization (default 100,000 representatives, 5,000 teams, 1,000
+//!    managers, 50 portals) into `target/bench-org`, reused when the parameters match;
+//! 2. the parse floor: every file through `saphyr-parser` (events only, the parser the
+//!    config loader uses), in parallel on every core (rayon);
+//! 3. `roster validate` on the same files, as a child process: wall time and peak resident
+//!    memory (`wait4` rusage), against the targets 1.5× the floor and 400 MB;
+//! 4. against a local `roster serve` (fresh SQLite database in a temporary directory, a
+//!    free loopback port): the first `roster apply --auto-approve` of the whole org (target
+//!    ≤ 60 s), the no-op `roster plan` (target ≤ 2× validate) and a 1,000-change plan and
+//!    apply. HTTP requests are counted by a small counting proxy on loopback that forwards
+//!    to the server (used for the counted runs only; timed runs go straight to the server).
+//!
+//! Each part says so and is skipped when the command it needs is not implemented yet.
+//! Every child process runs under a timeout. Only loopback is used.
+//!
+//! Environment: ROSTER_BENCH_REPS, ROSTER_BENCH_TEAMS, ROSTER_BENCH_MANAGERS,
+//! ROSTER_BENCH_PORTALS, ROSTER_BENCH_SEED, ROSTER_BENCH_PER_FILE (the organization),
+//! ROSTER_BENCH_RUNS (repetitions of the parse floor and validate, best kept; default 3),
+//! ROSTER_BENCH_TIMEOUT (seconds per child process; default 900), ROSTER_BENCH_SKIP_LIVE=1
+//! (skip part 4).
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use rayon::prelude::*;
+use roster::generate::{GenerateOptions, generate};
+
+const BIN: &str = env!("CARGO_BIN_EXE_roster");
+
+fn env_usize(name: &str, default: usize) -> usize {
+    match std::env::var(name) {
+        Ok(v) => v
+            .trim()
+            .replace('_', "")
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={v} is not a number")),
+        Err(_) => default,
+    }
+}
+
+/// The outcome of one child process.
+struct Run {
+    code: Option<i32>,
+    secs: f64,
+    /// Peak resident set size in kB (Linux `ru_maxrss`).
+    max_rss_kb: i64,
+    stdout: String,
+    stderr: String,
+    timed_out: bool,
+}
+
+impl Run {
+    fn ok(&self) -> bool {
+        self.code == Some(0)
+    }
+    fn not_implemented(&self) -> bool {
+        self.stderr.contains("not implemented")
+    }
+    fn tail(&self) -> String {
+        let s = if self.stderr.trim().is_empty() {
+            &self.stdout
+        } else {
+            &self.stderr
+        };
+        let lines: Vec<&str> = s.lines().collect();
+        lines[lines.len().saturating_sub(8)..].join("\n    ")
+    }
+}
+
+/// Runs `cmd` to completion (or kills it after `timeout`), measuring wall time and the
+/// child's own peak memory through `wait4`.
+fn run(cmd: &mut Command, timeout: Duration, logs: &Path) -> io::Result<Run> {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let out_path = logs.join(format!("run-{n}.out"));
+    let err_path = logs.join(format!("run-{n}.err"));
+    cmd.stdin(Stdio::null())
+        .stdout(fs::File::create(&out_path)?)
+        .stderr(fs::File::create(&err_path)?);
+    let started = Instant::now();
+    let child = cmd.spawn()?;
+    let pid = child.id() as libc::pid_t;
+    let mut status: libc::c_int = 0;
+    // SAFETY: rusage is plain old data; wait4 fills it in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let mut timed_out = false;
+    loop {
+        // SAFETY: `pid` is our own child, not yet reaped (std's Child is never waited on).
+        let r = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
+        if r == pid {
+            break;
+        }
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if !timed_out && started.elapsed() > timeout {
+            timed_out = true;
+            // SAFETY: signalling our own child by its id.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        thread::sleep(Duration::from_millis(2));
+    }
+    let secs = started.elapsed().as_secs_f64();
+    drop(child);
+    let code = if libc::WIFEXITED(status) {
+        Some(libc::WEXITSTATUS(status))
+    } else {
+        None
+    };
+    Ok(Run {
+        code,
+        secs,
+        max_rss_kb: usage.ru_maxrss,
+        stdout: fs::read_to_string(&out_path).unwrap_or_default(),
+        stderr: fs::read_to_string(&err_path).unwrap_or_default(),
+        timed_out,
+    })
+}
+
+fn yaml_files(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = fs::read_dir(dir)
+        .expect("the generated directory is readable")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Reads and parses every file into events, in parallel; returns the number of events.
+fn parse_floor(files: &[PathBuf]) -> usize {
+    files
+        .par_iter()
+        .map(|f| {
+            let text = fs::read_to_string(f).expect("readable file");
+            let mut n = 0;
+            for ev in saphyr_parser::Parser::new_from_str(&text) {
+                ev.expect("the generated YAML parses");
+                n += 1;
+            }
+            n
+        })
+        .sum()
+}
+
+/// Counts HTTP requests between roster and the server, by method. Forwards bytes as they
+/// are; parses only request heads (and skips `Content-Length` bodies) to count them.
+#[derive(Default)]
+struct Counter {
+    by_method: Mutex<BTreeMap<String, u64>>,
+    chunked: AtomicU64,
+}
+
+impl Counter {
+    fn snapshot(&self) -> BTreeMap<String, u64> {
+        self.by_method.lock().unwrap().clone()
+    }
+    fn reset(&self) {
+        self.by_method.lock().unwrap().clear();
+    }
+}
+
+fn describe(counts: &BTreeMap<String, u64>) -> String {
+    let total: u64 = counts.values().sum();
+    let writes: u64 = counts
+        .iter()
+        .filter(|(m, _)| m.as_str() != "GET" && m.as_str() != "HEAD")
+        .map(|(_, n)| n)
+        .sum();
+    let parts: Vec<String> = counts.iter().map(|(m, n)| format!("{m} {n}")).collect();
+    format!(
+        "{total} requests ({writes} writes; {})",
+        if parts.is_empty() {
+            "none".to_string()
+        } else {
+            parts.join(", ")
+        }
+    )
+}
+
+fn proxy_connection(client: TcpStream, upstream: SocketAddr, counter: Arc<Counter>) {
+    let Ok(server) = TcpStream::connect(upstream) else {
+        return;
+    };
+    let (Ok(mut server_w), Ok(mut server_r), Ok(mut client_w)) =
+        (server.try_clone(), server.try_clone(), client.try_clone())
+    else {
+        return;
+    };
+    thread::spawn(move || {
+        let _ = io::copy(&mut server_r, &mut client_w);
+        let _ = client_w.shutdown(std::net::Shutdown::Write);
+    });
+    let mut reader = BufReader::new(client);
+    loop {
+        let mut head = Vec::new();
+        let mut content_length = 0usize;
+        let mut chunked = false;
+        loop {
+            let mut line = Vec::new();
+            match reader.read_until(b'\n', &mut line) {
+                Ok(0) | Err(_) => {
+                    let _ = server_w.shutdown(std::net::Shutdown::Write);
+                    return;
+                }
+                Ok(_) => {}
+            }
+            let text = String::from_utf8_lossy(&line).to_ascii_lowercase();
+            if let Some(v) = text.strip_prefix("content-length:") {
+                content_length = v.trim().parse().unwrap_or(0);
+            }
+            if text.starts_with("transfer-encoding:") && text.contains("chunked") {
+                chunked = true;
+            }
+            let end = line == b"\r\n" || line == b"\n";
+            head.extend_from_slice(&line);
+            if end && head.len() > line.len() {
+                break;
+            }
+            if end {
+                head.clear(); // stray blank line between requests
+            }
+        }
+        let method = String::from_utf8_lossy(&head)
+            .split_whitespace()
+            .next()
+            .unwrap_or("?")
+            .to_string();
+        *counter.by_method.lock().unwrap().entry(method).or_default() += 1;
+        if server_w.write_all(&head).is_err() {
+            return;
+        }
+        if chunked {
+            // Not expected from roster (JSON bodies carry a length): stop counting, just
+            // forward the rest of this connection.
+            counter.chunked.fetch_add(1, Ordering::Relaxed);
+            let _ = io::copy(&mut reader, &mut server_w);
+            return;
+        }
+        let mut body = (&mut reader).take(content_length as u64);
+        if io::copy(&mut body, &mut server_w).is_err() {
+            return;
+        }
+    }
+}
+
+fn start_proxy(upstream: SocketAddr) -> io::Result<(SocketAddr, Arc<Counter>)> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let counter = Arc::new(Counter::default());
+    let c = counter.clone();
+    thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let c = c.clone();
+            thread::spawn(move || proxy_connection(conn, upstream, c));
+        }
+    });
+    Ok((addr, counter))
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// Kills the server we started when the bench ends, whatever happens.
+struct ServerGuard(Child);
+
+impl Drop for ServerGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Changes the language of the first `n` representatives (in file order) to `it`, which
+/// the generator never uses: exactly `n` one-field updates.
+fn make_changes(src: &Path, dst: &Path, n: usize) -> io::Result<usize> {
+    fs::create_dir_all(dst)?;
+    let mut left = n;
+    for f in yaml_files(src) {
+        let text = fs::read_to_string(&f)?;
+        let mut out = String::with_capacity(text.len());
+        for line in text.split_inclusive('\n') {
+            if left > 0 && line.starts_with("    language: ") {
+                out.push_str("    language: it\n");
+                left -= 1;
+            } else {
+                out.push_str(line);
+            }
+        }
+        fs::write(dst.join(f.file_name().unwrap()), out)?;
+    }
+    Ok(n - left)
+}
+
+fn mb(kb: i64) -> f64 {
+    kb as f64 / 1024.0
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok { "ok" } else { "MISSED" }
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; nothing to parse.
+    let opts = GenerateOptions {
+        representatives: env_usize("ROSTER_BENCH_REPS", 100_000),
+        teams: env_usize("ROSTER_BENCH_TEAMS", 5_000),
+        managers: env_usize("ROSTER_BENCH_MANAGERS", 1_000),
+        portals: env_usize("ROSTER_BENCH_PORTALS", 50),
+        seed: env_usize("ROSTER_BENCH_SEED", 1) as u64,
+        per_file: env_usize("ROSTER_BENCH_PER_FILE", 5_000),
+    };
+    let runs = env_usize("ROSTER_BENCH_RUNS", 3).max(1);
+    let timeout = Duration::from_secs(env_usize("ROSTER_BENCH_TIMEOUT", 900) as u64);
+    let skip_live = std::env::var("ROSTER_BENCH_SKIP_LIVE").is_ok_and(|v| v == "1");
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .expect("CARGO_TARGET_TMPDIR is target/tmp")
+        .to_path_buf();
+    let org = target.join("bench-org");
+    let scratch = tempfile::tempdir().expect("a temporary directory");
+    let logs = scratch.path();
+
+    println!("roster scale benchmark");
+    println!(
+        "  machine: {} cores (rayon threads: {}), binary: {BIN}",
+        thread::available_parallelism().map_or(1, |n| n.get()),
+        rayon::current_num_threads()
+    );
+
+    // 1. The organization.
+    let stamp = format!("{opts:?}\n");
+    let stamp_path = org.join(".bench-params");
+    if fs::read_to_string(&stamp_path).ok().as_deref() == Some(stamp.as_str()) {
+        println!("\n[generate] reusing {} ({stamp:?})", org.display());
+    } else {
+        let t = Instant::now();
+        let stats = generate(&opts, &org).expect("generate the organization");
+        fs::write(&stamp_path, &stamp).expect("write the parameters stamp");
+        println!(
+            "\n[generate] {} files, {:.1} MB in {:.2}s into {}",
+            stats.files.len(),
+            stats.bytes as f64 / 1e6,
+            t.elapsed().as_secs_f64(),
+            org.display()
+        );
+    }
+    let files = yaml_files(&org);
+    let bytes: u64 = files
+        .iter()
+        .map(|f| fs::metadata(f).map_or(0, |m| m.len()))
+        .sum();
+    println!(
+        "  {} representatives, {} teams, {} managers, {} portals; {} files, {:.1} MB",
+        opts.representatives,
+        opts.teams,
+        opts.managers,
+        opts.portals,
+        files.len(),
+        bytes as f64 / 1e6
+    );
+
+    // 2. The parse floor.
+    let mut floor = f64::INFINITY;
+    let mut events = 0;
+    for _ in 0..runs {
+        let t = Instant::now();
+        events = parse_floor(&files);
+        floor = floor.min(t.elapsed().as_secs_f64());
+    }
+    println!(
+        "\n[parse floor] saphyr-parser events only, {} threads: {floor:.3}s (best of {runs}), {events} events, {:.0} MB/s",
+        rayon::current_num_threads(),
+        bytes as f64 / 1e6 / floor
+    );
+
+    // 3. validate.
+    let mut validate_secs = None;
+    let mut best: Option<Run> = None;
+    for _ in 0..runs {
+        let r = run(Command::new(BIN).arg("validate").arg(&org), timeout, logs)
+            .expect("run roster validate");
+        let keep = best.as_ref().is_none_or(|b| r.secs < b.secs);
+        let stop = !r.ok();
+        if keep || stop {
+            best = Some(r);
+        }
+        if stop {
+            break;
+        }
+    }
+    let v = best.expect("at least one run");
+    if v.ok() {
+        let ratio = v.secs / floor;
+        println!(
+            "\n[validate] roster validate: {:.3}s (best of {runs}), peak {:.0} MB",
+            v.secs,
+            mb(v.max_rss_kb)
+        );
+        println!(
+            "  validate / parse floor = {ratio:.2}x (target <= 1.5x: {}); peak memory target <= 400 MB: {}",
+            verdict(ratio <= 1.5),
+            verdict(mb(v.max_rss_kb) <= 400.0)
+        );
+        validate_secs = Some(v.secs);
+    } else if v.not_implemented() {
+        println!("\n[validate] skipped: `roster validate` is not implemented yet");
+    } else {
+        println!(
+            "\n[validate] FAILED (exit {:?}{}) after {:.2}s, peak {:.0} MB:\n    {}",
+            v.code,
+            if v.timed_out { ", timed out" } else { "" },
+            v.secs,
+            mb(v.max_rss_kb),
+            v.tail()
+        );
+    }
+
+    // 4. Against a live server.
+    if skip_live {
+        println!("\n[live] skipped: ROSTER_BENCH_SKIP_LIVE=1");
+        return;
+    }
+    live(&opts, &org, logs, timeout, validate_secs);
+}
+
+fn live(opts: &GenerateOptions, org: &Path, logs: &Path, timeout: Duration, validate: Option<f64>) {
+    let port = free_port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let db = logs.join("live.db");
+    let token = logs.join("admin.token");
+    let seats = (opts.representatives * 2).max(1000);
+    let server = Command::new(BIN)
+        .args(["serve", "--listen", &addr.to_string()])
+        .arg("--database")
+        .arg(format!("sqlite://{}", db.display()))
+        .arg("--admin-token-file")
+        .arg(&token)
+        .args(["--seats", &seats.to_string()])
+        .stdin(Stdio::null())
+        .stdout(fs::File::create(logs.join("serve.out")).unwrap())
+        .stderr(fs::File::create(logs.join("serve.err")).unwrap())
+        .spawn()
+        .expect("spawn roster serve");
+    let mut server = ServerGuard(server);
+    let started = Instant::now();
+    loop {
+        if let Ok(Some(status)) = server.0.try_wait() {
+            let err = fs::read_to_string(logs.join("serve.err")).unwrap_or_default();
+            if err.contains("not implemented") {
+                println!("\n[live] skipped: `roster serve` is not implemented yet");
+            } else {
+                println!(
+                    "\n[live] skipped: `roster serve` exited ({status}): {}",
+                    err.trim()
+                );
+            }
+            return;
+        }
+        if TcpStream::connect(addr).is_ok() && token.exists() {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            println!("\n[live] skipped: `roster serve` did not listen on {addr} within 60s");
+            return;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    println!(
+        "\n[live] roster serve on {addr}, SQLite {} ({seats} seats), ready in {:.2}s",
+        db.display(),
+        started.elapsed().as_secs_f64()
+    );
+    let (proxy, counter) = start_proxy(addr).expect("start the counting proxy");
+    let roster = |cmd: &str, dir: &Path, endpoint: SocketAddr, extra: &[&str]| -> Run {
+        let mut c = Command::new(BIN);
+        c.arg(cmd)
+            .arg(dir)
+            .arg("--endpoint")
+            .arg(format!("http://{endpoint}"))
+            .arg("--token-file")
+            .arg(&token)
+            .args(extra);
+        run(&mut c, timeout, logs).expect("run roster")
+    };
+    let report_failure = |what: &str, r: &Run| {
+        if r.not_implemented() {
+            println!("  {what}: skipped, not implemented yet");
+        } else {
+            println!(
+                "  {what}: FAILED (exit {:?}{}) after {:.2}s:\n    {}",
+                r.code,
+                if r.timed_out { ", timed out" } else { "" },
+                r.secs,
+                r.tail()
+            );
+        }
+    };
+
+    // First apply of the whole org, straight to the server.
+    let a = roster("apply", org, addr, &["--auto-approve"]);
+    if !a.ok() {
+        report_failure("first apply", &a);
+        return;
+    }
+    println!(
+        "  first apply (whole org, empty server): {:.2}s, peak {:.0} MB (target <= 60 s: {})",
+        a.secs,
+        mb(a.max_rss_kb),
+        verdict(a.secs <= 60.0)
+    );
+
+    // No-op plan: timed straight, then counted through the proxy.
+    let p = roster("plan", org, addr, &["--detailed-exitcode"]);
+    match p.code {
+        Some(0) => {
+            let target = validate.map(|v| 2.0 * v);
+            println!(
+                "  no-op plan: {:.2}s, peak {:.0} MB (target <= 2x validate = {}: {})",
+                p.secs,
+                mb(p.max_rss_kb),
+                target.map_or("n/a".into(), |t| format!("{t:.2}s")),
+                target.map_or("n/a", |t| verdict(p.secs <= t))
+            );
+        }
+        Some(2) => println!(
+            "  no-op plan: NOT EMPTY after the first apply (exit 2) in {:.2}s; first lines:\n    {}",
+            p.secs,
+            p.stdout.lines().take(12).collect::<Vec<_>>().join("\n    ")
+        ),
+        _ => {
+            report_failure("no-op plan", &p);
+            return;
+        }
+    }
+    counter.reset();
+    let p = roster("plan", org, proxy, &["--detailed-exitcode"]);
+    println!(
+        "  no-op plan through the counting proxy: exit {:?}, {:.2}s, {}",
+        p.code,
+        p.secs,
+        describe(&counter.snapshot())
+    );
+
+    // 1,000 changes.
+    let changed = logs.join("changed-org");
+    let n = make_changes(org, &changed, 1000.min(opts.representatives)).expect("copy the org");
+    counter.reset();
+    let p = roster(
+        "plan",
+        &changed,
+        proxy,
+        &["--detailed-exitcode", "--format", "json"],
+    );
+    let plan_changes = serde_json::from_str::<serde_json::Value>(&p.stdout)
+        .ok()
+        .and_then(|v| v.get("changes").and_then(|c| c.as_array()).map(|c| c.len()));
+    println!(
+        "  {n}-change plan: exit {:?} (expect 2), {:.2}s, {} changes in the JSON plan, {}",
+        p.code,
+        p.secs,
+        plan_changes.map_or("?".into(), |c| c.to_string()),
+        describe(&counter.snapshot())
+    );
+    counter.reset();
+    let a = roster("apply", &changed, proxy, &["--auto-approve"]);
+    if !a.ok() {
+        report_failure(&format!("{n}-change apply"), &a);
+        return;
+    }
+    println!(
+        "  {n}-change apply: {:.2}s, {}",
+        a.secs,
+        describe(&counter.snapshot())
+    );
+    counter.reset();
+    let p = roster("plan", &changed, proxy, &["--detailed-exitcode"]);
+    println!(
+        "  plan after it: exit {:?} (expect 0), {}",
+        p.code,
+        describe(&counter.snapshot())
+    );
+    if counter.chunked.load(Ordering::Relaxed) > 0 {
+        println!("  note: some requests used chunked bodies; counts after them are low");
+    }
+    drop(server);
+}

@@ -1,0 +1,736 @@
+//! Files → one merged, validated [`Desired`].
+//!
+//! Per file, in parallel (rayon): read (size and UTF-8 limits), parse the YAML events into
+//! a `serde_json::Value` ([`super::yaml`]), check it against the JSON Schema
+//! ([`super::schema`]), deserialize it into a typed [`Declaration`], and drop the tree.
+//! Then, in file order: merge the declarations (an object declared twice is an error),
+//! flatten nested teams into paths, lower-case logins, run the rules
+//! ([`super::rules`]) and fill default usernames.
+//!
+//! Nothing on this path keeps a span per node: each object remembers only its file and
+//! JSON pointer ([`Origin`]). Problems are collected as [`Pending`]s and positioned at the
+//! end, re-reading only the files that have problems ([`resolve`]).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use serde_json::Value;
+
+use crate::model::rules::RuleCode;
+use crate::model::{Declaration, Desired, Kind, ObjectId, Org, Origin, Policy, Team, TeamDecl};
+
+use super::diagnostic::{self, Diagnostic, Severity};
+use super::rules::{self, At, Finding, Rel};
+use super::schema::{self, Anchor};
+use super::yaml::{self, Target};
+use super::{Diagnostics, Loaded, MAX_FILE_BYTES};
+
+/// Where a pending diagnostic points, before its line:column is known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Place {
+    /// Already known (parse errors).
+    Pos(yaml::Pos),
+    /// A JSON pointer in the file.
+    Pointer(String, Anchor),
+    /// An element of the list at a pointer, by its text.
+    Item(String, String),
+}
+
+/// A diagnostic waiting for its position.
+#[derive(Debug, Clone)]
+pub(crate) struct Pending {
+    pub severity: Severity,
+    pub rule: RuleCode,
+    pub file: PathBuf,
+    pub place: Place,
+    pub message: String,
+    pub help: String,
+    pub object: Option<ObjectId>,
+    /// The other place of a two-place problem; `{other}` in the message names it. The
+    /// problem is reported at the later of the two.
+    pub related: Option<(PathBuf, Place, Option<ObjectId>)>,
+    /// Raised by the schema (or the parser), not by a rule: rule findings that repeat a
+    /// schema problem at the same place are dropped.
+    pub from_schema: bool,
+}
+
+/// What one file produced.
+struct FileResult {
+    file: PathBuf,
+    decl: Option<Declaration>,
+    sections: BTreeSet<Kind>,
+    pending: Vec<Pending>,
+}
+
+fn file_problem(
+    file: &Path,
+    rule: RuleCode,
+    pos: yaml::Pos,
+    message: String,
+    help: &str,
+) -> Pending {
+    Pending {
+        severity: Severity::Error,
+        rule,
+        file: file.to_owned(),
+        place: Place::Pos(pos),
+        message,
+        help: help.to_owned(),
+        object: None,
+        related: None,
+        from_schema: true,
+    }
+}
+
+/// Expands the given paths into files: a file as is, a directory into every `*.yaml` and
+/// `*.yml` below it (hidden entries skipped) in sorted order. Repeated files count once.
+fn expand(paths: &[PathBuf], pending: &mut Vec<Pending>) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = Vec::new();
+    for p in paths {
+        match std::fs::metadata(p) {
+            Err(e) => pending.push(file_problem(
+                p,
+                RuleCode::Unreadable,
+                (1, 1),
+                format!("cannot read `{}`: {}", p.display(), io_reason(&e)),
+                "check the path; give files or directories of *.yaml declarations",
+            )),
+            Ok(m) if m.is_dir() => {
+                let mut found = Vec::new();
+                if let Err(e) = walk(p, &mut found) {
+                    pending.push(file_problem(
+                        p,
+                        RuleCode::Unreadable,
+                        (1, 1),
+                        format!("cannot list directory `{}`: {}", p.display(), io_reason(&e)),
+                        "check the directory's permissions",
+                    ));
+                }
+                found.sort();
+                if found.is_empty() {
+                    pending.push(file_problem(
+                        p,
+                        RuleCode::Unreadable,
+                        (1, 1),
+                        format!("directory `{}` holds no *.yaml or *.yml file", p.display()),
+                        "point roster at the directory that holds the declarations",
+                    ));
+                }
+                files.extend(found);
+            }
+            Ok(_) => files.push(p.clone()),
+        }
+    }
+    let mut seen = BTreeSet::new();
+    files.retain(|f| seen.insert(f.clone()));
+    files
+}
+
+fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file or directory".into(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+        _ => e.to_string().to_lowercase(),
+    }
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if name.to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let path = entry.path();
+        let meta = std::fs::metadata(&path)?;
+        if meta.is_dir() {
+            walk(&path, out)?;
+        } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Line and column (1-based, in characters) of a byte offset.
+fn pos_of_byte(bytes: &[u8], offset: usize) -> yaml::Pos {
+    let before = &bytes[..offset.min(bytes.len())];
+    let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+    let line_start = before
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .map_or(0, |i| i + 1);
+    let col = String::from_utf8_lossy(&before[line_start..])
+        .chars()
+        .count()
+        + 1;
+    (line, col)
+}
+
+/// Reads one file's text, within the limits.
+pub(crate) fn read_text(file: &Path) -> Result<String, Box<Pending>> {
+    let meta = std::fs::metadata(file).map_err(|e| {
+        Box::new(file_problem(
+            file,
+            RuleCode::Unreadable,
+            (1, 1),
+            format!("cannot read `{}`: {}", file.display(), io_reason(&e)),
+            "check the path and its permissions",
+        ))
+    })?;
+    if meta.len() > MAX_FILE_BYTES as u64 {
+        return Err(Box::new(file_problem(
+            file,
+            RuleCode::InputLimit,
+            (1, 1),
+            format!(
+                "the file is {} MiB, over the {} MiB limit",
+                meta.len() >> 20,
+                MAX_FILE_BYTES >> 20
+            ),
+            "split the declaration into several files in one directory",
+        )));
+    }
+    let bytes = std::fs::read(file).map_err(|e| {
+        Box::new(file_problem(
+            file,
+            RuleCode::Unreadable,
+            (1, 1),
+            format!("cannot read `{}`: {}", file.display(), io_reason(&e)),
+            "check the path and its permissions",
+        ))
+    })?;
+    match String::from_utf8(bytes) {
+        Ok(mut s) => {
+            if s.starts_with('\u{feff}') {
+                s.drain(..3);
+            }
+            Ok(s)
+        }
+        Err(e) => {
+            let at = e.utf8_error().valid_up_to();
+            Err(Box::new(file_problem(
+                file,
+                RuleCode::InputLimit,
+                pos_of_byte(e.as_bytes(), at),
+                "the file is not UTF-8 text".into(),
+                "save the file as UTF-8",
+            )))
+        }
+    }
+}
+
+fn load_file(file: &Path) -> FileResult {
+    let mut r = FileResult {
+        file: file.to_owned(),
+        decl: None,
+        sections: BTreeSet::new(),
+        pending: Vec::new(),
+    };
+    let text = match read_text(file) {
+        Ok(t) => t,
+        Err(p) => {
+            r.pending.push(*p);
+            return r;
+        }
+    };
+    let value = match yaml::parse(&text) {
+        Err(p) => {
+            let related = p.first.as_ref().map(|ptr| {
+                (
+                    file.to_owned(),
+                    Place::Pointer(ptr.clone(), Anchor::Key),
+                    None,
+                )
+            });
+            let message = if related.is_some() {
+                format!("{} (the first is at {{other}})", p.message)
+            } else {
+                p.message
+            };
+            r.pending.push(Pending {
+                related,
+                ..file_problem(file, p.rule, p.pos, message, &p.help)
+            });
+            return r;
+        }
+        Ok(None) => {
+            r.pending.push(file_problem(
+                file,
+                RuleCode::EmptyFile,
+                (1, 1),
+                "the file declares nothing (it is empty or holds only comments)".into(),
+                "add sections such as `representatives:`, or delete the file",
+            ));
+            return r;
+        }
+        Ok(Some(v)) => v,
+    };
+    drop(text);
+    let Value::Object(map) = &value else {
+        r.pending.push(Pending {
+            place: Place::Pointer(String::new(), Anchor::Value),
+            ..file_problem(
+                file,
+                RuleCode::Schema,
+                (1, 1),
+                "a declaration file must be a mapping of sections".into(),
+                "start with a section such as `representatives:` or `teams:`",
+            )
+        });
+        return r;
+    };
+    r.sections = map.keys().filter_map(|k| Kind::from_name(k)).collect();
+    let problems = schema::check(&value);
+    let had_problems = !problems.is_empty();
+    let mut value = value;
+    if had_problems {
+        repair(&mut value, &problems);
+    }
+    for p in problems {
+        r.pending.push(Pending {
+            severity: Severity::Error,
+            rule: p.rule,
+            file: file.to_owned(),
+            place: Place::Pointer(p.pointer, p.anchor),
+            message: p.message,
+            help: p.help,
+            object: None,
+            related: None,
+            from_schema: true,
+        });
+    }
+    match serde_json::from_value::<Declaration>(value) {
+        Ok(d) => r.decl = Some(d),
+        Err(_) if had_problems => {}
+        Err(e) => r.pending.push(Pending {
+            place: Place::Pointer(String::new(), Anchor::Value),
+            ..file_problem(
+                file,
+                RuleCode::Schema,
+                (1, 1),
+                // serde's text may quote values (a password): keep only its category.
+                format!(
+                    "the file does not match the declaration format ({:?} error)",
+                    e.classify()
+                ),
+                "compare the file with `roster schema`",
+            )
+        }),
+    }
+    r
+}
+
+/// Removes what the schema rejected, where that is safe, so the rest of the file still
+/// takes part in the cross-object rules (all problems in one run): unknown keys, values
+/// of the wrong type or out of their enumeration (from mappings, and from lists of
+/// scalars). Lists of objects are never shortened, so object pointers stay valid; when
+/// the repaired file still does not deserialize, its objects are left out.
+fn repair(value: &mut Value, problems: &[schema::SchemaProblem]) {
+    let mut pointers: Vec<&str> = problems
+        .iter()
+        .filter(|p| p.removable)
+        .map(|p| p.pointer.as_str())
+        .filter(|p| !p.is_empty())
+        .collect();
+    // Deepest and highest index first, so removals do not shift pending ones.
+    pointers.sort_by(|a, b| b.cmp(a));
+    pointers.dedup();
+    for p in pointers {
+        let Some((parent, last)) = p.rsplit_once('/') else {
+            continue;
+        };
+        let last = last.replace("~1", "/").replace("~0", "~");
+        match value.pointer_mut(parent) {
+            Some(Value::Object(m)) => {
+                m.shift_remove(&last);
+            }
+            Some(Value::Array(items)) => {
+                if let Ok(i) = last.parse::<usize>() {
+                    if i < items.len() && !items[i].is_object() {
+                        items.remove(i);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The merged declaration being built, in file order.
+struct Merge {
+    org: Org,
+    policy: Option<(Policy, PathBuf)>,
+    sections: BTreeSet<Kind>,
+    origins: BTreeMap<ObjectId, Origin>,
+    pending: Vec<Pending>,
+}
+
+impl Merge {
+    /// Records an object's origin; a second declaration of the same id is an error.
+    fn declare(&mut self, id: ObjectId, file: &Path, pointer: String, key_field: &str) -> bool {
+        if let Some(first) = self.origins.get(&id) {
+            let what = id.kind.name();
+            self.pending.push(Pending {
+                severity: Severity::Error,
+                rule: RuleCode::Duplicate,
+                file: file.to_owned(),
+                place: Place::Pointer(format!("{pointer}/{key_field}"), Anchor::Value),
+                message: format!(
+                    "{what} `{}` is declared twice (the other is at {{other}})",
+                    id.key
+                ),
+                help: format!(
+                    "keep one declaration of this {what} (logins and names are unique per kind, \
+                     ignoring case for logins)"
+                ),
+                object: Some(id.clone()),
+                related: Some((
+                    first.file.clone(),
+                    Place::Pointer(format!("{}/{key_field}", first.pointer), Anchor::Value),
+                    Some(id.clone()),
+                )),
+                from_schema: false,
+            });
+            return false;
+        }
+        self.origins.insert(
+            id,
+            Origin {
+                file: file.to_owned(),
+                pointer,
+            },
+        );
+        true
+    }
+
+    fn problem(
+        &mut self,
+        file: &Path,
+        pointer: String,
+        rule: RuleCode,
+        message: String,
+        help: &str,
+    ) {
+        self.pending.push(Pending {
+            place: Place::Pointer(pointer, Anchor::Value),
+            from_schema: false,
+            ..file_problem(file, rule, (1, 1), message, help)
+        });
+    }
+
+    fn add_teams(&mut self, file: &Path, teams: Vec<TeamDecl>, parent: Option<&str>, base: &str) {
+        for (i, t) in teams.into_iter().enumerate() {
+            let pointer = format!("{base}/teams/{i}");
+            if t.name.is_empty() || t.name.contains('/') || t.name.trim() != t.name {
+                self.problem(
+                    file,
+                    format!("{pointer}/name"),
+                    RuleCode::Schema,
+                    format!("team name `{}` is not a valid path segment", t.name),
+                    "a team name is not empty, has no `/` and no surrounding spaces; nest \
+                     sub-teams under `teams:` instead of writing a path",
+                );
+                continue;
+            }
+            let path = match parent {
+                Some(p) => format!("{p}/{}", t.name),
+                None => t.name.clone(),
+            };
+            if self.declare(
+                ObjectId::new(Kind::Team, &path),
+                file,
+                pointer.clone(),
+                "name",
+            ) {
+                self.org.teams.insert(
+                    path.clone(),
+                    Team {
+                        path: path.clone(),
+                        description: t.description,
+                        max_active_logins: t.max_active_logins,
+                        leader: t.leader.map(|l| l.to_lowercase()),
+                        active: t.active,
+                        protect: t.protect,
+                        previously: t.previously,
+                    },
+                );
+            }
+            self.add_teams(file, t.teams, Some(&path), &pointer);
+        }
+    }
+
+    fn add(&mut self, file: &Path, d: Declaration) {
+        if let Some(p) = d.policy {
+            match &self.policy {
+                Some((_, first)) => self.pending.push(Pending {
+                    severity: Severity::Error,
+                    rule: RuleCode::Duplicate,
+                    file: file.to_owned(),
+                    place: Place::Pointer("/policy".into(), Anchor::Key),
+                    message: "the `policy` section is declared twice (the other is at {other})"
+                        .into(),
+                    help: "keep one `policy` section and merge the two".into(),
+                    object: None,
+                    related: Some((
+                        first.clone(),
+                        Place::Pointer("/policy".into(), Anchor::Key),
+                        None,
+                    )),
+                    from_schema: false,
+                }),
+                None => self.policy = Some((p, file.to_owned())),
+            }
+        }
+        for (i, p) in d.portals.into_iter().enumerate() {
+            let id = ObjectId::new(Kind::Portal, &p.name);
+            if self.declare(id, file, format!("/portals/{i}"), "name") {
+                self.org.portals.insert(p.name.clone(), p);
+            }
+        }
+        self.add_teams(file, d.teams, None, "");
+        for (i, mut a) in d.administrators.into_iter().enumerate() {
+            a.login = a.login.to_lowercase();
+            a.previously = a.previously.map(|l| l.to_lowercase());
+            let id = ObjectId::new(Kind::Administrator, &a.login);
+            if self.declare(id, file, format!("/administrators/{i}"), "login") {
+                self.org.administrators.insert(a.login.clone(), a);
+            }
+        }
+        for (i, mut m) in d.managers.into_iter().enumerate() {
+            m.login = m.login.to_lowercase();
+            m.previously = m.previously.map(|l| l.to_lowercase());
+            let id = ObjectId::new(Kind::Manager, &m.login);
+            if self.declare(id, file, format!("/managers/{i}"), "login") {
+                self.org.managers.insert(m.login.clone(), m);
+            }
+        }
+        for (i, mut r) in d.representatives.into_iter().enumerate() {
+            r.login = r.login.to_lowercase();
+            r.previously = r.previously.map(|l| l.to_lowercase());
+            let id = ObjectId::new(Kind::Representative, &r.login);
+            if self.declare(id, file, format!("/representatives/{i}"), "login") {
+                self.org.representatives.insert(r.login.clone(), r);
+            }
+        }
+        for (i, mut c) in d.campaigns.into_iter().enumerate() {
+            c.representatives = c.representatives.iter().map(|l| l.to_lowercase()).collect();
+            let id = ObjectId::new(Kind::Campaign, &c.name);
+            if self.declare(id, file, format!("/campaigns/{i}"), "name") {
+                self.org.campaigns.insert(c.name.clone(), c);
+            }
+        }
+        for (i, mut g) in d.contact_groups.into_iter().enumerate() {
+            let pointer = format!("/contact_groups/{i}");
+            let n = g.shared_with.len();
+            g.shared_with = g
+                .shared_with
+                .into_iter()
+                .map(|(l, p)| (l.to_lowercase(), p))
+                .collect();
+            if g.shared_with.len() != n {
+                self.problem(
+                    file,
+                    format!("{pointer}/shared_with"),
+                    RuleCode::Duplicate,
+                    "`shared_with` names the same login twice (logins ignore case)".into(),
+                    "keep one entry per login",
+                );
+            }
+            let id = ObjectId::new(Kind::ContactGroup, &g.name);
+            if self.declare(id, file, pointer, "name") {
+                self.org.contact_groups.insert(g.name.clone(), g);
+            }
+        }
+    }
+}
+
+fn rel_place(base: &str, rel: Rel) -> Place {
+    match rel {
+        Rel::Pointer(p, a) => Place::Pointer(format!("{base}{p}"), a),
+        Rel::Item(p, v) => Place::Item(format!("{base}{p}"), v),
+    }
+}
+
+/// Turns a rule finding into a pending diagnostic through the origins.
+pub(crate) fn finding_to_pending(
+    f: Finding,
+    origins: &BTreeMap<ObjectId, Origin>,
+) -> Option<Pending> {
+    let at = |at: At| -> Option<(PathBuf, Place, Option<ObjectId>)> {
+        match at {
+            At::Object(id, rel) => {
+                let o = origins.get(&id)?;
+                Some((o.file.clone(), rel_place(&o.pointer, rel), Some(id)))
+            }
+            At::File(file, rel) => Some((file, rel_place("", rel), None)),
+        }
+    };
+    let (file, place, object) = at(f.at)?;
+    Some(Pending {
+        severity: f.severity,
+        rule: f.rule,
+        file,
+        place,
+        message: f.message,
+        help: f.help,
+        object,
+        related: f.related.and_then(at),
+        from_schema: false,
+    })
+}
+
+/// Loads, merges and checks. See [`super::load`].
+pub(crate) fn load(paths: &[PathBuf]) -> Result<Loaded, Diagnostics> {
+    let mut pending = Vec::new();
+    let files = expand(paths, &mut pending);
+    let results: Vec<FileResult> = files.par_iter().map(|f| load_file(f)).collect();
+    let mut merge = Merge {
+        org: Org::default(),
+        policy: None,
+        sections: BTreeSet::new(),
+        origins: BTreeMap::new(),
+        pending,
+    };
+    let mut complete = true;
+    for r in results {
+        merge.pending.extend(r.pending);
+        merge.sections.extend(r.sections);
+        match r.decl {
+            Some(d) => merge.add(&r.file, d),
+            None => complete = false,
+        }
+    }
+    let Merge {
+        mut org,
+        policy,
+        sections,
+        origins,
+        mut pending,
+    } = merge;
+    let (policy, policy_file) = match policy {
+        Some((p, f)) => (p, Some(f)),
+        None => (Policy::default(), None),
+    };
+    for f in rules::check(&org, &policy, policy_file.as_ref(), complete) {
+        pending.extend(finding_to_pending(f, &origins));
+    }
+    rules::assign_usernames(&mut org.representatives);
+    let diags = resolve(pending);
+    let desired = Desired {
+        org,
+        policy,
+        sections,
+        origins,
+    };
+    if diags.iter().any(Diagnostic::is_error) {
+        Err(Diagnostics(diags))
+    } else {
+        Ok(Loaded {
+            desired,
+            warnings: diags,
+        })
+    }
+}
+
+/// Positions pending diagnostics: re-reads each concerned file once, finds every pointer,
+/// reports two-place problems at the later place, drops rule findings that repeat a
+/// schema problem at the same place, and sorts.
+pub(crate) fn resolve(pending: Vec<Pending>) -> Vec<Diagnostic> {
+    // Targets per file.
+    let mut targets: HashMap<PathBuf, Vec<Target>> = HashMap::new();
+    let mut add = |file: &Path, place: &Place| {
+        let t = match place {
+            Place::Pos(_) => return,
+            Place::Pointer(p, _) => Target::Pointer(p.clone()),
+            Place::Item(p, v) => Target::Item(p.clone(), v.clone()),
+        };
+        targets.entry(file.to_owned()).or_default().push(t);
+    };
+    for p in &pending {
+        add(&p.file, &p.place);
+        if let Some((f, place, _)) = &p.related {
+            add(f, place);
+        }
+    }
+    let located: HashMap<PathBuf, yaml::Located> = targets
+        .into_par_iter()
+        .map(|(file, t)| {
+            let found = match read_text(&file) {
+                Ok(text) => yaml::locate_many(&text, &t, false),
+                Err(_) => yaml::Located::default(),
+            };
+            (file, found)
+        })
+        .collect();
+    let position = |file: &Path, place: &Place| -> yaml::Pos {
+        let (target, anchor) = match place {
+            Place::Pos(p) => return *p,
+            Place::Pointer(p, a) => (Target::Pointer(p.clone()), *a),
+            Place::Item(p, v) => (Target::Item(p.clone(), v.clone()), Anchor::Value),
+        };
+        located
+            .get(file)
+            .and_then(|l| l.found.get(&target))
+            .map(|np| match anchor {
+                Anchor::Key => np.key.unwrap_or(np.value),
+                Anchor::Value => np.value,
+            })
+            .unwrap_or((1, 1))
+    };
+    let mut diags = Vec::with_capacity(pending.len());
+    let mut schema_places: BTreeSet<(PathBuf, yaml::Pos)> = BTreeSet::new();
+    let mut rule_diags = Vec::new();
+    for p in pending {
+        let mut file = p.file;
+        let mut pos = position(&file, &p.place);
+        let mut object = p.object;
+        let mut message = p.message;
+        if let Some((rfile, rplace, robject)) = p.related {
+            let mut rpos = position(&rfile, &rplace);
+            let mut rfile = rfile;
+            // Report at the later place, naming the earlier.
+            if (&rfile, rpos) > (&file, pos) {
+                std::mem::swap(&mut rfile, &mut file);
+                std::mem::swap(&mut rpos, &mut pos);
+                if robject.is_some() {
+                    object = robject;
+                }
+            }
+            message = message.replace(
+                "{other}",
+                &format!("{}:{}:{}", rfile.display(), rpos.0, rpos.1),
+            );
+        }
+        let d = Diagnostic {
+            severity: p.severity,
+            rule: p.rule,
+            file,
+            line: pos.0,
+            column: pos.1,
+            message,
+            help: p.help,
+            object,
+        };
+        if p.from_schema {
+            schema_places.insert((d.file.clone(), pos));
+            diags.push(d);
+        } else {
+            rule_diags.push(d);
+        }
+    }
+    // The rules re-check a few things the schema already reports (feature sets, manager
+    // logins, ranges): keep the schema's wording when both flag the same place.
+    for d in rule_diags {
+        let repeats = matches!(
+            d.rule,
+            RuleCode::FeatureNotAllowed | RuleCode::ManagerLogin | RuleCode::Schema
+        ) && schema_places.contains(&(d.file.clone(), (d.line, d.column)));
+        if !repeats {
+            diags.push(d);
+        }
+    }
+    diagnostic::sort(&mut diags);
+    diags
+}

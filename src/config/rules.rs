@@ -1,0 +1,960 @@
+//! The product's rules over a whole merged declaration (DESIGN §2, rules 1–8).
+//!
+//! Input: the merged, flattened [`Org`] that the loader built (logins already lower case).
+//! Output: [`Finding`]s that name an object and a place relative to it; the loader turns
+//! them into positioned diagnostics through each object's `Origin`. Object-level checks
+//! come from [`crate::model::rules`] (shared with the server); this module adds the checks
+//! that need several objects (collisions, references, leaders, portals), the policy
+//! warning, the seats check, and the default usernames.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use crate::model::catalog::{self, Feature};
+use crate::model::rules::{self as mrules, RuleCode, Violation};
+use crate::model::{Kind, Login, ObjectId, OnRemove, Org, Policy, Representative, Status};
+
+use super::diagnostic::Severity;
+use super::schema::{Anchor, did_you_mean};
+use super::yaml::escape_segment;
+
+/// A place relative to an object (or to a file, for the policy).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rel {
+    /// A JSON pointer below the object (`/team`, empty for the object itself).
+    Pointer(String, Anchor),
+    /// The element of the list at this pointer whose text equals the value (set-valued
+    /// fields lose their written order once typed).
+    Item(String, String),
+}
+
+impl Rel {
+    fn value(p: impl Into<String>) -> Rel {
+        Rel::Pointer(p.into(), Anchor::Value)
+    }
+}
+
+/// Where a finding sits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum At {
+    Object(ObjectId, Rel),
+    /// An absolute pointer in a file (the `policy` section has no object).
+    File(PathBuf, Rel),
+}
+
+/// A broken rule, not yet positioned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub severity: Severity,
+    pub rule: RuleCode,
+    pub at: At,
+    /// May contain `{other}`, replaced by the related place's `file:line:col`.
+    pub message: String,
+    pub help: String,
+    /// The other place of a two-place problem. The loader reports the problem at the
+    /// later of the two places and names the earlier one.
+    pub related: Option<At>,
+}
+
+fn error(rule: RuleCode, id: &ObjectId, rel: Rel, message: String, help: String) -> Finding {
+    Finding {
+        severity: Severity::Error,
+        rule,
+        at: At::Object(id.clone(), rel),
+        message,
+        help,
+        related: None,
+    }
+}
+
+/// Every rule over the merged declaration. `complete` is false when some file could not
+/// be read into objects: references are then not checked, as they may point into it.
+pub fn check(
+    org: &Org,
+    policy: &Policy,
+    policy_file: Option<&PathBuf>,
+    complete: bool,
+) -> Vec<Finding> {
+    let mut out = object_rules(org);
+    out.extend(login_rules(org));
+    out.extend(declared_username_rules(org));
+    if complete {
+        out.extend(reference_rules(org));
+        out.extend(leader_rules(org));
+        out.extend(portal_feature_warnings(org));
+    }
+    if let Some(file) = policy_file {
+        out.extend(policy_warnings(policy, file));
+    }
+    out
+}
+
+/// Maps a model violation to a finding, turning set indices (`/features/2`) into the
+/// element's text, found again in the file by value.
+fn from_violation(
+    id: &ObjectId,
+    v: Violation,
+    element: impl Fn(&str, usize) -> Option<String>,
+) -> Finding {
+    let rel = match v.pointer.rsplit_once('/') {
+        Some((field, idx)) if !field.is_empty() && field.matches('/').count() == 1 => match idx
+            .parse::<usize>()
+            .ok()
+            .and_then(|i| element(&field[1..], i))
+        {
+            Some(text) => Rel::Item(field.to_owned(), text),
+            None => Rel::value(v.pointer.clone()),
+        },
+        _ => Rel::value(v.pointer.clone()),
+    };
+    error(v.rule, id, rel, v.message, v.help)
+}
+
+fn nth<T: ToString>(set: &BTreeSet<T>, i: usize) -> Option<String> {
+    set.iter().nth(i).map(ToString::to_string)
+}
+
+/// Rule 1 and the feature-set restrictions, object by object.
+pub fn object_rules(org: &Org) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for rep in org.representatives.values() {
+        let id = ObjectId::new(Kind::Representative, &rep.login);
+        for v in mrules::check_representative(rep) {
+            out.push(from_violation(&id, v, |field, i| match field {
+                "features" => nth(&rep.features, i),
+                _ => None,
+            }));
+        }
+    }
+    for m in org.managers.values() {
+        let id = ObjectId::new(Kind::Manager, &m.login);
+        for v in mrules::check_manager(m) {
+            out.push(from_violation(&id, v, |field, i| match field {
+                "grantable" => nth(&m.grantable, i),
+                "team_rights" => nth(&m.team_rights, i),
+                _ => None,
+            }));
+        }
+    }
+    for p in org.portals.values() {
+        let id = ObjectId::new(Kind::Portal, &p.name);
+        for f in p
+            .features
+            .iter()
+            .filter(|f| !catalog::is_portal_feature(**f))
+        {
+            out.push(error(
+                RuleCode::FeatureNotAllowed,
+                &id,
+                Rel::Item("/features".into(), f.id().into()),
+                format!("a portal cannot enable `{f}`: it is not a session feature"),
+                format!(
+                    "a portal's `features` holds only: {}",
+                    catalog::PORTAL_FEATURES
+                        .iter()
+                        .map(|f| f.id())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
+    }
+    out
+}
+
+fn collision(a: ObjectId, b: ObjectId, message: String, help: String) -> Finding {
+    Finding {
+        severity: Severity::Error,
+        rule: RuleCode::LoginCollision,
+        at: At::Object(a, Rel::value("/login")),
+        message,
+        help,
+        related: Some(At::Object(b, Rel::value("/login"))),
+    }
+}
+
+/// Rule 2: a manager's or administrator's login must differ from every representative
+/// login (unless that representative has no Admin Center access), and administrators
+/// from managers. Duplicates within a kind are found while merging.
+pub fn login_rules(org: &Org) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let admin_rep = |login: &str| {
+        org.representatives
+            .get(login)
+            .filter(|r| r.features.contains(&Feature::AdminCenterAccess))
+    };
+    for m in org.managers.values() {
+        if let Some(r) = admin_rep(&m.login) {
+            out.push(collision(
+                ObjectId::new(Kind::Manager, &m.login),
+                ObjectId::new(Kind::Representative, &r.login),
+                format!(
+                    "login `{}` is both a manager's and a representative's with \
+                     `admin_center_access` (the other is at {{other}})",
+                    m.login
+                ),
+                "give the manager a different login, or remove `admin_center_access` from \
+                 the representative"
+                    .into(),
+            ));
+        }
+    }
+    for a in org.administrators.values() {
+        if let Some(r) = admin_rep(&a.login) {
+            out.push(collision(
+                ObjectId::new(Kind::Administrator, &a.login),
+                ObjectId::new(Kind::Representative, &r.login),
+                format!(
+                    "login `{}` is both an administrator's and a representative's with \
+                     `admin_center_access` (the other is at {{other}})",
+                    a.login
+                ),
+                "give the administrator a different login, or remove `admin_center_access` \
+                 from the representative"
+                    .into(),
+            ));
+        }
+        if org.managers.contains_key(&a.login) {
+            out.push(collision(
+                ObjectId::new(Kind::Administrator, &a.login),
+                ObjectId::new(Kind::Manager, &a.login),
+                format!(
+                    "login `{}` is both an administrator's and a manager's (the other is at \
+                     {{other}})",
+                    a.login
+                ),
+                "an administrator already has every right: remove the manager, or give one \
+                 of them another login"
+                    .into(),
+            ));
+        }
+    }
+    out
+}
+
+/// Rule 2 for user names: two representatives may not declare the same `username`.
+pub fn declared_username_rules(org: &Org) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let mut seen: HashMap<String, &Login> = HashMap::new();
+    for rep in org.representatives.values() {
+        let Some(u) = &rep.username else { continue };
+        let key = u.to_lowercase();
+        match seen.get(&key) {
+            Some(first) => out.push(Finding {
+                severity: Severity::Error,
+                rule: RuleCode::Duplicate,
+                at: At::Object(
+                    ObjectId::new(Kind::Representative, &rep.login),
+                    Rel::value("/username"),
+                ),
+                message: format!("username `{u}` is declared twice (the other is at {{other}})"),
+                help: "user names are unique ignoring case: change one of them".into(),
+                related: Some(At::Object(
+                    ObjectId::new(Kind::Representative, first.as_str()),
+                    Rel::value("/username"),
+                )),
+            }),
+            None => {
+                seen.insert(key, &rep.login);
+            }
+        }
+    }
+    out
+}
+
+fn suggestion<'a>(word: &str, candidates: impl IntoIterator<Item = &'a String>) -> String {
+    match did_you_mean(word, candidates.into_iter().map(String::as_str)) {
+        Some(s) => format!("did you mean `{s}`?"),
+        None => String::new(),
+    }
+}
+
+fn unresolved(
+    id: &ObjectId,
+    rel: Rel,
+    what: &str,
+    name: &str,
+    hint: String,
+    declare: &str,
+) -> Finding {
+    let help = if hint.is_empty() {
+        format!("declare {what} `{name}` under `{declare}:`, or fix the reference")
+    } else {
+        format!("{hint} (or declare {what} `{name}` under `{declare}:`)")
+    };
+    error(
+        RuleCode::UnresolvedReference,
+        id,
+        rel,
+        format!("{what} `{name}` is not declared"),
+        help,
+    )
+}
+
+/// Rule 3: every reference resolves.
+pub fn reference_rules(org: &Org) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let team = |id: &ObjectId, rel: Rel, path: &str| {
+        unresolved(
+            id,
+            rel,
+            "team",
+            path,
+            suggestion(path, org.teams.keys()),
+            "teams",
+        )
+    };
+    for m in org.managers.values() {
+        let id = ObjectId::new(Kind::Manager, &m.login);
+        for t in m.teams.iter().filter(|t| !org.teams.contains_key(*t)) {
+            out.push(team(&id, Rel::Item("/teams".into(), t.clone()), t));
+        }
+    }
+    for r in org.representatives.values() {
+        let id = ObjectId::new(Kind::Representative, &r.login);
+        if let Some(t) = r.team.as_ref().filter(|t| !org.teams.contains_key(*t)) {
+            out.push(team(&id, Rel::value("/team"), t));
+        }
+        for p in r.portals.iter().filter(|p| !org.portals.contains_key(*p)) {
+            out.push(unresolved(
+                &id,
+                Rel::Item("/portals".into(), p.clone()),
+                "portal",
+                p,
+                suggestion(p, org.portals.keys()),
+                "portals",
+            ));
+        }
+    }
+    for c in org.campaigns.values() {
+        let id = ObjectId::new(Kind::Campaign, &c.name);
+        for l in c
+            .representatives
+            .iter()
+            .filter(|l| !org.representatives.contains_key(*l))
+        {
+            out.push(unresolved(
+                &id,
+                Rel::Item("/representatives".into(), l.clone()),
+                "representative",
+                l,
+                suggestion(l, org.representatives.keys()),
+                "representatives",
+            ));
+        }
+        for t in c.teams.iter().filter(|t| !org.teams.contains_key(*t)) {
+            out.push(team(&id, Rel::Item("/teams".into(), t.clone()), t));
+        }
+    }
+    for g in org.contact_groups.values() {
+        let id = ObjectId::new(Kind::ContactGroup, &g.name);
+        for l in g.shared_with.keys() {
+            if !org.representatives.contains_key(l) && !org.managers.contains_key(l) {
+                let hint = suggestion(l, org.representatives.keys().chain(org.managers.keys()));
+                out.push(unresolved(
+                    &id,
+                    Rel::Pointer(format!("/shared_with/{}", escape_segment(l)), Anchor::Key),
+                    "representative or manager",
+                    l,
+                    hint,
+                    "representatives",
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// Rule 3: a team leader is a representative of the team or of one of its sub-teams.
+pub fn leader_rules(org: &Org) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for t in org.teams.values() {
+        let Some(leader) = &t.leader else { continue };
+        let id = ObjectId::new(Kind::Team, &t.path);
+        match org.representatives.get(leader) {
+            None => out.push(unresolved(
+                &id,
+                Rel::value("/leader"),
+                "representative",
+                leader,
+                suggestion(leader, org.representatives.keys()),
+                "representatives",
+            )),
+            Some(r) => {
+                let inside = r.team.as_deref().is_some_and(|rt| {
+                    rt == t.path
+                        || rt
+                            .strip_prefix(t.path.as_str())
+                            .is_some_and(|s| s.starts_with('/'))
+                });
+                if !inside {
+                    out.push(error(
+                        RuleCode::LeaderNotMember,
+                        &id,
+                        Rel::value("/leader"),
+                        format!(
+                            "team leader `{leader}` is not a member of team `{}` or of its \
+                             sub-teams (their team is {})",
+                            t.path,
+                            r.team
+                                .as_deref()
+                                .map(|s| format!("`{s}`"))
+                                .unwrap_or_else(|| "not set".into())
+                        ),
+                        format!(
+                            "set `team: {}` on the representative, or choose a leader from \
+                             this team",
+                            t.path
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Rule 4 (warning): a session feature, or `multisession` above 1, that none of the
+/// representative's portals enables has no effect.
+pub fn portal_feature_warnings(org: &Org) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for r in org.representatives.values() {
+        let enabled: HashSet<Feature> = r
+            .portals
+            .iter()
+            .filter_map(|p| org.portals.get(p))
+            .flat_map(|p| p.features.iter().copied())
+            .collect();
+        let id = ObjectId::new(Kind::Representative, &r.login);
+        let help = |f: &str| {
+            if r.portals.is_empty() {
+                format!("add a portal that enables `{f}` to `portals`, or remove the feature")
+            } else {
+                format!(
+                    "enable `{f}` on one of the portals ({}), or remove it from this representative",
+                    r.portals
+                        .iter()
+                        .map(String::as_str)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            }
+        };
+        // `multisession` in `features` is an error of its own (a count, not a flag).
+        let governed =
+            |f: &&Feature| catalog::is_portal_feature(**f) && **f != Feature::Multisession;
+        for f in r
+            .features
+            .iter()
+            .filter(governed)
+            .filter(|f| !enabled.contains(f))
+        {
+            out.push(Finding {
+                severity: Severity::Warning,
+                rule: RuleCode::FeatureWithoutPortal,
+                at: At::Object(id.clone(), Rel::Item("/features".into(), f.id().into())),
+                message: format!(
+                    "`{f}` has no effect: none of this representative's portals enables it"
+                ),
+                help: help(f.id()),
+                related: None,
+            });
+        }
+        if (2..=catalog::MULTISESSION_MAX).contains(&r.multisession)
+            && !enabled.contains(&Feature::Multisession)
+        {
+            out.push(Finding {
+                severity: Severity::Warning,
+                rule: RuleCode::FeatureWithoutPortal,
+                at: At::Object(id.clone(), Rel::value("/multisession")),
+                message: format!(
+                    "`multisession: {}` has no effect: none of this representative's portals \
+                     enables `multisession`",
+                    r.multisession
+                ),
+                help: help("multisession"),
+                related: None,
+            });
+        }
+    }
+    out
+}
+
+/// Rule 7: `on_remove: delete` only means something for kinds with a status.
+pub fn policy_warnings(policy: &Policy, file: &Path) -> Vec<Finding> {
+    Kind::ALL
+        .into_iter()
+        .filter(|k| !k.has_status() && policy.for_kind(*k).on_remove == OnRemove::Delete)
+        .map(|k| Finding {
+            severity: Severity::Warning,
+            rule: RuleCode::DeleteNotAllowed,
+            at: At::File(
+                file.to_owned(),
+                Rel::value(format!("/policy/{}/on_remove", k.section())),
+            ),
+            message: format!(
+                "`on_remove: delete` has no effect on {}: they have no status, so removing \
+                 one always deletes it",
+                k.section()
+            ),
+            help: "remove `on_remove` here; it matters for representatives, teams and campaigns"
+                .into(),
+            related: None,
+        })
+        .collect()
+}
+
+/// Rule 5: active representatives must not exceed the licensed seats. Reported at the
+/// first active representative (in login order) beyond the limit.
+pub fn check_seats(org: &Org, seats: u32) -> Option<Finding> {
+    let active = org.active_representatives();
+    if active <= seats as usize {
+        return None;
+    }
+    let first_over = org
+        .representatives
+        .values()
+        .filter(|r| r.status == Status::Active)
+        .nth(seats as usize)?;
+    Some(error(
+        RuleCode::Seats,
+        &ObjectId::new(Kind::Representative, &first_over.login),
+        Rel::Pointer(String::new(), Anchor::Value),
+        format!("{active} active representatives exceed the {seats} licensed seats"),
+        format!(
+            "set `status: inactive` on {} representatives, or license more seats",
+            active - seats as usize
+        ),
+    ))
+}
+
+/// Lower case ASCII letters and digits only.
+fn alnum_lower(s: &str) -> String {
+    s.chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
+}
+
+/// The default user name: the first letter of the first name and the whole last name,
+/// ASCII-folded, lower case, letters and digits only; the login's local part when the
+/// names have no ASCII form. Not yet made unique (see [`assign_usernames`]).
+pub fn default_username(first_name: &str, last_name: &str, login: &str) -> String {
+    let first = alnum_lower(&deunicode::deunicode(first_name));
+    let last = alnum_lower(&deunicode::deunicode(last_name));
+    let mut base: String = first.chars().take(1).collect();
+    base.push_str(&last);
+    if base.is_empty() || last.is_empty() {
+        let local = login.split('@').next().unwrap_or(login);
+        let local = alnum_lower(&deunicode::deunicode(local));
+        if !local.is_empty() {
+            return local;
+        }
+    }
+    if base.is_empty() { "user".into() } else { base }
+}
+
+/// Fills every missing `username`: the default, made unique against every user name,
+/// declared or derived, by appending 2, 3, … (`jdoe`, `jdoe2`). Representatives are
+/// taken in login order, so the result does not depend on how files are split.
+pub fn assign_usernames(reps: &mut BTreeMap<Login, Representative>) {
+    let mut taken: HashSet<String> = reps
+        .values()
+        .filter_map(|r| r.username.as_ref().map(|u| u.to_lowercase()))
+        .collect();
+    for r in reps.values_mut().filter(|r| r.username.is_none()) {
+        let base = default_username(&r.first_name, &r.last_name, &r.login);
+        let mut candidate = base.clone();
+        let mut n = 2u64;
+        while taken.contains(&candidate) {
+            candidate = format!("{base}{n}");
+            n += 1;
+        }
+        taken.insert(candidate.clone());
+        r.username = Some(candidate);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Campaign, ContactGroup, Manager, Portal, Team, TeamRight};
+
+    fn rep(login: &str) -> Representative {
+        Representative {
+            login: login.into(),
+            email: login.into(),
+            first_name: "John".into(),
+            last_name: "Doe".into(),
+            username: None,
+            language: "en".into(),
+            team: None,
+            status: Status::Active,
+            sign_in: Default::default(),
+            features: BTreeSet::new(),
+            multisession: 1,
+            portals: BTreeSet::new(),
+            password: None,
+            protect: false,
+            previously: None,
+        }
+    }
+
+    fn manager(login: &str) -> Manager {
+        Manager {
+            login: login.into(),
+            email: "m@x.example".into(),
+            name: "M".into(),
+            password: None,
+            teams: BTreeSet::new(),
+            team_rights: BTreeSet::new(),
+            grantable: BTreeSet::new(),
+            protect: false,
+            previously: None,
+        }
+    }
+
+    fn team(path: &str) -> Team {
+        Team {
+            path: path.into(),
+            description: None,
+            max_active_logins: None,
+            leader: None,
+            active: true,
+            protect: false,
+            previously: None,
+        }
+    }
+
+    fn org_with(reps: Vec<Representative>) -> Org {
+        let mut o = Org::default();
+        for r in reps {
+            o.representatives.insert(r.login.clone(), r);
+        }
+        o
+    }
+
+    fn rules(f: &[Finding]) -> Vec<RuleCode> {
+        f.iter().map(|f| f.rule).collect()
+    }
+
+    #[test]
+    fn rule1_rep_features_point_at_the_written_item() {
+        let mut r = rep("a@x.example");
+        r.features = [Feature::SessionReplay, Feature::ExportSessionReplay].into();
+        let f = object_rules(&org_with(vec![r.clone()]));
+        assert_eq!(rules(&f), vec![RuleCode::FeatureRequires]);
+        assert_eq!(
+            f[0].at,
+            At::Object(
+                ObjectId::new(Kind::Representative, "a@x.example"),
+                Rel::Item("/features".into(), "session_replay".into())
+            )
+        );
+        r.features.insert(Feature::AdminCenterAccess);
+        assert!(object_rules(&org_with(vec![r])).is_empty());
+    }
+
+    #[test]
+    fn rule1_manager_grantable_and_team_rights() {
+        let mut o = Org::default();
+        let mut m = manager("m@x.example");
+        m.grantable = [Feature::Reports].into();
+        m.team_rights = [TeamRight::ExportSessionReplay].into();
+        o.managers.insert(m.login.clone(), m.clone());
+        assert_eq!(object_rules(&o).len(), 2);
+        m.grantable.insert(Feature::AdminCenterAccess);
+        m.team_rights.insert(TeamRight::SessionReplay);
+        o.managers.insert(m.login.clone(), m);
+        assert!(object_rules(&o).is_empty());
+    }
+
+    #[test]
+    fn grantable_and_portal_sets_are_restricted() {
+        let mut o = Org::default();
+        let mut m = manager("m@x.example");
+        m.grantable = [Feature::SaveAlertConfig].into();
+        o.managers.insert(m.login.clone(), m);
+        o.portals.insert(
+            "p".into(),
+            Portal {
+                name: "p".into(),
+                features: [Feature::Reports].into(),
+                protect: false,
+                previously: None,
+            },
+        );
+        assert_eq!(
+            rules(&object_rules(&o)),
+            vec![RuleCode::FeatureNotAllowed, RuleCode::FeatureNotAllowed]
+        );
+        o.managers.clear();
+        o.portals.get_mut("p").unwrap().features = [Feature::ShareMyScreen].into();
+        assert!(object_rules(&o).is_empty());
+    }
+
+    #[test]
+    fn rep_features_may_not_hold_multisession() {
+        let mut r = rep("a@x.example");
+        r.features = [Feature::Multisession].into();
+        assert_eq!(
+            rules(&object_rules(&org_with(vec![r.clone()]))),
+            vec![RuleCode::FeatureNotAllowed]
+        );
+        r.features.clear();
+        assert!(object_rules(&org_with(vec![r])).is_empty());
+    }
+
+    #[test]
+    fn rule2_manager_login_must_be_email() {
+        let mut o = Org::default();
+        o.managers.insert("marie".into(), manager("marie"));
+        assert_eq!(rules(&object_rules(&o)), vec![RuleCode::ManagerLogin]);
+        o.managers.clear();
+        o.managers
+            .insert("m@x.example".into(), manager("m@x.example"));
+        assert!(object_rules(&o).is_empty());
+    }
+
+    #[test]
+    fn rule2_collisions_depend_on_admin_center_access() {
+        let mut r = rep("same@x.example");
+        let mut o = org_with(vec![r.clone()]);
+        o.managers
+            .insert("same@x.example".into(), manager("same@x.example"));
+        assert!(
+            login_rules(&o).is_empty(),
+            "no admin center access: allowed"
+        );
+        r.features.insert(Feature::AdminCenterAccess);
+        o.representatives.insert(r.login.clone(), r);
+        let f = login_rules(&o);
+        assert_eq!(rules(&f), vec![RuleCode::LoginCollision]);
+        assert!(f[0].related.is_some());
+        assert!(f[0].message.contains("{other}"));
+    }
+
+    #[test]
+    fn rule2_administrator_differs_from_manager() {
+        let mut o = Org::default();
+        o.managers
+            .insert("a@x.example".into(), manager("a@x.example"));
+        o.administrators.insert(
+            "a@x.example".into(),
+            crate::model::Administrator {
+                login: "a@x.example".into(),
+                email: "a@x.example".into(),
+                name: "A".into(),
+                protect: false,
+                previously: None,
+            },
+        );
+        assert_eq!(rules(&login_rules(&o)), vec![RuleCode::LoginCollision]);
+        o.managers.clear();
+        assert!(login_rules(&o).is_empty());
+    }
+
+    #[test]
+    fn rule2_declared_usernames_unique() {
+        let mut a = rep("a@x.example");
+        a.username = Some("jd".into());
+        let mut b = rep("b@x.example");
+        b.username = Some("JD".into());
+        assert_eq!(
+            rules(&declared_username_rules(&org_with(vec![
+                a.clone(),
+                b.clone()
+            ]))),
+            vec![RuleCode::Duplicate]
+        );
+        b.username = Some("jd2".into());
+        assert!(declared_username_rules(&org_with(vec![a, b])).is_empty());
+    }
+
+    #[test]
+    fn rule3_references() {
+        let mut r = rep("a@x.example");
+        r.team = Some("Europe/Pariss".into());
+        r.portals = ["web".into()].into();
+        let mut o = org_with(vec![r.clone()]);
+        o.teams.insert("Europe/Paris".into(), team("Europe/Paris"));
+        let mut m = manager("m@x.example");
+        m.teams = ["Asia".into()].into();
+        o.managers.insert(m.login.clone(), m);
+        o.campaigns.insert(
+            "c".into(),
+            Campaign {
+                name: "c".into(),
+                active: true,
+                representatives: ["nobody@x.example".into()].into(),
+                teams: ["Europe/Paris".into()].into(),
+                protect: false,
+                previously: None,
+            },
+        );
+        o.contact_groups.insert(
+            "g".into(),
+            ContactGroup {
+                name: "g".into(),
+                shared_with: [
+                    ("m@x.example".into(), crate::model::Permission::View),
+                    ("ghost@x.example".into(), crate::model::Permission::View),
+                ]
+                .into(),
+                protect: false,
+                previously: None,
+            },
+        );
+        let f = reference_rules(&o);
+        assert_eq!(f.len(), 5, "{f:#?}");
+        assert!(f.iter().all(|f| f.rule == RuleCode::UnresolvedReference));
+        let team_ref = f
+            .iter()
+            .find(|f| f.message.contains("Europe/Pariss"))
+            .unwrap();
+        assert_eq!(
+            team_ref.help,
+            "did you mean `Europe/Paris`? (or declare team `Europe/Pariss` under `teams:`)"
+        );
+        // Fixed, everything resolves.
+        let mut o2 = Org::default();
+        r.team = Some("Europe/Paris".into());
+        r.portals.clear();
+        o2.representatives.insert(r.login.clone(), r);
+        o2.teams.insert("Europe/Paris".into(), team("Europe/Paris"));
+        assert!(reference_rules(&o2).is_empty());
+    }
+
+    #[test]
+    fn rule3_leader_is_member_of_team_or_subteam() {
+        let mut r = rep("l@x.example");
+        r.team = Some("Europe/Paris".into());
+        let mut o = org_with(vec![r.clone()]);
+        let mut eu = team("Europe");
+        eu.leader = Some("l@x.example".into());
+        o.teams.insert("Europe".into(), eu);
+        o.teams.insert("Europe/Paris".into(), team("Europe/Paris"));
+        let mut asia = team("Asia");
+        asia.leader = Some("l@x.example".into());
+        o.teams.insert("Asia".into(), asia);
+        let mut eur = team("Eur");
+        eur.leader = Some("l@x.example".into());
+        o.teams.insert("Eur".into(), eur);
+        let f = leader_rules(&o);
+        // Europe: fine (sub-team); Asia and Eur (a prefix, not a parent): not members.
+        assert_eq!(
+            rules(&f),
+            vec![RuleCode::LeaderNotMember, RuleCode::LeaderNotMember]
+        );
+        let mut ghost = team("Ghost");
+        ghost.leader = Some("nobody@x.example".into());
+        let mut o2 = org_with(vec![r]);
+        o2.teams.insert("Ghost".into(), ghost);
+        assert_eq!(
+            rules(&leader_rules(&o2)),
+            vec![RuleCode::UnresolvedReference]
+        );
+    }
+
+    #[test]
+    fn rule4_warns_for_session_features_without_portal() {
+        let mut r = rep("a@x.example");
+        r.features = [
+            Feature::ShareMyScreen,
+            Feature::Reports,
+            Feature::AdminCenterAccess,
+        ]
+        .into();
+        r.multisession = 3;
+        r.portals = ["web".into()].into();
+        let mut o = org_with(vec![r]);
+        o.portals.insert(
+            "web".into(),
+            Portal {
+                name: "web".into(),
+                features: BTreeSet::new(),
+                protect: false,
+                previously: None,
+            },
+        );
+        let f = portal_feature_warnings(&o);
+        assert_eq!(f.len(), 2);
+        assert!(f.iter().all(|f| f.severity == Severity::Warning));
+        o.portals.get_mut("web").unwrap().features =
+            [Feature::ShareMyScreen, Feature::Multisession].into();
+        assert!(portal_feature_warnings(&o).is_empty());
+    }
+
+    #[test]
+    fn rule5_seats() {
+        let o = org_with(vec![
+            rep("a@x.example"),
+            rep("b@x.example"),
+            rep("c@x.example"),
+        ]);
+        let f = check_seats(&o, 2).unwrap();
+        assert_eq!(f.rule, RuleCode::Seats);
+        assert_eq!(
+            f.at,
+            At::Object(
+                ObjectId::new(Kind::Representative, "c@x.example"),
+                Rel::Pointer(String::new(), Anchor::Value)
+            )
+        );
+        assert!(check_seats(&o, 3).is_none());
+    }
+
+    #[test]
+    fn rule7_delete_policy_on_kind_without_status_warns() {
+        let mut p = Policy::default();
+        p.representatives.on_remove = OnRemove::Delete;
+        assert!(policy_warnings(&p, &PathBuf::from("p.yaml")).is_empty());
+        p.portals.on_remove = OnRemove::Delete;
+        let f = policy_warnings(&p, &PathBuf::from("p.yaml"));
+        assert_eq!(rules(&f), vec![RuleCode::DeleteNotAllowed]);
+        assert_eq!(f[0].severity, Severity::Warning);
+    }
+
+    #[test]
+    fn rule8_secret_shape() {
+        let mut m = manager("m@x.example");
+        m.password = Some(crate::model::SecretRef {
+            env: Some("A".into()),
+            file: Some("b".into()),
+            ..Default::default()
+        });
+        let mut o = Org::default();
+        o.managers.insert(m.login.clone(), m.clone());
+        assert_eq!(rules(&object_rules(&o)), vec![RuleCode::Secret]);
+        m.password = Some(crate::model::SecretRef {
+            env: Some("A".into()),
+            ..Default::default()
+        });
+        o.managers.insert(m.login.clone(), m);
+        assert!(object_rules(&o).is_empty());
+    }
+
+    #[test]
+    fn usernames_default_fold_and_deduplicate() {
+        assert_eq!(default_username("John", "Doe", "x@y"), "jdoe");
+        assert_eq!(
+            default_username("Élodie", "Ñúñez-García", "x@y"),
+            "enunezgarcia"
+        );
+        assert_eq!(
+            default_username("\u{E000}", "\u{E001}", "Zoë.K@acme.example"),
+            "zoek"
+        );
+        let mut a = rep("a@x.example");
+        a.username = Some("jdoe".into());
+        let b = rep("b@x.example");
+        let c = rep("c@x.example");
+        let mut reps: BTreeMap<_, _> = [a, b, c]
+            .into_iter()
+            .map(|r| (r.login.clone(), r))
+            .collect();
+        assign_usernames(&mut reps);
+        let names: Vec<_> = reps.values().map(|r| r.username.clone().unwrap()).collect();
+        assert_eq!(names, vec!["jdoe", "jdoe2", "jdoe3"]);
+    }
+}

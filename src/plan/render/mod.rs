@@ -1,0 +1,126 @@
+//! Renderings of a [`Plan`](super::Plan): text for terminals, JSON (the stable saved
+//! document), Markdown for pull-request comments.
+//!
+//! Pure functions from a plan to a `String`; `ops::plan` prints or writes them. No
+//! rendering ever shows a secret value: a plan holds only secret references, and
+//! passwords are shown as their source (`set from env X`) or their rotation marker.
+
+mod json;
+mod markdown;
+mod text;
+
+pub use json::{json, schema};
+pub use markdown::{MARKDOWN_LIMIT, markdown};
+pub use text::text;
+
+use serde_json::Value;
+
+use super::{Action, Change, FieldChange, Summary};
+
+/// The verb of an action, as the summaries print it.
+pub(crate) fn verb(a: Action) -> &'static str {
+    match a {
+        Action::Create => "create",
+        Action::Update => "update",
+        Action::Rename => "rename",
+        Action::Move => "move",
+        Action::Deactivate => "deactivate",
+        Action::Reactivate => "reactivate",
+        Action::Delete => "delete",
+    }
+}
+
+/// (action, count) in summary order, zero counts included.
+pub(crate) fn counts(s: &Summary) -> [(Action, usize); 7] {
+    [
+        (Action::Create, s.create),
+        (Action::Update, s.update),
+        (Action::Rename, s.rename),
+        (Action::Move, s.move_),
+        (Action::Reactivate, s.reactivate),
+        (Action::Deactivate, s.deactivate),
+        (Action::Delete, s.delete),
+    ]
+}
+
+/// `Plan: 3 to create, 2 to update, 1 to deactivate.` (non-zero parts only).
+pub fn summary_line(s: &Summary) -> String {
+    let parts: Vec<String> = counts(s)
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(a, n)| format!("{n} to {}", verb(*a)))
+        .collect();
+    if parts.is_empty() {
+        "No changes. The live system matches the declaration.".into()
+    } else {
+        format!("Plan: {}.", parts.join(", "))
+    }
+}
+
+/// A JSON value in one line, strings without quotes when plain.
+pub(crate) fn show(v: Option<&Value>) -> String {
+    match v {
+        None | Some(Value::Null) => "(none)".into(),
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(a)) => format!(
+            "[{}]",
+            a.iter()
+                .map(|x| show(Some(x)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Some(Value::Object(m)) => format!(
+            "{{{}}}",
+            m.iter()
+                .map(|(k, x)| format!("{k}: {}", show(Some(x))))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Some(other) => other.to_string(),
+    }
+}
+
+/// How a password change reads, from the reference only (never a value).
+pub(crate) fn password_words(c: &Change, fc: Option<&FieldChange>) -> String {
+    let Some(p) = &c.set_password else {
+        return "(unchanged)".into();
+    };
+    let before = fc
+        .and_then(|f| f.before.as_ref())
+        .and_then(|b| b.get("rotation"))
+        .and_then(Value::as_str);
+    let source = match (&p.env, &p.file) {
+        (Some(e), _) => format!("env {e}"),
+        (None, Some(f)) => format!("file {f}"),
+        (None, None) => "its reference".into(),
+    };
+    match (c.action, before, p.rotation.as_deref()) {
+        (Action::Create, _, _) => format!("(set from {source})"),
+        (_, Some(b), Some(a)) => format!("(rotated: {b} → {a})"),
+        (_, None, Some(a)) => format!("(rotated: none → {a})"),
+        _ => format!("(set from {source})"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_line_is_terraform_like() {
+        let s = Summary {
+            create: 3,
+            update: 2,
+            deactivate: 1,
+            ..Default::default()
+        };
+        assert_eq!(
+            summary_line(&s),
+            "Plan: 3 to create, 2 to update, 1 to deactivate."
+        );
+        assert_eq!(
+            summary_line(&Summary::default()),
+            "No changes. The live system matches the declaration."
+        );
+    }
+}

@@ -1,0 +1,1687 @@
+//! Tests of `diff`, safety, order, staleness and the renderings, over `Desired` and
+//! `Observed` built in code. Snapshots live in `src/plan/snapshots/`.
+
+use std::collections::BTreeSet;
+use std::time::Instant;
+
+use super::render;
+use super::*;
+use crate::model::rules::RuleCode;
+use crate::model::{
+    Account, Administrator, Campaign, ContactGroup, Desired, Feature, KindPolicy, Manager,
+    Observed, OnRemove, Org, Permission, Portal, Representative, SecretRef, SecretValue, SignIn,
+    Status, Team, TeamRight, Unmanaged as Policy,
+};
+
+// ---------- builders ----------
+
+fn rep(login: &str, team: &str) -> Representative {
+    let local = login.split('@').next().unwrap();
+    Representative {
+        login: login.into(),
+        email: login.into(),
+        first_name: "Ann".into(),
+        last_name: local.into(),
+        username: Some(local.into()),
+        language: "en".into(),
+        team: Some(team.into()),
+        status: Status::Active,
+        sign_in: SignIn::default(),
+        features: BTreeSet::new(),
+        multisession: 1,
+        portals: BTreeSet::new(),
+        password: None,
+        protect: false,
+        previously: None,
+    }
+}
+
+fn team(path: &str) -> Team {
+    Team {
+        path: path.into(),
+        description: None,
+        max_active_logins: None,
+        leader: None,
+        active: true,
+        protect: false,
+        previously: None,
+    }
+}
+
+fn portal(name: &str) -> Portal {
+    Portal {
+        name: name.into(),
+        features: BTreeSet::new(),
+        protect: false,
+        previously: None,
+    }
+}
+
+fn manager(login: &str, teams: &[&str]) -> Manager {
+    Manager {
+        login: login.into(),
+        email: login.into(),
+        name: "Marie Curie".into(),
+        password: None,
+        teams: teams.iter().map(|t| t.to_string()).collect(),
+        team_rights: BTreeSet::new(),
+        grantable: BTreeSet::new(),
+        protect: false,
+        previously: None,
+    }
+}
+
+fn campaign(name: &str) -> Campaign {
+    Campaign {
+        name: name.into(),
+        active: true,
+        representatives: BTreeSet::new(),
+        teams: BTreeSet::new(),
+        protect: false,
+        previously: None,
+    }
+}
+
+fn group(name: &str) -> ContactGroup {
+    ContactGroup {
+        name: name.into(),
+        shared_with: Default::default(),
+        protect: false,
+        previously: None,
+    }
+}
+
+fn admin(login: &str) -> Administrator {
+    Administrator {
+        login: login.into(),
+        email: login.into(),
+        name: "Ada".into(),
+        protect: false,
+        previously: None,
+    }
+}
+
+fn feats(fs: &[Feature]) -> BTreeSet<Feature> {
+    fs.iter().copied().collect()
+}
+
+#[derive(Default, Clone)]
+struct OrgB(Org);
+
+impl OrgB {
+    fn team(mut self, t: Team) -> Self {
+        self.0.teams.insert(t.path.clone(), t);
+        self
+    }
+    fn teams(mut self, paths: &[&str]) -> Self {
+        for p in paths {
+            self.0.teams.insert(p.to_string(), team(p));
+        }
+        self
+    }
+    fn rep(mut self, r: Representative) -> Self {
+        self.0.representatives.insert(r.login.clone(), r);
+        self
+    }
+    fn portal(mut self, p: Portal) -> Self {
+        self.0.portals.insert(p.name.clone(), p);
+        self
+    }
+    fn manager(mut self, m: Manager) -> Self {
+        self.0.managers.insert(m.login.clone(), m);
+        self
+    }
+    fn admin(mut self, a: Administrator) -> Self {
+        self.0.administrators.insert(a.login.clone(), a);
+        self
+    }
+    fn campaign(mut self, c: Campaign) -> Self {
+        self.0.campaigns.insert(c.name.clone(), c);
+        self
+    }
+    fn group(mut self, g: ContactGroup) -> Self {
+        self.0.contact_groups.insert(g.name.clone(), g);
+        self
+    }
+}
+
+fn desired(org: Org) -> Desired {
+    Desired {
+        org,
+        policy: Default::default(),
+        sections: Kind::ALL.into_iter().collect(),
+        origins: Default::default(),
+    }
+}
+
+/// The live side: every object at version 1, 1000 seats, an administrator token.
+fn observed(org: Org) -> Observed {
+    let mut versions = BTreeMap::new();
+    macro_rules! v {
+        ($field:ident, $kind:expr) => {
+            for k in org.$field.keys() {
+                versions.insert(ObjectId::new($kind, k.as_str()), 1);
+            }
+        };
+    }
+    v!(portals, Kind::Portal);
+    v!(teams, Kind::Team);
+    v!(administrators, Kind::Administrator);
+    v!(managers, Kind::Manager);
+    v!(representatives, Kind::Representative);
+    v!(campaigns, Kind::Campaign);
+    v!(contact_groups, Kind::ContactGroup);
+    Observed {
+        account: Account {
+            name: "acme".into(),
+            seats: 1000,
+            version: 1,
+        },
+        org,
+        versions,
+        principal: Some(Principal::Administrator {
+            login: "root@acme.example".into(),
+        }),
+    }
+}
+
+fn opts() -> PlanOptions {
+    PlanOptions::default()
+}
+
+fn plan(d: &Desired, o: &Observed) -> Plan {
+    match diff(d, o, &opts()) {
+        Ok(p) => p,
+        Err(e) => panic!("unexpected plan errors: {e}"),
+    }
+}
+
+fn errors(d: &Desired, o: &Observed, opts: PlanOptions) -> PlanErrors {
+    match diff(d, o, &opts) {
+        Ok(p) => panic!("expected errors, got a plan:\n{}", render::text(&p, false)),
+        Err(e) => e,
+    }
+}
+
+fn change<'a>(p: &'a Plan, kind: Kind, key: &str) -> &'a Change {
+    p.changes
+        .iter()
+        .find(|c| c.id == ObjectId::new(kind, key))
+        .unwrap_or_else(|| panic!("no change for {kind}/{key} in\n{}", render::text(p, false)))
+}
+
+/// A small organization used by many tests (declared = live).
+fn base() -> OrgB {
+    let mut paris = rep("jdoe@acme.example", "Europe/Paris");
+    paris.features = feats(&[Feature::AdminCenterAccess, Feature::Reports]);
+    paris.portals = ["web".to_string()].into();
+    OrgB::default()
+        .portal(portal("web"))
+        .teams(&["Europe", "Europe/Paris", "Europe/Lyon"])
+        .rep(paris)
+        .rep(rep("ann@acme.example", "Europe/Lyon"))
+        .manager(manager("marie@acme.example", &["Europe/Paris"]))
+}
+
+// ---------- idempotence and normalization ----------
+
+#[test]
+fn identical_org_gives_an_empty_plan() {
+    let org = base().0;
+    let p = plan(&desired(org.clone()), &observed(org));
+    assert!(p.is_empty(), "{}", render::text(&p, false));
+    assert_eq!(p.summary, Summary::default());
+    assert!(p.unmanaged.is_empty());
+    assert_eq!(
+        render::text(&p, false).trim_end().lines().last().unwrap(),
+        "No changes. The live system matches the declaration."
+    );
+}
+
+#[test]
+fn normalization_shows_no_drift_that_is_not() {
+    let mut d = base();
+    let mut l = base();
+    // `previously` of an already-done rename, password by reference vs rotation only.
+    let r = d.0.representatives.get_mut("jdoe@acme.example").unwrap();
+    r.previously = Some("john@acme.example".into());
+    r.password = Some(SecretRef {
+        env: Some("JDOE_PW".into()),
+        rotation: Some("2026-11".into()),
+        value: Some(SecretValue("hunter2".into())),
+        ..Default::default()
+    });
+    l.0.representatives
+        .get_mut("jdoe@acme.example")
+        .unwrap()
+        .password = Some(SecretRef {
+        rotation: Some("2026-11".into()),
+        ..Default::default()
+    });
+    // A password declared without rotation against a live one that has none.
+    let mut m = manager("m2@acme.example", &["Europe"]);
+    m.password = Some(SecretRef {
+        file: Some("pw.txt".into()),
+        ..Default::default()
+    });
+    d = d.manager(m.clone());
+    m.password = Some(SecretRef::default());
+    l = l.manager(m);
+    let p = plan(&desired(d.0), &observed(l.0));
+    assert!(p.is_empty(), "{}", render::text(&p, false));
+}
+
+// ---------- actions ----------
+
+#[test]
+fn create_carries_the_object_and_the_password_reference_only() {
+    let mut r = rep("new@acme.example", "Europe/Paris");
+    r.password = Some(SecretRef {
+        env: Some("NEW_PW".into()),
+        rotation: Some("2026-12".into()),
+        value: Some(SecretValue("s3cr3t-value".into())),
+        ..Default::default()
+    });
+    let d = desired(base().rep(r).0);
+    let p = plan(&d, &observed(base().0));
+    assert_eq!(p.changes.len(), 1);
+    let c = &p.changes[0];
+    assert_eq!(c.action, Action::Create);
+    let after = c.after.as_ref().unwrap();
+    assert_eq!(after["login"], "new@acme.example");
+    assert!(after.get("password").is_none());
+    assert!(after.get("previously").is_none());
+    let sp = c.set_password.as_ref().unwrap();
+    assert_eq!(sp.env.as_deref(), Some("NEW_PW"));
+    assert!(sp.value.is_none());
+    assert_eq!(p.summary.create, 1);
+}
+
+#[test]
+fn update_patches_only_changed_fields() {
+    let mut d = base();
+    let r = d.0.representatives.get_mut("jdoe@acme.example").unwrap();
+    r.features = feats(&[Feature::AdminCenterAccess, Feature::SessionReplay]);
+    r.sign_in.force_password_change = true;
+    let p = plan(&desired(d.0), &observed(base().0));
+    let c = change(&p, Kind::Representative, "jdoe@acme.example");
+    assert_eq!(c.action, Action::Update);
+    assert_eq!(c.version, Some(1));
+    let patch = c.patch.as_ref().unwrap();
+    assert_eq!(
+        patch.keys().collect::<Vec<_>>(),
+        vec!["features", "sign_in"]
+    );
+    assert_eq!(
+        patch["features"],
+        serde_json::json!(["admin_center_access", "session_replay"])
+    );
+    // The whole sign_in object, so settings can also be turned off.
+    assert_eq!(patch["sign_in"]["self_service_password_reset"], false);
+    let f = c.fields.iter().find(|f| f.field == "features").unwrap();
+    assert_eq!(f.added, vec!["session_replay"]);
+    assert_eq!(f.removed, vec!["reports"]);
+    assert_eq!(p.summary.removals, 1);
+}
+
+#[test]
+fn clearing_an_optional_field_patches_null() {
+    let mut l = base();
+    l.0.teams.get_mut("Europe").unwrap().description = Some("old".into());
+    let p = plan(&desired(base().0), &observed(l.0));
+    let c = change(&p, Kind::Team, "Europe");
+    assert_eq!(
+        c.patch.as_ref().unwrap()["description"],
+        serde_json::Value::Null
+    );
+}
+
+#[test]
+fn password_rotation_sets_the_password_again() {
+    let mut d = base();
+    let mut l = base();
+    let mut m = manager("m2@acme.example", &["Europe"]);
+    m.password = Some(SecretRef {
+        env: Some("M2_PW".into()),
+        rotation: Some("2026-12".into()),
+        ..Default::default()
+    });
+    d = d.manager(m.clone());
+    m.password = Some(SecretRef {
+        rotation: Some("2026-11".into()),
+        ..Default::default()
+    });
+    l = l.manager(m.clone());
+    let p = plan(&desired(d.clone().0), &observed(l.0));
+    let c = change(&p, Kind::Manager, "m2@acme.example");
+    assert_eq!(c.action, Action::Update);
+    assert!(c.patch.as_ref().unwrap().is_empty());
+    assert_eq!(
+        c.set_password.as_ref().unwrap().rotation.as_deref(),
+        Some("2026-12")
+    );
+    // Live without any password and a declared rotation: set it.
+    m.password = None;
+    let p = plan(&desired(d.0), &observed(base().manager(m).0));
+    assert!(
+        change(&p, Kind::Manager, "m2@acme.example")
+            .set_password
+            .is_some()
+    );
+}
+
+#[test]
+fn rename_patches_the_key_and_keeps_identity() {
+    let mut d = base();
+    let mut r = d.0.representatives.remove("ann@acme.example").unwrap();
+    r.login = "anna@acme.example".into();
+    r.email = "anna@acme.example".into();
+    r.previously = Some("ann@acme.example".into());
+    d = d.rep(r);
+    let mut l = observed(base().0);
+    l.versions
+        .insert(ObjectId::new(Kind::Representative, "ann@acme.example"), 7);
+    let p = plan(&desired(d.0), &l);
+    assert_eq!(p.changes.len(), 1, "{}", render::text(&p, false));
+    let c = &p.changes[0];
+    assert_eq!(c.action, Action::Rename);
+    assert_eq!(c.id.key, "anna@acme.example");
+    assert_eq!(c.previously.as_deref(), Some("ann@acme.example"));
+    assert_eq!(c.version, Some(7));
+    let patch = c.patch.as_ref().unwrap();
+    assert_eq!(patch["login"], "anna@acme.example");
+    assert_eq!(patch["email"], "anna@acme.example");
+    assert_eq!(patch.len(), 2);
+    assert!(p.unmanaged.is_empty(), "the old login is not unmanaged");
+}
+
+#[test]
+fn rename_conflict_when_old_and_new_both_exist() {
+    let mut d = base();
+    let mut r = rep("anna@acme.example", "Europe/Lyon");
+    r.previously = Some("ann@acme.example".into());
+    d.0.representatives.remove("ann@acme.example");
+    d = d.rep(r);
+    let l = base().rep(rep("anna@acme.example", "Europe/Lyon"));
+    let e = errors(&desired(d.0), &observed(l.0), opts());
+    assert_eq!(e.0.len(), 1);
+    assert_eq!(e.0[0].rule, RuleCode::RenameConflict);
+    assert_eq!(e.0[0].pointer, "/previously");
+    assert!(e.0[0].message.contains("both exist"));
+}
+
+#[test]
+fn rename_whose_old_key_is_absent_creates() {
+    let mut r = rep("zed@acme.example", "Europe/Lyon");
+    r.previously = Some("zz@acme.example".into());
+    let p = plan(&desired(base().rep(r).0), &observed(base().0));
+    assert_eq!(p.changes[0].action, Action::Create);
+}
+
+#[test]
+fn rep_team_change_is_a_move_and_counts_one_removal() {
+    let mut d = base();
+    d.0.representatives
+        .get_mut("ann@acme.example")
+        .unwrap()
+        .team = Some("Europe/Paris".into());
+    let p = plan(&desired(d.0), &observed(base().0));
+    let c = change(&p, Kind::Representative, "ann@acme.example");
+    assert_eq!(c.action, Action::Move);
+    assert_eq!(c.patch.as_ref().unwrap()["team"], "Europe/Paris");
+    assert_eq!(p.summary.move_, 1);
+    assert_eq!(p.summary.removals, 1);
+}
+
+#[test]
+fn team_rename_and_move_carry_sub_teams_and_members_without_drift() {
+    // Europe → EU (rename, same parent: none); EU/Lyon's members follow without drift.
+    let mut d = OrgB::default().teams(&["EU/Paris", "EU/Lyon", "France"]);
+    let mut eu = team("EU");
+    eu.previously = Some("Europe".into());
+    d = d.team(eu);
+    // Lyon moves under France.
+    d.0.teams.remove("EU/Lyon");
+    let mut lyon = team("France/Lyon");
+    lyon.previously = Some("Europe/Lyon".into());
+    d = d.team(lyon);
+    d = d
+        .rep(rep("a@acme.example", "EU/Paris"))
+        .rep(rep("b@acme.example", "France/Lyon"));
+    let mut c = campaign("c");
+    c.teams = ["EU/Paris".to_string()].into();
+    d = d.campaign(c);
+
+    let mut l = OrgB::default().teams(&["Europe", "Europe/Paris", "Europe/Lyon", "France"]);
+    l = l
+        .rep(rep("a@acme.example", "Europe/Paris"))
+        .rep(rep("b@acme.example", "Europe/Lyon"));
+    let mut c = campaign("c");
+    c.teams = ["Europe/Paris".to_string()].into();
+    l = l.campaign(c);
+
+    let p = plan(&desired(d.0), &observed(l.0));
+    let text = render::text(&p, false);
+    assert_eq!(p.changes.len(), 2, "{text}");
+    let eu = change(&p, Kind::Team, "EU");
+    assert_eq!(eu.action, Action::Rename);
+    assert_eq!(eu.patch.as_ref().unwrap()["path"], "EU");
+    let lyon = change(&p, Kind::Team, "France/Lyon");
+    assert_eq!(lyon.action, Action::Move);
+    // By the time it moves, its parent's rename has carried it to `EU/Lyon`.
+    assert_eq!(lyon.previously.as_deref(), Some("EU/Lyon"));
+    assert!(p.unmanaged.is_empty(), "{text}");
+}
+
+#[test]
+fn declared_deactivation_and_reactivation() {
+    let mut d = base();
+    d.0.representatives
+        .get_mut("ann@acme.example")
+        .unwrap()
+        .status = Status::Inactive;
+    let mut l = base();
+    l.0.teams.get_mut("Europe/Lyon").unwrap().active = false;
+    let p = plan(&desired(d.0), &observed(l.0));
+    let c = change(&p, Kind::Representative, "ann@acme.example");
+    assert_eq!(c.action, Action::Deactivate);
+    assert_eq!(c.patch.as_ref().unwrap()["status"], "inactive");
+    let t = change(&p, Kind::Team, "Europe/Lyon");
+    assert_eq!(t.action, Action::Reactivate);
+    assert_eq!(t.patch.as_ref().unwrap()["active"], true);
+    assert_eq!(p.summary.deactivate, 1);
+    assert_eq!(p.summary.reactivate, 1);
+}
+
+// ---------- ownership ----------
+
+#[test]
+fn unmanaged_objects_follow_the_kind_policy() {
+    let l = base()
+        .rep(rep("ghost@acme.example", "Europe/Lyon"))
+        .campaign(campaign("old"))
+        .portal(portal("legacy"));
+    // Default ignore: listed, no change, no warning.
+    let p = plan(&desired(base().0), &observed(l.clone().0));
+    assert!(p.is_empty());
+    assert_eq!(p.unmanaged.len(), 3);
+    assert!(p.warnings.is_empty());
+    assert!(p.unmanaged.iter().all(|u| u.policy == Policy::Ignore));
+
+    // warn: a warning line each.
+    let mut d = desired(base().0);
+    d.policy.representatives.unmanaged = Policy::Warn;
+    let p = plan(&d, &observed(l.clone().0));
+    assert!(p.is_empty());
+    assert_eq!(p.warnings.len(), 1);
+    assert!(p.warnings[0].contains("ghost@acme.example"));
+
+    // remove: rep deactivated, campaign deactivated, portal deleted.
+    let mut d = desired(base().0);
+    for k in [
+        &mut d.policy.representatives,
+        &mut d.policy.campaigns,
+        &mut d.policy.portals,
+    ] {
+        k.unmanaged = Policy::Remove;
+    }
+    let p = plan(&d, &observed(l.clone().0));
+    let r = change(&p, Kind::Representative, "ghost@acme.example");
+    assert_eq!(r.action, Action::Deactivate);
+    assert_eq!(r.patch.as_ref().unwrap()["status"], "inactive");
+    let c = change(&p, Kind::Campaign, "old");
+    assert_eq!(c.action, Action::Deactivate);
+    assert_eq!(c.patch.as_ref().unwrap()["active"], false);
+    assert_eq!(change(&p, Kind::Portal, "legacy").action, Action::Delete);
+
+    // remove, but the section is not declared: nothing removed, one warning.
+    d.sections.remove(&Kind::Representative);
+    let p = plan(&d, &observed(l.0));
+    assert!(p.changes_of(Kind::Representative).next().is_none());
+    assert!(
+        p.warnings
+            .iter()
+            .any(|w| w.contains("no file declares a `representatives` section"))
+    );
+}
+
+#[test]
+fn an_already_inactive_unmanaged_rep_needs_no_change() {
+    let mut ghost = rep("ghost@acme.example", "Europe/Lyon");
+    ghost.status = Status::Inactive;
+    let mut d = desired(base().0);
+    d.policy.representatives.unmanaged = Policy::Remove;
+    let p = plan(&d, &observed(base().rep(ghost).0));
+    assert!(p.is_empty(), "{}", render::text(&p, false));
+    assert_eq!(p.unmanaged.len(), 1);
+}
+
+#[test]
+fn deleting_a_rep_needs_the_policy_and_allow_delete() {
+    let l = observed(base().rep(rep("ghost@acme.example", "Europe/Lyon")).0);
+    let mut d = desired(base().0);
+    d.policy.representatives = KindPolicy {
+        unmanaged: Policy::Remove,
+        on_remove: OnRemove::Deactivate,
+    };
+    // Policy deactivate + --allow-delete: still deactivates.
+    let p = diff(
+        &d,
+        &l,
+        &PlanOptions {
+            allow_delete: true,
+            force: false,
+        },
+    )
+    .unwrap();
+    assert_eq!(p.changes[0].action, Action::Deactivate);
+    // Policy delete without --allow-delete: deactivates and says what the flag would do.
+    d.policy.representatives.on_remove = OnRemove::Delete;
+    let p = diff(&d, &l, &opts()).unwrap();
+    assert_eq!(p.changes[0].action, Action::Deactivate);
+    assert!(
+        p.warnings
+            .iter()
+            .any(|w| w.contains("`--allow-delete` would delete"))
+    );
+    // Both: delete, with the reason in words.
+    let p = diff(
+        &d,
+        &l,
+        &PlanOptions {
+            allow_delete: true,
+            force: false,
+        },
+    )
+    .unwrap();
+    let c = &p.changes[0];
+    assert_eq!(c.action, Action::Delete);
+    assert!(
+        c.reason
+            .contains("deleting a representative loses its statistics irreversibly")
+    );
+    assert_eq!(c.version, Some(1));
+}
+
+// ---------- protection ----------
+
+#[test]
+fn live_only_protection_still_refuses_removal() {
+    let mut ghost = rep("ghost@acme.example", "Europe/Lyon");
+    ghost.protect = true;
+    let mut d = desired(base().0);
+    d.policy.representatives.unmanaged = Policy::Remove;
+    let e = errors(&d, &observed(base().rep(ghost).0), opts());
+    assert_eq!(e.0.len(), 1);
+    assert_eq!(e.0[0].rule, RuleCode::Protected);
+    assert_eq!(e.0[0].id.key, "ghost@acme.example");
+    assert!(e.0[0].message.contains("protected"));
+}
+
+#[test]
+fn explicit_protect_false_lifts_protection_on_a_later_plan() {
+    let mut l = base();
+    l.0.representatives
+        .get_mut("ann@acme.example")
+        .unwrap()
+        .protect = true;
+    // Declared inactive and `protect: false` in the same plan: refused, say why.
+    let mut d = base();
+    let r = d.0.representatives.get_mut("ann@acme.example").unwrap();
+    r.status = Status::Inactive;
+    let e = errors(&desired(d.0), &observed(l.clone().0), opts());
+    assert_eq!(e.0[0].rule, RuleCode::Protected);
+    assert!(
+        e.0[0]
+            .help
+            .contains("apply `protect: false` on its own first")
+    );
+    // `protect: false` alone: an update of protect.
+    let p = plan(&desired(base().0), &observed(l.0));
+    let c = change(&p, Kind::Representative, "ann@acme.example");
+    assert_eq!(c.action, Action::Update);
+    assert_eq!(c.patch.as_ref().unwrap()["protect"], false);
+    // Later plan: live no longer protected, deactivation goes through.
+    let mut d = base();
+    d.0.representatives
+        .get_mut("ann@acme.example")
+        .unwrap()
+        .status = Status::Inactive;
+    let p = plan(&desired(d.0), &observed(base().0));
+    assert_eq!(p.changes[0].action, Action::Deactivate);
+}
+
+// ---------- removal threshold ----------
+
+/// 30 teams of 4 reps each, every rep with 3 features, 30 managers with 4 rights.
+fn big_org() -> OrgB {
+    let mut o = OrgB::default();
+    for t in 0..30 {
+        let path = format!("T{t:02}");
+        o = o.teams(&[&path]);
+        for r in 0..4 {
+            let mut x = rep(&format!("r{t:02}{r}@acme.example"), &path);
+            x.features = feats(&[
+                Feature::AdminCenterAccess,
+                Feature::Reports,
+                Feature::SessionReplay,
+            ]);
+            o = o.rep(x);
+        }
+        let mut m = manager(&format!("m{t:02}@acme.example"), &[&path]);
+        m.team_rights = [
+            TeamRight::ManageRepresentatives,
+            TeamRight::ScheduleReports,
+            TeamRight::SessionReplay,
+            TeamRight::MonthlyReports,
+        ]
+        .into();
+        o = o.manager(m);
+    }
+    o
+}
+
+#[test]
+fn threshold_stops_a_plan_that_keeps_objects_but_empties_memberships_and_rights() {
+    let live = big_org();
+    let mut d = big_org();
+    // Every object kept; 20 teams lose their memberships and rights.
+    for t in 0..20 {
+        for r in 0..4 {
+            let x =
+                d.0.representatives
+                    .get_mut(&format!("r{t:02}{r}@acme.example"))
+                    .unwrap();
+            x.team = None;
+            x.features.clear();
+        }
+        let m =
+            d.0.managers
+                .get_mut(&format!("m{t:02}@acme.example"))
+                .unwrap();
+        m.teams.clear();
+        m.team_rights.clear();
+    }
+    let d = desired(d.0);
+    let o = observed(live.0);
+    let e = errors(&d, &o, opts());
+    assert_eq!(e.0.len(), 1);
+    let err = &e.0[0];
+    assert_eq!(err.rule, RuleCode::RemovalThreshold);
+    // 20 × (4 reps × (1 team + 3 features) + 1 manager × (1 team + 4 rights)) = 420 of
+    // 180 objects + 630 relationships.
+    assert!(
+        err.message
+            .contains("removes 420 objects and relationships (52% of the 810 that exist)"),
+        "{}",
+        err.message
+    );
+    assert!(
+        err.message
+            .contains("manager/m00@acme.example loses team_rights session_replay")
+    );
+    assert!(err.message.contains("… and 400 more"));
+    assert!(err.help.contains("--force"));
+    // --force passes.
+    let p = diff(
+        &d,
+        &o,
+        &PlanOptions {
+            force: true,
+            allow_delete: false,
+        },
+    )
+    .unwrap();
+    assert_eq!(p.summary.removals, 420);
+}
+
+#[test]
+fn small_removals_pass_the_threshold() {
+    let mut d = big_org();
+    for r in 0..4 {
+        d.0.representatives
+            .get_mut(&format!("r00{r}@acme.example"))
+            .unwrap()
+            .features
+            .clear();
+    }
+    // 12 removals: above the count (10) but far below 25% of what exists.
+    let p = plan(&desired(d.0), &observed(big_org().0));
+    assert_eq!(p.summary.removals, 12);
+}
+
+#[test]
+fn threshold_counts_object_removals_too() {
+    let mut d = desired(OrgB::default().teams(&["T00"]).0);
+    d.policy.representatives.unmanaged = Policy::Remove;
+    let mut l = OrgB::default().teams(&["T00"]);
+    for i in 0..20 {
+        l = l.rep(rep(&format!("g{i:02}@acme.example"), "T00"));
+    }
+    let e = errors(&d, &observed(l.0), opts());
+    assert_eq!(e.0[0].rule, RuleCode::RemovalThreshold);
+    assert!(e.0[0].message.contains("is deactivated"));
+}
+
+// ---------- seats ----------
+
+#[test]
+fn seats_are_checked_before_any_write() {
+    let d = desired(
+        base()
+            .rep(rep("x1@acme.example", "Europe/Lyon"))
+            .rep(rep("x2@acme.example", "Europe/Lyon"))
+            .0,
+    );
+    let mut o = observed(base().rep(rep("ghost@acme.example", "Europe/Lyon")).0);
+    o.account.seats = 4;
+    let e = errors(&d, &o, opts());
+    assert_eq!(e.0.len(), 1);
+    assert_eq!(e.0[0].rule, RuleCode::Seats);
+    assert_eq!(e.0[0].id.key, "x1@acme.example");
+    assert!(e.0[0].message.contains("5 representatives would be active"));
+    o.account.seats = 5;
+    assert!(diff(&d, &o, &opts()).is_ok());
+}
+
+// ---------- manager scope (rule 6) ----------
+
+fn as_manager(mut o: Observed, login: &str) -> Observed {
+    o.principal = Some(Principal::Manager {
+        login: login.into(),
+    });
+    o
+}
+
+fn scoped_live() -> OrgB {
+    let mut m = manager("marie@acme.example", &["Europe/Paris"]);
+    m.team_rights = [TeamRight::ManageRepresentatives, TeamRight::SessionReplay].into();
+    m.grantable = feats(&[Feature::AdminCenterAccess, Feature::Reports]);
+    base().manager(m).teams(&["Europe/Paris/North"])
+}
+
+#[test]
+fn manager_token_stays_inside_its_teams() {
+    let live = scoped_live();
+    // A rep moved into a team outside the scope, and a new team outside it.
+    let mut d = live.clone();
+    d.0.representatives
+        .get_mut("jdoe@acme.example")
+        .unwrap()
+        .team = Some("Europe/Lyon".into());
+    d = d.teams(&["Asia"]);
+    let o = as_manager(observed(live.0), "marie@acme.example");
+    let e = errors(&desired(d.0), &o, opts());
+    let rules: Vec<(RuleCode, String)> = e.0.iter().map(|e| (e.rule, e.id.to_string())).collect();
+    assert!(
+        rules.contains(&(RuleCode::Escalation, "team/Asia".into())),
+        "{e}"
+    );
+    assert!(
+        rules.contains(&(
+            RuleCode::Escalation,
+            "representative/jdoe@acme.example".into()
+        )),
+        "{e}"
+    );
+    assert!(
+        e.0.iter()
+            .any(|x| x.message.contains("outside the teams of manager"))
+    );
+}
+
+#[test]
+fn manager_token_grants_only_grantable_features() {
+    let live = scoped_live();
+    let mut d = live.clone();
+    let r = d.0.representatives.get_mut("jdoe@acme.example").unwrap();
+    r.features.insert(Feature::SessionReplay);
+    let o = as_manager(observed(live.clone().0), "marie@acme.example");
+    let e = errors(&desired(d.0), &o, opts());
+    assert_eq!(e.0.len(), 1);
+    assert_eq!(e.0[0].rule, RuleCode::Escalation);
+    assert_eq!(e.0[0].pointer, "/features");
+    assert!(e.0[0].message.contains("session_replay"));
+    // Within grantable: fine.
+    let mut d = live;
+    d.0.representatives
+        .get_mut("jdoe@acme.example")
+        .unwrap()
+        .features
+        .remove(&Feature::Reports);
+    assert!(diff(&desired(d.0), &o, &opts()).is_ok());
+}
+
+#[test]
+fn manager_token_creates_managers_only_with_manage_managers_and_its_rights() {
+    let live = scoped_live();
+    let mut newm = manager("pierre@acme.example", &["Europe/Paris/North"]);
+    newm.team_rights = [TeamRight::ManageRepresentatives].into();
+    let d = live.clone().manager(newm.clone());
+    let o = as_manager(observed(live.clone().0), "marie@acme.example");
+    let e = errors(&desired(d.0), &o, opts());
+    assert_eq!(e.0.len(), 1);
+    assert!(e.0[0].message.contains("manage_managers"), "{e}");
+
+    // With manage_managers: more rights than the principal → escalation.
+    let mut live2 = live;
+    live2
+        .0
+        .managers
+        .get_mut("marie@acme.example")
+        .unwrap()
+        .team_rights
+        .insert(TeamRight::ManageManagers);
+    let o = as_manager(observed(live2.clone().0), "marie@acme.example");
+    assert!(diff(&desired(live2.clone().manager(newm.clone()).0), &o, &opts()).is_ok());
+    newm.team_rights.insert(TeamRight::ExportSessionReplay);
+    newm.teams.insert("Europe/Lyon".into());
+    let e = errors(&desired(live2.manager(newm).0), &o, opts());
+    let pointers: Vec<&str> = e.0.iter().map(|e| e.pointer.as_str()).collect();
+    assert_eq!(pointers, vec!["/team_rights", "/teams"], "{e}");
+}
+
+#[test]
+fn manager_token_cannot_touch_portals_and_lists_live_out_of_scope() {
+    let live = scoped_live();
+    let o = as_manager(observed(live.clone().0), "marie@acme.example");
+    // Unchanged declaration: no changes; Lyon's rep, portals and the parent are out of scope.
+    let p = plan(&desired(live.clone().0), &o);
+    assert!(p.is_empty(), "{}", render::text(&p, false));
+    let oos: Vec<String> = p.out_of_scope.iter().map(|i| i.to_string()).collect();
+    assert!(
+        oos.contains(&"representative/ann@acme.example".into()),
+        "{oos:?}"
+    );
+    assert!(oos.contains(&"portal/web".into()));
+    // A new portal: escalation.
+    let e = errors(&desired(live.portal(portal("p2")).0), &o, opts());
+    assert_eq!(e.0[0].rule, RuleCode::Escalation);
+    assert_eq!(e.0[0].id.to_string(), "portal/p2");
+}
+
+// ---------- order and dependencies ----------
+
+#[test]
+fn order_and_depends_on_follow_the_references() {
+    let mut r = rep("new@acme.example", "Asia/Tokyo");
+    r.portals = ["apac".to_string()].into();
+    let mut t = team("Asia/Tokyo");
+    t.leader = Some("new@acme.example".into());
+    let mut m = manager("kenji@acme.example", &["Asia"]);
+    m.team_rights = [TeamRight::ManageRepresentatives].into();
+    let mut c = campaign("launch");
+    c.representatives = ["new@acme.example".to_string()].into();
+    let mut g = group("vip");
+    g.shared_with
+        .insert("kenji@acme.example".into(), Permission::View);
+    let d = base()
+        .portal(portal("apac"))
+        .teams(&["Asia"])
+        .team(t)
+        .manager(m)
+        .rep(r)
+        .campaign(c)
+        .group(g);
+    let p = plan(&desired(d.0), &observed(base().0));
+    let order: Vec<String> = p
+        .changes
+        .iter()
+        .map(|c| format!("{} {}", render::verb(c.action), c.id))
+        .collect();
+    assert_eq!(
+        order,
+        vec![
+            "create portal/apac",
+            "create team/Asia",
+            "create team/Asia/Tokyo",
+            "create manager/kenji@acme.example",
+            "create representative/new@acme.example",
+            "update team/Asia/Tokyo",
+            "create campaign/launch",
+            "create contact_group/vip",
+        ]
+    );
+    let deps: Vec<Vec<usize>> = p.changes.iter().map(|c| c.depends_on.clone()).collect();
+    assert_eq!(
+        deps,
+        vec![
+            vec![],
+            vec![],
+            vec![1],
+            vec![1],
+            vec![0, 2],
+            vec![2, 4],
+            vec![4],
+            vec![3],
+        ]
+    );
+    // The team is created without its leader; the leader follows the rep.
+    assert!(p.changes[2].after.as_ref().unwrap().get("leader").is_none());
+    assert_eq!(
+        p.changes[5].patch.as_ref().unwrap()["leader"],
+        "new@acme.example"
+    );
+    assert_eq!(p.changes[5].version, None);
+}
+
+#[test]
+fn removals_come_last_children_first() {
+    let mut d = desired(OrgB::default().teams(&["Keep"]).0);
+    d.policy.teams = KindPolicy {
+        unmanaged: Policy::Remove,
+        on_remove: OnRemove::Delete,
+    };
+    d.policy.representatives = KindPolicy {
+        unmanaged: Policy::Remove,
+        on_remove: OnRemove::Delete,
+    };
+    let l = OrgB::default()
+        .teams(&["Keep", "Old", "Old/Sub"])
+        .rep(rep("gone@acme.example", "Old/Sub"));
+    let p = diff(
+        &d,
+        &observed(l.0),
+        &PlanOptions {
+            allow_delete: true,
+            force: true,
+        },
+    )
+    .unwrap();
+    let order: Vec<String> = p
+        .changes
+        .iter()
+        .map(|c| format!("{} {}", render::verb(c.action), c.id))
+        .collect();
+    assert_eq!(
+        order,
+        vec![
+            "delete representative/gone@acme.example",
+            "delete team/Old/Sub",
+            "delete team/Old",
+        ]
+    );
+    assert_eq!(p.changes[1].depends_on, vec![0]);
+    assert_eq!(p.changes[2].depends_on, vec![1]);
+}
+
+#[test]
+fn a_team_that_keeps_members_is_deactivated_not_deleted() {
+    let mut d = desired(
+        OrgB::default()
+            .teams(&["Keep"])
+            .rep(rep("stay@acme.example", "Keep"))
+            .0,
+    );
+    d.policy.teams = KindPolicy {
+        unmanaged: Policy::Remove,
+        on_remove: OnRemove::Delete,
+    };
+    let l = OrgB::default()
+        .teams(&["Keep", "Old"])
+        .rep(rep("stay@acme.example", "Keep"))
+        .rep(rep("other@acme.example", "Old"));
+    let p = diff(
+        &d,
+        &observed(l.0),
+        &PlanOptions {
+            allow_delete: true,
+            force: false,
+        },
+    )
+    .unwrap();
+    let c = change(&p, Kind::Team, "Old");
+    assert_eq!(c.action, Action::Deactivate);
+    assert!(
+        p.warnings
+            .iter()
+            .any(|w| w.contains("team/Old keeps members"))
+    );
+}
+
+#[test]
+fn a_team_emptied_by_the_plan_is_deleted_after_its_members_move() {
+    let mut d = desired(
+        OrgB::default()
+            .teams(&["Keep"])
+            .rep(rep("mover@acme.example", "Keep"))
+            .0,
+    );
+    d.policy.teams = KindPolicy {
+        unmanaged: Policy::Remove,
+        on_remove: OnRemove::Delete,
+    };
+    let l = OrgB::default()
+        .teams(&["Keep", "Old"])
+        .rep(rep("mover@acme.example", "Old"));
+    let p = diff(
+        &d,
+        &observed(l.0),
+        &PlanOptions {
+            allow_delete: true,
+            force: true,
+        },
+    )
+    .unwrap();
+    assert_eq!(p.changes[0].action, Action::Move);
+    let del = change(&p, Kind::Team, "Old");
+    assert_eq!(del.action, Action::Delete);
+    assert_eq!(del.depends_on, vec![0]);
+}
+
+// ---------- fingerprint and staleness ----------
+
+#[test]
+fn fingerprint_and_stale() {
+    let d = desired(base().rep(rep("new@acme.example", "Europe/Lyon")).0);
+    let mut o = observed(base().0);
+    o.versions.insert(ObjectId::new(Kind::Team, "Europe"), 4);
+    let p = plan(&d, &o);
+    assert_eq!(p.fingerprint.len(), o.versions.len());
+    assert_eq!(p.fingerprint["team/Europe"], 4);
+    assert!(stale(&p, &o).is_empty());
+
+    let mut now = o.clone();
+    now.versions.insert(ObjectId::new(Kind::Team, "Europe"), 5);
+    now.versions.remove(&ObjectId::new(Kind::Portal, "web"));
+    now.versions
+        .insert(ObjectId::new(Kind::Representative, "new@acme.example"), 1);
+    assert_eq!(
+        stale(&p, &now),
+        vec![
+            "portal/web: no longer exists",
+            "representative/new@acme.example: now exists (version 1) where the plan creates it",
+            "team/Europe: changed (version 4 → 5)",
+        ]
+    );
+}
+
+// ---------- secrets ----------
+
+#[test]
+fn a_secret_value_appears_in_no_rendering() {
+    let planted = "PLANTED-SECRET-9f8e7d";
+    let mut r = rep("new@acme.example", "Europe/Lyon");
+    r.password = Some(SecretRef {
+        env: Some("NEW_PW".into()),
+        value: Some(SecretValue(planted.into())),
+        ..Default::default()
+    });
+    let mut m = manager("marie@acme.example", &["Europe/Paris"]);
+    m.password = Some(SecretRef {
+        env: Some("MARIE_PW".into()),
+        rotation: Some("2026-12".into()),
+        value: Some(SecretValue(planted.into())),
+        ..Default::default()
+    });
+    let d = desired(base().rep(r).manager(m).0);
+    let p = plan(&d, &observed(base().0));
+    assert!(p.changes.iter().any(|c| c.set_password.is_some()));
+    for out in [
+        render::text(&p, false),
+        render::text(&p, true),
+        render::json(&p),
+        render::markdown(&p),
+        format!("{p:?}"),
+    ] {
+        assert!(!out.contains(planted), "secret leaked into:\n{out}");
+    }
+}
+
+// ---------- performance ----------
+
+#[test]
+fn diff_of_100k_reps_is_fast() {
+    let mut org = Org::default();
+    org.teams.insert("T".into(), team("T"));
+    for i in 0..100_000 {
+        let mut r = rep(&format!("rep{i:06}@acme.example"), "T");
+        r.features = feats(&[Feature::AdminCenterAccess, Feature::Reports]);
+        org.representatives.insert(r.login.clone(), r);
+    }
+    let mut live = org.clone();
+    // A few differences so the slow path runs too.
+    for i in (0..100_000).step_by(10_000) {
+        live.representatives
+            .get_mut(&format!("rep{i:06}@acme.example"))
+            .unwrap()
+            .language = "fr".into();
+    }
+    let d = desired(org);
+    let mut o = observed(live);
+    o.account.seats = 200_000;
+    let t = Instant::now();
+    let p = diff(&d, &o, &opts()).unwrap();
+    let took = t.elapsed();
+    assert_eq!(p.summary.update, 10);
+    // Debug builds are several times slower than release (where this is ~0.1 s).
+    let limit = if cfg!(debug_assertions) { 5.0 } else { 1.0 };
+    assert!(took.as_secs_f64() < limit, "diff took {took:?}");
+    eprintln!("diff of 100,000 representatives: {took:?}");
+}
+
+// ---------- renderings: one plan with every kind of change ----------
+
+/// Live and declared organizations whose plan has every action, unmanaged objects,
+/// warnings, password set and rotation.
+pub(super) fn showcase() -> Plan {
+    let mut live = OrgB::default()
+        .portal(portal("web-support"))
+        .portal(portal("legacy"))
+        .teams(&["Europe", "Europe/Paris", "Europe/Lyon", "Asia"])
+        .admin(admin("ada@acme.example"));
+    let mut jdoe = rep("jdoe@acme.example", "Europe/Paris");
+    jdoe.first_name = "John".into();
+    jdoe.last_name = "Doe".into();
+    jdoe.features = feats(&[
+        Feature::AdminCenterAccess,
+        Feature::Reports,
+        Feature::SessionReplay,
+    ]);
+    jdoe.portals = ["web-support".to_string(), "legacy".to_string()].into();
+    let mut marie = manager("marie@acme.example", &["Europe/Paris"]);
+    marie.team_rights = [TeamRight::ManageRepresentatives, TeamRight::SessionReplay].into();
+    marie.password = Some(SecretRef {
+        rotation: Some("2026-11".into()),
+        ..Default::default()
+    });
+    let mut inactive = rep("back@acme.example", "Europe/Lyon");
+    inactive.status = Status::Inactive;
+    let mut c = campaign("winter-renewals");
+    c.representatives = [
+        "jdoe@acme.example".to_string(),
+        "old@acme.example".to_string(),
+    ]
+    .into();
+    live = live
+        .rep(jdoe.clone())
+        .rep(rep("old@acme.example", "Europe/Lyon"))
+        .rep(rep("mover@acme.example", "Europe/Lyon"))
+        .rep(rep("leaver@acme.example", "Asia"))
+        .rep(rep("ghost@acme.example", "Asia"))
+        .rep(inactive.clone())
+        .manager(marie.clone())
+        .campaign(c)
+        .group(group("stale-group"));
+    live.0.teams.get_mut("Europe/Paris").unwrap().description =
+        Some("Paris office\nfirst floor\nopen 9-17".into());
+
+    let mut d = OrgB::default()
+        .portal(portal("web-support"))
+        .teams(&["Europe", "Europe/Lyon", "Asia", "Europe/Nice"])
+        .admin(admin("ada@acme.example"));
+    let mut paris = team("Europe/Paris");
+    paris.description = Some("Paris office\nsecond floor\nopen 9-17".into());
+    paris.max_active_logins = Some(12);
+    d = d.team(paris);
+    let mut jd = jdoe;
+    jd.features = feats(&[
+        Feature::AdminCenterAccess,
+        Feature::Reports,
+        Feature::ShareMyScreen,
+    ]);
+    jd.portals = ["web-support".to_string()].into();
+    jd.multisession = 3;
+    let mut newrep = rep("new@acme.example", "Europe/Nice");
+    newrep.first_name = "Zoé <b>".into();
+    newrep.password = Some(SecretRef {
+        env: Some("NEW_PW".into()),
+        ..Default::default()
+    });
+    let mut renamed = rep("older@acme.example", "Europe/Lyon");
+    renamed.previously = Some("old@acme.example".into());
+    let mut mv = rep("mover@acme.example", "Europe/Paris");
+    mv.language = "fr".into();
+    let mut leaver = rep("leaver@acme.example", "Asia");
+    leaver.status = Status::Inactive;
+    let mut back = inactive;
+    back.status = Status::Active;
+    let mut m = marie;
+    m.password = Some(SecretRef {
+        env: Some("MARIE_PW".into()),
+        rotation: Some("2026-12".into()),
+        ..Default::default()
+    });
+    m.team_rights.remove(&TeamRight::SessionReplay);
+    let mut c = campaign("winter-renewals");
+    c.representatives = [
+        "jdoe@acme.example".to_string(),
+        "older@acme.example".to_string(),
+    ]
+    .into();
+    d = d
+        .rep(jd)
+        .rep(newrep)
+        .rep(renamed)
+        .rep(mv)
+        .rep(leaver)
+        .rep(back)
+        .manager(m)
+        .campaign(c);
+    let mut desired = desired(d.0);
+    desired.policy.representatives = KindPolicy {
+        unmanaged: Policy::Remove,
+        on_remove: OnRemove::Delete,
+    };
+    desired.policy.portals.unmanaged = Policy::Remove;
+    desired.policy.contact_groups.unmanaged = Policy::Warn;
+    let mut o = observed(live.0);
+    o.account.seats = 10;
+    diff(
+        &desired,
+        &o,
+        &PlanOptions {
+            allow_delete: true,
+            force: false,
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn showcase_has_every_kind_of_change() {
+    let p = showcase();
+    let s = &p.summary;
+    assert!(s.create > 0 && s.update > 0 && s.rename > 0 && s.move_ > 0);
+    assert!(s.deactivate > 0 && s.reactivate > 0 && s.delete > 0);
+    assert!(!p.unmanaged.is_empty() && !p.warnings.is_empty());
+    assert!(
+        p.changes
+            .iter()
+            .any(|c| c.action == Action::Create && c.set_password.is_some())
+    );
+    assert!(
+        p.changes
+            .iter()
+            .any(|c| c.action == Action::Update && c.set_password.is_some())
+    );
+}
+
+#[test]
+fn snapshot_text() {
+    insta::assert_snapshot!("plan_text", render::text(&showcase(), false));
+}
+
+#[test]
+fn snapshot_json() {
+    insta::assert_snapshot!("plan_json", render::json(&showcase()));
+}
+
+#[test]
+fn snapshot_markdown() {
+    insta::assert_snapshot!("plan_markdown", render::markdown(&showcase()));
+}
+
+#[test]
+fn colour_only_when_asked() {
+    let p = showcase();
+    assert!(!render::text(&p, false).contains('\u{1b}'));
+    assert!(render::text(&p, true).contains('\u{1b}'));
+}
+
+#[test]
+fn json_round_trips() {
+    let p = showcase();
+    let back: Plan = serde_json::from_str(&render::json(&p)).unwrap();
+    assert_eq!(back, p);
+}
+
+#[test]
+fn markdown_of_20000_changes_stays_under_the_limit() {
+    let mut org = Org::default();
+    org.teams.insert("T".into(), team("T"));
+    let mut live = org.clone();
+    for i in 0..20_000 {
+        let mut r = rep(&format!("rep{i:05}@acme.example"), "T");
+        live.representatives.insert(r.login.clone(), r.clone());
+        r.features = feats(&[Feature::AdminCenterAccess, Feature::Reports]);
+        org.representatives.insert(r.login.clone(), r);
+    }
+    let mut o = observed(live);
+    o.account.seats = 50_000;
+    let p = plan(&desired(org), &o);
+    assert_eq!(p.changes.len(), 20_000);
+    let md = render::markdown(&p);
+    assert!(md.len() <= render::MARKDOWN_LIMIT, "{} chars", md.len());
+    assert!(md.contains("20000"), "the summary keeps the full count");
+    assert!(md.contains("omitted"), "a note says what was left out");
+    assert!(md.contains("rep00000@acme.example"));
+}
+
+#[test]
+fn a_manager_token_never_removes_its_own_manager() {
+    let live = scoped_live();
+    let mut d = live.clone();
+    d.0.managers.remove("marie@acme.example");
+    let mut d = desired(d.0);
+    d.policy.managers.unmanaged = Policy::Remove;
+    let o = as_manager(observed(live.0), "marie@acme.example");
+    let p = plan(&d, &o);
+    assert!(p.changes_of(Kind::Manager).next().is_none());
+    assert!(
+        p.out_of_scope
+            .contains(&ObjectId::new(Kind::Manager, "marie@acme.example"))
+    );
+}
+
+#[test]
+fn a_declared_sub_team_under_a_renamed_parent_path_is_a_conflict() {
+    // `EU` says `previously: Europe`, and `Europe/Paris` is still declared by its old path.
+    let mut eu = team("EU");
+    eu.previously = Some("Europe".into());
+    let d = OrgB::default().team(eu).teams(&["Europe/Paris"]);
+    let l = OrgB::default().teams(&["Europe", "Europe/Paris"]);
+    let e = errors(&desired(d.0), &observed(l.0), opts());
+    assert_eq!(e.0[0].rule, RuleCode::RenameConflict);
+    assert!(e.0[0].help.contains("EU/Paris"), "{e}");
+}
+
+#[test]
+fn a_team_is_deleted_after_a_renamed_member_leaves_it() {
+    let mut r = rep("new-login@acme.example", "Keep");
+    r.previously = Some("old-login@acme.example".into());
+    let mut d = desired(OrgB::default().teams(&["Keep"]).rep(r).0);
+    d.policy.teams = KindPolicy {
+        unmanaged: Policy::Remove,
+        on_remove: OnRemove::Delete,
+    };
+    let l = OrgB::default()
+        .teams(&["Keep", "Old"])
+        .rep(rep("old-login@acme.example", "Old"));
+    let p = diff(
+        &d,
+        &observed(l.0),
+        &PlanOptions {
+            allow_delete: true,
+            force: true,
+        },
+    )
+    .unwrap();
+    assert_eq!(p.changes[0].action, Action::Rename);
+    let del = change(&p, Kind::Team, "Old");
+    assert_eq!(del.action, Action::Delete);
+    assert_eq!(del.depends_on, vec![0]);
+}
+
+#[test]
+fn markdown_escapes_user_data() {
+    let mut d = base();
+    d.0.teams.get_mut("Europe").unwrap().description = Some("<script>*x*</script>".into());
+    let p = plan(&desired(d.0), &observed(base().0));
+    let md = render::markdown(&p);
+    assert!(!md.contains("<script>"), "{md}");
+    assert!(md.contains("&lt;script&gt;\\*x\\*&lt;/script&gt;"), "{md}");
+}
+
+#[test]
+fn plan_errors_display_names_rule_object_and_help() {
+    let mut ghost = rep("ghost@acme.example", "Europe/Lyon");
+    ghost.protect = true;
+    let mut d = desired(base().0);
+    d.policy.representatives.unmanaged = Policy::Remove;
+    let e = errors(&d, &observed(base().rep(ghost).0), opts());
+    let s = e.to_string();
+    assert!(s.starts_with("the plan was refused (1 error)"), "{s}");
+    assert!(
+        s.contains("protected: representative/ghost@acme.example:"),
+        "{s}"
+    );
+    assert!(s.contains("help: "), "{s}");
+}
+
+#[test]
+fn the_json_rendering_validates_against_the_plan_schema() {
+    let schema: serde_json::Value = serde_json::from_str(&render::schema()).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&render::json(&showcase())).unwrap();
+    let errors: Vec<String> = validator.iter_errors(&doc).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    // And a broken document does not.
+    let mut bad = doc;
+    bad["changes"][0]["action"] = serde_json::json!("explode");
+    assert!(!validator.is_valid(&bad));
+}
+
+#[test]
+fn writes_under_a_renamed_team_wait_for_the_rename() {
+    let mut eu = team("EU");
+    eu.previously = Some("Europe".into());
+    let mut paris = team("EU/Paris");
+    paris.description = Some("changed".into());
+    let d = OrgB::default()
+        .team(eu)
+        .team(paris)
+        .rep(rep("a@acme.example", "EU/Paris"))
+        .rep(rep("new@acme.example", "EU/Paris"));
+    let l = OrgB::default()
+        .teams(&["Europe", "Europe/Paris"])
+        .rep(rep("a@acme.example", "Europe/Paris"));
+    let p = plan(&desired(d.0), &observed(l.0));
+    let order: Vec<String> = p
+        .changes
+        .iter()
+        .map(|c| format!("{} {}", render::verb(c.action), c.id))
+        .collect();
+    assert_eq!(
+        order,
+        vec![
+            "rename team/EU",
+            "update team/EU/Paris",
+            "create representative/new@acme.example",
+        ]
+    );
+    assert_eq!(p.changes[1].depends_on, vec![0]);
+    // The team itself only changes its description: the rep waits for the parent rename.
+    assert_eq!(p.changes[2].depends_on, vec![0]);
+    // The sub-team is patched under its new path, against the version the rename's
+    // cascade gives it (live 1, moved along: 2).
+    assert_eq!(p.changes[1].version, Some(2));
+}
+
+#[test]
+fn text_lists_many_unmanaged_objects_up_to_a_cap() {
+    let mut l = base();
+    for i in 0..100 {
+        l = l.rep(rep(&format!("extra{i:03}@acme.example"), "Europe/Lyon"));
+    }
+    let p = plan(&desired(base().0), &observed(l.0));
+    assert_eq!(p.unmanaged.len(), 100);
+    let t = render::text(&p, false);
+    assert!(t.contains("extra000@acme.example"));
+    assert!(!t.contains("extra099@acme.example"));
+    assert!(t.contains("… and 75 more representatives"), "{t}");
+    assert!(
+        t.trim_end()
+            .ends_with("No changes. The live system matches the declaration.")
+    );
+}
+
+#[test]
+fn every_kind_of_relationship_counts_as_a_removal() {
+    let mut c = campaign("c");
+    c.representatives = ["jdoe@acme.example".to_string()].into();
+    c.teams = ["Europe".to_string()].into();
+    let mut g = group("g");
+    g.shared_with
+        .insert("jdoe@acme.example".into(), Permission::Manage);
+    g.shared_with
+        .insert("ann@acme.example".into(), Permission::View);
+    let mut m = manager("m2@acme.example", &["Europe", "Europe/Lyon"]);
+    m.team_rights = [TeamRight::ManageRepresentatives].into();
+    m.grantable = feats(&[Feature::Reports]);
+    let mut web = portal("web");
+    web.features = feats(&[Feature::ShareMyScreen]);
+    let live = base().campaign(c).group(g).manager(m).portal(web);
+
+    let mut d = live.clone();
+    let c = d.0.campaigns.get_mut("c").unwrap();
+    c.representatives.clear();
+    c.teams.clear();
+    let g = d.0.contact_groups.get_mut("g").unwrap();
+    g.shared_with.remove("ann@acme.example");
+    // A permission change is not a removal.
+    g.shared_with
+        .insert("jdoe@acme.example".into(), Permission::View);
+    let m = d.0.managers.get_mut("m2@acme.example").unwrap();
+    m.teams.remove("Europe/Lyon");
+    m.team_rights.clear();
+    m.grantable.clear();
+    d.0.portals.get_mut("web").unwrap().features.clear();
+    let r = d.0.representatives.get_mut("jdoe@acme.example").unwrap();
+    r.portals.clear();
+    let p = diff(
+        &desired(d.0),
+        &observed(live.0),
+        &PlanOptions {
+            force: true,
+            allow_delete: false,
+        },
+    )
+    .unwrap();
+    // campaign 2 + group 1 + manager 3 + portal feature 1 + rep portal 1.
+    assert_eq!(p.summary.removals, 8, "{}", render::text(&p, false));
+    let g = change(&p, Kind::ContactGroup, "g");
+    assert_eq!(
+        g.patch.as_ref().unwrap()["shared_with"],
+        serde_json::json!({"jdoe@acme.example": "view"})
+    );
+}
+
+#[test]
+fn renamed_portal_keeps_its_representatives_without_drift() {
+    let mut d = base();
+    d.0.portals.remove("web");
+    let mut web2 = portal("web2");
+    web2.previously = Some("web".into());
+    d = d.portal(web2);
+    d.0.representatives
+        .get_mut("jdoe@acme.example")
+        .unwrap()
+        .portals = ["web2".to_string()].into();
+    let p = plan(&desired(d.0), &observed(base().0));
+    assert_eq!(p.changes.len(), 1, "{}", render::text(&p, false));
+    assert_eq!(p.changes[0].action, Action::Rename);
+    assert_eq!(p.changes[0].patch.as_ref().unwrap()["name"], "web2");
+}
+
+#[test]
+fn an_unmanaged_team_is_deactivated_by_default() {
+    let mut d = desired(base().0);
+    d.policy.teams.unmanaged = Policy::Remove;
+    let p = plan(&d, &observed(base().teams(&["Gone"]).0));
+    let c = change(&p, Kind::Team, "Gone");
+    assert_eq!(c.action, Action::Deactivate);
+    assert_eq!(
+        c.patch.as_ref().unwrap(),
+        serde_json::json!({"active": false}).as_object().unwrap()
+    );
+}
+
+#[test]
+fn the_deferred_leader_update_of_an_existing_team() {
+    // Paris gets a new leader who is moved into Paris in the same plan.
+    let mut d = base();
+    d.0.representatives
+        .get_mut("ann@acme.example")
+        .unwrap()
+        .team = Some("Europe/Paris".into());
+    d.0.teams.get_mut("Europe/Paris").unwrap().leader = Some("ann@acme.example".into());
+    let p = plan(&desired(d.0), &observed(base().0));
+    let order: Vec<String> = p
+        .changes
+        .iter()
+        .map(|c| format!("{} {}", render::verb(c.action), c.id))
+        .collect();
+    assert_eq!(
+        order,
+        vec![
+            "move representative/ann@acme.example",
+            "update team/Europe/Paris"
+        ]
+    );
+    assert_eq!(p.changes[1].depends_on, vec![0]);
+    // Its only write: it keeps the live version.
+    assert_eq!(p.changes[1].version, Some(1));
+}
+
+#[test]
+fn renames_cascade_versions_and_keys_like_the_live_system() {
+    // Europe → EU (rename); Europe/Lyon → France/Lyon (move, under the renamed parent);
+    // rep jdoe → john (rename) who leads Europe/Paris and is in a campaign.
+    let mut eu = team("EU");
+    eu.previously = Some("Europe".into());
+    let mut lyon = team("France/Lyon");
+    lyon.previously = Some("Europe/Lyon".into());
+    let mut paris = team("EU/Paris");
+    paris.leader = Some("john@acme.example".into());
+    paris.description = Some("now described".into());
+    let mut john = rep("john@acme.example", "EU/Paris");
+    john.previously = Some("jdoe@acme.example".into());
+    let mut ann = rep("ann@acme.example", "France/Lyon");
+    ann.language = "de".into();
+    let mut c = campaign("c");
+    c.representatives = ["john@acme.example".to_string()].into();
+    c.teams = ["EU/Paris".to_string(), "France/Lyon".to_string()].into();
+    c.active = false;
+    let mut m = manager("m@acme.example", &["EU/Paris", "France/Lyon"]);
+    m.name = "Renamed Manager".into();
+    let d = OrgB::default()
+        .team(eu)
+        .team(lyon)
+        .team(paris)
+        .teams(&["Europe-East", "France"])
+        .rep(john)
+        .rep(ann)
+        .campaign(c)
+        .manager(m);
+
+    let mut lparis = team("Europe/Paris");
+    lparis.leader = Some("jdoe@acme.example".into());
+    let mut lc = campaign("c");
+    lc.representatives = ["jdoe@acme.example".to_string()].into();
+    lc.teams = ["Europe/Paris".to_string(), "Europe/Lyon".to_string()].into();
+    let l = OrgB::default()
+        .teams(&["Europe", "Europe/Lyon", "Europe-East", "France"])
+        .team(lparis)
+        .rep(rep("jdoe@acme.example", "Europe/Paris"))
+        .rep(rep("ann@acme.example", "Europe/Lyon"))
+        .campaign(lc)
+        .manager(manager("m@acme.example", &["Europe/Paris", "Europe/Lyon"]));
+    let p = plan(&desired(d.0), &observed(l.0));
+    let text = render::text(&p, false);
+    let at = |kind: Kind, key: &str| {
+        p.changes
+            .iter()
+            .position(|c| c.id == ObjectId::new(kind, key))
+            .unwrap_or_else(|| panic!("no {kind}/{key} in\n{text}"))
+    };
+    let eu = at(Kind::Team, "EU");
+    let lyon = at(Kind::Team, "France/Lyon");
+    let paris = at(Kind::Team, "EU/Paris");
+    let john = at(Kind::Representative, "john@acme.example");
+    let ann = at(Kind::Representative, "ann@acme.example");
+    let camp = at(Kind::Campaign, "c");
+    let mgr = at(Kind::Manager, "m@acme.example");
+    assert!(
+        p.changes_of(Kind::Team).all(|c| c.id.key != "Europe-East"),
+        "a sibling with a shared prefix is untouched:\n{text}"
+    );
+    // The move runs after the parent's rename, from the path it has by then.
+    assert_eq!(p.changes[lyon].previously.as_deref(), Some("EU/Lyon"));
+    assert_eq!(p.changes[lyon].version, Some(2));
+    assert!(p.changes[lyon].depends_on.contains(&eu));
+    // Paris moved with EU (+1); it is written before john's rename, so that waits.
+    assert_eq!(p.changes[paris].version, Some(2));
+    assert!(p.changes[john].depends_on.contains(&paris));
+    // ann's team was rewritten twice (EU, then France/Lyon).
+    assert_eq!(p.changes[ann].version, Some(3));
+    assert!(p.changes[ann].depends_on.contains(&lyon));
+    // The manager refers to both sub-teams: rewritten by EU twice (Paris, Lyon) and by
+    // the Lyon move once.
+    assert_eq!(p.changes[mgr].version, Some(4));
+    // The campaign: Paris and Lyon by EU, Lyon by the move, jdoe by john's rename.
+    assert_eq!(p.changes[camp].version, Some(5));
+    assert!(p.changes[camp].depends_on.contains(&john));
+    // john's own rename: his team moved with EU (+1).
+    assert_eq!(p.changes[john].version, Some(2));
+}

@@ -1,0 +1,972 @@
+//! The write engine: runs creates, updates and deletes of one kind — one operation from
+//! a single request, or up to 1000 from a batch — so that the store never holds an
+//! invalid state.
+//!
+//! Each operation is first parsed and checked on its own (body shape, rule 1, field
+//! shapes; passwords are hashed off the async runtime). Then all operations that passed
+//! run in order in ONE serialized write transaction: each is checked against the state
+//! left by the ones before (versions, rule 2 collisions, rule 3 references, rule 5
+//! seats, rule 6 scope) and, only when every check passed, written together with its
+//! references, its audit record and its idempotency record. A rejected operation writes
+//! nothing and does not stop the others. A database error aborts the whole transaction.
+
+use std::collections::HashMap;
+
+use argon2::password_hash::{PasswordHasher, SaltString, rand_core::OsRng};
+use axum::http::StatusCode;
+use futures::StreamExt;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::auth::{Actor, authorize_write, is_within};
+use super::domain::{Obj, merge_patch};
+use super::problem::Problem;
+use super::store::{Db, Tx};
+use crate::model::rules::{RuleCode, Violation};
+use crate::model::{Feature, Kind};
+
+/// One requested write.
+#[derive(Debug, Clone)]
+pub enum Op {
+    Create {
+        body: Value,
+        idempotency_key: Option<String>,
+    },
+    Update {
+        key: String,
+        if_match: Option<i64>,
+        patch: Value,
+    },
+    Delete {
+        key: String,
+        if_match: Option<i64>,
+        purge_statistics: bool,
+    },
+}
+
+/// A successful operation: status, and the object (with `version`) unless deleted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Done {
+    pub status: StatusCode,
+    pub body: Option<Value>,
+}
+
+impl Done {
+    pub fn version(&self) -> Option<i64> {
+        self.body.as_ref()?.get("version")?.as_i64()
+    }
+}
+
+enum Prepared {
+    Create {
+        obj: Box<Obj>,
+        secret: Option<String>,
+        idem: Option<(String, String)>,
+    },
+    Update {
+        key: String,
+        if_match: i64,
+        patch: Value,
+        secret: Option<String>,
+    },
+    Delete {
+        key: String,
+        if_match: i64,
+        purge: bool,
+    },
+}
+
+/// What can go wrong inside the transaction: a rejected operation (nothing written) or
+/// a database failure (the whole transaction is abandoned).
+enum Fail {
+    Rejected(Problem),
+    Db(sqlx::Error),
+}
+
+impl From<sqlx::Error> for Fail {
+    fn from(e: sqlx::Error) -> Fail {
+        Fail::Db(e)
+    }
+}
+impl From<Problem> for Fail {
+    fn from(p: Problem) -> Fail {
+        Fail::Rejected(p)
+    }
+}
+
+/// Hashes a password with Argon2id (the crate's default parameters) off the runtime.
+pub async fn hash_password(value: String) -> Result<String, Problem> {
+    tokio::task::spawn_blocking(move || {
+        let salt = SaltString::generate(&mut OsRng);
+        argon2::Argon2::default()
+            .hash_password(value.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| Problem::internal(format!("cannot hash the password: {e}")))
+    })
+    .await
+    .map_err(|e| Problem::internal(format!("password hashing failed: {e}")))?
+}
+
+/// Canonical JSON (object keys sorted) for idempotency fingerprints.
+pub fn canonical(v: &Value) -> String {
+    fn walk(v: &Value, out: &mut String) {
+        match v {
+            Value::Object(m) => {
+                let mut keys: Vec<&String> = m.keys().collect();
+                keys.sort();
+                out.push('{');
+                for (i, k) in keys.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(&Value::String((*k).clone()).to_string());
+                    out.push(':');
+                    walk(&m[*k], out);
+                }
+                out.push('}');
+            }
+            Value::Array(a) => {
+                out.push('[');
+                for (i, x) in a.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    walk(x, out);
+                }
+                out.push(']');
+            }
+            other => out.push_str(&other.to_string()),
+        }
+    }
+    let mut s = String::new();
+    walk(v, &mut s);
+    s
+}
+
+pub fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// Adds `version` to a public body.
+pub fn with_version(mut body: Value, version: i64) -> Value {
+    if let Value::Object(m) = &mut body {
+        m.insert("version".into(), Value::from(version));
+    }
+    body
+}
+
+fn audit_json(body: &Value, version: i64) -> String {
+    with_version(body.clone(), version).to_string()
+}
+
+/// Per-transaction caches (the transaction is the only writer, so they stay true).
+#[derive(Default)]
+struct Ctx {
+    exists: HashMap<(Kind, String), bool>,
+    active: Option<i64>,
+    seats: Option<i64>,
+    now: String,
+}
+
+impl Ctx {
+    async fn exists(&mut self, tx: &mut Tx, kind: Kind, key: &str) -> Result<bool, sqlx::Error> {
+        if let Some(b) = self.exists.get(&(kind, key.to_string())) {
+            return Ok(*b);
+        }
+        let b = tx.exists(kind, key).await?;
+        self.exists.insert((kind, key.to_string()), b);
+        Ok(b)
+    }
+    fn set(&mut self, kind: Kind, key: &str, b: bool) {
+        self.exists.insert((kind, key.to_string()), b);
+    }
+    async fn active(&mut self, tx: &mut Tx) -> Result<(i64, i64), sqlx::Error> {
+        if self.active.is_none() {
+            self.active = Some(tx.count_active_reps().await?);
+            self.seats = Some(tx.account().await?.map(|a| a.1).unwrap_or(0));
+        }
+        Ok((self.active.unwrap_or(0), self.seats.unwrap_or(0)))
+    }
+}
+
+async fn prepare(kind: Kind, actor: &Actor, op: Op) -> Result<Prepared, Problem> {
+    match op {
+        Op::Create {
+            body,
+            idempotency_key,
+        } => {
+            let idem = idempotency_key.map(|k| {
+                let fp = hex::encode(Sha256::digest(canonical(&body).as_bytes()));
+                (format!("{}:{}:{k}", kind.collection(), actor.login()), fp)
+            });
+            let (obj, secret) = Obj::parse(kind, body)?;
+            let v = obj.check();
+            if !v.is_empty() {
+                return Err(Problem::validation(v));
+            }
+            if obj.has_password() && secret.is_none() {
+                return Err(Problem::invalid_field(
+                    RuleCode::Secret,
+                    "/password/value",
+                    "a new password needs `value`",
+                ));
+            }
+            let secret = match secret {
+                Some(s) => Some(hash_password(s.0).await?),
+                None => None,
+            };
+            Ok(Prepared::Create {
+                obj: Box::new(obj),
+                secret,
+                idem,
+            })
+        }
+        Op::Update {
+            key,
+            if_match,
+            patch,
+        } => {
+            let if_match = if_match.ok_or_else(|| {
+                Problem::precondition_required(format!(
+                    "updating {kind} `{key}` needs `If-Match: \"<version>\"`; read the object first"
+                ))
+            })?;
+            if !patch.is_object() {
+                return Err(Problem::invalid_field(
+                    RuleCode::Schema,
+                    "",
+                    "a patch must be a json object (a merge patch)",
+                ));
+            }
+            let value = patch
+                .get("password")
+                .and_then(|p| p.get("value"))
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            let secret = match value {
+                Some(v) if !v.is_empty() => Some(hash_password(v).await?),
+                _ => None,
+            };
+            Ok(Prepared::Update {
+                key,
+                if_match,
+                patch,
+                secret,
+            })
+        }
+        Op::Delete {
+            key,
+            if_match,
+            purge_statistics,
+        } => {
+            let if_match = if_match.ok_or_else(|| {
+                Problem::precondition_required(format!(
+                    "deleting {kind} `{key}` needs `If-Match: \"<version>\"`; read the object first"
+                ))
+            })?;
+            Ok(Prepared::Delete {
+                key,
+                if_match,
+                purge: purge_statistics,
+            })
+        }
+    }
+}
+
+/// Runs operations of one kind; one result per operation, in order.
+pub async fn run(
+    db: &Db,
+    actor: &Actor,
+    kind: Kind,
+    ops: Vec<Op>,
+) -> Result<Vec<Result<Done, Problem>>, Problem> {
+    let mut prepared = Vec::with_capacity(ops.len());
+    // Password hashing is CPU- and memory-heavy (Argon2id): a few at a time, in order.
+    let width = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .min(8);
+    let mut stream =
+        futures::stream::iter(ops.into_iter().map(|op| prepare(kind, actor, op))).buffered(width);
+    while let Some(p) = stream.next().await {
+        prepared.push(p);
+    }
+    drop(stream);
+    let mut tx = db.begin().await?;
+    let mut ctx = Ctx {
+        now: now_rfc3339(),
+        ..Default::default()
+    };
+    let mut results = Vec::with_capacity(prepared.len());
+    for p in prepared {
+        let r = match p {
+            Err(problem) => Err(problem),
+            Ok(p) => match exec(&mut tx, &mut ctx, actor, kind, p).await {
+                Ok(d) => Ok(d),
+                Err(Fail::Rejected(problem)) => Err(problem),
+                Err(Fail::Db(e)) => return Err(e.into()),
+            },
+        };
+        results.push(r);
+    }
+    tx.commit().await?;
+    Ok(results)
+}
+
+async fn exec(
+    tx: &mut Tx,
+    ctx: &mut Ctx,
+    actor: &Actor,
+    kind: Kind,
+    p: Prepared,
+) -> Result<Done, Fail> {
+    match p {
+        Prepared::Create { obj, secret, idem } => create(tx, ctx, actor, *obj, secret, idem).await,
+        Prepared::Update {
+            key,
+            if_match,
+            patch,
+            secret,
+        } => update(tx, ctx, actor, kind, &key, if_match, patch, secret).await,
+        Prepared::Delete {
+            key,
+            if_match,
+            purge,
+        } => delete(tx, ctx, actor, kind, &key, if_match, purge).await,
+    }
+}
+
+async fn create(
+    tx: &mut Tx,
+    ctx: &mut Ctx,
+    actor: &Actor,
+    obj: Obj,
+    secret: Option<String>,
+    idem: Option<(String, String)>,
+) -> Result<Done, Fail> {
+    let kind = obj.kind();
+    if let Some((k, fp)) = &idem {
+        if let Some((hash, status, body)) = tx.idempotency(actor.login(), k).await? {
+            if &hash == fp {
+                return Ok(Done {
+                    status: StatusCode::from_u16(status as u16).unwrap_or(StatusCode::CREATED),
+                    body: serde_json::from_str(&body).ok(),
+                });
+            }
+            return Err(Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency-key-reused",
+                "this idempotency key was used with another body; use a new key for a new request",
+            )
+            .into());
+        }
+    }
+    let key = obj.key().to_string();
+    if ctx.exists(tx, kind, &key).await? {
+        return Err(Problem::already_exists(format!(
+            "{kind} `{key}` already exists; PATCH it instead, or choose another {}",
+            kind.key_field()
+        ))
+        .with_pointer(format!("/{}", kind.key_field()))
+        .into());
+    }
+    authorize_write(actor, tx, kind, None, Some(&obj), secret.is_some()).await?;
+    let refs = cross_checks(tx, ctx, &obj, None).await?;
+    let body = obj.to_body();
+    let text = body.to_string();
+    tx.insert(
+        kind,
+        &key,
+        &text,
+        obj.team_col(),
+        obj.active_col(),
+        secret.as_deref(),
+    )
+    .await?;
+    tx.set_refs(kind, &key, &refs, false).await?;
+    ctx.set(kind, &key, true);
+    if obj.active_col() {
+        ctx.active = ctx.active.map(|n| n + 1);
+    }
+    let full = with_version(body, 1);
+    let full_text = full.to_string();
+    tx.audit(
+        &ctx.now,
+        actor.login(),
+        "create",
+        kind.name(),
+        &key,
+        None,
+        Some(&full_text),
+    )
+    .await?;
+    if let Some((k, fp)) = &idem {
+        tx.put_idempotency(actor.login(), k, fp, 201, &full_text, &ctx.now)
+            .await?;
+    }
+    Ok(Done {
+        status: StatusCode::CREATED,
+        body: Some(full),
+    })
+}
+
+fn stale(kind: Kind, key: &str, have: i64, want: i64) -> Problem {
+    Problem::precondition_failed(format!(
+        "{kind} `{key}` is at version {have}, not {want}; read it again and retry"
+    ))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn update(
+    tx: &mut Tx,
+    ctx: &mut Ctx,
+    actor: &Actor,
+    kind: Kind,
+    key: &str,
+    if_match: i64,
+    patch: Value,
+    secret: Option<String>,
+) -> Result<Done, Fail> {
+    let Some(row) = tx.get(kind, key).await? else {
+        return Err(Problem::not_found(format!("no {kind} `{key}`")).into());
+    };
+    if row.version != if_match {
+        return Err(stale(kind, key, row.version, if_match).into());
+    }
+    let before = Obj::from_stored(kind, &row.body)?;
+    let mut merged: Value =
+        serde_json::from_str(&row.body).map_err(|e| Problem::internal(e.to_string()))?;
+    merge_patch(&mut merged, &patch);
+    let (after, _) = Obj::parse(kind, merged)?;
+    let v = after.check();
+    if !v.is_empty() {
+        return Err(Problem::validation(v).into());
+    }
+    let new_secret = if !after.has_password() {
+        None
+    } else if secret.is_some() {
+        secret.clone()
+    } else if row.secret.is_some() {
+        row.secret.clone()
+    } else {
+        return Err(Problem::invalid_field(
+            RuleCode::Secret,
+            "/password/value",
+            "a new password needs `value`",
+        )
+        .into());
+    };
+    authorize_write(
+        actor,
+        tx,
+        kind,
+        Some(&before),
+        Some(&after),
+        secret.is_some(),
+    )
+    .await?;
+    let new_key = after.key().to_string();
+    let renamed = new_key != key;
+    if renamed && ctx.exists(tx, kind, &new_key).await? {
+        return Err(Problem::already_exists(format!(
+            "cannot rename {kind} `{key}` to `{new_key}`: `{new_key}` exists"
+        ))
+        .with_pointer(format!("/{}", kind.key_field()))
+        .into());
+    }
+    if kind == Kind::Team && renamed && is_within(&new_key, key) {
+        return Err(Problem::invalid_field(
+            RuleCode::UnresolvedReference,
+            "/path",
+            format!("cannot move team `{key}` under itself (`{new_key}`)"),
+        )
+        .into());
+    }
+    let rename = if renamed && kind == Kind::Team {
+        Some((key, new_key.as_str()))
+    } else {
+        None
+    };
+    let refs = cross_checks_renaming(tx, ctx, &after, Some(&before), rename).await?;
+    // A representative leading a team must stay in it (or a sub-team).
+    if let (Obj::Representative(b), Obj::Representative(a)) = (&before, &after) {
+        if b.team != a.team {
+            for r in tx.referrers(Kind::Representative, key).await? {
+                if r.rel == "leader" && !a.team.as_deref().is_some_and(|t| is_within(t, &r.key)) {
+                    return Err(Problem::conflict(format!(
+                        "representative `{key}` leads team `{}` and cannot leave it; change the team's leader first",
+                        r.key
+                    ))
+                    .with_pointer("/team")
+                    .into());
+                }
+            }
+        }
+    }
+    let body = after.to_body();
+    let text = body.to_string();
+    if !tx
+        .update_cas(
+            kind,
+            key,
+            if_match,
+            &new_key,
+            &text,
+            after.team_col(),
+            after.active_col(),
+            new_secret.as_deref(),
+        )
+        .await?
+    {
+        return Err(stale(kind, key, row.version + 1, if_match).into());
+    }
+    tx.set_refs(kind, &new_key, &refs, true).await?;
+    match (before.active_col(), after.active_col()) {
+        (false, true) => ctx.active = ctx.active.map(|n| n + 1),
+        (true, false) => ctx.active = ctx.active.map(|n| n - 1),
+        _ => {}
+    }
+    let version = row.version + 1;
+    tx.audit(
+        &ctx.now,
+        actor.login(),
+        "update",
+        kind.name(),
+        &new_key,
+        Some(&audit_json(&before.to_body(), row.version)),
+        Some(&audit_json(&body, version)),
+    )
+    .await?;
+    if renamed {
+        ctx.set(kind, key, false);
+        ctx.set(kind, &new_key, true);
+        cascade_rename(tx, ctx, actor, kind, key, &new_key).await?;
+    }
+    Ok(Done {
+        status: StatusCode::OK,
+        body: Some(with_version(body, version)),
+    })
+}
+
+/// Follows a rename: referrers are rewritten (one more version each, audited); a
+/// team's sub-teams move along with it; tokens follow a renamed manager/administrator.
+async fn cascade_rename(
+    tx: &mut Tx,
+    ctx: &mut Ctx,
+    actor: &Actor,
+    kind: Kind,
+    old: &str,
+    new: &str,
+) -> Result<(), Fail> {
+    rewrite_referrers(tx, ctx, actor, kind, old, new).await?;
+    match kind {
+        Kind::Manager => tx.retarget_tokens("manager", old, Some(new)).await?,
+        Kind::Administrator => tx.retarget_tokens("administrator", old, Some(new)).await?,
+        Kind::Team => {
+            let prefix = format!("{old}/");
+            let subs: Vec<String> = tx
+                .team_keys()
+                .await?
+                .into_iter()
+                .filter(|k| k.starts_with(&prefix))
+                .collect();
+            for sub in subs {
+                let moved = format!("{new}/{}", &sub[prefix.len()..]);
+                let Some(row) = tx.get(Kind::Team, &sub).await? else {
+                    continue;
+                };
+                let mut obj = Obj::from_stored(Kind::Team, &row.body)?;
+                let before_text = audit_json(&obj.to_body(), row.version);
+                obj.set_key(&moved);
+                let body = obj.to_body();
+                tx.update_cas(
+                    Kind::Team,
+                    &sub,
+                    row.version,
+                    &moved,
+                    &body.to_string(),
+                    obj.team_col(),
+                    false,
+                    None,
+                )
+                .await?;
+                // The sub-team's own `parent` reference follows its new path.
+                if let Some(parent) = moved.rsplit_once('/').map(|(p, _)| p.to_string()) {
+                    tx.execute(
+                        "UPDATE refs SET ref_key = $1 WHERE kind = $2 AND key = $3 AND rel = $4",
+                        &[
+                            super::store::Arg::Text(&parent),
+                            super::store::Arg::Text(Kind::Team.name()),
+                            super::store::Arg::Text(&moved),
+                            super::store::Arg::Text("parent"),
+                        ],
+                    )
+                    .await?;
+                }
+                tx.audit(
+                    &ctx.now,
+                    actor.login(),
+                    "update",
+                    "team",
+                    &moved,
+                    Some(&before_text),
+                    Some(&audit_json(&body, row.version + 1)),
+                )
+                .await?;
+                ctx.set(Kind::Team, &sub, false);
+                ctx.set(Kind::Team, &moved, true);
+                rewrite_referrers(tx, ctx, actor, Kind::Team, &sub, &moved).await?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+async fn rewrite_referrers(
+    tx: &mut Tx,
+    ctx: &mut Ctx,
+    actor: &Actor,
+    kind: Kind,
+    old: &str,
+    new: &str,
+) -> Result<(), Fail> {
+    for r in tx.referrers(kind, old).await? {
+        let Some(rkind) = Kind::from_name(&r.kind) else {
+            continue;
+        };
+        if rkind == Kind::Team && r.rel == "parent" {
+            continue; // sub-teams move with their parent (cascade_rename)
+        }
+        let Some(row) = tx.get(rkind, &r.key).await? else {
+            continue;
+        };
+        let mut obj = Obj::from_stored(rkind, &row.body)?;
+        let before_text = audit_json(&obj.to_body(), row.version);
+        if !obj.rewrite_ref(kind, old, new) {
+            continue;
+        }
+        let body = obj.to_body();
+        tx.update_cas(
+            rkind,
+            &r.key,
+            row.version,
+            &r.key,
+            &body.to_string(),
+            obj.team_col(),
+            obj.active_col(),
+            row.secret.as_deref(),
+        )
+        .await?;
+        // Re-resolve all of the referrer's references (a contact group may have named
+        // the old login as both a representative and a manager).
+        let (refs, _) = resolve_refs(tx, ctx, &obj).await?;
+        tx.set_refs(rkind, &r.key, &refs, true).await?;
+        tx.audit(
+            &ctx.now,
+            actor.login(),
+            "update",
+            rkind.name(),
+            &r.key,
+            Some(&before_text),
+            Some(&audit_json(&body, row.version + 1)),
+        )
+        .await?;
+    }
+    tx.rename_refs_to(kind, old, new).await?;
+    Ok(())
+}
+
+async fn delete(
+    tx: &mut Tx,
+    ctx: &mut Ctx,
+    actor: &Actor,
+    kind: Kind,
+    key: &str,
+    if_match: i64,
+    purge: bool,
+) -> Result<Done, Fail> {
+    let Some(row) = tx.get(kind, key).await? else {
+        return Err(Problem::not_found(format!("no {kind} `{key}`")).into());
+    };
+    if row.version != if_match {
+        return Err(stale(kind, key, row.version, if_match).into());
+    }
+    let before = Obj::from_stored(kind, &row.body)?;
+    authorize_write(actor, tx, kind, Some(&before), None, false).await?;
+    if kind == Kind::Representative && !purge {
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            "statistics-would-be-lost",
+            format!(
+                "deleting representative `{key}` loses its statistics irreversibly; deactivate it (PATCH status: inactive) or delete with ?purge_statistics=true"
+            ),
+        )
+        .into());
+    }
+    let referrers = tx.referrers(kind, key).await?;
+    if kind == Kind::Team {
+        let inside: Vec<String> = referrers
+            .iter()
+            .filter(|r| {
+                (r.kind == "team" && r.rel == "parent")
+                    || (r.kind == "representative" && r.rel == "team")
+            })
+            .map(|r| format!("{} `{}`", r.kind, r.key))
+            .collect();
+        if !inside.is_empty() {
+            return Err(Problem::new(
+                StatusCode::CONFLICT,
+                "team-not-empty",
+                format!(
+                    "team `{key}` still holds {}; move or remove them first",
+                    summarize(&inside)
+                ),
+            )
+            .into());
+        }
+    }
+    if kind == Kind::Administrator {
+        let (n,): (i64,) = tx
+            .fetch_optional(
+                "SELECT COUNT(*) FROM objects WHERE kind = $1",
+                &[super::store::Arg::Text(Kind::Administrator.name())],
+            )
+            .await?
+            .unwrap_or((0,));
+        if n <= 1 {
+            return Err(Problem::conflict(format!(
+                "`{key}` is the last administrator; create another one first"
+            ))
+            .into());
+        }
+    }
+    if !referrers.is_empty() {
+        let names: Vec<String> = referrers
+            .iter()
+            .map(|r| format!("{} `{}` ({})", r.kind, r.key, r.rel))
+            .collect();
+        return Err(Problem::conflict(format!(
+            "{kind} `{key}` is referred to by {}; remove those references first",
+            summarize(&names)
+        ))
+        .into());
+    }
+    if !tx.delete_cas(kind, key, if_match).await? {
+        return Err(stale(kind, key, row.version + 1, if_match).into());
+    }
+    ctx.set(kind, key, false);
+    if before.active_col() {
+        ctx.active = ctx.active.map(|n| n - 1);
+    }
+    match kind {
+        Kind::Manager => tx.retarget_tokens("manager", key, None).await?,
+        Kind::Administrator => tx.retarget_tokens("administrator", key, None).await?,
+        _ => {}
+    }
+    tx.audit(
+        &ctx.now,
+        actor.login(),
+        "delete",
+        kind.name(),
+        key,
+        Some(&audit_json(&before.to_body(), row.version)),
+        None,
+    )
+    .await?;
+    Ok(Done {
+        status: StatusCode::NO_CONTENT,
+        body: None,
+    })
+}
+
+fn summarize(items: &[String]) -> String {
+    const SHOW: usize = 10;
+    if items.len() <= SHOW {
+        items.join(", ")
+    } else {
+        format!(
+            "{} and {} more",
+            items[..SHOW].join(", "),
+            items.len() - SHOW
+        )
+    }
+}
+
+async fn cross_checks(
+    tx: &mut Tx,
+    ctx: &mut Ctx,
+    after: &Obj,
+    before: Option<&Obj>,
+) -> Result<Vec<(&'static str, Kind, String)>, Fail> {
+    cross_checks_renaming(tx, ctx, after, before, None).await
+}
+
+/// Rule 3: resolves every reference of `obj` against the store; returns the references
+/// to record and a violation for each one that names nothing.
+async fn resolve_refs(
+    tx: &mut Tx,
+    ctx: &mut Ctx,
+    obj: &Obj,
+) -> Result<(Vec<(&'static str, Kind, String)>, Vec<Violation>), sqlx::Error> {
+    let mut violations: Vec<Violation> = vec![];
+    let mut refs = vec![];
+    for need in obj.refs() {
+        let mut found = false;
+        for k in need.kinds {
+            if ctx.exists(tx, *k, &need.key).await? {
+                refs.push((need.rel, *k, need.key.clone()));
+                found = true;
+            }
+        }
+        if !found {
+            let what = need
+                .kinds
+                .iter()
+                .map(|k| k.name())
+                .collect::<Vec<_>>()
+                .join(" or ");
+            violations.push(Violation {
+                rule: RuleCode::UnresolvedReference,
+                pointer: need.pointer.clone(),
+                message: format!("{what} `{}` does not exist", need.key),
+                help: format!("create the {what} first, or fix the name"),
+            });
+        }
+    }
+    Ok((refs, violations))
+}
+
+/// Rules 2, 3 and 5 against the store; returns the resolved references to record.
+/// `rename` is (old, new) when a team moves: its own subtree moves with it.
+async fn cross_checks_renaming(
+    tx: &mut Tx,
+    ctx: &mut Ctx,
+    after: &Obj,
+    before: Option<&Obj>,
+    rename: Option<(&str, &str)>,
+) -> Result<Vec<(&'static str, Kind, String)>, Fail> {
+    let (refs, mut violations) = resolve_refs(tx, ctx, after).await?;
+    let key = after.key().to_string();
+    match after {
+        Obj::Team(t) => {
+            if let Some(leader) = &t.leader {
+                if let Some(row) = tx.get(Kind::Representative, leader).await? {
+                    if let Obj::Representative(r) =
+                        Obj::from_stored(Kind::Representative, &row.body)?
+                    {
+                        let team = r.team.map(|rt| match rename {
+                            Some((old, new)) if is_within(&rt, old) => {
+                                format!("{new}{}", &rt[old.len()..])
+                            }
+                            _ => rt,
+                        });
+                        if !team.as_deref().is_some_and(|rt| is_within(rt, &t.path)) {
+                            violations.push(Violation {
+                                rule: RuleCode::LeaderNotMember,
+                                pointer: "/leader".into(),
+                                message: format!(
+                                    "leader `{leader}` is not a representative of team `{}` or of a sub-team (team: {})",
+                                    t.path,
+                                    team.as_deref().unwrap_or("none")
+                                ),
+                                help: "move the representative into the team first, or choose another leader".into(),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        Obj::Manager(_) | Obj::Administrator(_) => {
+            if let Some(row) = tx.get(Kind::Representative, &key).await? {
+                if let Obj::Representative(r) = Obj::from_stored(Kind::Representative, &row.body)? {
+                    if r.features.contains(&Feature::AdminCenterAccess) {
+                        violations.push(Violation {
+                            rule: RuleCode::LoginCollision,
+                            pointer: "/login".into(),
+                            message: format!("`{key}` is also the login of a representative with `admin_center_access`"),
+                            help: "use another login, or remove `admin_center_access` from that representative".into(),
+                        });
+                    }
+                }
+            }
+            let other = if after.kind() == Kind::Manager {
+                Kind::Administrator
+            } else {
+                Kind::Manager
+            };
+            if ctx.exists(tx, other, &key).await? {
+                violations.push(Violation {
+                    rule: RuleCode::LoginCollision,
+                    pointer: "/login".into(),
+                    message: format!(
+                        "`{key}` is already the login of {} {other}",
+                        if other == Kind::Administrator {
+                            "an"
+                        } else {
+                            "a"
+                        }
+                    ),
+                    help: "administrators and managers need different logins".into(),
+                });
+            }
+        }
+        Obj::Representative(r) if r.features.contains(&Feature::AdminCenterAccess) => {
+            for other in [Kind::Manager, Kind::Administrator] {
+                if ctx.exists(tx, other, &key).await? {
+                    violations.push(Violation {
+                            rule: RuleCode::LoginCollision,
+                            pointer: "/login".into(),
+                            message: format!("`{key}` is also the login of {} {other}, so this representative cannot have `admin_center_access`", if other == Kind::Administrator { "an" } else { "a" }),
+                            help: "use another login, or leave out `admin_center_access`".into(),
+                        });
+                }
+            }
+        }
+        _ => {}
+    }
+    if !violations.is_empty() {
+        return Err(Problem::validation(violations).into());
+    }
+    let was_active = before.is_some_and(Obj::active_col);
+    if after.active_col() && !was_active {
+        let (active, seats) = ctx.active(tx).await?;
+        if active + 1 > seats {
+            return Err(Problem::new(
+                StatusCode::CONFLICT,
+                "seats-exceeded",
+                format!(
+                    "the account has {seats} licensed seats and {active} active representatives; deactivate one first or raise the seats"
+                ),
+            )
+            .with_pointer("/status")
+            .into());
+        }
+    }
+    Ok(refs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn canonical_ignores_key_order() {
+        let a = json!({"b":1,"a":{"y":[1,2],"x":null}});
+        let b: Value = serde_json::from_str(r#"{"a":{"x":null,"y":[1,2]},"b":1}"#).unwrap();
+        assert_eq!(canonical(&a), canonical(&b));
+        assert_ne!(
+            canonical(&a),
+            canonical(&json!({"b":2,"a":{"y":[1,2],"x":null}}))
+        );
+    }
+
+    #[tokio::test]
+    async fn argon2_hash_is_phc_argon2id() {
+        let h = hash_password("hunter2".into()).await.unwrap();
+        assert!(h.starts_with("$argon2id$"));
+        assert!(!h.contains("hunter2"));
+    }
+}

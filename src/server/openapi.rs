@@ -1,0 +1,442 @@
+//! The OpenAPI 3.1 document of the live API, served at `/openapi.json` and checked in as
+//! `schemas/openapi.json` (a test fails when the copy is stale).
+//!
+//! Paths, parameters and responses are generated here from the same tables the router
+//! uses (`Kind::ALL`, the problem codes), so they cannot drift from the server. Component
+//! schemas of the model types come from their `schemars` derives (JSON Schema 2020-12,
+//! which OpenAPI 3.1 adopts), with the API's two differences applied: objects carry a
+//! `version`, and a password is written as `{value, rotation}` and read as `{rotation}`.
+//! The result is checked to deserialize as a `utoipa::openapi::OpenApi` (utoipa 5).
+
+use schemars::JsonSchema;
+use schemars::generate::SchemaSettings;
+use serde_json::{Map, Value, json};
+
+use crate::model::catalog::CatalogDoc;
+use crate::model::{
+    Account, Administrator, Campaign, ContactGroup, Kind, Manager, Portal, Principal,
+    Representative, Team,
+};
+
+fn type_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Portal => "Portal",
+        Kind::Team => "Team",
+        Kind::Administrator => "Administrator",
+        Kind::Manager => "Manager",
+        Kind::Representative => "Representative",
+        Kind::Campaign => "Campaign",
+        Kind::ContactGroup => "ContactGroup",
+    }
+}
+
+fn r(name: &str) -> Value {
+    json!({ "$ref": format!("#/components/schemas/{name}") })
+}
+
+fn problem_response(desc: &str) -> Value {
+    json!({
+        "description": desc,
+        "content": { "application/problem+json": { "schema": r("Problem") } }
+    })
+}
+
+fn json_response(desc: &str, schema: Value, etag: bool) -> Value {
+    let mut v = json!({
+        "description": desc,
+        "content": { "application/json": { "schema": schema } }
+    });
+    if etag {
+        v["headers"] = json!({ "ETag": { "description": "strong entity tag: \"<version>\"", "schema": { "type": "string" } } });
+    }
+    v
+}
+
+fn responses(mut ok: Vec<(&str, Value)>, errors: &[(&str, &str)]) -> Value {
+    let mut m = Map::new();
+    for (code, v) in ok.drain(..) {
+        m.insert(code.to_string(), v);
+    }
+    let common = [
+        ("401", "missing or unknown token (`unauthorized`)"),
+        ("429", "rate limited (`rate-limited`), with Retry-After"),
+        (
+            "503",
+            "temporarily unavailable (`unavailable`), with Retry-After",
+        ),
+    ];
+    for (code, desc) in errors.iter().chain(common.iter()) {
+        m.insert(code.to_string(), problem_response(desc));
+    }
+    Value::Object(m)
+}
+
+fn auth() -> Value {
+    json!([{ "bearer": [] }])
+}
+
+fn add_version(schema: &mut Value) {
+    if let Some(props) = schema.get_mut("properties").and_then(Value::as_object_mut) {
+        props.remove("previously");
+        props.insert(
+            "version".into(),
+            json!({"type": "integer", "minimum": 1, "description": "starts at 1, +1 per write; send it back as If-Match"}),
+        );
+    }
+    if let Some(req) = schema.get_mut("required").and_then(Value::as_array_mut) {
+        req.push(json!("version"));
+    } else if let Some(o) = schema.as_object_mut() {
+        o.insert("required".into(), json!(["version"]));
+    }
+}
+
+fn components() -> Map<String, Value> {
+    let mut g = SchemaSettings::draft2020_12()
+        .with(|s| {
+            s.definitions_path = "/components/schemas".into();
+            s.meta_schema = None;
+        })
+        .into_generator();
+    fn add<T: JsonSchema>(
+        g: &mut schemars::SchemaGenerator,
+        out: &mut Map<String, Value>,
+        name: &str,
+    ) {
+        let mut s = g.root_schema_for::<T>().to_value();
+        if let Some(o) = s.as_object_mut() {
+            o.remove("$schema");
+            o.remove("components");
+        }
+        out.insert(name.into(), s);
+    }
+    let mut out = Map::new();
+    add::<Portal>(&mut g, &mut out, "Portal");
+    add::<Team>(&mut g, &mut out, "Team");
+    add::<Administrator>(&mut g, &mut out, "Administrator");
+    add::<Manager>(&mut g, &mut out, "Manager");
+    add::<Representative>(&mut g, &mut out, "Representative");
+    add::<Campaign>(&mut g, &mut out, "Campaign");
+    add::<ContactGroup>(&mut g, &mut out, "ContactGroup");
+    add::<Account>(&mut g, &mut out, "Account");
+    add::<Principal>(&mut g, &mut out, "Principal");
+    add::<CatalogDoc>(&mut g, &mut out, "CatalogDoc");
+    for (k, v) in g.take_definitions(true) {
+        out.entry(k).or_insert(v);
+    }
+    if let Some(props) = out
+        .get_mut("SecretRef")
+        .and_then(|s| s.get_mut("properties"))
+        .and_then(Value::as_object_mut)
+    {
+        props.insert(
+            "value".into(),
+            json!({"type": "string", "writeOnly": true,
+                   "description": "the password (write only; stored as an argon2id hash, never returned). The api takes only `value` and `rotation`; `env` and `file` are for declaration files."}),
+        );
+    }
+    for kind in Kind::ALL {
+        let mut s = out[type_name(kind)].clone();
+        add_version(&mut s);
+        out.insert(format!("{}Object", type_name(kind)), s.clone());
+        out.insert(
+            format!("{}Page", type_name(kind)),
+            json!({
+                "type": "object",
+                "required": ["items", "next_cursor"],
+                "properties": {
+                    "items": { "type": "array", "items": r(&format!("{}Object", type_name(kind))) },
+                    "next_cursor": { "type": ["string", "null"], "description": "pass back as `cursor` for the next page; null on the last page" }
+                }
+            }),
+        );
+    }
+    out.insert(
+        "Problem".into(),
+        json!({
+            "type": "object",
+            "description": "RFC 9457 problem details",
+            "required": ["type", "title", "status", "detail", "code"],
+            "properties": {
+                "type": { "type": "string" },
+                "title": { "type": "string" },
+                "status": { "type": "integer" },
+                "detail": { "type": "string" },
+                "code": { "type": "string", "enum": [
+                    "bad-request", "invalid-json", "unknown-field", "validation", "unauthorized",
+                    "forbidden", "escalation", "not-found", "method-not-allowed", "conflict",
+                    "already-exists", "team-not-empty", "statistics-would-be-lost",
+                    "precondition-failed", "precondition-required", "idempotency-key-reused",
+                    "payload-too-large", "rate-limited", "unavailable", "seats-exceeded", "internal"
+                ]},
+                "pointer": { "type": "string", "description": "JSON pointer into the request body" },
+                "errors": { "type": "array", "items": {
+                    "type": "object",
+                    "required": ["pointer", "code", "detail"],
+                    "properties": {
+                        "pointer": { "type": "string" },
+                        "code": { "type": "string", "description": "a rule code of model::rules::RuleCode" },
+                        "detail": { "type": "string" }
+                    }
+                }}
+            }
+        }),
+    );
+    out.insert(
+        "BatchRequest".into(),
+        json!({
+            "type": "object",
+            "required": ["operations"],
+            "additionalProperties": false,
+            "properties": { "operations": { "type": "array", "maxItems": super::MAX_BATCH, "items": { "oneOf": [
+                { "type": "object", "required": ["op", "body"], "additionalProperties": false, "properties": {
+                    "op": { "const": "create" }, "body": { "type": "object" }, "idempotency_key": { "type": "string" } } },
+                { "type": "object", "required": ["op", "key", "if_match", "body"], "additionalProperties": false, "properties": {
+                    "op": { "const": "update" }, "key": { "type": "string" }, "if_match": { "type": "integer" }, "body": { "type": "object", "description": "merge patch" } } },
+                { "type": "object", "required": ["op", "key", "if_match"], "additionalProperties": false, "properties": {
+                    "op": { "const": "delete" }, "key": { "type": "string" }, "if_match": { "type": "integer" }, "purge_statistics": { "type": "boolean" } } }
+            ]}}}
+        }),
+    );
+    out.insert(
+        "BatchResponse".into(),
+        json!({
+            "type": "object",
+            "required": ["results"],
+            "properties": { "results": { "type": "array", "items": {
+                "type": "object", "required": ["status"],
+                "properties": {
+                    "status": { "type": "integer", "description": "the status the single request would have had" },
+                    "body": { "description": "the object (2xx), a Problem (4xx/5xx), or null (204)" }
+                }
+            }}}
+        }),
+    );
+    out.insert(
+        "AuditPage".into(),
+        json!({
+            "type": "object",
+            "required": ["items", "next_cursor"],
+            "properties": {
+                "items": { "type": "array", "items": {
+                    "type": "object",
+                    "required": ["id", "at", "actor", "action", "kind", "key"],
+                    "properties": {
+                        "id": { "type": "integer" }, "at": { "type": "string", "format": "date-time" },
+                        "actor": { "type": "string" }, "action": { "type": "string", "enum": ["create", "update", "delete"] },
+                        "kind": { "type": "string" }, "key": { "type": "string" },
+                        "before": { "type": ["object", "null"] }, "after": { "type": ["object", "null"] }
+                    }
+                }},
+                "next_cursor": { "type": ["string", "null"] }
+            }
+        }),
+    );
+    out.insert(
+        "TokenRequest".into(),
+        json!({ "type": "object", "additionalProperties": false,
+                "properties": { "manager": { "type": "string" }, "administrator": { "type": "string" } },
+                "description": "exactly one of manager and administrator" }),
+    );
+    out.insert(
+        "TokenResponse".into(),
+        json!({ "type": "object", "required": ["token", "role", "login"],
+                "properties": { "token": { "type": "string", "description": "shown once; stored as a sha-256 hash" },
+                                "role": { "type": "string", "enum": ["administrator", "manager"] },
+                                "login": { "type": "string" } } }),
+    );
+    out.insert(
+        "AccountPatch".into(),
+        json!({ "type": "object", "additionalProperties": false,
+                "properties": { "name": { "type": "string" }, "seats": { "type": "integer", "minimum": 0 }, "version": { "type": "integer" } } }),
+    );
+    out
+}
+
+fn paths() -> Map<String, Value> {
+    let mut p = Map::new();
+    let limit = json!({"name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": super::MAX_LIMIT, "default": 100}});
+    let cursor =
+        json!({"name": "cursor", "in": "query", "required": false, "schema": {"type": "string"}});
+    let if_match = json!({"name": "If-Match", "in": "header", "required": true, "schema": {"type": "string"}, "description": "\"<version>\" of the object as read"});
+    let idem = json!({"name": "Idempotency-Key", "in": "header", "required": false, "schema": {"type": "string", "maxLength": 255}, "description": "same key and body: the first response again; same key, other body: 422"});
+    for kind in Kind::ALL {
+        let t = type_name(kind);
+        let coll = kind.collection();
+        let key = json!({"name": "key", "in": "path", "required": true, "schema": {"type": "string"},
+                         "description": format!("the {}, percent-encoded (a team path's `/` as %2F)", kind.key_field())});
+        p.insert(
+            format!("/v1/{coll}"),
+            json!({
+                "get": {
+                    "operationId": format!("list_{}", kind.section()),
+                    "summary": format!("List {} (keyset pagination, ordered by {})", kind.section(), kind.key_field()),
+                    "security": auth(),
+                    "parameters": [limit, cursor],
+                    "responses": responses(vec![("200", json_response("a page", r(&format!("{t}Page")), false))],
+                        &[("400", "bad limit or cursor (`bad-request`)"), ("403", "not allowed for this token (`forbidden`)")])
+                },
+                "post": {
+                    "operationId": format!("create_{}", kind.name()),
+                    "summary": format!("Create a {}", kind.name()),
+                    "security": auth(),
+                    "parameters": [idem],
+                    "requestBody": { "required": true, "content": { "application/json": { "schema": r(t) } } },
+                    "responses": responses(vec![("201", json_response("created", r(&format!("{t}Object")), true))], &[
+                        ("400", "malformed json (`invalid-json`)"),
+                        ("403", "outside the token's scope or rights (`forbidden`, `escalation`)"),
+                        ("409", "exists already (`already-exists`) or seats exceeded (`seats-exceeded`)"),
+                        ("413", "body too large (`payload-too-large`)"),
+                        ("422", "breaks a rule (`validation`), unknown field (`unknown-field`), idempotency key reused (`idempotency-key-reused`)"),
+                    ])
+                }
+            }),
+        );
+        p.insert(
+            format!("/v1/{coll}/{{key}}"),
+            json!({
+                "parameters": [key],
+                "get": {
+                    "operationId": format!("get_{}", kind.name()),
+                    "security": auth(),
+                    "responses": responses(vec![("200", json_response("the object", r(&format!("{t}Object")), true))],
+                        &[("403", "not allowed for this token (`forbidden`)"), ("404", "no such object, or outside the token's scope (`not-found`)")])
+                },
+                "patch": {
+                    "operationId": format!("update_{}", kind.name()),
+                    "summary": "Merge patch (RFC 7396); patching the key field renames in place",
+                    "security": auth(),
+                    "parameters": [if_match],
+                    "requestBody": { "required": true, "content": { "application/merge-patch+json": { "schema": { "type": "object" } }, "application/json": { "schema": { "type": "object" } } } },
+                    "responses": responses(vec![("200", json_response("the updated object", r(&format!("{t}Object")), true))], &[
+                        ("400", "malformed json or If-Match (`invalid-json`, `bad-request`)"),
+                        ("403", "outside the token's scope or rights (`forbidden`, `escalation`)"),
+                        ("404", "no such object (`not-found`)"),
+                        ("409", "rename target exists, seats exceeded, a leader leaving its team (`already-exists`, `seats-exceeded`, `conflict`)"),
+                        ("412", "the version does not match (`precondition-failed`)"),
+                        ("413", "body too large (`payload-too-large`)"),
+                        ("422", "breaks a rule (`validation`) or unknown field (`unknown-field`)"),
+                        ("428", "If-Match missing (`precondition-required`)"),
+                    ])
+                },
+                "delete": {
+                    "operationId": format!("delete_{}", kind.name()),
+                    "security": auth(),
+                    "parameters": [if_match, {"name": "purge_statistics", "in": "query", "required": false, "schema": {"type": "boolean"},
+                                              "description": "representatives only: required to delete (statistics are lost)"}],
+                    "responses": responses(vec![("204", json!({"description": "deleted"}))], &[
+                        ("403", "outside the token's scope or rights (`forbidden`)"),
+                        ("404", "no such object (`not-found`)"),
+                        ("409", "still referred to (`conflict`), a team with members or sub-teams (`team-not-empty`), a representative without purge_statistics (`statistics-would-be-lost`)"),
+                        ("412", "the version does not match (`precondition-failed`)"),
+                        ("428", "If-Match missing (`precondition-required`)"),
+                    ])
+                }
+            }),
+        );
+        p.insert(
+            format!("/v1/{coll}:batch"),
+            json!({
+                "post": {
+                    "operationId": format!("batch_{}", kind.section()),
+                    "summary": format!("Up to {} creates, updates and deletes of {}; one result per operation, in order", super::MAX_BATCH, kind.section()),
+                    "security": auth(),
+                    "requestBody": { "required": true, "content": { "application/json": { "schema": r("BatchRequest") } } },
+                    "responses": responses(vec![("200", json_response("one result per operation", r("BatchResponse"), false))], &[
+                        ("400", "malformed json or more than 1000 operations (`invalid-json`, `bad-request`)"),
+                        ("413", "body too large (`payload-too-large`)"),
+                        ("422", "malformed operation (`validation`, `unknown-field`)"),
+                    ])
+                }
+            }),
+        );
+    }
+    p.insert("/v1/whoami".into(), json!({"get": {"operationId": "whoami", "security": auth(),
+        "responses": responses(vec![("200", json_response("who the token acts as", r("Principal"), false))], &[])}}));
+    p.insert("/v1/catalog".into(), json!({"get": {"operationId": "catalog", "security": auth(),
+        "responses": responses(vec![("200", json_response("rights, features and their rules", r("CatalogDoc"), false))], &[])}}));
+    p.insert("/v1/account".into(), json!({
+        "get": {"operationId": "get_account", "security": auth(),
+            "responses": responses(vec![("200", json_response("the account", r("Account"), true))], &[])},
+        "patch": {"operationId": "update_account", "security": auth(), "parameters": [if_match],
+            "requestBody": {"required": true, "content": {"application/json": {"schema": r("AccountPatch")}}},
+            "responses": responses(vec![("200", json_response("the account", r("Account"), true))], &[
+                ("400", "malformed json (`invalid-json`)"), ("403", "administrators only (`forbidden`)"),
+                ("409", "seats below the active representatives (`seats-exceeded`)"),
+                ("412", "version mismatch (`precondition-failed`)"), ("422", "unknown field or bad value"),
+                ("428", "If-Match missing (`precondition-required`)")])}
+    }));
+    p.insert("/v1/audit".into(), json!({"get": {"operationId": "audit", "security": auth(),
+        "parameters": [limit, cursor],
+        "responses": responses(vec![("200", json_response("audit records, oldest first; secrets never appear", r("AuditPage"), false))],
+            &[("400", "bad limit or cursor"), ("403", "administrators only (`forbidden`)")])}}));
+    p.insert("/v1/tokens".into(), json!({"post": {"operationId": "create_token", "security": auth(),
+        "requestBody": {"required": true, "content": {"application/json": {"schema": r("TokenRequest")}}},
+        "responses": responses(vec![("201", json_response("the new token (shown once)", r("TokenResponse"), false))],
+            &[("400", "malformed json"), ("403", "administrators only (`forbidden`)"), ("422", "no such manager or administrator")])}}));
+    p.insert("/openapi.json".into(), json!({"get": {"operationId": "openapi", "security": [],
+        "responses": {"200": {"description": "this document", "content": {"application/json": {"schema": {"type": "object"}}}}}}}));
+    p
+}
+
+/// The document as a JSON value.
+pub fn openapi_value() -> Value {
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "roster live api",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "The reference live system of roster (`roster serve`): the admin API of a remote-support console. Human summary: docs/api.md."
+        },
+        "servers": [{ "url": "/" }],
+        "paths": Value::Object(paths()),
+        "components": {
+            "schemas": Value::Object(components()),
+            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer", "description": "administrator or manager token; stored as a sha-256 hash" } }
+        },
+        "security": auth()
+    })
+}
+
+/// The document, pretty-printed with a final newline (what `schemas/openapi.json` holds).
+pub fn openapi_json() -> String {
+    let mut s = serde_json::to_string_pretty(&openapi_value()).unwrap_or_default();
+    s.push('\n');
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn document_is_an_openapi_3_1_document_for_utoipa() {
+        let doc: utoipa::openapi::OpenApi =
+            serde_json::from_value(openapi_value()).expect("utoipa reads it");
+        assert!(doc.paths.paths.contains_key("/v1/representatives/{key}"));
+        assert!(doc.paths.paths.contains_key("/v1/contact-groups:batch"));
+    }
+
+    #[test]
+    fn every_ref_resolves() {
+        let v = openapi_value();
+        let schemas = v["components"]["schemas"].as_object().unwrap().clone();
+        fn walk(v: &Value, schemas: &Map<String, Value>) {
+            match v {
+                Value::Object(m) => {
+                    if let Some(Value::String(r)) = m.get("$ref") {
+                        let name = r
+                            .strip_prefix("#/components/schemas/")
+                            .expect("component ref");
+                        assert!(schemas.contains_key(name), "dangling $ref {r}");
+                    }
+                    m.values().for_each(|x| walk(x, schemas));
+                }
+                Value::Array(a) => a.iter().for_each(|x| walk(x, schemas)),
+                _ => {}
+            }
+        }
+        walk(&v, &schemas);
+        assert!(schemas["SecretRef"]["properties"]["value"].is_object());
+        assert!(schemas["RepresentativeObject"]["properties"]["version"].is_object());
+    }
+}

@@ -1,0 +1,672 @@
+//! HTTP handlers: thin glue between requests and the engine/store (docs/api.md).
+//!
+//! Each handler parses what it needs (path, query, headers, JSON body — every parse
+//! error is a 4xx problem), authenticates, and either reads from the store (filtering
+//! by the caller's scope) or hands writes to [`engine::run`].
+
+use std::collections::HashMap;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine as _;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::auth::{Actor, authenticate};
+use super::domain::Obj;
+use super::engine::{self, Done, Op, with_version};
+use super::problem::{Problem, from_serde};
+use super::{AppState, MAX_BATCH, MAX_LIMIT};
+use crate::model::Kind;
+use crate::model::rules::RuleCode;
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/openapi.json", get(openapi))
+        .route("/v1/whoami", get(whoami))
+        .route("/v1/account", get(account_get).patch(account_patch))
+        .route("/v1/catalog", get(catalog))
+        .route("/v1/audit", get(audit))
+        .route("/v1/tokens", post(tokens_create))
+        .route("/v1/{collection}", get(list).post(create))
+        .route(
+            "/v1/{collection}/{*key}",
+            get(get_one).patch(patch_one).delete(delete_one),
+        )
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+}
+
+type Res = Result<Response, Problem>;
+
+async fn not_found() -> Problem {
+    Problem::not_found("no such resource; see /openapi.json for the api")
+}
+
+async fn method_not_allowed() -> Problem {
+    Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        "this method is not allowed on this resource; see /openapi.json",
+    )
+}
+
+async fn openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        super::openapi_json(),
+    )
+        .into_response()
+}
+
+fn json_response(status: StatusCode, body: &Value) -> Response {
+    let mut r = (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response();
+    if let Some(v) = body.get("version").and_then(Value::as_i64) {
+        if let Ok(h) = HeaderValue::from_str(&format!("\"{v}\"")) {
+            r.headers_mut().insert(header::ETAG, h);
+        }
+    }
+    r
+}
+
+fn done_response(d: Done) -> Response {
+    match d.body {
+        Some(b) => json_response(d.status, &b),
+        None => d.status.into_response(),
+    }
+}
+
+fn auth_header(h: &HeaderMap) -> Option<&str> {
+    h.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())
+}
+
+async fn actor(st: &AppState, h: &HeaderMap) -> Result<Actor, Problem> {
+    authenticate(&st.db, auth_header(h)).await
+}
+
+fn kind_of(collection: &str) -> Result<Kind, Problem> {
+    Kind::ALL
+        .into_iter()
+        .find(|k| k.collection() == collection)
+        .ok_or_else(|| {
+            Problem::not_found(format!(
+                "no collection `{collection}`; collections are {}",
+                Kind::ALL.map(|k| k.collection()).join(", ")
+            ))
+        })
+}
+
+fn path_param<T>(p: Result<Path<T>, PathRejection>) -> Result<T, Problem> {
+    p.map(|Path(x)| x)
+        .map_err(|e| Problem::bad_request(format!("bad path: {}", e.body_text())))
+}
+
+fn query_param(
+    q: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<HashMap<String, String>, Problem> {
+    q.map(|Query(x)| x)
+        .map_err(|e| Problem::bad_request(format!("bad query string: {}", e.body_text())))
+}
+
+fn body_bytes(b: Result<Bytes, BytesRejection>) -> Result<Bytes, Problem> {
+    b.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload-too-large",
+                format!(
+                    "the body is larger than {} MiB; split it into smaller batches",
+                    super::BODY_LIMIT / (1024 * 1024)
+                ),
+            )
+        } else {
+            Problem::bad_request(format!("cannot read the body: {}", e.body_text()))
+        }
+    })
+}
+
+fn parse_json(bytes: &[u8]) -> Result<Value, Problem> {
+    if bytes.is_empty() {
+        return Err(Problem::invalid_json(
+            "the body is empty; send a json object",
+        ));
+    }
+    serde_json::from_slice(bytes)
+        .map_err(|e| Problem::invalid_json(format!("the body is not valid json: {e}")))
+}
+
+/// Login keys are stored lower case; URLs may use any case.
+fn normalize_key(kind: Kind, key: &str) -> String {
+    match kind {
+        Kind::Administrator | Kind::Manager | Kind::Representative => key.to_lowercase(),
+        _ => key.to_string(),
+    }
+}
+
+fn parse_limit(q: &HashMap<String, String>) -> Result<i64, Problem> {
+    match q.get("limit") {
+        None => Ok(100),
+        Some(s) => match s.parse::<i64>() {
+            Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+            _ => Err(Problem::bad_request(format!(
+                "`limit` must be a whole number from 1 to {MAX_LIMIT}, not `{s}`"
+            ))
+            .with_pointer("/limit")),
+        },
+    }
+}
+
+fn encode_cursor(key: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key.as_bytes())
+}
+
+fn decode_cursor(q: &HashMap<String, String>) -> Result<String, Problem> {
+    let Some(c) = q.get("cursor").filter(|c| !c.is_empty()) else {
+        return Ok(String::new());
+    };
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(c.as_bytes())
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or_else(|| {
+            Problem::bad_request(
+                "`cursor` is not one this server issued; pass `next_cursor` back unchanged",
+            )
+        })
+}
+
+/// If-Match: `"<version>"` (a bare number is accepted too).
+fn if_match(h: &HeaderMap) -> Result<Option<i64>, Problem> {
+    let Some(v) = h.get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let s = v.to_str().unwrap_or("").trim();
+    if s == "*" {
+        return Err(Problem::precondition_required(
+            "`If-Match: *` is not enough here; send the version you read, `If-Match: \"<version>\"`",
+        ));
+    }
+    s.trim_start_matches("W/")
+        .trim_matches('"')
+        .parse::<i64>()
+        .map(Some)
+        .map_err(|_| Problem::bad_request(format!("`If-Match` must be `\"<version>\"`, not `{s}`")))
+}
+
+fn stored_item(body: &str, version: i64) -> Result<Value, Problem> {
+    let v: Value =
+        serde_json::from_str(body).map_err(|e| Problem::internal(format!("stored body: {e}")))?;
+    Ok(with_version(v, version))
+}
+
+async fn list(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Res {
+    let collection = path_param(path)?;
+    let kind = kind_of(&collection)?;
+    let q = query_param(query)?;
+    let actor = actor(&st, &headers).await?;
+    actor.may_read_kind(kind)?;
+    let limit = parse_limit(&q)?;
+    let mut cursor = decode_cursor(&q)?;
+    let teams = match kind {
+        Kind::Team | Kind::Representative => actor.scope_teams(&st.db.team_keys().await?),
+        _ => None,
+    };
+    // Managers see only the managers in their scope: filtered here, page by page.
+    let filter = matches!(actor, Actor::Manager { .. }) && kind == Kind::Manager;
+    let want = limit as usize + 1;
+    let mut items: Vec<(String, Value)> = Vec::new();
+    loop {
+        let chunk = if filter { MAX_LIMIT } else { limit + 1 };
+        let rows = st.db.list(kind, &cursor, chunk, teams.as_deref()).await?;
+        let exhausted = (rows.len() as i64) < chunk;
+        for r in rows {
+            cursor = r.key.clone();
+            if filter && !actor.can_see(&Obj::from_stored(kind, &r.body)?) {
+                continue;
+            }
+            items.push((r.key.clone(), stored_item(&r.body, r.version)?));
+            if items.len() >= want {
+                break;
+            }
+        }
+        if exhausted || items.len() >= want {
+            break;
+        }
+    }
+    let next = if items.len() > limit as usize {
+        items.truncate(limit as usize);
+        items.last().map(|(k, _)| encode_cursor(k))
+    } else {
+        None
+    };
+    let body = json!({
+        "items": items.into_iter().map(|(_, v)| v).collect::<Vec<_>>(),
+        "next_cursor": next,
+    });
+    Ok(json_response(StatusCode::OK, &body))
+}
+
+async fn get_one(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Res {
+    let (collection, key) = path_param(path)?;
+    let kind = kind_of(&collection)?;
+    let actor = actor(&st, &headers).await?;
+    actor.may_read_kind(kind)?;
+    let key = normalize_key(kind, &key);
+    let missing = || Problem::not_found(format!("no {kind} `{key}`"));
+    let row = st.db.get(kind, &key).await?.ok_or_else(missing)?;
+    if !actor.can_see(&Obj::from_stored(kind, &row.body)?) {
+        return Err(missing());
+    }
+    Ok(json_response(
+        StatusCode::OK,
+        &stored_item(&row.body, row.version)?,
+    ))
+}
+
+/// `POST /v1/{collection}` and `POST /v1/{collection}:batch`.
+async fn create(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Res {
+    let collection = path_param(path)?;
+    if let Some(base) = collection.strip_suffix(":batch") {
+        let kind = kind_of(base)?;
+        let actor = actor(&st, &headers).await?;
+        let bytes = body_bytes(body)?;
+        return batch(&st, &actor, kind, &bytes).await;
+    }
+    let kind = kind_of(&collection)?;
+    let actor = actor(&st, &headers).await?;
+    let bytes = body_bytes(body)?;
+    let value = parse_json(&bytes)?;
+    let idem = headers
+        .get("idempotency-key")
+        .map(|v| {
+            v.to_str()
+                .map(str::to_string)
+                .map_err(|_| Problem::bad_request("`Idempotency-Key` must be visible ascii"))
+        })
+        .transpose()?;
+    if idem.as_ref().is_some_and(|k| k.is_empty() || k.len() > 255) {
+        return Err(Problem::bad_request(
+            "`Idempotency-Key` must have 1 to 255 characters",
+        ));
+    }
+    let op = Op::Create {
+        body: value,
+        idempotency_key: idem,
+    };
+    single(&st, &actor, kind, op).await
+}
+
+async fn single(st: &AppState, actor: &Actor, kind: Kind, op: Op) -> Res {
+    let mut results = engine::run(&st.db, actor, kind, vec![op]).await?;
+    match results.pop() {
+        Some(Ok(d)) => Ok(done_response(d)),
+        Some(Err(p)) => Err(p),
+        None => Err(Problem::internal("no result")),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchRequest {
+    operations: Vec<BatchOp>,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+enum BatchOp {
+    Create {
+        body: Value,
+        #[serde(default)]
+        idempotency_key: Option<String>,
+    },
+    Update {
+        key: String,
+        #[serde(default)]
+        if_match: Option<i64>,
+        body: Value,
+    },
+    Delete {
+        key: String,
+        #[serde(default)]
+        if_match: Option<i64>,
+        #[serde(default)]
+        purge_statistics: bool,
+    },
+}
+
+async fn batch(st: &AppState, actor: &Actor, kind: Kind, bytes: &[u8]) -> Res {
+    if bytes.is_empty() {
+        return Err(Problem::invalid_json(
+            "the body is empty; send {\"operations\": [...]}",
+        ));
+    }
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    let req: BatchRequest = serde_path_to_error::deserialize(de).map_err(from_serde)?;
+    if req.operations.len() > MAX_BATCH {
+        return Err(Problem::bad_request(format!(
+            "a batch holds at most {MAX_BATCH} operations, not {}; split it",
+            req.operations.len()
+        ))
+        .with_pointer("/operations"));
+    }
+    let ops = req
+        .operations
+        .into_iter()
+        .map(|o| match o {
+            BatchOp::Create {
+                body,
+                idempotency_key,
+            } => Op::Create {
+                body,
+                idempotency_key,
+            },
+            BatchOp::Update {
+                key,
+                if_match,
+                body,
+            } => Op::Update {
+                key: normalize_key(kind, &key),
+                if_match,
+                patch: body,
+            },
+            BatchOp::Delete {
+                key,
+                if_match,
+                purge_statistics,
+            } => Op::Delete {
+                key: normalize_key(kind, &key),
+                if_match,
+                purge_statistics,
+            },
+        })
+        .collect();
+    let results = engine::run(&st.db, actor, kind, ops).await?;
+    let results: Vec<Value> = results
+        .into_iter()
+        .map(|r| match r {
+            Ok(d) => json!({"status": d.status.as_u16(), "body": d.body}),
+            Err(p) => json!({"status": p.status.as_u16(), "body": p.to_json()}),
+        })
+        .collect();
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({ "results": results }),
+    ))
+}
+
+async fn patch_one(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    path: Result<Path<(String, String)>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Res {
+    let (collection, key) = path_param(path)?;
+    let kind = kind_of(&collection)?;
+    let actor = actor(&st, &headers).await?;
+    let bytes = body_bytes(body)?;
+    let patch = parse_json(&bytes)?;
+    let op = Op::Update {
+        key: normalize_key(kind, &key),
+        if_match: if_match(&headers)?,
+        patch,
+    };
+    single(&st, &actor, kind, op).await
+}
+
+async fn delete_one(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    path: Result<Path<(String, String)>, PathRejection>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Res {
+    let (collection, key) = path_param(path)?;
+    let kind = kind_of(&collection)?;
+    let q = query_param(query)?;
+    let actor = actor(&st, &headers).await?;
+    let purge = match q.get("purge_statistics").map(String::as_str) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(Problem::bad_request(format!(
+                "`purge_statistics` must be true or false, not `{other}`"
+            )));
+        }
+    };
+    let op = Op::Delete {
+        key: normalize_key(kind, &key),
+        if_match: if_match(&headers)?,
+        purge_statistics: purge,
+    };
+    single(&st, &actor, kind, op).await
+}
+
+async fn whoami(State(st): State<AppState>, headers: HeaderMap) -> Res {
+    let actor = actor(&st, &headers).await?;
+    let body =
+        serde_json::to_value(actor.principal()).map_err(|e| Problem::internal(e.to_string()))?;
+    Ok(json_response(StatusCode::OK, &body))
+}
+
+async fn catalog(State(st): State<AppState>, headers: HeaderMap) -> Res {
+    actor(&st, &headers).await?;
+    let body = serde_json::to_value(crate::model::catalog::catalog_doc())
+        .map_err(|e| Problem::internal(e.to_string()))?;
+    Ok(json_response(StatusCode::OK, &body))
+}
+
+async fn account_get(State(st): State<AppState>, headers: HeaderMap) -> Res {
+    actor(&st, &headers).await?;
+    let (name, seats, version) = st
+        .db
+        .account()
+        .await?
+        .ok_or_else(|| Problem::internal("the account row is missing"))?;
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"name": name, "seats": seats, "version": version}),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AccountPatch {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    seats: Option<u32>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    version: Option<i64>,
+}
+
+async fn account_patch(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Res {
+    let actor = actor(&st, &headers).await?;
+    actor.require_admin("change the account")?;
+    let bytes = body_bytes(body)?;
+    parse_json(&bytes)?;
+    let de = &mut serde_json::Deserializer::from_slice(&bytes);
+    let patch: AccountPatch = serde_path_to_error::deserialize(de).map_err(from_serde)?;
+    let expected = if_match(&headers)?.ok_or_else(|| {
+        Problem::precondition_required("changing the account needs `If-Match: \"<version>\"`")
+    })?;
+    if patch.name.as_deref().is_some_and(|n| n.trim().is_empty()) {
+        return Err(Problem::invalid_field(
+            RuleCode::Schema,
+            "/name",
+            "the account name is empty",
+        ));
+    }
+    let mut tx = st.db.begin().await?;
+    let (name, seats, version) = tx
+        .account()
+        .await?
+        .ok_or_else(|| Problem::internal("the account row is missing"))?;
+    if version != expected {
+        return Err(Problem::precondition_failed(format!(
+            "the account is at version {version}, not {expected}; read it again and retry"
+        )));
+    }
+    let new_name = patch.name.unwrap_or(name.clone());
+    let new_seats = patch.seats.map(i64::from).unwrap_or(seats);
+    let active = tx.count_active_reps().await?;
+    if new_seats < active {
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            "seats-exceeded",
+            format!("{active} representatives are active; seats cannot go below that (asked {new_seats}); deactivate some first"),
+        )
+        .with_pointer("/seats"));
+    }
+    if !tx
+        .update_account_cas(&new_name, new_seats, expected)
+        .await?
+    {
+        return Err(Problem::precondition_failed(
+            "the account changed meanwhile; read it again and retry",
+        ));
+    }
+    let before = json!({"name": name, "seats": seats, "version": version});
+    let after = json!({"name": new_name, "seats": new_seats, "version": version + 1});
+    tx.audit(
+        &engine::now_rfc3339(),
+        actor.login(),
+        "update",
+        "account",
+        "account",
+        Some(&before.to_string()),
+        Some(&after.to_string()),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(json_response(StatusCode::OK, &after))
+}
+
+async fn audit(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Res {
+    let q = query_param(query)?;
+    let actor = actor(&st, &headers).await?;
+    actor.require_admin("read the audit log")?;
+    let limit = parse_limit(&q)?;
+    let after = match q.get("cursor").filter(|c| !c.is_empty()) {
+        None => 0,
+        Some(c) => c.parse::<i64>().map_err(|_| {
+            Problem::bad_request(
+                "`cursor` is not one this server issued; pass `next_cursor` back unchanged",
+            )
+        })?,
+    };
+    let mut rows = st.db.audit_page(after, limit + 1).await?;
+    let next = if rows.len() > limit as usize {
+        rows.truncate(limit as usize);
+        rows.last().map(|r| r.id.to_string())
+    } else {
+        None
+    };
+    let parse = |s: &Option<String>| {
+        s.as_deref()
+            .and_then(|s| serde_json::from_str::<Value>(s).ok())
+    };
+    let items: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            json!({"id": r.id, "at": r.at, "actor": r.actor, "action": r.action, "kind": r.kind,
+                   "key": r.key, "before": parse(&r.before), "after": parse(&r.after)})
+        })
+        .collect();
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"items": items, "next_cursor": next}),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenRequest {
+    #[serde(default)]
+    manager: Option<String>,
+    #[serde(default)]
+    administrator: Option<String>,
+}
+
+async fn tokens_create(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Res {
+    let actor = actor(&st, &headers).await?;
+    actor.require_admin("create tokens")?;
+    let bytes = body_bytes(body)?;
+    parse_json(&bytes)?;
+    let de = &mut serde_json::Deserializer::from_slice(&bytes);
+    let req: TokenRequest = serde_path_to_error::deserialize(de).map_err(from_serde)?;
+    let (role, kind, login) = match (req.manager, req.administrator) {
+        (Some(m), None) => ("manager", Kind::Manager, m.to_lowercase()),
+        (None, Some(a)) => ("administrator", Kind::Administrator, a.to_lowercase()),
+        _ => {
+            return Err(Problem::invalid_field(
+                RuleCode::Schema,
+                "",
+                "give exactly one of `manager` and `administrator`",
+            ));
+        }
+    };
+    let mut tx = st.db.begin().await?;
+    if !tx.exists(kind, &login).await? {
+        return Err(Problem::invalid_field(
+            RuleCode::UnresolvedReference,
+            &format!("/{role}"),
+            format!("no {kind} `{login}`"),
+        ));
+    }
+    let token = super::auth::new_token();
+    let now = engine::now_rfc3339();
+    tx.insert_token(&super::auth::hash_token(&token), role, &login, &now)
+        .await?;
+    let after = json!({"role": role, "login": login}).to_string();
+    tx.audit(
+        &now,
+        actor.login(),
+        "create",
+        "token",
+        &login,
+        None,
+        Some(&after),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(json_response(
+        StatusCode::CREATED,
+        &json!({"token": token, "role": role, "login": login}),
+    ))
+}

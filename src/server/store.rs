@@ -1,0 +1,789 @@
+//! The live store: SQLite or PostgreSQL through sqlx, one schema, portable SQL.
+//!
+//! Owns the connection pools, the migrations (`migrations/{sqlite,postgres}`, run on
+//! start) and every SQL statement of the server. Objects are rows of `objects` (kind,
+//! key, version, public JSON body, plus the indexed columns `team` and `active` that
+//! scope filtering and seat counting need); `refs` holds every reference between
+//! objects so that "who refers to X" is an index lookup. The engine (`engine.rs`) calls
+//! the typed methods here; handlers never write SQL.
+//!
+//! Every value is a bound parameter (`$1`, understood by both drivers). Writes run in
+//! one transaction per request (or per batch) that is serialized against all other
+//! writers — SQLite: one write connection and `BEGIN IMMEDIATE`; PostgreSQL: a
+//! transaction-scoped advisory lock, so several replicas sharing one database still
+//! check cross-object rules (seats, references) against a stable state. Versions are
+//! compared in the `UPDATE`/`DELETE`'s `WHERE` clause as well, so no update is ever lost.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::postgres::{PgPoolOptions, PgRow};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
+
+use crate::model::Kind;
+
+/// A bound SQL parameter.
+#[derive(Debug, Clone)]
+pub enum Arg<'a> {
+    Text(&'a str),
+    OptText(Option<&'a str>),
+    Int(i64),
+}
+
+/// Row types readable from both drivers.
+pub trait Row:
+    for<'r> sqlx::FromRow<'r, SqliteRow> + for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin
+{
+}
+impl<T> Row for T where
+    T: for<'r> sqlx::FromRow<'r, SqliteRow> + for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin
+{
+}
+
+macro_rules! bind_args {
+    ($q:expr, $args:expr) => {{
+        let mut q = $q;
+        for a in $args {
+            q = match a {
+                Arg::Text(s) => q.bind(*s),
+                Arg::OptText(s) => q.bind(*s),
+                Arg::Int(i) => q.bind(*i),
+            };
+        }
+        q
+    }};
+}
+
+/// The database: which driver, and its pools.
+#[derive(Clone, Debug)]
+pub enum Db {
+    /// Readers share `read`; writers queue on the single connection of `write`.
+    Sqlite {
+        read: SqlitePool,
+        write: SqlitePool,
+    },
+    Postgres(PgPool),
+}
+
+/// The stored form of one object.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StoredObject {
+    pub key: String,
+    pub version: i64,
+    pub body: String,
+    pub secret: Option<String>,
+}
+
+/// One audit record as stored.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AuditRow {
+    pub id: i64,
+    pub at: String,
+    pub actor: String,
+    pub action: String,
+    pub kind: String,
+    pub key: String,
+    pub before: Option<String>,
+    pub after: Option<String>,
+}
+
+/// A reference from (kind, key) to another object, through field `rel`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, sqlx::FromRow)]
+pub struct RefRow {
+    pub kind: String,
+    pub key: String,
+    pub rel: String,
+}
+
+/// The SQLite file path of a `sqlite:` URL, if it is one.
+pub fn sqlite_path(url: &str) -> Option<PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let rest = rest.split('?').next().unwrap_or(rest);
+    Some(PathBuf::from(rest))
+}
+
+impl Db {
+    /// Connects (creating the SQLite file and its directory when missing) and runs the
+    /// migrations.
+    pub async fn connect(url: &str) -> anyhow::Result<Db> {
+        let db = if let Some(path) = sqlite_path(url) {
+            if path.as_os_str().is_empty() {
+                anyhow::bail!("database url `{url}` names no file; use sqlite://PATH");
+            }
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).with_context(|| {
+                    format!("cannot create the database directory {}", dir.display())
+                })?;
+            }
+            let opts = SqliteConnectOptions::from_str("sqlite:")?
+                .filename(&path)
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(10))
+                .foreign_keys(false);
+            let write = SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(opts.clone())
+                .await
+                .with_context(|| format!("cannot open the sqlite database {}", path.display()))?;
+            let read = SqlitePoolOptions::new()
+                .max_connections(4)
+                .connect_with(opts)
+                .await
+                .with_context(|| format!("cannot open the sqlite database {}", path.display()))?;
+            sqlx::migrate!("./migrations/sqlite")
+                .run(&write)
+                .await
+                .context("cannot run the sqlite migrations")?;
+            Db::Sqlite { read, write }
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let pool = PgPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect(url)
+                .await
+                .context("cannot connect to the postgresql database (check the url, the server and the credentials)")?;
+            // Replicas starting together must not run the migrations twice.
+            let mut conn = pool.acquire().await?;
+            sqlx::query("SELECT pg_advisory_lock(7140001)")
+                .execute(&mut *conn)
+                .await?;
+            let migrated = sqlx::migrate!("./migrations/postgres")
+                .run(&mut *conn)
+                .await
+                .context("cannot run the postgresql migrations");
+            sqlx::query("SELECT pg_advisory_unlock(7140001)")
+                .execute(&mut *conn)
+                .await?;
+            migrated?;
+            drop(conn);
+            Db::Postgres(pool)
+        } else {
+            anyhow::bail!(
+                "unsupported database url `{}`; use sqlite://PATH or postgres://USER@HOST/DB",
+                redact_url(url)
+            );
+        };
+        Ok(db)
+    }
+
+    pub async fn close(&self) {
+        match self {
+            Db::Sqlite { read, write } => {
+                read.close().await;
+                write.close().await;
+            }
+            Db::Postgres(p) => p.close().await,
+        }
+    }
+
+    /// Starts a write transaction, serialized against every other writer.
+    pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
+        match self {
+            Db::Sqlite { write, .. } => Ok(Tx::Sqlite(write.begin_with("BEGIN IMMEDIATE").await?)),
+            Db::Postgres(p) => {
+                let mut tx = p.begin().await?;
+                sqlx::query("SELECT pg_advisory_xact_lock(7140002)")
+                    .execute(&mut *tx)
+                    .await?;
+                Ok(Tx::Pg(tx))
+            }
+        }
+    }
+
+    pub async fn fetch_all<T: Row>(
+        &self,
+        sql: &str,
+        args: &[Arg<'_>],
+    ) -> Result<Vec<T>, sqlx::Error> {
+        match self {
+            Db::Sqlite { read, .. } => {
+                bind_args!(sqlx::query_as::<Sqlite, T>(sql), args)
+                    .fetch_all(read)
+                    .await
+            }
+            Db::Postgres(p) => {
+                bind_args!(sqlx::query_as::<Postgres, T>(sql), args)
+                    .fetch_all(p)
+                    .await
+            }
+        }
+    }
+
+    pub async fn fetch_optional<T: Row>(
+        &self,
+        sql: &str,
+        args: &[Arg<'_>],
+    ) -> Result<Option<T>, sqlx::Error> {
+        match self {
+            Db::Sqlite { read, .. } => {
+                bind_args!(sqlx::query_as::<Sqlite, T>(sql), args)
+                    .fetch_optional(read)
+                    .await
+            }
+            Db::Postgres(p) => {
+                bind_args!(sqlx::query_as::<Postgres, T>(sql), args)
+                    .fetch_optional(p)
+                    .await
+            }
+        }
+    }
+
+    /// One object by kind and key.
+    pub async fn get(&self, kind: Kind, key: &str) -> Result<Option<StoredObject>, sqlx::Error> {
+        self.fetch_optional(
+            "SELECT key, version, body, secret FROM objects WHERE kind = $1 AND key = $2",
+            &[Arg::Text(kind.name()), Arg::Text(key)],
+        )
+        .await
+    }
+
+    /// A page of objects ordered by key, after `after` (exclusive). `teams` restricts to
+    /// rows whose `team` column is one of them (an empty list matches nothing).
+    pub async fn list(
+        &self,
+        kind: Kind,
+        after: &str,
+        limit: i64,
+        teams: Option<&[String]>,
+    ) -> Result<Vec<StoredObject>, sqlx::Error> {
+        let mut args = vec![Arg::Text(kind.name()), Arg::Text(after)];
+        let mut sql = String::from(
+            "SELECT key, version, body, secret FROM objects WHERE kind = $1 AND key > $2",
+        );
+        if let Some(teams) = teams {
+            if teams.is_empty() {
+                return Ok(vec![]);
+            }
+            sql.push_str(" AND team IN (");
+            for (i, t) in teams.iter().enumerate() {
+                if i > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(&format!("${}", args.len() + 1));
+                args.push(Arg::Text(t));
+            }
+            sql.push(')');
+        }
+        sql.push_str(&format!(" ORDER BY key LIMIT ${}", args.len() + 1));
+        args.push(Arg::Int(limit));
+        self.fetch_all(&sql, &args).await
+    }
+
+    /// Every team path (teams are few; scope computation needs them all).
+    pub async fn team_keys(&self) -> Result<Vec<String>, sqlx::Error> {
+        let rows: Vec<(String,)> = self
+            .fetch_all(
+                "SELECT key FROM objects WHERE kind = $1 ORDER BY key",
+                &[Arg::Text(Kind::Team.name())],
+            )
+            .await?;
+        Ok(rows.into_iter().map(|r| r.0).collect())
+    }
+
+    pub async fn account(&self) -> Result<Option<(String, i64, i64)>, sqlx::Error> {
+        self.fetch_optional("SELECT name, seats, version FROM account WHERE id = 1", &[])
+            .await
+    }
+
+    /// The token's role and login, by the token's SHA-256 hash.
+    pub async fn token(&self, hash: &str) -> Result<Option<(String, String)>, sqlx::Error> {
+        self.fetch_optional(
+            "SELECT role, login FROM tokens WHERE hash = $1",
+            &[Arg::Text(hash)],
+        )
+        .await
+    }
+
+    pub async fn audit_page(&self, after: i64, limit: i64) -> Result<Vec<AuditRow>, sqlx::Error> {
+        self.fetch_all(
+            "SELECT id, at, actor, action, kind, key, before, after FROM audit WHERE id > $1 ORDER BY id LIMIT $2",
+            &[Arg::Int(after), Arg::Int(limit)],
+        )
+        .await
+    }
+}
+
+/// A write transaction (see the module doc for how writers are serialized).
+pub enum Tx {
+    Sqlite(Transaction<'static, Sqlite>),
+    Pg(Transaction<'static, Postgres>),
+}
+
+impl Tx {
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        match self {
+            Tx::Sqlite(t) => t.commit().await,
+            Tx::Pg(t) => t.commit().await,
+        }
+    }
+
+    pub async fn execute(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<u64, sqlx::Error> {
+        match self {
+            Tx::Sqlite(t) => Ok(bind_args!(sqlx::query::<Sqlite>(sql), args)
+                .execute(&mut **t)
+                .await?
+                .rows_affected()),
+            Tx::Pg(t) => Ok(bind_args!(sqlx::query::<Postgres>(sql), args)
+                .execute(&mut **t)
+                .await?
+                .rows_affected()),
+        }
+    }
+
+    pub async fn fetch_all<T: Row>(
+        &mut self,
+        sql: &str,
+        args: &[Arg<'_>],
+    ) -> Result<Vec<T>, sqlx::Error> {
+        match self {
+            Tx::Sqlite(t) => {
+                bind_args!(sqlx::query_as::<Sqlite, T>(sql), args)
+                    .fetch_all(&mut **t)
+                    .await
+            }
+            Tx::Pg(t) => {
+                bind_args!(sqlx::query_as::<Postgres, T>(sql), args)
+                    .fetch_all(&mut **t)
+                    .await
+            }
+        }
+    }
+
+    pub async fn fetch_optional<T: Row>(
+        &mut self,
+        sql: &str,
+        args: &[Arg<'_>],
+    ) -> Result<Option<T>, sqlx::Error> {
+        match self {
+            Tx::Sqlite(t) => {
+                bind_args!(sqlx::query_as::<Sqlite, T>(sql), args)
+                    .fetch_optional(&mut **t)
+                    .await
+            }
+            Tx::Pg(t) => {
+                bind_args!(sqlx::query_as::<Postgres, T>(sql), args)
+                    .fetch_optional(&mut **t)
+                    .await
+            }
+        }
+    }
+
+    pub async fn get(
+        &mut self,
+        kind: Kind,
+        key: &str,
+    ) -> Result<Option<StoredObject>, sqlx::Error> {
+        self.fetch_optional(
+            "SELECT key, version, body, secret FROM objects WHERE kind = $1 AND key = $2",
+            &[Arg::Text(kind.name()), Arg::Text(key)],
+        )
+        .await
+    }
+
+    pub async fn exists(&mut self, kind: Kind, key: &str) -> Result<bool, sqlx::Error> {
+        let r: Option<(i64,)> = self
+            .fetch_optional(
+                "SELECT version FROM objects WHERE kind = $1 AND key = $2",
+                &[Arg::Text(kind.name()), Arg::Text(key)],
+            )
+            .await?;
+        Ok(r.is_some())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub async fn insert(
+        &mut self,
+        kind: Kind,
+        key: &str,
+        body: &str,
+        team: Option<&str>,
+        active: bool,
+        secret: Option<&str>,
+    ) -> Result<(), sqlx::Error> {
+        self.execute(
+            "INSERT INTO objects (kind, key, version, body, team, active, secret) VALUES ($1, $2, 1, $3, $4, $5, $6)",
+            &[
+                Arg::Text(kind.name()),
+                Arg::Text(key),
+                Arg::Text(body),
+                Arg::OptText(team),
+                Arg::Int(active as i64),
+                Arg::OptText(secret),
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Compare-and-swap update (also renames: `new_key` may differ from `key`).
+    /// Returns false when the version did not match (nothing written).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn update_cas(
+        &mut self,
+        kind: Kind,
+        key: &str,
+        expected: i64,
+        new_key: &str,
+        body: &str,
+        team: Option<&str>,
+        active: bool,
+        secret: Option<&str>,
+    ) -> Result<bool, sqlx::Error> {
+        let n = self
+            .execute(
+                "UPDATE objects SET key = $1, version = version + 1, body = $2, team = $3, active = $4, secret = $5 \
+                 WHERE kind = $6 AND key = $7 AND version = $8",
+                &[
+                    Arg::Text(new_key),
+                    Arg::Text(body),
+                    Arg::OptText(team),
+                    Arg::Int(active as i64),
+                    Arg::OptText(secret),
+                    Arg::Text(kind.name()),
+                    Arg::Text(key),
+                    Arg::Int(expected),
+                ],
+            )
+            .await?;
+        if n > 0 && key != new_key {
+            self.execute(
+                "UPDATE refs SET key = $1 WHERE kind = $2 AND key = $3",
+                &[Arg::Text(new_key), Arg::Text(kind.name()), Arg::Text(key)],
+            )
+            .await?;
+        }
+        Ok(n > 0)
+    }
+
+    /// Compare-and-swap delete; also drops the object's outgoing references.
+    pub async fn delete_cas(
+        &mut self,
+        kind: Kind,
+        key: &str,
+        expected: i64,
+    ) -> Result<bool, sqlx::Error> {
+        let n = self
+            .execute(
+                "DELETE FROM objects WHERE kind = $1 AND key = $2 AND version = $3",
+                &[Arg::Text(kind.name()), Arg::Text(key), Arg::Int(expected)],
+            )
+            .await?;
+        if n > 0 {
+            self.execute(
+                "DELETE FROM refs WHERE kind = $1 AND key = $2",
+                &[Arg::Text(kind.name()), Arg::Text(key)],
+            )
+            .await?;
+        }
+        Ok(n > 0)
+    }
+
+    /// Replaces the outgoing references of (kind, key).
+    pub async fn set_refs(
+        &mut self,
+        kind: Kind,
+        key: &str,
+        refs: &[(&'static str, Kind, String)],
+        had_refs: bool,
+    ) -> Result<(), sqlx::Error> {
+        if had_refs {
+            self.execute(
+                "DELETE FROM refs WHERE kind = $1 AND key = $2",
+                &[Arg::Text(kind.name()), Arg::Text(key)],
+            )
+            .await?;
+        }
+        // Multi-row inserts keep big batches fast; 5 parameters per row stay far below
+        // both drivers' limits at 100 rows per statement.
+        for chunk in refs.chunks(100) {
+            let mut sql =
+                String::from("INSERT INTO refs (kind, key, rel, ref_kind, ref_key) VALUES ");
+            let mut args = Vec::with_capacity(chunk.len() * 5);
+            for (i, (rel, rk, rkey)) in chunk.iter().enumerate() {
+                if i > 0 {
+                    sql.push_str(", ");
+                }
+                let b = i * 5;
+                sql.push_str(&format!(
+                    "(${}, ${}, ${}, ${}, ${})",
+                    b + 1,
+                    b + 2,
+                    b + 3,
+                    b + 4,
+                    b + 5
+                ));
+                args.push(Arg::Text(kind.name()));
+                args.push(Arg::Text(key));
+                args.push(Arg::Text(rel));
+                args.push(Arg::Text(rk.name()));
+                args.push(Arg::Text(rkey));
+            }
+            self.execute(&sql, &args).await?;
+        }
+        Ok(())
+    }
+
+    /// Who refers to (kind, key): (kind, key, field) of each referrer.
+    pub async fn referrers(&mut self, kind: Kind, key: &str) -> Result<Vec<RefRow>, sqlx::Error> {
+        let mut rows: Vec<RefRow> = self
+            .fetch_all(
+                "SELECT kind, key, rel FROM refs WHERE ref_kind = $1 AND ref_key = $2",
+                &[Arg::Text(kind.name()), Arg::Text(key)],
+            )
+            .await?;
+        rows.sort();
+        rows.dedup();
+        Ok(rows)
+    }
+
+    /// Re-points references to a renamed object.
+    pub async fn rename_refs_to(
+        &mut self,
+        kind: Kind,
+        old: &str,
+        new: &str,
+    ) -> Result<(), sqlx::Error> {
+        self.execute(
+            "UPDATE refs SET ref_key = $1 WHERE ref_kind = $2 AND ref_key = $3",
+            &[Arg::Text(new), Arg::Text(kind.name()), Arg::Text(old)],
+        )
+        .await?;
+        Ok(())
+    }
+
+    pub async fn count_active_reps(&mut self) -> Result<i64, sqlx::Error> {
+        let (n,): (i64,) = self
+            .fetch_optional(
+                "SELECT COUNT(*) FROM objects WHERE kind = $1 AND active = 1",
+                &[Arg::Text(Kind::Representative.name())],
+            )
+            .await?
+            .unwrap_or((0,));
+        Ok(n)
+    }
+
+    pub async fn team_keys(&mut self) -> Result<Vec<String>, sqlx::Error> {
+        let rows: Vec<(String,)> = self
+            .fetch_all(
+                "SELECT key FROM objects WHERE kind = $1 ORDER BY key",
+                &[Arg::Text(Kind::Team.name())],
+            )
+            .await?;
+        Ok(rows.into_iter().map(|r| r.0).collect())
+    }
+
+    pub async fn account(&mut self) -> Result<Option<(String, i64, i64)>, sqlx::Error> {
+        self.fetch_optional("SELECT name, seats, version FROM account WHERE id = 1", &[])
+            .await
+    }
+
+    /// Creates the account row unless one exists; true when this call created it.
+    pub async fn init_account(&mut self, name: &str, seats: i64) -> Result<bool, sqlx::Error> {
+        let n = self
+            .execute(
+                "INSERT INTO account (id, name, seats, version) VALUES (1, $1, $2, 1) ON CONFLICT (id) DO NOTHING",
+                &[Arg::Text(name), Arg::Int(seats)],
+            )
+            .await?;
+        Ok(n > 0)
+    }
+
+    pub async fn update_account_cas(
+        &mut self,
+        name: &str,
+        seats: i64,
+        expected: i64,
+    ) -> Result<bool, sqlx::Error> {
+        let n = self
+            .execute(
+                "UPDATE account SET name = $1, seats = $2, version = version + 1 WHERE id = 1 AND version = $3",
+                &[Arg::Text(name), Arg::Int(seats), Arg::Int(expected)],
+            )
+            .await?;
+        Ok(n > 0)
+    }
+
+    pub async fn insert_token(
+        &mut self,
+        hash: &str,
+        role: &str,
+        login: &str,
+        at: &str,
+    ) -> Result<(), sqlx::Error> {
+        self.execute(
+            "INSERT INTO tokens (hash, role, login, created_at) VALUES ($1, $2, $3, $4)",
+            &[
+                Arg::Text(hash),
+                Arg::Text(role),
+                Arg::Text(login),
+                Arg::Text(at),
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Tokens of a renamed principal follow the new login; a deleted one's are dropped.
+    pub async fn retarget_tokens(
+        &mut self,
+        role: &str,
+        old: &str,
+        new: Option<&str>,
+    ) -> Result<(), sqlx::Error> {
+        match new {
+            Some(new) => {
+                self.execute(
+                    "UPDATE tokens SET login = $1 WHERE role = $2 AND login = $3",
+                    &[Arg::Text(new), Arg::Text(role), Arg::Text(old)],
+                )
+                .await?
+            }
+            None => {
+                self.execute(
+                    "DELETE FROM tokens WHERE role = $1 AND login = $2",
+                    &[Arg::Text(role), Arg::Text(old)],
+                )
+                .await?
+            }
+        };
+        Ok(())
+    }
+
+    pub async fn idempotency(
+        &mut self,
+        actor: &str,
+        key: &str,
+    ) -> Result<Option<(String, i64, String)>, sqlx::Error> {
+        self.fetch_optional(
+            "SELECT request_hash, status, body FROM idempotency WHERE actor = $1 AND idem_key = $2",
+            &[Arg::Text(actor), Arg::Text(key)],
+        )
+        .await
+    }
+
+    pub async fn put_idempotency(
+        &mut self,
+        actor: &str,
+        key: &str,
+        hash: &str,
+        status: i64,
+        body: &str,
+        at: &str,
+    ) -> Result<(), sqlx::Error> {
+        self.execute(
+            "INSERT INTO idempotency (actor, idem_key, request_hash, status, body, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            &[Arg::Text(actor), Arg::Text(key), Arg::Text(hash), Arg::Int(status), Arg::Text(body), Arg::Text(at)],
+        )
+        .await?;
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub async fn audit(
+        &mut self,
+        at: &str,
+        actor: &str,
+        action: &str,
+        kind: &str,
+        key: &str,
+        before: Option<&str>,
+        after: Option<&str>,
+    ) -> Result<(), sqlx::Error> {
+        self.execute(
+            "INSERT INTO audit (at, actor, action, kind, key, before, after) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &[
+                Arg::Text(at),
+                Arg::Text(actor),
+                Arg::Text(action),
+                Arg::Text(kind),
+                Arg::Text(key),
+                Arg::OptText(before),
+                Arg::OptText(after),
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+/// A database URL with any password replaced, for messages.
+pub fn redact_url(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://") {
+        if let Some((userinfo, host)) = rest.split_once('@') {
+            let user = userinfo.split(':').next().unwrap_or("");
+            return format!("{scheme}://{user}:***@{host}");
+        }
+    }
+    url.to_string()
+}
+
+/// The directory holding a SQLite database (where the admin token goes by default).
+pub fn sqlite_dir(url: &str) -> Option<PathBuf> {
+    sqlite_path(url).map(|p| {
+        p.parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_urls_parse_to_paths() {
+        assert_eq!(
+            sqlite_path("sqlite://.roster/live.db"),
+            Some(PathBuf::from(".roster/live.db"))
+        );
+        assert_eq!(
+            sqlite_path("sqlite:/tmp/x.db?mode=rwc"),
+            Some(PathBuf::from("/tmp/x.db"))
+        );
+        assert_eq!(sqlite_path("postgres://a@b/c"), None);
+        assert_eq!(sqlite_dir("sqlite://live.db"), Some(PathBuf::from(".")));
+    }
+
+    #[test]
+    fn urls_are_redacted() {
+        assert_eq!(
+            redact_url("postgres://u:secret@h/db"),
+            "postgres://u:***@h/db"
+        );
+        assert!(!redact_url("postgres://u:secret@h/db").contains("secret"));
+    }
+
+    #[tokio::test]
+    async fn cas_update_refuses_a_stale_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let db = Db::connect(&url).await.unwrap();
+        let mut tx = db.begin().await.unwrap();
+        tx.insert(Kind::Portal, "p", "{}", None, false, None)
+            .await
+            .unwrap();
+        assert!(
+            tx.update_cas(Kind::Portal, "p", 1, "p", "{}", None, false, None)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !tx.update_cas(Kind::Portal, "p", 1, "p", "{}", None, false, None)
+                .await
+                .unwrap()
+        );
+        tx.commit().await.unwrap();
+        assert_eq!(db.get(Kind::Portal, "p").await.unwrap().unwrap().version, 2);
+        db.close().await;
+    }
+}
