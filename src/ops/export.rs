@@ -165,10 +165,10 @@ pub fn files(obs: &Observed) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The JSON Schema of declaration files.
+/// The JSON Schema of declaration files (the same text as `roster schema` and
+/// schemas/roster.schema.json).
 pub fn schema_json() -> String {
-    let schema = schemars::schema_for!(crate::model::Declaration);
-    serde_json::to_string_pretty(&schema).expect("a schema serializes") + "\n"
+    crate::config::schema::declaration_schema_text()
 }
 
 /// Writes `contents` to `path` through a temporary file and a rename, so that an

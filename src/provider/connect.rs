@@ -7,28 +7,7 @@ use std::path::Path;
 use super::HttpProvider;
 use crate::cli::EndpointArgs;
 
-// TODO(merge): the reference server lives on another branch; until it lands here, this
-// shim stands in for `server::{embedded, RunningServer}` and refuses the embedded
-// default. Removed when the server merges.
-mod server_shim {
-    use std::net::SocketAddr;
-    use std::path::Path;
-
-    pub struct RunningServer {
-        pub addr: SocketAddr,
-    }
-
-    impl RunningServer {
-        pub async fn shutdown(self) {}
-    }
-
-    pub async fn embedded(_: &Path) -> anyhow::Result<(RunningServer, String)> {
-        anyhow::bail!(
-            "the embedded live system is not part of this build yet; set --endpoint or ROSTER_ENDPOINT"
-        )
-    }
-}
-use server_shim as server;
+use crate::server;
 
 /// A provider and, for the embedded default, the in-process server it talks to (kept
 /// alive as long as the connection; [`Connection::close`] stops it cleanly).
