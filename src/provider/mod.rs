@@ -1,1 +1,468 @@
-//! (to be written)
+//! The live API's HTTP client: reads the whole live state into an [`Observed`] and sends
+//! the writes that `apply` asks for.
+//!
+//! Owns: the endpoint and token ([`connect`], including the embedded default server), the
+//! request loop (bearer auth, retries with exponential backoff on 429/502/503/504 and
+//! transport failures honouring `Retry-After`, never on a 412 or another 4xx), the paged
+//! concurrent read ([`HttpProvider::read`]), single writes and `:batch` writes, and the
+//! parsing of RFC 9457 problems ([`Problem`]).
+//!
+//! Data comes from the API described in docs/api.md; [`Observed`] goes to `plan`, write
+//! results go back to `apply`. This is the only module besides `server` that speaks HTTP.
+//!
+//! Lost answers: a write whose answer was lost may have been done. A create carries an
+//! `Idempotency-Key`, so its retry replays the first answer. An update retried after a
+//! lost answer meets 412 (the version moved on because of our own write) and a delete meets
+//! 404: when that happens on a retry, the provider reads the object back and counts the
+//! write as done if the object is exactly what the write would have made.
+
+mod connect;
+mod error;
+mod read;
+mod write;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
+use bytes::Bytes;
+use reqwest::Method;
+use serde_json::Value;
+
+pub use connect::{Connection, connect, token_from};
+pub use error::{Problem, ProblemItem, ProviderError};
+pub use write::BatchOp;
+
+use crate::model::Observed;
+
+/// How a request is retried.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt.
+    pub max_retries: usize,
+    /// First backoff delay (doubled each time, with jitter).
+    pub min_delay: Duration,
+    /// Longest backoff delay.
+    pub max_delay: Duration,
+    /// Longest `Retry-After` honoured; a server asking for more gets this.
+    pub max_retry_after: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_retries: 8,
+            min_delay: Duration::from_millis(50),
+            max_delay: Duration::from_secs(4),
+            max_retry_after: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The HTTP client of one live API endpoint. Cheap to clone (the connection pool is shared).
+#[derive(Clone)]
+pub struct HttpProvider {
+    client: reqwest::Client,
+    /// Base URL without a trailing slash; paths `/v1/…` are appended.
+    base: String,
+    /// Bearer token; never logged, never in `Debug`.
+    token: Option<String>,
+    retry: RetryPolicy,
+}
+
+impl std::fmt::Debug for HttpProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpProvider")
+            .field("base", &self.base)
+            .field("token", &self.token.as_ref().map(|_| "***"))
+            .field("retry", &self.retry)
+            .finish()
+    }
+}
+
+/// The result of one request after retries, with how many attempts it took (a write
+/// retried after a lost answer may already have been done).
+pub(crate) struct Sent {
+    pub result: Result<(u16, Bytes), ProviderError>,
+    pub attempts: usize,
+}
+
+impl HttpProvider {
+    /// A client of `base` (`http://127.0.0.1:8080`, `https://console.example/api`).
+    pub fn new(base: &str, token: Option<String>) -> Result<HttpProvider, ProviderError> {
+        let base = base.trim().trim_end_matches('/').to_string();
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            return Err(ProviderError::Setup(format!(
+                "endpoint {base:?} is not an http:// or https:// url; set --endpoint or ROSTER_ENDPOINT to the api's base url"
+            )));
+        }
+        if let Some(t) = &token
+            && (t.is_empty() || t.chars().any(|c| c.is_control() || c == ' '))
+        {
+            return Err(ProviderError::Setup(
+                "the api token is empty or contains spaces or control characters; check --token-file or ROSTER_TOKEN".into(),
+            ));
+        }
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(120))
+            .pool_max_idle_per_host(64)
+            .user_agent(concat!("roster/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ProviderError::Setup(format!("cannot build the http client: {e}")))?;
+        Ok(HttpProvider {
+            client,
+            base,
+            token,
+            retry: RetryPolicy::default(),
+        })
+    }
+
+    /// Replaces the retry policy.
+    pub fn with_retry(mut self, retry: RetryPolicy) -> HttpProvider {
+        self.retry = retry;
+        self
+    }
+
+    /// The base URL (no token in it).
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    /// Reads the whole live state (every kind concurrently, paged): see `read.rs`.
+    pub async fn read(&self) -> Result<Observed, ProviderError> {
+        read::read(self).await
+    }
+
+    /// One attempt: send, receive the whole body, classify the status.
+    async fn attempt(
+        &self,
+        method: &Method,
+        url: &str,
+        body: Option<&Value>,
+        headers: &[(&'static str, String)],
+    ) -> Result<(u16, Bytes), ProviderError> {
+        let mut req = self.client.request(method.clone(), url);
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        for (name, value) in headers {
+            req = req.header(*name, value);
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let transport = |e: &reqwest::Error| ProviderError::Transport {
+            url: url.to_string(),
+            message: error::describe_reqwest(e),
+        };
+        let resp = req.send().await.map_err(|e| transport(&e))?;
+        let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let bytes = resp.bytes().await.map_err(|e| transport(&e))?;
+        if (200..300).contains(&status) {
+            Ok((status, bytes))
+        } else {
+            let mut p = Problem::from_body(status, &bytes);
+            p.retry_after = retry_after;
+            Err(ProviderError::Problem(Box::new(p)))
+        }
+    }
+
+    /// Sends a request, retrying transient failures (see [`ProviderError::is_transient`]).
+    pub(crate) async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&'static str, String)],
+    ) -> Sent {
+        let url = format!("{}{}", self.base, path);
+        let attempts = AtomicUsize::new(0);
+        let policy = self.retry;
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(policy.min_delay)
+            .with_max_delay(policy.max_delay)
+            .with_max_times(policy.max_retries)
+            .with_jitter();
+        let result = (|| async {
+            attempts.fetch_add(1, Ordering::Relaxed);
+            self.attempt(&method, &url, body, headers).await
+        })
+        .retry(backoff)
+        .sleep(tokio::time::sleep)
+        .when(|e: &ProviderError| e.is_transient())
+        // `dur` is None once the backoff is exhausted: keep it so, or retries never end.
+        .adjust(|e: &ProviderError, dur| {
+            dur.map(|d| {
+                e.retry_after()
+                    .map(|ra| ra.min(policy.max_retry_after))
+                    .unwrap_or(d)
+            })
+        })
+        .notify(|e: &ProviderError, d| {
+            tracing::debug!("{method} {path}: {e}; retrying in {d:?}");
+        })
+        .await;
+        Sent {
+            result,
+            attempts: attempts.load(Ordering::Relaxed),
+        }
+    }
+
+    /// GET a JSON document.
+    pub(crate) async fn get_json(&self, path: &str) -> Result<Value, ProviderError> {
+        let (_, bytes) = self.send(Method::GET, path, None, &[]).await.result?;
+        serde_json::from_slice(&bytes).map_err(|e| ProviderError::Unexpected {
+            url: format!("{}{}", self.base, path),
+            detail: format!("the body is not json: {e}"),
+        })
+    }
+}
+
+/// Percent-encodes one path segment (a key): everything but RFC 3986 unreserved
+/// characters, so a team path's `/` becomes `%2F` (docs/api.md).
+pub fn encode_key(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    for b in key.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+pub(crate) mod testing;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_percent_encoded_as_one_segment() {
+        assert_eq!(encode_key("Europe/Paris"), "Europe%2FParis");
+        assert_eq!(encode_key("jdoe@acme.example"), "jdoe%40acme.example");
+        assert_eq!(encode_key("a b~c"), "a%20b~c");
+        assert_eq!(encode_key("Zürich"), "Z%C3%BCrich");
+    }
+
+    #[test]
+    fn debug_never_shows_the_token() {
+        let p = HttpProvider::new("http://127.0.0.1:1/", Some("s3cr3t-token".into())).unwrap();
+        let shown = format!("{p:?}");
+        assert!(!shown.contains("s3cr3t"), "{shown}");
+        assert!(shown.contains("***"));
+        assert_eq!(p.base_url(), "http://127.0.0.1:1");
+    }
+
+    #[test]
+    fn an_endpoint_that_is_not_http_is_refused() {
+        let e = HttpProvider::new("ftp://x", None).unwrap_err();
+        assert!(e.to_string().contains("not an http"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod http_tests {
+    use std::time::Instant;
+
+    use serde_json::json;
+
+    use super::testing::{MockServer, problem};
+    use super::*;
+    use crate::model::Kind;
+
+    fn fast() -> RetryPolicy {
+        RetryPolicy {
+            max_retries: 4,
+            min_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(5),
+            max_retry_after: Duration::from_secs(2),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_503_is_retried_after_retry_after_with_the_same_idempotency_key() {
+        let mut busy = problem(503, "unavailable", "try later");
+        busy.1.push(("retry-after", "1".into()));
+        let server = MockServer::start(
+            vec![busy, (201, vec![], r#"{"name":"p","version":1}"#.into())],
+            None,
+        )
+        .await;
+        let p = HttpProvider::new(&server.url(), Some("tok".into()))
+            .unwrap()
+            .with_retry(fast());
+        let t0 = Instant::now();
+        let made = p
+            .create(Kind::Portal, &json!({"name":"p"}), "key-1")
+            .await
+            .unwrap();
+        assert_eq!(made["version"], 1);
+        assert!(
+            t0.elapsed() >= Duration::from_millis(900),
+            "retry-after ignored"
+        );
+        let seen = server.seen();
+        assert_eq!(seen.len(), 2);
+        assert!(
+            seen.iter()
+                .all(|s| s.idempotency_key.as_deref() == Some("key-1"))
+        );
+        assert_eq!(seen[0].authorization.as_deref(), Some("Bearer tok"));
+        assert_eq!(seen[0].path, "/v1/portals");
+    }
+
+    #[tokio::test]
+    async fn a_412_is_never_retried() {
+        let server =
+            MockServer::start(vec![problem(412, "precondition-failed", "stale")], None).await;
+        let p = HttpProvider::new(&server.url(), None)
+            .unwrap()
+            .with_retry(fast());
+        let err = p
+            .update(Kind::Team, "Europe/Paris", 3, &json!({"description":"x"}))
+            .await
+            .unwrap_err();
+        assert_eq!(err.status(), Some(412));
+        let seen = server.seen();
+        assert_eq!(seen.len(), 1);
+        assert_eq!(seen[0].path, "/v1/teams/Europe%2FParis");
+        assert_eq!(seen[0].if_match.as_deref(), Some("\"3\""));
+    }
+
+    #[tokio::test]
+    async fn retries_give_up_after_the_policy_with_the_last_problem() {
+        let server = MockServer::start(
+            vec![],
+            Some(Box::new(|_| {
+                Some(problem(429, "rate-limited", "slow down"))
+            })),
+        )
+        .await;
+        let p = HttpProvider::new(&server.url(), None)
+            .unwrap()
+            .with_retry(fast());
+        let err = p.delete(Kind::Portal, "p", 1, false).await.unwrap_err();
+        assert_eq!(err.code(), Some("rate-limited"));
+        assert_eq!(server.seen().len(), 5, "one attempt and four retries");
+    }
+
+    #[tokio::test]
+    async fn an_update_whose_answer_was_lost_is_recognised_as_done() {
+        let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let c = calls.clone();
+        let server = MockServer::start(
+            vec![],
+            Some(Box::new(move |s| {
+                if s.method == "PATCH" {
+                    // First attempt: the write is done but the answer is lost (503).
+                    if c.fetch_add(1, Ordering::SeqCst) == 0 {
+                        Some(problem(503, "unavailable", "lost"))
+                    } else {
+                        Some(problem(412, "precondition-failed", "version is 4"))
+                    }
+                } else {
+                    Some((
+                        200,
+                        vec![],
+                        r#"{"name":"p","features":["share_my_screen"],"version":4}"#.into(),
+                    ))
+                }
+            })),
+        )
+        .await;
+        let p = HttpProvider::new(&server.url(), None)
+            .unwrap()
+            .with_retry(fast());
+        let obj = p
+            .update(
+                Kind::Portal,
+                "p",
+                3,
+                &json!({"features":["share_my_screen"]}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(obj["version"], 4);
+        let methods: Vec<String> = server.seen().into_iter().map(|s| s.method).collect();
+        assert_eq!(methods, ["PATCH", "PATCH", "GET"]);
+    }
+
+    #[tokio::test]
+    async fn a_first_attempt_412_is_not_second_guessed() {
+        let server = MockServer::start(
+            vec![],
+            Some(Box::new(|s| {
+                (s.method == "PATCH").then(|| problem(412, "precondition-failed", "x"))
+            })),
+        )
+        .await;
+        let p = HttpProvider::new(&server.url(), None)
+            .unwrap()
+            .with_retry(fast());
+        assert!(p.update(Kind::Portal, "p", 3, &json!({})).await.is_err());
+        assert_eq!(
+            server.seen().len(),
+            1,
+            "no GET to confirm a first-attempt 412"
+        );
+    }
+
+    #[tokio::test]
+    async fn read_follows_cursors_and_reads_kinds_concurrently() {
+        let rep = |login: &str, v: i64| {
+            json!({"login": login, "email": login, "first_name": "A", "last_name": "B",
+                   "language": "en", "status": "active", "features": [], "portals": [],
+                   "version": v})
+        };
+        let (a, b) = (rep("a@x.example", 2), rep("B@x.example", 5));
+        let server = MockServer::start(
+            vec![],
+            Some(Box::new(move |s| {
+                let body = match s.path.as_str() {
+                    "/v1/account" => json!({"name":"acme","seats":10,"version":1}),
+                    "/v1/whoami" => json!({"role":"administrator","login":"root@x.example"}),
+                    "/v1/representatives?limit=1000" => {
+                        json!({"items":[a.clone()],"next_cursor":"a@x.example"})
+                    }
+                    "/v1/representatives?limit=1000&cursor=a%40x.example" => {
+                        json!({"items":[b.clone()],"next_cursor":null})
+                    }
+                    p if p.ends_with("?limit=1000") => json!({"items":[],"next_cursor":null}),
+                    _ => return None,
+                };
+                Some((200, vec![], body.to_string()))
+            })),
+        )
+        .await;
+        let p = HttpProvider::new(&server.url(), None)
+            .unwrap()
+            .with_retry(fast());
+        let obs = p.read().await.unwrap();
+        assert_eq!(obs.account.seats, 10);
+        assert_eq!(obs.org.representatives.len(), 2);
+        assert!(obs.org.representatives.contains_key("b@x.example"));
+        assert_eq!(
+            obs.versions[&crate::model::ObjectId::new(Kind::Representative, "b@x.example")],
+            5
+        );
+        assert!(matches!(
+            obs.principal,
+            Some(crate::model::Principal::Administrator { .. })
+        ));
+        assert_eq!(
+            server.seen().len(),
+            2 + 6 + 2,
+            "paged lists, no per-object GET"
+        );
+    }
+}
