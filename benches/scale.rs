@@ -309,6 +309,15 @@ fn make_changes(src: &Path, dst: &Path, n: usize) -> io::Result<usize> {
     Ok(n - left)
 }
 
+/// A running process's peak resident set size (`VmHWM`, kB), from /proc.
+fn peak_kb(pid: u32) -> Option<i64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
 fn mb(kb: i64) -> f64 {
     kb as f64 / 1024.0
 }
@@ -614,6 +623,12 @@ fn live(opts: &GenerateOptions, org: &Path, logs: &Path, timeout: Duration, vali
     );
     if counter.chunked.load(Ordering::Relaxed) > 0 {
         println!("  note: some requests used chunked bodies; counts after them are low");
+    }
+    if let Some(kb) = peak_kb(server.0.id()) {
+        println!(
+            "  roster serve peak memory over the whole run: {:.0} MB",
+            mb(kb)
+        );
     }
     drop(server);
 }
