@@ -156,8 +156,8 @@ fn parse_floor(files: &[PathBuf]) -> usize {
         .sum()
 }
 
-/// Counts HTTP requests between roster and the server, by method. Forwards bytes as they
-/// are; parses only request heads (and skips `Content-Length` bodies) to count them.
+/// Counts HTTP requests between roster and the server, by method and collection. Forwards
+/// bytes as they are; parses only request heads (and skips `Content-Length` bodies).
 #[derive(Default)]
 struct Counter {
     by_method: Mutex<BTreeMap<String, u64>>,
@@ -177,7 +177,7 @@ fn describe(counts: &BTreeMap<String, u64>) -> String {
     let total: u64 = counts.values().sum();
     let writes: u64 = counts
         .iter()
-        .filter(|(m, _)| m.as_str() != "GET" && m.as_str() != "HEAD")
+        .filter(|(m, _)| !m.starts_with("GET ") && !m.starts_with("HEAD "))
         .map(|(_, n)| n)
         .sum();
     let parts: Vec<String> = counts.iter().map(|(m, n)| format!("{m} {n}")).collect();
@@ -234,12 +234,15 @@ fn proxy_connection(client: TcpStream, upstream: SocketAddr, counter: Arc<Counte
                 head.clear(); // stray blank line between requests
             }
         }
-        let method = String::from_utf8_lossy(&head)
-            .split_whitespace()
-            .next()
-            .unwrap_or("?")
-            .to_string();
-        *counter.by_method.lock().unwrap().entry(method).or_default() += 1;
+        // "PATCH /v1/representatives/x?y" counts as "PATCH /v1/representatives".
+        let head_text = String::from_utf8_lossy(&head);
+        let mut words = head_text.split_whitespace();
+        let method = words.next().unwrap_or("?");
+        let path = words.next().unwrap_or("");
+        let path = path.split('?').next().unwrap_or("");
+        let collection: Vec<&str> = path.split('/').take(3).collect();
+        let label = format!("{method} {}", collection.join("/"));
+        *counter.by_method.lock().unwrap().entry(label).or_default() += 1;
         if server_w.write_all(&head).is_err() {
             return;
         }
