@@ -1,8 +1,11 @@
 //! Files → one merged, validated [`Desired`].
 //!
-//! Per file, in parallel (rayon): read (size and UTF-8 limits), parse the YAML events into
-//! a `serde_json::Value` ([`super::yaml`]), check it against the JSON Schema
-//! ([`super::schema`]), deserialize it into a typed [`Declaration`], and drop the tree.
+//! Per file, in parallel (rayon): read (size and UTF-8 limits), then first try the fast
+//! path ([`super::fast`]: events straight into a typed [`Declaration`], for files with no
+//! problem); otherwise parse the YAML events into a `serde_json::Value`
+//! ([`super::yaml`]), check it against the JSON Schema ([`super::schema`]) for precise
+//! diagnostics, deserialize what is usable into a typed [`Declaration`], and drop the
+//! tree.
 //! Then, in file order: merge the declarations (an object declared twice is an error),
 //! flatten nested teams into paths, lower-case logins, run the rules
 //! ([`super::rules`]) and fill default usernames.
@@ -235,6 +238,11 @@ fn load_file(file: &Path) -> FileResult {
             return r;
         }
     };
+    if let Some((decl, sections)) = super::fast::declaration(&text) {
+        r.decl = Some(decl);
+        r.sections = sections;
+        return r;
+    }
     let value = match yaml::parse(&text) {
         Err(p) => {
             let related = p.first.as_ref().map(|ptr| {
