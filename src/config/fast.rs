@@ -160,8 +160,9 @@ impl<'de> de::Deserializer<'de> for &mut De<'_> {
 
 struct Seq<'s, 'a> {
     de: &'s mut De<'a>,
-    /// Scalar items so far: the schema's `uniqueItems` (every scalar list is a set).
-    seen: Vec<String>,
+    /// Hashes of the scalar items so far: the schema's `uniqueItems` (every scalar list
+    /// of a declaration is a set).
+    seen: Vec<u64>,
 }
 
 impl<'de> SeqAccess<'de> for Seq<'_, '_> {
@@ -173,15 +174,24 @@ impl<'de> SeqAccess<'de> for Seq<'_, '_> {
                 Ok(None)
             }
             Event::Scalar(text, ..) => {
-                if self.seen.iter().any(|s| s == text.as_ref()) {
+                // Hashes, not copies: a collision only sends the file to the slow path.
+                let h = hash(text);
+                if self.seen.contains(&h) {
                     return Err(GiveUp);
                 }
-                self.seen.push(text.to_string());
+                self.seen.push(h);
                 seed.deserialize(&mut *self.de).map(Some)
             }
             _ => seed.deserialize(&mut *self.de).map(Some),
         }
     }
+}
+
+fn hash(s: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    s.hash(&mut h);
+    h.finish()
 }
 
 struct Map<'s, 'a> {

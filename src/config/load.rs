@@ -238,7 +238,8 @@ fn load_file(file: &Path) -> FileResult {
             return r;
         }
     };
-    if let Some((decl, sections)) = super::fast::declaration(&text) {
+    if let Some((mut decl, sections)) = super::fast::declaration(&text) {
+        normalize(&mut decl);
         r.decl = Some(decl);
         r.sections = sections;
         return r;
@@ -310,7 +311,10 @@ fn load_file(file: &Path) -> FileResult {
         });
     }
     match serde_json::from_value::<Declaration>(value) {
-        Ok(d) => r.decl = Some(d),
+        Ok(mut d) => {
+            normalize(&mut d);
+            r.decl = Some(d);
+        }
         Err(_) if had_problems => {}
         Err(e) => r.pending.push(Pending {
             place: Place::Pointer(String::new(), Anchor::Value),
@@ -363,6 +367,38 @@ fn repair(value: &mut Value, problems: &[schema::SchemaProblem]) {
             }
             _ => {}
         }
+    }
+}
+
+/// Lower-cases every login and login reference (logins ignore case), per file and in
+/// parallel, before the sequential merge.
+fn normalize(d: &mut Declaration) {
+    fn teams(ts: &mut [TeamDecl]) {
+        for t in ts {
+            if let Some(l) = &mut t.leader {
+                *l = l.to_lowercase();
+            }
+            teams(&mut t.teams);
+        }
+    }
+    teams(&mut d.teams);
+    for a in &mut d.administrators {
+        a.login = a.login.to_lowercase();
+        a.previously = a.previously.take().map(|l| l.to_lowercase());
+    }
+    for m in &mut d.managers {
+        m.login = m.login.to_lowercase();
+        m.previously = m.previously.take().map(|l| l.to_lowercase());
+    }
+    for r in &mut d.representatives {
+        r.login = r.login.to_lowercase();
+        r.previously = r.previously.take().map(|l| l.to_lowercase());
+    }
+    for c in &mut d.campaigns {
+        c.representatives = std::mem::take(&mut c.representatives)
+            .into_iter()
+            .map(|l| l.to_lowercase())
+            .collect();
     }
 }
 
@@ -458,7 +494,7 @@ impl Merge {
                         path: path.clone(),
                         description: t.description,
                         max_active_logins: t.max_active_logins,
-                        leader: t.leader.map(|l| l.to_lowercase()),
+                        leader: t.leader,
                         active: t.active,
                         protect: t.protect,
                         previously: t.previously,
@@ -498,32 +534,25 @@ impl Merge {
             }
         }
         self.add_teams(file, d.teams, None, "");
-        for (i, mut a) in d.administrators.into_iter().enumerate() {
-            a.login = a.login.to_lowercase();
-            a.previously = a.previously.map(|l| l.to_lowercase());
+        for (i, a) in d.administrators.into_iter().enumerate() {
             let id = ObjectId::new(Kind::Administrator, &a.login);
             if self.declare(id, file, format!("/administrators/{i}"), "login") {
                 self.org.administrators.insert(a.login.clone(), a);
             }
         }
-        for (i, mut m) in d.managers.into_iter().enumerate() {
-            m.login = m.login.to_lowercase();
-            m.previously = m.previously.map(|l| l.to_lowercase());
+        for (i, m) in d.managers.into_iter().enumerate() {
             let id = ObjectId::new(Kind::Manager, &m.login);
             if self.declare(id, file, format!("/managers/{i}"), "login") {
                 self.org.managers.insert(m.login.clone(), m);
             }
         }
-        for (i, mut r) in d.representatives.into_iter().enumerate() {
-            r.login = r.login.to_lowercase();
-            r.previously = r.previously.map(|l| l.to_lowercase());
+        for (i, r) in d.representatives.into_iter().enumerate() {
             let id = ObjectId::new(Kind::Representative, &r.login);
             if self.declare(id, file, format!("/representatives/{i}"), "login") {
                 self.org.representatives.insert(r.login.clone(), r);
             }
         }
-        for (i, mut c) in d.campaigns.into_iter().enumerate() {
-            c.representatives = c.representatives.iter().map(|l| l.to_lowercase()).collect();
+        for (i, c) in d.campaigns.into_iter().enumerate() {
             let id = ObjectId::new(Kind::Campaign, &c.name);
             if self.declare(id, file, format!("/campaigns/{i}"), "name") {
                 self.org.campaigns.insert(c.name.clone(), c);
@@ -593,7 +622,9 @@ pub(crate) fn finding_to_pending(
 pub(crate) fn load(paths: &[PathBuf]) -> Result<Loaded, Diagnostics> {
     let mut pending = Vec::new();
     let files = expand(paths, &mut pending);
+    let started = std::time::Instant::now();
     let results: Vec<FileResult> = files.par_iter().map(|f| load_file(f)).collect();
+    tracing::debug!(elapsed = ?started.elapsed(), files = files.len(), "config: files read");
     let mut merge = Merge {
         org: Org::default(),
         policy: None,
@@ -621,10 +652,13 @@ pub(crate) fn load(paths: &[PathBuf]) -> Result<Loaded, Diagnostics> {
         Some((p, f)) => (p, Some(f)),
         None => (Policy::default(), None),
     };
+    tracing::debug!(elapsed = ?started.elapsed(), "config: merged");
     for f in rules::check(&org, &policy, policy_file.as_ref(), complete) {
         pending.extend(finding_to_pending(f, &origins));
     }
+    tracing::debug!(elapsed = ?started.elapsed(), "config: rules checked");
     rules::assign_usernames(&mut org.representatives);
+    tracing::debug!(elapsed = ?started.elapsed(), "config: usernames assigned");
     let diags = resolve(pending);
     let desired = Desired {
         org,

@@ -75,14 +75,25 @@ pub fn check(
     policy_file: Option<&PathBuf>,
     complete: bool,
 ) -> Vec<Finding> {
-    let mut out = object_rules(org);
-    out.extend(login_rules(org));
-    out.extend(declared_username_rules(org));
-    if complete {
-        out.extend(reference_rules(org));
-        out.extend(leader_rules(org));
-        out.extend(portal_feature_warnings(org));
-    }
+    // Two independent halves, one per core.
+    let (mut out, cross) = rayon::join(
+        || {
+            let mut out = object_rules(org);
+            out.extend(login_rules(org));
+            out.extend(declared_username_rules(org));
+            out
+        },
+        || {
+            let mut out = Vec::new();
+            if complete {
+                out.extend(reference_rules(org));
+                out.extend(leader_rules(org));
+                out.extend(portal_feature_warnings(org));
+            }
+            out
+        },
+    );
+    out.extend(cross);
     if let Some(file) = policy_file {
         out.extend(policy_warnings(policy, file));
     }
@@ -562,10 +573,22 @@ pub fn assign_usernames(reps: &mut BTreeMap<Login, Representative>) {
         .values()
         .filter_map(|r| r.username.as_ref().map(|u| u.to_lowercase()))
         .collect();
+    // The folding is the costly part and independent per representative.
+    let bases: Vec<Option<String>> = {
+        use rayon::prelude::*;
+        let all: Vec<&Representative> = reps.values().collect();
+        all.par_iter()
+            .map(|r| {
+                r.username
+                    .is_none()
+                    .then(|| default_username(&r.first_name, &r.last_name, &r.login))
+            })
+            .collect()
+    };
     // Next suffix to try per base, so a common name costs O(1) per representative.
     let mut next: HashMap<String, u64> = HashMap::new();
-    for r in reps.values_mut().filter(|r| r.username.is_none()) {
-        let base = default_username(&r.first_name, &r.last_name, &r.login);
+    for (r, base) in reps.values_mut().zip(bases) {
+        let Some(base) = base else { continue };
         let n = next.entry(base.clone()).or_insert(1);
         let mut candidate = if *n == 1 {
             base.clone()
