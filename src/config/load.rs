@@ -623,8 +623,6 @@ pub(crate) fn load(paths: &[PathBuf]) -> Result<Loaded, Diagnostics> {
     let mut pending = Vec::new();
     let files = expand(paths, &mut pending);
     let started = std::time::Instant::now();
-    let results: Vec<FileResult> = files.par_iter().map(|f| load_file(f)).collect();
-    tracing::debug!(elapsed = ?started.elapsed(), files = files.len(), "config: files read");
     let mut merge = Merge {
         org: Org::default(),
         policy: None,
@@ -633,14 +631,37 @@ pub(crate) fn load(paths: &[PathBuf]) -> Result<Loaded, Diagnostics> {
         pending,
     };
     let mut complete = true;
-    for r in results {
-        merge.pending.extend(r.pending);
-        merge.sections.extend(r.sections);
-        match r.decl {
-            Some(d) => merge.add(&r.file, d),
-            None => complete = false,
+    // Files are read on the rayon pool while this thread merges the finished ones in file
+    // order, so the sequential merge overlaps the parallel parsing.
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::channel::<(usize, FileResult)>();
+        let files = &files;
+        scope.spawn(move || {
+            files
+                .par_iter()
+                .enumerate()
+                .for_each_with(tx, |tx, (i, f)| {
+                    // The receiver lives until every result is in; a send cannot fail
+                    // unless this scope is already unwinding.
+                    let _ = tx.send((i, load_file(f)));
+                });
+        });
+        let mut waiting: BTreeMap<usize, FileResult> = BTreeMap::new();
+        let mut next = 0;
+        for (i, r) in rx {
+            waiting.insert(i, r);
+            while let Some(r) = waiting.remove(&next) {
+                next += 1;
+                merge.pending.extend(r.pending);
+                merge.sections.extend(r.sections);
+                match r.decl {
+                    Some(d) => merge.add(&r.file, d),
+                    None => complete = false,
+                }
+            }
         }
-    }
+    });
+    tracing::debug!(elapsed = ?started.elapsed(), files = files.len(), "config: files read and merged");
     let Merge {
         mut org,
         policy,
@@ -652,7 +673,6 @@ pub(crate) fn load(paths: &[PathBuf]) -> Result<Loaded, Diagnostics> {
         Some((p, f)) => (p, Some(f)),
         None => (Policy::default(), None),
     };
-    tracing::debug!(elapsed = ?started.elapsed(), "config: merged");
     for f in rules::check(&org, &policy, policy_file.as_ref(), complete) {
         pending.extend(finding_to_pending(f, &origins));
     }

@@ -430,12 +430,15 @@ pub fn leader_rules(org: &Org) -> Vec<Finding> {
 pub fn portal_feature_warnings(org: &Org) -> Vec<Finding> {
     let mut out = Vec::new();
     for r in org.representatives.values() {
-        let enabled: HashSet<Feature> = r
+        // A bit per feature: no allocation per representative.
+        let bit = |f: Feature| 1u32 << (f as u32);
+        let enabled: u32 = r
             .portals
             .iter()
             .filter_map(|p| org.portals.get(p))
-            .flat_map(|p| p.features.iter().copied())
-            .collect();
+            .flat_map(|p| p.features.iter())
+            .fold(0, |acc, f| acc | bit(*f));
+        let is_enabled = |f: Feature| enabled & bit(f) != 0;
         let id = ObjectId::new(Kind::Representative, &r.login);
         let help = |f: &str| {
             if r.portals.is_empty() {
@@ -458,7 +461,7 @@ pub fn portal_feature_warnings(org: &Org) -> Vec<Finding> {
             .features
             .iter()
             .filter(governed)
-            .filter(|f| !enabled.contains(f))
+            .filter(|f| !is_enabled(**f))
         {
             out.push(Finding {
                 severity: Severity::Warning,
@@ -472,7 +475,7 @@ pub fn portal_feature_warnings(org: &Org) -> Vec<Finding> {
             });
         }
         if (2..=catalog::MULTISESSION_MAX).contains(&r.multisession)
-            && !enabled.contains(&Feature::Multisession)
+            && !is_enabled(Feature::Multisession)
         {
             out.push(Finding {
                 severity: Severity::Warning,
