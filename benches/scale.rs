@@ -14,6 +14,8 @@
 //!    to the server (used for the counted runs only; timed runs go straight to the server).
 //!
 //! Each part says so and is skipped when the command it needs is not implemented yet.
+//! Run without `--bench` (as `cargo test --all-targets` does), it is a smoke run over a
+//! 300-representative organization in a temporary directory.
 //! Every child process runs under a timeout. Only loopback is used.
 //!
 //! Environment: ROSTER_BENCH_REPS, ROSTER_BENCH_TEAMS, ROSTER_BENCH_MANAGERS,
@@ -316,27 +318,42 @@ fn verdict(ok: bool) -> &'static str {
 }
 
 fn main() {
-    // `cargo bench` passes `--bench`; nothing to parse.
-    let opts = GenerateOptions {
-        representatives: env_usize("ROSTER_BENCH_REPS", 100_000),
-        teams: env_usize("ROSTER_BENCH_TEAMS", 5_000),
-        managers: env_usize("ROSTER_BENCH_MANAGERS", 1_000),
-        portals: env_usize("ROSTER_BENCH_PORTALS", 50),
-        seed: env_usize("ROSTER_BENCH_SEED", 1) as u64,
-        per_file: env_usize("ROSTER_BENCH_PER_FILE", 5_000),
+    // `cargo bench` passes `--bench`. Without it (`cargo test --all-targets` runs this
+    // binary too) this is a smoke run: a small org in a temporary directory, one run each.
+    let smoke = !std::env::args().any(|a| a == "--bench");
+    let (reps, teams, managers, portals) = if smoke {
+        (300, 20, 10, 4)
+    } else {
+        (100_000, 5_000, 1_000, 50)
     };
-    let runs = env_usize("ROSTER_BENCH_RUNS", 3).max(1);
+    let opts = GenerateOptions {
+        representatives: env_usize("ROSTER_BENCH_REPS", reps),
+        teams: env_usize("ROSTER_BENCH_TEAMS", teams),
+        managers: env_usize("ROSTER_BENCH_MANAGERS", managers),
+        portals: env_usize("ROSTER_BENCH_PORTALS", portals),
+        seed: env_usize("ROSTER_BENCH_SEED", 1) as u64,
+        per_file: env_usize("ROSTER_BENCH_PER_FILE", if smoke { 100 } else { 5_000 }),
+    };
+    let runs = env_usize("ROSTER_BENCH_RUNS", if smoke { 1 } else { 3 }).max(1);
     let timeout = Duration::from_secs(env_usize("ROSTER_BENCH_TIMEOUT", 900) as u64);
     let skip_live = std::env::var("ROSTER_BENCH_SKIP_LIVE").is_ok_and(|v| v == "1");
     let target = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .parent()
         .expect("CARGO_TARGET_TMPDIR is target/tmp")
         .to_path_buf();
-    let org = target.join("bench-org");
     let scratch = tempfile::tempdir().expect("a temporary directory");
     let logs = scratch.path();
+    let org = if smoke {
+        logs.join("smoke-org")
+    } else {
+        target.join("bench-org")
+    };
 
-    println!("roster scale benchmark");
+    if smoke {
+        println!("roster scale benchmark, smoke run (use `cargo bench --bench scale` for figures)");
+    } else {
+        println!("roster scale benchmark");
+    }
     println!(
         "  machine: {} cores (rayon threads: {}), binary: {BIN}",
         thread::available_parallelism().map_or(1, |n| n.get()),

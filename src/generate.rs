@@ -1083,6 +1083,70 @@ mod tests {
         assert_eq!(scalar(""), "\"\"");
     }
 
+    fn load_clean(dir: &Path) -> crate::model::Desired {
+        let loaded = match crate::config::load(&[dir.to_path_buf()]) {
+            Ok(l) => l,
+            Err(e) => panic!("{} does not load: {:#?}", dir.display(), e.0),
+        };
+        assert!(
+            loaded.warnings.is_empty(),
+            "{} has warnings: {:#?}",
+            dir.display(),
+            loaded.warnings
+        );
+        loaded.desired
+    }
+
+    #[test]
+    fn a_generated_org_loads_with_no_error_and_no_warning() {
+        let opts = GenerateOptions {
+            representatives: 2000,
+            teams: 120,
+            managers: 30,
+            portals: 7,
+            seed: 3,
+            per_file: 600,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let stats = generate(&opts, dir.path()).unwrap();
+        let desired = load_clean(dir.path());
+        let org = &desired.org;
+        assert_eq!(org.representatives.len(), 2000);
+        assert_eq!(org.teams.len(), 120);
+        assert_eq!(org.managers.len(), 30);
+        assert_eq!(org.portals.len(), 7);
+        assert_eq!(org.administrators.len(), 2);
+        assert_eq!(org.campaigns.len(), stats.campaigns);
+        assert_eq!(org.contact_groups.len(), stats.contact_groups);
+        assert_eq!(org.active_representatives(), stats.active_representatives);
+        let leaders = org.teams.values().filter(|t| t.leader.is_some()).count();
+        assert!(leaders > 60, "most teams have a leader: {leaders}");
+    }
+
+    /// The README's quick start applies `examples/acme`; it must stay clean.
+    #[test]
+    fn the_acme_example_loads_with_no_error_and_no_warning() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/acme");
+        let desired = load_clean(&dir);
+        let org = &desired.org;
+        assert_eq!(org.portals.len(), 4);
+        assert_eq!(org.teams.len(), 8);
+        assert_eq!(org.administrators.len(), 2);
+        assert_eq!(org.managers.len(), 5);
+        assert_eq!(org.representatives.len(), 32);
+        assert_eq!(org.campaigns.len(), 3);
+        assert_eq!(org.contact_groups.len(), 3);
+        // Rule 2's exception is exercised: a manager shares a login with a representative
+        // who has no Admin Center access.
+        let marie = "marie.curie@acme.example";
+        assert!(org.managers.contains_key(marie) && org.representatives.contains_key(marie));
+        let username = |l: &str| org.representatives[l].username.clone().unwrap_or_default();
+        assert_eq!(username("adam.nowak@acme.example"), "anowak");
+        assert_eq!(username("anna.nowak@acme.example"), "anowak2");
+        assert_eq!(username("lea.dubois@acme.example"), "ldubois");
+        assert_eq!(username("emily.davis@acme.example"), "emily.davis");
+    }
+
     #[test]
     fn bad_options_are_refused_with_the_flag_name() {
         let err = generate_to_strings(&GenerateOptions {

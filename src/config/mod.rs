@@ -110,10 +110,10 @@ pub fn diagnostic_for(
         help: help.into(),
         related: None,
     };
-    match load::finding_to_pending(finding.clone(), desired_origins) {
-        Some(p) => load::resolve(vec![p])
-            .pop()
-            .expect("resolve keeps a lone diagnostic"),
+    let located = load::finding_to_pending(finding.clone(), desired_origins)
+        .and_then(|p| load::resolve(vec![p]).pop());
+    match located {
+        Some(d) => d,
         None => Diagnostic {
             severity,
             rule,

@@ -562,14 +562,21 @@ pub fn assign_usernames(reps: &mut BTreeMap<Login, Representative>) {
         .values()
         .filter_map(|r| r.username.as_ref().map(|u| u.to_lowercase()))
         .collect();
+    // Next suffix to try per base, so a common name costs O(1) per representative.
+    let mut next: HashMap<String, u64> = HashMap::new();
     for r in reps.values_mut().filter(|r| r.username.is_none()) {
         let base = default_username(&r.first_name, &r.last_name, &r.login);
-        let mut candidate = base.clone();
-        let mut n = 2u64;
+        let n = next.entry(base.clone()).or_insert(1);
+        let mut candidate = if *n == 1 {
+            base.clone()
+        } else {
+            format!("{base}{n}")
+        };
         while taken.contains(&candidate) {
+            *n += 1;
             candidate = format!("{base}{n}");
-            n += 1;
         }
+        *n += 1;
         taken.insert(candidate.clone());
         r.username = Some(candidate);
     }
