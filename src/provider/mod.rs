@@ -51,9 +51,9 @@ pub struct RetryPolicy {
 impl Default for RetryPolicy {
     fn default() -> Self {
         RetryPolicy {
-            max_retries: 8,
+            max_retries: 7,
             min_delay: Duration::from_millis(50),
-            max_delay: Duration::from_secs(4),
+            max_delay: Duration::from_secs(2),
             max_retry_after: Duration::from_secs(30),
         }
     }
