@@ -517,7 +517,7 @@ fn a_concurrent_edit_during_apply_fails_that_object_only() {
         server.dir.path(),
         Some(&decl),
     );
-    cmd.env(PAUSE, "2000");
+    cmd.env(PAUSE, "5000");
     let mut child = cmd.spawn().unwrap();
 
     // Wait for the pause announcement, then edit one of the planned objects.
