@@ -780,3 +780,57 @@ fn without_an_endpoint_the_embedded_live_system_is_used() {
         String::from_utf8_lossy(&plan.stdout)
     );
 }
+
+#[test]
+fn a_manager_token_changes_only_what_is_in_its_teams() {
+    let server = Server::start(&[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let decl = small_copy(tmp.path());
+    server.apply_ok(&decl);
+    let db = format!("sqlite://{}", server.dir.path().join("live.db").display());
+    let token = server.roster(
+        &[
+            "token",
+            "create",
+            "--manager",
+            "marie@acme.example",
+            "--database",
+            &db,
+        ],
+        None,
+    );
+    assert_eq!(token.code, 0, "{token}");
+    let manager_token = token.stdout.trim().to_string();
+    let people = decl.join("people.yaml");
+    edit(&people, "language: fr", "language: de"); // jdoe, in Europe/Paris: in scope
+    edit(&people, "language: pl", "language: it"); // bnoel, in Americas: out of scope
+
+    let as_manager = |args: &[&str]| {
+        let mut cmd = server.command(args, server.dir.path(), Some(&decl));
+        cmd.env("ROSTER_TOKEN", &manager_token);
+        let out = wait_output(cmd.spawn().unwrap(), COMMAND_TIMEOUT, &args.join(" "));
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    };
+    let d = decl.to_str().unwrap();
+    let apply = as_manager(&["apply", d, "--auto-approve"]);
+    assert_eq!(apply.code, 0, "{apply}");
+    assert!(
+        apply.stdout.contains("as manager marie@acme.example"),
+        "{apply}"
+    );
+    assert_eq!(
+        server.get("/v1/representatives/jdoe%40acme.example")["language"],
+        "de"
+    );
+    assert_eq!(
+        server.get("/v1/representatives/bnoel%40acme.example")["language"],
+        "pl",
+        "outside the manager's teams: untouched"
+    );
+    let plan = as_manager(&["plan", d, "--detailed-exitcode"]);
+    assert_eq!(plan.code, 0, "{plan}");
+}
