@@ -147,6 +147,7 @@ impl Drop for Server {
 }
 
 impl Server {
+    /// Starts a server; `extra` flags are added (2000 seats unless `--seats` is given).
     fn start(extra: &[&str]) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let token_file = dir.path().join("admin.token");
@@ -158,7 +159,11 @@ impl Server {
             .arg(format!("sqlite://{}", dir.path().join("live.db").display()))
             .arg("--admin-token-file")
             .arg(&token_file)
-            .args(["--seats", "2000"])
+            .args(if extra.contains(&"--seats") {
+                &[][..]
+            } else {
+                &["--seats", "2000"][..]
+            })
             .args(extra)
             .env_remove("ROSTER_ENDPOINT")
             .env_remove("ROSTER_TOKEN")
@@ -512,7 +517,7 @@ fn a_concurrent_edit_during_apply_fails_that_object_only() {
         server.dir.path(),
         Some(&decl),
     );
-    cmd.env(PAUSE, "2000");
+    cmd.env(PAUSE, "5000");
     let mut child = cmd.spawn().unwrap();
 
     // Wait for the pause announcement, then edit one of the planned objects.
@@ -700,4 +705,132 @@ fn apply_without_a_terminal_needs_auto_approve() {
     assert_eq!(run.code, 1, "{run}");
     assert!(run.stderr.contains("--auto-approve"), "{run}");
     assert_eq!(server.audit().len(), before, "nothing was written");
+}
+
+#[test]
+fn the_acme_example_applies_converges_and_round_trips() {
+    let acme = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/acme");
+    if !acme.is_dir() {
+        eprintln!("skipped: examples/acme is not in this tree");
+        return;
+    }
+    let server = Server::start(&[]);
+    server.apply_ok(&acme);
+    let again = server.plan_exit(&acme);
+    assert_eq!(again.code, 0, "{again}");
+    let out = server.dir.path().join("exported");
+    let run = server.roster(&["export", "--out", out.to_str().unwrap()], None);
+    assert_eq!(run.code, 0, "{run}");
+    let plan = server.plan_exit(&out);
+    assert_eq!(plan.code, 0, "export → plan must show no change:\n{plan}");
+}
+
+#[test]
+fn a_plan_time_rule_error_points_into_the_files_and_writes_nothing() {
+    // Two active representatives, one licensed seat (rule 5, known only from the live account).
+    let server = Server::start(&["--seats", "1"]);
+    let decl = fixture("small");
+    let before = server.audit().len();
+    let run = server.roster(
+        &["apply", decl.to_str().unwrap(), "--auto-approve"],
+        Some(&decl),
+    );
+    assert_eq!(run.code, 1, "{run}");
+    assert!(run.stderr.contains("seats"), "{run}");
+    assert!(
+        run.stderr.contains("people.yaml:") || run.stderr.contains("org.yaml:"),
+        "the error names file:line:col:\n{run}"
+    );
+    assert_eq!(server.audit().len(), before, "nothing was written");
+}
+
+#[test]
+fn without_an_endpoint_the_embedded_live_system_is_used() {
+    let tmp = tempfile::tempdir().unwrap();
+    let decl = fixture("small");
+    let run = |args: &[&str]| {
+        let mut cmd = Command::new(bin());
+        cmd.args(args)
+            .current_dir(tmp.path())
+            .env_remove("ROSTER_ENDPOINT")
+            .env_remove("ROSTER_TOKEN")
+            .env_remove("ROSTER_STATE_DIR")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for v in password_vars(&decl) {
+            cmd.env(v, "e2e-Initial-Passw0rd!");
+        }
+        wait_output(cmd.spawn().unwrap(), COMMAND_TIMEOUT, &args.join(" "))
+    };
+    let d = decl.to_str().unwrap();
+    let apply = run(&["apply", d, "--auto-approve"]);
+    assert!(
+        apply.status.success(),
+        "{}",
+        String::from_utf8_lossy(&apply.stderr)
+    );
+    assert!(tmp.path().join(".roster/live.db").is_file());
+    let plan = run(&["plan", d, "--detailed-exitcode"]);
+    assert_eq!(
+        plan.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&plan.stdout)
+    );
+}
+
+#[test]
+fn a_manager_token_changes_only_what_is_in_its_teams() {
+    let server = Server::start(&[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let decl = small_copy(tmp.path());
+    server.apply_ok(&decl);
+    let db = format!("sqlite://{}", server.dir.path().join("live.db").display());
+    let token = server.roster(
+        &[
+            "token",
+            "create",
+            "--manager",
+            "marie@acme.example",
+            "--database",
+            &db,
+        ],
+        None,
+    );
+    assert_eq!(token.code, 0, "{token}");
+    let manager_token = token.stdout.trim().to_string();
+    let people = decl.join("people.yaml");
+    edit(&people, "language: fr", "language: de"); // jdoe, in Europe/Paris: in scope
+    edit(&people, "language: pl", "language: it"); // bnoel, in Americas: out of scope
+
+    let as_manager = |args: &[&str]| {
+        let mut cmd = server.command(args, server.dir.path(), Some(&decl));
+        cmd.env("ROSTER_TOKEN", &manager_token);
+        let out = wait_output(cmd.spawn().unwrap(), COMMAND_TIMEOUT, &args.join(" "));
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    };
+    let d = decl.to_str().unwrap();
+    let apply = as_manager(&["apply", d, "--auto-approve"]);
+    assert_eq!(apply.code, 0, "{apply}");
+    assert!(
+        apply.stdout.contains("as manager marie@acme.example"),
+        "{apply}"
+    );
+    assert_eq!(
+        server.get("/v1/representatives/jdoe%40acme.example")["language"],
+        "de"
+    );
+    assert_eq!(
+        server.get("/v1/representatives/bnoel%40acme.example")["language"],
+        "pl",
+        "outside the manager's teams: untouched"
+    );
+    let plan = as_manager(&["plan", d, "--detailed-exitcode"]);
+    assert_eq!(plan.code, 0, "{plan}");
 }

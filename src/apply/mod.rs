@@ -30,6 +30,9 @@ use crate::model::{Kind, SecretRef, SecretValue};
 use crate::plan::{Action, Change, Plan};
 use crate::provider::{BatchOp, HttpProvider, ProviderError};
 
+/// Most operations in one batch when the batch sets passwords.
+pub const BATCH_MAX_WITH_PASSWORDS: usize = 50;
+
 /// Resolves a password reference to its value (`config::secrets::resolve` in the binary).
 /// The error text must name the reference (variable or file), never a value.
 pub type SecretResolver = Arc<dyn Fn(&SecretRef) -> Result<SecretValue, String> + Send + Sync>;
@@ -485,6 +488,16 @@ pub async fn execute(
                 if same.len() - size.min(same.len()) < batch_min {
                     // Too few would be left for a batch of their own: take them too.
                     size = same.len().min(batch_max);
+                }
+                // The server hashes every password it is sent (Argon2id, deliberately slow):
+                // a batch carrying passwords stays small enough to answer within the
+                // request timeout.
+                if same
+                    .iter()
+                    .take(size)
+                    .any(|&j| plan.changes[j].set_password.is_some())
+                {
+                    size = size.min(BATCH_MAX_WITH_PASSWORDS);
                 }
                 let chunk: Vec<usize> = same.into_iter().take(size).collect();
                 let taken: std::collections::HashSet<usize> = chunk.iter().copied().collect();

@@ -371,3 +371,43 @@ async fn an_update_of_an_object_created_earlier_in_the_plan_uses_the_created_ver
         "each write chains on the version the previous one returned"
     );
 }
+
+#[tokio::test]
+async fn batches_that_set_passwords_stay_small() {
+    let server = MockServer::start(vec![], Some(echo())).await;
+    let changes: Vec<Change> = (0..120)
+        .map(|i| {
+            let mut c = change(
+                Kind::Manager,
+                &format!("m{i:03}@x.example"),
+                Action::Create,
+                &[],
+            );
+            c.set_password = Some(SecretRef {
+                env: Some("PW".into()),
+                ..SecretRef::default()
+            });
+            c
+        })
+        .collect();
+    let resolver: SecretResolver = Arc::new(|_| Ok(SecretValue("pw".into())));
+    let opts = ApplyOptions {
+        parallelism: 1,
+        ..ApplyOptions::new(resolver)
+    };
+    let report = execute(&plan(changes), &provider(&server), &opts, Progress::Quiet).await;
+    assert!(report.is_success(), "{}", report.text(false));
+    let sizes: Vec<usize> = server
+        .seen()
+        .iter()
+        .map(|s| {
+            let v: Value = serde_json::from_str(&s.body).unwrap();
+            v["operations"].as_array().map_or(1, Vec::len)
+        })
+        .collect();
+    assert_eq!(sizes.iter().sum::<usize>(), 120);
+    assert!(
+        sizes.iter().all(|&n| n <= BATCH_MAX_WITH_PASSWORDS),
+        "{sizes:?}"
+    );
+}

@@ -69,6 +69,20 @@ fn confirm(changes: usize) -> anyhow::Result<bool> {
     Ok(line.trim() == "yes")
 }
 
+/// Shows the plan about to be applied: on stdout, or on stderr when stdout carries the
+/// JSON report (`--format json`), so that stdout stays one JSON document.
+fn show_plan(plan: &Plan, format: DiagnosticFormat) {
+    match format {
+        DiagnosticFormat::Text => {
+            anstream::print!("{}", render(plan, PlanFormat::Text, stdout_color()))
+        }
+        DiagnosticFormat::Json => anstream::eprint!(
+            "{}",
+            render(plan, PlanFormat::Text, super::plan::stderr_color())
+        ),
+    }
+}
+
 async fn pause_for_tests() {
     if let Some(ms) = std::env::var(PAUSE_ENV)
         .ok()
@@ -103,7 +117,6 @@ async fn apply(
     saved: Option<Plan>,
     provider: &crate::provider::HttpProvider,
 ) -> anyhow::Result<Exit> {
-    let color = stdout_color();
     let plan = match saved {
         Some(plan) => {
             let observed = provider.read().await.with_context(|| {
@@ -125,10 +138,7 @@ async fn apply(
                 );
                 anyhow::bail!(msg);
             }
-            if plan.is_empty() {
-                anstream::println!("the saved plan has no changes; nothing to do.");
-                return Ok(Exit::Success);
-            }
+            show_plan(&plan, args.format);
             plan
         }
         None => {
@@ -137,11 +147,8 @@ async fn apply(
                 Err(exit) => return Ok(exit),
             };
             let plan = planned.plan;
-            anstream::print!("{}", render(&plan, PlanFormat::Text, color));
-            if plan.is_empty() {
-                return Ok(Exit::Success);
-            }
-            if !args.auto_approve {
+            show_plan(&plan, args.format);
+            if !args.auto_approve && !plan.is_empty() {
                 let n = plan.changes.len();
                 let yes = tokio::task::spawn_blocking(move || confirm(n))
                     .await
@@ -167,11 +174,45 @@ async fn apply(
     let report = crate::apply::execute(&plan, provider, &opts, progress).await;
     match args.format {
         DiagnosticFormat::Json => print!("{}", report.json()),
-        DiagnosticFormat::Text => anstream::print!("{}", report.text(color)),
+        DiagnosticFormat::Text => anstream::print!("{}", report.text(stdout_color())),
     }
     Ok(if report.is_success() {
         Exit::Success
     } else {
         Exit::Error
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_saved_plan_of_another_format_or_not_a_plan_is_refused_with_the_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        let other = dir.path().join("old.json");
+        std::fs::write(
+            &other,
+            r#"{"format_version": 99, "changes": [], "summary": {"create":0,"update":0,"rename":0,"move":0,"deactivate":0,"reactivate":0,"delete":0,"removals":0}, "fingerprint": {}}"#,
+        )
+        .unwrap();
+        let e = load_plan(&other).unwrap_err().to_string();
+        assert!(
+            e.contains("format version 99") && e.contains("make the plan again"),
+            "{e}"
+        );
+
+        let junk = dir.path().join("junk.json");
+        std::fs::write(&junk, "[1, 2]").unwrap();
+        let e = load_plan(&junk).unwrap_err().to_string();
+        assert!(
+            e.contains("is not a plan saved by `roster plan --out`"),
+            "{e}"
+        );
+
+        let e = load_plan(&dir.path().join("missing.json"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cannot read the saved plan"), "{e}");
+    }
 }

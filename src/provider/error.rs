@@ -211,6 +211,9 @@ pub(crate) fn describe_reqwest(err: &reqwest::Error) -> String {
         msg.push_str(&lower_first(&s.to_string()));
         source = s.source();
     }
+    if err.is_connect() {
+        msg.push_str("; check --endpoint / ROSTER_ENDPOINT and that the live system is running");
+    }
     msg
 }
 

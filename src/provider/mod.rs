@@ -51,9 +51,9 @@ pub struct RetryPolicy {
 impl Default for RetryPolicy {
     fn default() -> Self {
         RetryPolicy {
-            max_retries: 8,
+            max_retries: 7,
             min_delay: Duration::from_millis(50),
-            max_delay: Duration::from_secs(4),
+            max_delay: Duration::from_secs(2),
             max_retry_after: Duration::from_secs(30),
         }
     }
@@ -463,6 +463,57 @@ mod http_tests {
             server.seen().len(),
             2 + 6 + 2,
             "paged lists, no per-object GET"
+        );
+    }
+}
+
+#[cfg(test)]
+mod visibility_tests {
+    use serde_json::json;
+
+    use super::testing::{MockServer, problem};
+    use super::*;
+
+    #[tokio::test]
+    async fn a_kind_the_token_may_not_list_reads_as_empty() {
+        let server = MockServer::start(
+            vec![],
+            Some(Box::new(|s| {
+                let body = match s.path.as_str() {
+                    "/v1/account" => json!({"name":"acme","seats":10,"version":1}),
+                    "/v1/whoami" => json!({"role":"manager","login":"m@x.example"}),
+                    p if p.starts_with("/v1/administrators") => {
+                        return Some(problem(403, "forbidden", "managers may not"));
+                    }
+                    _ => json!({"items":[],"next_cursor":null}),
+                };
+                Some((200, vec![], body.to_string()))
+            })),
+        )
+        .await;
+        let p = HttpProvider::new(&server.url(), None).unwrap();
+        let obs = p.read().await.unwrap();
+        assert!(obs.org.administrators.is_empty());
+        assert!(matches!(
+            obs.principal,
+            Some(crate::model::Principal::Manager { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_401_fails_the_read_with_the_fix() {
+        let server = MockServer::start(
+            vec![],
+            Some(Box::new(|_| {
+                Some(problem(401, "unauthorized", "unknown token"))
+            })),
+        )
+        .await;
+        let p = HttpProvider::new(&server.url(), Some("bad".into())).unwrap();
+        let e = p.read().await.unwrap_err().to_string();
+        assert!(
+            e.contains("unauthorized (401)") && e.contains("ROSTER_TOKEN"),
+            "{e}"
         );
     }
 }

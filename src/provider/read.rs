@@ -182,6 +182,19 @@ fn collect<T: DeserializeOwned + JsonSchema>(
     Ok(out)
 }
 
+/// A kind the token may not list (a manager token and administrators: 403) reads as
+/// empty: what the token cannot see, the plan cannot touch either; declaring such objects
+/// then fails as an escalation at plan time, not as a read error.
+async fn visible(p: &HttpProvider, kind: Kind) -> Result<Vec<Value>, ProviderError> {
+    match list(p, kind).await {
+        Err(e) if e.status() == Some(403) => {
+            tracing::info!("this token may not list {}: {e}", kind.section());
+            Ok(Vec::new())
+        }
+        other => other,
+    }
+}
+
 /// Who the token acts as; `None` when the server has no `/v1/whoami`.
 async fn whoami(p: &HttpProvider) -> Result<Option<Principal>, ProviderError> {
     match p.send(Method::GET, "/v1/whoami", None, &[]).await.result {
@@ -201,13 +214,13 @@ pub(crate) async fn read(p: &HttpProvider) -> Result<Observed, ProviderError> {
     let (account, principal, portals, teams, admins, managers, reps, campaigns, groups) = tokio::try_join!(
         p.get_json("/v1/account"),
         whoami(p),
-        list(p, Kind::Portal),
-        list(p, Kind::Team),
-        list(p, Kind::Administrator),
-        list(p, Kind::Manager),
-        list(p, Kind::Representative),
-        list(p, Kind::Campaign),
-        list(p, Kind::ContactGroup),
+        visible(p, Kind::Portal),
+        visible(p, Kind::Team),
+        visible(p, Kind::Administrator),
+        visible(p, Kind::Manager),
+        visible(p, Kind::Representative),
+        visible(p, Kind::Campaign),
+        visible(p, Kind::ContactGroup),
     )?;
     let account: Account =
         serde_json::from_value(account).map_err(|e| ProviderError::Unexpected {

@@ -468,6 +468,26 @@ impl Obj {
         out
     }
 
+    /// Why renaming (kind, old) to `new` cannot be followed in this object, if it cannot:
+    /// a contact group that shares with both `old` and `new` at different permissions
+    /// would have to merge the two entries into one and change someone's access.
+    pub fn rename_blocker(&self, kind: Kind, old: &str, new: &str) -> Option<String> {
+        match (self, kind) {
+            (Obj::ContactGroup(g), Kind::Representative | Kind::Manager) => {
+                match (g.shared_with.get(old), g.shared_with.get(new)) {
+                    (Some(a), Some(b)) if a != b => Some(format!(
+                        "contact_group `{}` shares with `{old}` ({}) and `{new}` ({}); after the rename one entry would have to stand for both",
+                        g.name,
+                        permission_name(*a),
+                        permission_name(*b)
+                    )),
+                    _ => None,
+                }
+            }
+            _ => None,
+        }
+    }
+
     /// Rewrites this object's reference to a renamed (kind, old) as `new`. True when
     /// something changed.
     pub fn rewrite_ref(&mut self, kind: Kind, old: &str, new: &str) -> bool {
@@ -492,6 +512,8 @@ impl Obj {
                 replace_in_set(&mut c.representatives, old, new)
             }
             (Obj::Campaign(c), Kind::Team) => replace_in_set(&mut c.teams, old, new),
+            // The entry follows the renamed account. An entry `new` already there has the
+            // same permission (`rename_blocker` refused any other case), so they merge.
             (Obj::ContactGroup(g), Kind::Representative | Kind::Manager) => {
                 if let Some(p) = g.shared_with.remove(old) {
                     g.shared_with.insert(new.to_string(), p);
@@ -502,6 +524,13 @@ impl Obj {
             _ => false,
         }
     }
+}
+
+fn permission_name(p: crate::model::Permission) -> String {
+    serde_json::to_value(p)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_else(|| format!("{p:?}").to_lowercase())
 }
 
 /// RFC 7396 JSON merge patch.
@@ -596,5 +625,39 @@ mod tests {
         .unwrap();
         assert!(o.rewrite_ref(Kind::Representative, "a@x.example", "b@x.example"));
         assert_eq!(o.to_body()["shared_with"], json!({"b@x.example":"view"}));
+    }
+
+    #[test]
+    fn a_rename_merging_entries_of_different_permissions_is_blocked() {
+        let (g, _) = Obj::parse(
+            Kind::ContactGroup,
+            json!({"name":"g","shared_with":{"a@x.example":"view","b@x.example":"manage","c@x.example":"view"}}),
+        )
+        .unwrap();
+        let why = g
+            .rename_blocker(Kind::Manager, "a@x.example", "b@x.example")
+            .unwrap();
+        assert!(
+            why.contains("`a@x.example` (view)") && why.contains("`b@x.example` (manage)"),
+            "{why}"
+        );
+        assert_eq!(
+            g.rename_blocker(Kind::Representative, "a@x.example", "c@x.example"),
+            None
+        );
+        assert_eq!(
+            g.rename_blocker(Kind::Representative, "a@x.example", "d@x.example"),
+            None
+        );
+        assert_eq!(
+            g.rename_blocker(Kind::Team, "a@x.example", "b@x.example"),
+            None
+        );
+        let mut merged = g.clone();
+        assert!(merged.rewrite_ref(Kind::Representative, "a@x.example", "c@x.example"));
+        assert_eq!(
+            merged.to_body()["shared_with"],
+            json!({"b@x.example":"manage","c@x.example":"view"})
+        );
     }
 }
