@@ -15,7 +15,8 @@
 //!
 //! Each part says so and is skipped when the command it needs is not implemented yet.
 //! Run without `--bench` (as `cargo test --all-targets` does), it is a smoke run over a
-//! 300-representative organization in a temporary directory.
+//! 300-representative organization in a temporary directory, which panics on a wrong
+//! outcome (a failed command, a plan after apply that is not empty), never on a slow one.
 //! Every child process runs under a timeout. Only loopback is used.
 //!
 //! Environment: ROSTER_BENCH_REPS, ROSTER_BENCH_TEAMS, ROSTER_BENCH_MANAGERS,
@@ -39,6 +40,14 @@ use rayon::prelude::*;
 use roster::generate::{GENERATOR_REVISION, GenerateOptions, generate};
 
 const BIN: &str = env!("CARGO_BIN_EXE_roster");
+
+/// Outcomes that are wrong, not merely slow (a failed command, a no-op plan that is not
+/// empty…). The run ends with exit 1 (a panic in a smoke run) when there are any.
+static FAILURES: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+fn fail(what: impl Into<String>) {
+    FAILURES.lock().unwrap().push(what.into());
+}
 
 fn env_usize(name: &str, default: usize) -> usize {
     match std::env::var(name) {
@@ -450,6 +459,7 @@ fn main() {
     } else if v.not_implemented() {
         println!("\n[validate] skipped: `roster validate` is not implemented yet");
     } else {
+        fail("roster validate failed");
         println!(
             "\n[validate] FAILED (exit {:?}{}) after {:.2}s, peak {:.0} MB:\n    {}",
             v.code,
@@ -463,9 +473,19 @@ fn main() {
     // 4. Against a live server.
     if skip_live {
         println!("\n[live] skipped: ROSTER_BENCH_SKIP_LIVE=1");
+    } else {
+        live(&opts, &org, logs, timeout, validate_secs);
+    }
+    let failures = FAILURES.lock().unwrap().clone();
+    if failures.is_empty() {
         return;
     }
-    live(&opts, &org, logs, timeout, validate_secs);
+    let list = failures.join("; ");
+    if smoke {
+        panic!("the smoke run found failures: {list}");
+    }
+    eprintln!("\nfailures: {list}");
+    std::process::exit(1);
 }
 
 fn live(opts: &GenerateOptions, org: &Path, logs: &Path, timeout: Duration, validate: Option<f64>) {
@@ -494,6 +514,7 @@ fn live(opts: &GenerateOptions, org: &Path, logs: &Path, timeout: Duration, vali
             if err.contains("not implemented") {
                 println!("\n[live] skipped: `roster serve` is not implemented yet");
             } else {
+                fail("roster serve exited");
                 println!(
                     "\n[live] skipped: `roster serve` exited ({status}): {}",
                     err.trim()
@@ -505,6 +526,7 @@ fn live(opts: &GenerateOptions, org: &Path, logs: &Path, timeout: Duration, vali
             break;
         }
         if started.elapsed() > Duration::from_secs(60) {
+            fail("roster serve did not listen");
             println!("\n[live] skipped: `roster serve` did not listen on {addr} within 60s");
             return;
         }
@@ -531,6 +553,7 @@ fn live(opts: &GenerateOptions, org: &Path, logs: &Path, timeout: Duration, vali
         if r.not_implemented() {
             println!("  {what}: skipped, not implemented yet");
         } else {
+            fail(format!("{what} failed"));
             println!(
                 "  {what}: FAILED (exit {:?}{}) after {:.2}s:\n    {}",
                 r.code,
@@ -567,11 +590,14 @@ fn live(opts: &GenerateOptions, org: &Path, logs: &Path, timeout: Duration, vali
                 target.map_or("n/a", |t| verdict(p.secs <= t))
             );
         }
-        Some(2) => println!(
-            "  no-op plan: NOT EMPTY after the first apply (exit 2) in {:.2}s; first lines:\n    {}",
-            p.secs,
-            p.stdout.lines().take(12).collect::<Vec<_>>().join("\n    ")
-        ),
+        Some(2) => {
+            fail("the plan after the first apply is not empty");
+            println!(
+                "  no-op plan: NOT EMPTY after the first apply (exit 2) in {:.2}s; first lines:\n    {}",
+                p.secs,
+                p.stdout.lines().take(12).collect::<Vec<_>>().join("\n    ")
+            )
+        }
         _ => {
             report_failure("no-op plan", &p);
             return;
@@ -585,6 +611,9 @@ fn live(opts: &GenerateOptions, org: &Path, logs: &Path, timeout: Duration, vali
         p.secs,
         describe(&counter.snapshot())
     );
+    if p.code != Some(0) {
+        fail("the no-op plan through the proxy did not exit 0");
+    }
 
     // 1,000 changes.
     let changed = logs.join("changed-org");
@@ -606,6 +635,11 @@ fn live(opts: &GenerateOptions, org: &Path, logs: &Path, timeout: Duration, vali
         plan_changes.map_or("?".into(), |c| c.to_string()),
         describe(&counter.snapshot())
     );
+    if p.code != Some(2) || plan_changes != Some(n) {
+        fail(format!(
+            "the {n}-change plan did not show {n} changes with exit 2"
+        ));
+    }
     counter.reset();
     let a = roster("apply", &changed, proxy, &["--auto-approve"]);
     if !a.ok() {
@@ -624,6 +658,9 @@ fn live(opts: &GenerateOptions, org: &Path, logs: &Path, timeout: Duration, vali
         p.code,
         describe(&counter.snapshot())
     );
+    if p.code != Some(0) {
+        fail(format!("the plan after the {n}-change apply is not empty"));
+    }
     if counter.chunked.load(Ordering::Relaxed) > 0 {
         println!("  note: some requests used chunked bodies; counts after them are low");
     }
