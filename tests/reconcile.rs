@@ -834,3 +834,52 @@ fn a_manager_token_changes_only_what_is_in_its_teams() {
     let plan = as_manager(&["plan", d, "--detailed-exitcode"]);
     assert_eq!(plan.code, 0, "{plan}");
 }
+
+#[test]
+fn a_saved_plan_applies_when_nothing_changed_since() {
+    let server = Server::start(&[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let decl = small_copy(tmp.path());
+    server.apply_ok(&decl);
+    edit(
+        &decl.join("people.yaml"),
+        "last_name: Doe",
+        "last_name: Doe-Martin",
+    );
+    let plan_file = tmp.path().join("plan.json");
+    let md = server.roster(
+        &[
+            "plan",
+            decl.to_str().unwrap(),
+            "--format",
+            "markdown",
+            "--out",
+            plan_file.to_str().unwrap(),
+        ],
+        Some(&decl),
+    );
+    assert_eq!(md.code, 0, "{md}");
+    assert!(md.stdout.contains("jdoe@acme.example"), "{md}");
+
+    let run = server.roster(
+        &[
+            "apply",
+            "--plan",
+            plan_file.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+        Some(&decl),
+    );
+    assert_eq!(run.code, 0, "{run}");
+    let report: Value = serde_json::from_str(&run.stdout).expect("the json report is stdout");
+    assert_eq!(
+        report["summary"],
+        json!({"done": 1, "failed": 0, "skipped": 0})
+    );
+    assert_eq!(
+        server.get("/v1/representatives/jdoe%40acme.example")["last_name"],
+        "Doe-Martin"
+    );
+    assert_eq!(server.plan_exit(&decl).code, 0);
+}
