@@ -36,7 +36,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
-use roster::generate::{GenerateOptions, generate};
+use roster::generate::{GENERATOR_REVISION, GenerateOptions, generate};
 
 const BIN: &str = env!("CARGO_BIN_EXE_roster");
 
@@ -361,7 +361,7 @@ fn main() {
     );
 
     // 1. The organization.
-    let stamp = format!("{opts:?}\n");
+    let stamp = format!("{opts:?} revision {GENERATOR_REVISION}\n");
     let stamp_path = org.join(".bench-params");
     if fs::read_to_string(&stamp_path).ok().as_deref() == Some(stamp.as_str()) {
         println!("\n[generate] reusing {} ({stamp:?})", org.display());

@@ -32,6 +32,10 @@ use rayon::prelude::*;
 use crate::model::catalog::PORTAL_FEATURES;
 use crate::model::{Feature, TeamRight};
 
+/// Changes whenever the same options produce different files (caches, like the scale
+/// bench's `target/bench-org`, compare it).
+pub const GENERATOR_REVISION: u32 = 2;
+
 /// What to generate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GenerateOptions {
@@ -244,10 +248,26 @@ const NAMES: &[Names] = &[
 const REGIONS: &[&str] = &[
     "Europe", "Americas", "Asia", "Africa", "Oceania", "Nordics", "Iberia", "Benelux",
 ];
-const CITIES: &[&str] = &[
-    "Paris", "Warsaw", "Lyon", "Montreal", "Austin", "Kraków", "Berlin", "Madrid", "Lisbon",
-    "Dublin", "Zürich", "Sevilla", "Gdańsk", "Toronto", "Denver", "Osaka", "Nairobi", "Sydney",
-    "Lille", "Porto",
+/// Sites of each region, by the region's position in `REGIONS`.
+const CITIES: &[&[&str]] = &[
+    &[
+        "Paris", "Warsaw", "Lyon", "Kraków", "Berlin", "Dublin", "Zürich", "Gdańsk", "Lille",
+    ],
+    &[
+        "Montreal",
+        "Austin",
+        "Toronto",
+        "Denver",
+        "São Paulo",
+        "Mexico City",
+        "Chicago",
+    ],
+    &["Osaka", "Singapore", "Bangalore", "Manila", "Seoul"],
+    &["Nairobi", "Casablanca", "Lagos", "Cape Town"],
+    &["Sydney", "Auckland", "Perth"],
+    &["Stockholm", "Oslo", "Helsinki", "Aarhus"],
+    &["Madrid", "Lisbon", "Sevilla", "Porto", "Valencia"],
+    &["Brussels", "Amsterdam", "Rotterdam", "Luxembourg"],
 ];
 const FUNCTIONS: &[&str] = &[
     "Billing",
@@ -407,14 +427,18 @@ fn tree(n: usize) -> Tree {
             });
             parent.push(None);
         } else if i < roots + level2 {
+            // Round-robin over the regions; the m-th site of a region is named after the
+            // region's cities, numbered once they run out (unique among siblings).
             let j = i - roots;
-            let base = CITIES[j % CITIES.len()];
-            names.push(if j < CITIES.len() {
+            let (root, m) = (j % roots, j / roots);
+            let cities = CITIES[root % CITIES.len()];
+            let base = cities[m % cities.len()];
+            names.push(if m < cities.len() {
                 base.to_string()
             } else {
-                format!("{base}-{}", j / CITIES.len() + 1)
+                format!("{base}-{}", m / cities.len() + 1)
             });
-            parent.push(Some(j % roots));
+            parent.push(Some(root));
         } else {
             let k = i - roots - level2;
             names.push(format!("{}-{:04}", FUNCTIONS[k % FUNCTIONS.len()], k + 1));

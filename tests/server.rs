@@ -1477,16 +1477,206 @@ async fn renames_leave_no_stale_references(s: &Srv) {
 }
 both_backends!(renames_leave_no_stale_references);
 
+/// A `shared_with` login held by a representative AND a manager (docs/api.md, "Shared
+/// logins"): the group refers to both; renaming either moves the entry to the new login,
+/// symmetrically; a rename that would merge two entries of different permissions is
+/// refused before anything is written; at the same permission they merge.
+async fn shared_logins_follow_renames(s: &Srv) {
+    let a = &s.admin;
+    s.create(a, "teams", json!({"path": "T"})).await;
+    for login in ["both@acme.example", "x@acme.example"] {
+        s.create(a, "representatives", rep(login, "T")).await;
+    }
+    for login in ["both@acme.example", "y@acme.example"] {
+        s.create(
+            a,
+            "managers",
+            json!({"login": login, "email": login, "name": "M"}),
+        )
+        .await;
+    }
+    s.create(
+        a,
+        "contact-groups",
+        json!({"name": "g", "shared_with": {"both@acme.example": "connect"}}),
+    )
+    .await;
+    // Both holders of the login are kept from deletion by the group.
+    let r = s
+        .delete(
+            a,
+            "/v1/representatives/both@acme.example?purge_statistics=true",
+            Some(1),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (409, "conflict"), "{}", r.body);
+    assert!(
+        r.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("contact_group `g`")
+    );
+    // Renaming the manager (the other kind than renames_leave_no_stale_references):
+    // the entry follows it; the representative is no longer shared with.
+    let r = s
+        .patch(
+            a,
+            "/v1/managers/both@acme.example",
+            Some(1),
+            &json!({"login": "both-m@acme.example"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let g = s.get(a, "/v1/contact-groups/g").await;
+    assert_eq!(
+        (g.body["shared_with"].clone(), g.version()),
+        (json!({"both-m@acme.example": "connect"}), 2)
+    );
+    let r = s
+        .delete(
+            a,
+            "/v1/representatives/both@acme.example?purge_statistics=true",
+            Some(1),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    let r = s
+        .delete(a, "/v1/managers/both-m@acme.example", Some(2))
+        .await;
+    assert_eq!((r.status, r.code()), (409, "conflict"), "{}", r.body);
+
+    // Different permissions for the old and the new login: refused, nothing written.
+    s.create(
+        a,
+        "contact-groups",
+        json!({"name": "h", "shared_with": {"x@acme.example": "view", "y@acme.example": "manage"}}),
+    )
+    .await;
+    let r = s
+        .patch(
+            a,
+            "/v1/representatives/x@acme.example",
+            Some(1),
+            &json!({"login": "y@acme.example"}),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (409, "conflict"), "{}", r.body);
+    let detail = r.body["detail"].as_str().unwrap();
+    assert!(detail.contains("contact_group `h`"), "{detail}");
+    assert!(
+        detail.contains("view") && detail.contains("manage"),
+        "{detail}"
+    );
+    assert_eq!(
+        s.get(a, "/v1/representatives/x@acme.example")
+            .await
+            .version(),
+        1
+    );
+    let h = s.get(a, "/v1/contact-groups/h").await;
+    assert_eq!(h.version(), 1);
+    // The same permission: the entries merge, and the group now refers to both holders
+    // of the new login.
+    let r = s
+        .patch(
+            a,
+            "/v1/contact-groups/h",
+            Some(1),
+            &json!({"shared_with": {"y@acme.example": "view"}}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body["shared_with"].clone()),
+        (
+            200,
+            json!({"x@acme.example": "view", "y@acme.example": "view"})
+        ),
+        "{}",
+        r.body
+    );
+    let r = s
+        .patch(
+            a,
+            "/v1/representatives/x@acme.example",
+            Some(1),
+            &json!({"login": "y@acme.example"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let h = s.get(a, "/v1/contact-groups/h").await;
+    assert_eq!(
+        (h.body["shared_with"].clone(), h.version()),
+        (json!({"y@acme.example": "view"}), 3)
+    );
+    let r = s.delete(a, "/v1/managers/y@acme.example", Some(1)).await;
+    assert_eq!((r.status, r.code()), (409, "conflict"), "{}", r.body);
+    assert!(
+        r.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("contact_group `h`")
+    );
+    let r = s
+        .delete(
+            a,
+            "/v1/representatives/y@acme.example?purge_statistics=true",
+            Some(2),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (409, "conflict"), "{}", r.body);
+}
+both_backends!(shared_logins_follow_renames);
+
+/// A child process killed on drop, so that a failed assertion never leaves a server
+/// running behind the test.
+#[cfg(unix)]
+struct KillOnDrop(std::process::Child);
+
+#[cfg(unix)]
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits for `child` to exit, at most `limit`; panics (naming `what`) when it does not.
+#[cfg(unix)]
+fn wait_at_most(
+    child: &mut std::process::Child,
+    limit: std::time::Duration,
+    what: &str,
+) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} did not exit within {limit:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// The real binary: `roster serve` prints where it listens and where the token went
 /// (never the token), serves, and exits 0 on SIGTERM; `roster token create` prints one.
+///
+/// Robust on a loaded machine: stderr is read on its own thread with a deadline (log
+/// lines — e.g. sqlx's slow-statement warning — may come before the listening line),
+/// every HTTP call and process has a generous but bounded timeout, and SIGTERM is sent
+/// only after the server answered (it listens for signals before printing anything).
 #[cfg(unix)]
 #[tokio::test]
 async fn roster_serve_binary_serves_and_stops_on_sigterm() {
-    use std::io::{BufRead, BufReader};
+    use std::io::BufRead;
     use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    const LIMIT: Duration = Duration::from_secs(120);
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("db/live.db").display());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_roster"))
+    let child = Command::new(env!("CARGO_BIN_EXE_roster"))
         .args([
             "serve",
             "--listen",
@@ -1496,40 +1686,72 @@ async fn roster_serve_binary_serves_and_stops_on_sigterm() {
             "--seats",
             "3",
         ])
-        .stdout(Stdio::piped())
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let mut lines = vec![];
-    for _ in 0..2 {
-        let mut l = String::new();
-        err.read_line(&mut l).unwrap();
-        lines.push(l);
-    }
-    let url = lines[0].trim().rsplit(' ').next().unwrap().to_string();
-    assert!(url.starts_with("http://127.0.0.1:"), "{lines:?}");
+    let mut child = KillOnDrop(child);
+    let stderr = child.0.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // Readiness: the listening line (printed once bound) and the token-file line.
     let token_file = dir.path().join("db/admin.token");
+    let mut lines: Vec<String> = vec![];
+    let deadline = Instant::now() + LIMIT;
+    let listening = |l: &String| l.starts_with("roster serve: listening on ");
+    let token_line = |l: &String| l.contains("administrator token was written to");
+    while !(lines.iter().any(listening) && lines.iter().any(token_line)) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(l) => lines.push(l),
+            Err(e) => panic!("roster serve is not ready after {LIMIT:?} ({e}); stderr: {lines:?}"),
+        }
+    }
+    let url = lines
+        .iter()
+        .find(|l| listening(l))
+        .unwrap()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(url.starts_with("http://127.0.0.1:"), "{lines:?}");
+    let at = |f: fn(&String) -> bool| lines.iter().position(f).unwrap();
     assert!(
-        lines[1].contains(&token_file.display().to_string()),
+        at(|l| l.starts_with("roster serve: listening on "))
+            < at(|l| l.contains("administrator token was written to")),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .find(|l| token_line(l))
+            .unwrap()
+            .contains(&token_file.display().to_string()),
         "{lines:?}"
     );
     let token = std::fs::read_to_string(&token_file)
         .unwrap()
         .trim()
         .to_string();
-    assert!(
-        !lines.concat().contains(&token),
-        "the token is never printed"
-    );
-    let r = reqwest::Client::new()
+    assert!(!token.is_empty());
+    let http = reqwest::Client::builder().timeout(LIMIT).build().unwrap();
+    let r = http
         .get(format!("{url}/v1/account"))
         .bearer_auth(&token)
         .send()
         .await
         .unwrap();
     assert_eq!(r.json::<Value>().await.unwrap()["seats"], 3);
-    let out = Command::new(env!("CARGO_BIN_EXE_roster"))
+    let mut create = Command::new(env!("CARGO_BIN_EXE_roster"))
         .args([
             "token",
             "create",
@@ -1538,11 +1760,21 @@ async fn roster_serve_binary_serves_and_stops_on_sigterm() {
             "--database",
             &db,
         ])
-        .output()
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
-    assert!(out.status.success());
+    let status = wait_at_most(&mut create, LIMIT, "roster token create");
+    let out = create.wait_with_output().unwrap();
+    assert!(
+        status.success(),
+        "roster token create: {status:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let t2 = String::from_utf8(out.stdout).unwrap().trim().to_string();
-    let r = reqwest::Client::new()
+    assert!(!t2.is_empty() && t2 != token);
+    let r = http
         .get(format!("{url}/v1/whoami"))
         .bearer_auth(&t2)
         .send()
@@ -1550,13 +1782,24 @@ async fn roster_serve_binary_serves_and_stops_on_sigterm() {
         .unwrap();
     assert_eq!(r.status(), 200);
     let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &child.0.id().to_string()])
         .status()
         .unwrap();
     assert!(killed.success());
-    let status = child.wait().unwrap();
-    assert!(status.success(), "exit status {status:?}");
-    let mut rest = String::new();
-    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
-    assert!(rest.contains("shutting down"), "{rest}");
+    let status = wait_at_most(&mut child.0, LIMIT, "roster serve after SIGTERM");
+    // The process is gone, so its stderr is closed: the reader ends.
+    reader.join().unwrap();
+    lines.extend(rx.try_iter());
+    assert!(
+        status.success(),
+        "exit status {status:?}; stderr: {lines:?}"
+    );
+    assert!(
+        lines.iter().any(|l| l == "roster serve: shutting down"),
+        "{lines:?}"
+    );
+    assert!(
+        lines.iter().all(|l| !l.contains(&token)),
+        "the token is never printed"
+    );
 }

@@ -1,8 +1,11 @@
 //! Files → one merged, validated [`Desired`].
 //!
-//! Per file, in parallel (rayon): read (size and UTF-8 limits), parse the YAML events into
-//! a `serde_json::Value` ([`super::yaml`]), check it against the JSON Schema
-//! ([`super::schema`]), deserialize it into a typed [`Declaration`], and drop the tree.
+//! Per file, in parallel (rayon): read (size and UTF-8 limits), then first try the fast
+//! path ([`super::fast`]: events straight into a typed [`Declaration`], for files with no
+//! problem); otherwise parse the YAML events into a `serde_json::Value`
+//! ([`super::yaml`]), check it against the JSON Schema ([`super::schema`]) for precise
+//! diagnostics, deserialize what is usable into a typed [`Declaration`], and drop the
+//! tree.
 //! Then, in file order: merge the declarations (an object declared twice is an error),
 //! flatten nested teams into paths, lower-case logins, run the rules
 //! ([`super::rules`]) and fill default usernames.
@@ -235,6 +238,12 @@ fn load_file(file: &Path) -> FileResult {
             return r;
         }
     };
+    if let Some((mut decl, sections)) = super::fast::declaration(&text) {
+        normalize(&mut decl);
+        r.decl = Some(decl);
+        r.sections = sections;
+        return r;
+    }
     let value = match yaml::parse(&text) {
         Err(p) => {
             let related = p.first.as_ref().map(|ptr| {
@@ -302,7 +311,10 @@ fn load_file(file: &Path) -> FileResult {
         });
     }
     match serde_json::from_value::<Declaration>(value) {
-        Ok(d) => r.decl = Some(d),
+        Ok(mut d) => {
+            normalize(&mut d);
+            r.decl = Some(d);
+        }
         Err(_) if had_problems => {}
         Err(e) => r.pending.push(Pending {
             place: Place::Pointer(String::new(), Anchor::Value),
@@ -355,6 +367,38 @@ fn repair(value: &mut Value, problems: &[schema::SchemaProblem]) {
             }
             _ => {}
         }
+    }
+}
+
+/// Lower-cases every login and login reference (logins ignore case), per file and in
+/// parallel, before the sequential merge.
+fn normalize(d: &mut Declaration) {
+    fn teams(ts: &mut [TeamDecl]) {
+        for t in ts {
+            if let Some(l) = &mut t.leader {
+                *l = l.to_lowercase();
+            }
+            teams(&mut t.teams);
+        }
+    }
+    teams(&mut d.teams);
+    for a in &mut d.administrators {
+        a.login = a.login.to_lowercase();
+        a.previously = a.previously.take().map(|l| l.to_lowercase());
+    }
+    for m in &mut d.managers {
+        m.login = m.login.to_lowercase();
+        m.previously = m.previously.take().map(|l| l.to_lowercase());
+    }
+    for r in &mut d.representatives {
+        r.login = r.login.to_lowercase();
+        r.previously = r.previously.take().map(|l| l.to_lowercase());
+    }
+    for c in &mut d.campaigns {
+        c.representatives = std::mem::take(&mut c.representatives)
+            .into_iter()
+            .map(|l| l.to_lowercase())
+            .collect();
     }
 }
 
@@ -450,7 +494,7 @@ impl Merge {
                         path: path.clone(),
                         description: t.description,
                         max_active_logins: t.max_active_logins,
-                        leader: t.leader.map(|l| l.to_lowercase()),
+                        leader: t.leader,
                         active: t.active,
                         protect: t.protect,
                         previously: t.previously,
@@ -490,32 +534,25 @@ impl Merge {
             }
         }
         self.add_teams(file, d.teams, None, "");
-        for (i, mut a) in d.administrators.into_iter().enumerate() {
-            a.login = a.login.to_lowercase();
-            a.previously = a.previously.map(|l| l.to_lowercase());
+        for (i, a) in d.administrators.into_iter().enumerate() {
             let id = ObjectId::new(Kind::Administrator, &a.login);
             if self.declare(id, file, format!("/administrators/{i}"), "login") {
                 self.org.administrators.insert(a.login.clone(), a);
             }
         }
-        for (i, mut m) in d.managers.into_iter().enumerate() {
-            m.login = m.login.to_lowercase();
-            m.previously = m.previously.map(|l| l.to_lowercase());
+        for (i, m) in d.managers.into_iter().enumerate() {
             let id = ObjectId::new(Kind::Manager, &m.login);
             if self.declare(id, file, format!("/managers/{i}"), "login") {
                 self.org.managers.insert(m.login.clone(), m);
             }
         }
-        for (i, mut r) in d.representatives.into_iter().enumerate() {
-            r.login = r.login.to_lowercase();
-            r.previously = r.previously.map(|l| l.to_lowercase());
+        for (i, r) in d.representatives.into_iter().enumerate() {
             let id = ObjectId::new(Kind::Representative, &r.login);
             if self.declare(id, file, format!("/representatives/{i}"), "login") {
                 self.org.representatives.insert(r.login.clone(), r);
             }
         }
-        for (i, mut c) in d.campaigns.into_iter().enumerate() {
-            c.representatives = c.representatives.iter().map(|l| l.to_lowercase()).collect();
+        for (i, c) in d.campaigns.into_iter().enumerate() {
             let id = ObjectId::new(Kind::Campaign, &c.name);
             if self.declare(id, file, format!("/campaigns/{i}"), "name") {
                 self.org.campaigns.insert(c.name.clone(), c);
@@ -585,7 +622,7 @@ pub(crate) fn finding_to_pending(
 pub(crate) fn load(paths: &[PathBuf]) -> Result<Loaded, Diagnostics> {
     let mut pending = Vec::new();
     let files = expand(paths, &mut pending);
-    let results: Vec<FileResult> = files.par_iter().map(|f| load_file(f)).collect();
+    let started = std::time::Instant::now();
     let mut merge = Merge {
         org: Org::default(),
         policy: None,
@@ -594,14 +631,37 @@ pub(crate) fn load(paths: &[PathBuf]) -> Result<Loaded, Diagnostics> {
         pending,
     };
     let mut complete = true;
-    for r in results {
-        merge.pending.extend(r.pending);
-        merge.sections.extend(r.sections);
-        match r.decl {
-            Some(d) => merge.add(&r.file, d),
-            None => complete = false,
+    // Files are read on the rayon pool while this thread merges the finished ones in file
+    // order, so the sequential merge overlaps the parallel parsing.
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::channel::<(usize, FileResult)>();
+        let files = &files;
+        scope.spawn(move || {
+            files
+                .par_iter()
+                .enumerate()
+                .for_each_with(tx, |tx, (i, f)| {
+                    // The receiver lives until every result is in; a send cannot fail
+                    // unless this scope is already unwinding.
+                    let _ = tx.send((i, load_file(f)));
+                });
+        });
+        let mut waiting: BTreeMap<usize, FileResult> = BTreeMap::new();
+        let mut next = 0;
+        for (i, r) in rx {
+            waiting.insert(i, r);
+            while let Some(r) = waiting.remove(&next) {
+                next += 1;
+                merge.pending.extend(r.pending);
+                merge.sections.extend(r.sections);
+                match r.decl {
+                    Some(d) => merge.add(&r.file, d),
+                    None => complete = false,
+                }
+            }
         }
-    }
+    });
+    tracing::debug!(elapsed = ?started.elapsed(), files = files.len(), "config: files read and merged");
     let Merge {
         mut org,
         policy,
@@ -616,7 +676,9 @@ pub(crate) fn load(paths: &[PathBuf]) -> Result<Loaded, Diagnostics> {
     for f in rules::check(&org, &policy, policy_file.as_ref(), complete) {
         pending.extend(finding_to_pending(f, &origins));
     }
+    tracing::debug!(elapsed = ?started.elapsed(), "config: rules checked");
     rules::assign_usernames(&mut org.representatives);
+    tracing::debug!(elapsed = ?started.elapsed(), "config: usernames assigned");
     let diags = resolve(pending);
     let desired = Desired {
         org,

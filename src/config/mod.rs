@@ -14,11 +14,13 @@
 //! `plan`. Plan-time rules (seats, non-escalation) come back through [`diagnostic_for`] to
 //! be positioned in the user's files.
 //!
-//! Performance: files are parsed in parallel and each file's tree is dropped once it is
-//! typed; objects keep only an [`Origin`] (file + JSON pointer). Line and column are
+//! Performance: files are parsed in parallel; a file without problems goes from YAML
+//! events straight to typed objects (`fast`), others through a `Value` tree that is dropped
+//! once typed. Objects keep only an [`Origin`] (file + JSON pointer). Line and column are
 //! computed only for problems, by re-reading the files concerned.
 
 pub mod diagnostic;
+mod fast;
 mod load;
 pub mod rules;
 pub mod schema;

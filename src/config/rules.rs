@@ -75,14 +75,25 @@ pub fn check(
     policy_file: Option<&PathBuf>,
     complete: bool,
 ) -> Vec<Finding> {
-    let mut out = object_rules(org);
-    out.extend(login_rules(org));
-    out.extend(declared_username_rules(org));
-    if complete {
-        out.extend(reference_rules(org));
-        out.extend(leader_rules(org));
-        out.extend(portal_feature_warnings(org));
-    }
+    // Two independent halves, one per core.
+    let (mut out, cross) = rayon::join(
+        || {
+            let mut out = object_rules(org);
+            out.extend(login_rules(org));
+            out.extend(declared_username_rules(org));
+            out
+        },
+        || {
+            let mut out = Vec::new();
+            if complete {
+                out.extend(reference_rules(org));
+                out.extend(leader_rules(org));
+                out.extend(portal_feature_warnings(org));
+            }
+            out
+        },
+    );
+    out.extend(cross);
     if let Some(file) = policy_file {
         out.extend(policy_warnings(policy, file));
     }
@@ -419,12 +430,15 @@ pub fn leader_rules(org: &Org) -> Vec<Finding> {
 pub fn portal_feature_warnings(org: &Org) -> Vec<Finding> {
     let mut out = Vec::new();
     for r in org.representatives.values() {
-        let enabled: HashSet<Feature> = r
+        // A bit per feature: no allocation per representative.
+        let bit = |f: Feature| 1u32 << (f as u32);
+        let enabled: u32 = r
             .portals
             .iter()
             .filter_map(|p| org.portals.get(p))
-            .flat_map(|p| p.features.iter().copied())
-            .collect();
+            .flat_map(|p| p.features.iter())
+            .fold(0, |acc, f| acc | bit(*f));
+        let is_enabled = |f: Feature| enabled & bit(f) != 0;
         let id = ObjectId::new(Kind::Representative, &r.login);
         let help = |f: &str| {
             if r.portals.is_empty() {
@@ -447,7 +461,7 @@ pub fn portal_feature_warnings(org: &Org) -> Vec<Finding> {
             .features
             .iter()
             .filter(governed)
-            .filter(|f| !enabled.contains(f))
+            .filter(|f| !is_enabled(**f))
         {
             out.push(Finding {
                 severity: Severity::Warning,
@@ -461,7 +475,7 @@ pub fn portal_feature_warnings(org: &Org) -> Vec<Finding> {
             });
         }
         if (2..=catalog::MULTISESSION_MAX).contains(&r.multisession)
-            && !enabled.contains(&Feature::Multisession)
+            && !is_enabled(Feature::Multisession)
         {
             out.push(Finding {
                 severity: Severity::Warning,
@@ -562,10 +576,22 @@ pub fn assign_usernames(reps: &mut BTreeMap<Login, Representative>) {
         .values()
         .filter_map(|r| r.username.as_ref().map(|u| u.to_lowercase()))
         .collect();
+    // The folding is the costly part and independent per representative.
+    let bases: Vec<Option<String>> = {
+        use rayon::prelude::*;
+        let all: Vec<&Representative> = reps.values().collect();
+        all.par_iter()
+            .map(|r| {
+                r.username
+                    .is_none()
+                    .then(|| default_username(&r.first_name, &r.last_name, &r.login))
+            })
+            .collect()
+    };
     // Next suffix to try per base, so a common name costs O(1) per representative.
     let mut next: HashMap<String, u64> = HashMap::new();
-    for r in reps.values_mut().filter(|r| r.username.is_none()) {
-        let base = default_username(&r.first_name, &r.last_name, &r.login);
+    for (r, base) in reps.values_mut().zip(bases) {
+        let Some(base) = base else { continue };
         let n = next.entry(base.clone()).or_insert(1);
         let mut candidate = if *n == 1 {
             base.clone()

@@ -2,7 +2,9 @@
 //!
 //! `serve` builds a tokio runtime, starts the server, prints where it listens and where
 //! the first administrator token was written (never the token), and serves until
-//! SIGINT/SIGTERM, then shuts down gracefully. `token create` prints a new token once.
+//! SIGINT/SIGTERM (listened for before the server starts, so a signal right after the
+//! "listening on" line still shuts down gracefully), then shuts down gracefully.
+//! `token create` prints a new token once.
 
 use anyhow::Context;
 
@@ -32,6 +34,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<Exit> {
         fault_seed: args.fault_seed,
     };
     runtime()?.block_on(async move {
+        // Listen for SIGINT/SIGTERM before anything else: once "listening on" is printed
+        // a signal must always mean a graceful shutdown (exit 0), never the default
+        // action (killed by the signal), however late this task gets scheduled.
+        let signals = Signals::install()?;
         let srv = server::start(cfg).await?;
         anstream::eprintln!("roster serve: listening on {}", srv.url());
         if let Some(path) = &srv.admin_token_file {
@@ -40,31 +46,65 @@ pub fn run(args: ServeArgs) -> anyhow::Result<Exit> {
                 path.display()
             );
         }
-        shutdown_signal().await;
+        signals.recv().await;
         anstream::eprintln!("roster serve: shutting down");
         srv.shutdown().await;
         Ok(Exit::Success)
     })
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// The shutdown signals, registered eagerly (tokio's `ctrl_c()` and a `signal()` call
+/// inside a not-yet-polled future would register only when first polled).
+struct Signals {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+    int: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+    #[cfg(windows)]
+    ctrl_c: tokio::signal::windows::CtrlC,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Signals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Signals {
+                int: signal(SignalKind::interrupt())
+                    .context("cannot listen for SIGINT (needed for a graceful shutdown)")?,
+                term: signal(SignalKind::terminate())
+                    .context("cannot listen for SIGTERM (needed for a graceful shutdown)")?,
+            })
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
+        #[cfg(windows)]
+        {
+            Ok(Signals {
+                ctrl_c: tokio::signal::windows::ctrl_c()
+                    .context("cannot listen for ctrl-c (needed for a graceful shutdown)")?,
+            })
+        }
+        #[cfg(not(any(unix, windows)))]
+        {
+            Ok(Signals {})
+        }
+    }
+
+    /// Waits for the first of SIGINT or SIGTERM (ctrl-c on Windows).
+    async fn recv(mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.int.recv() => {},
+            _ = self.term.recv() => {},
+        }
+        #[cfg(windows)]
+        {
+            self.ctrl_c.recv().await;
+        }
+        #[cfg(not(any(unix, windows)))]
+        {
+            let _ = &mut self;
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 

@@ -468,6 +468,26 @@ impl Obj {
         out
     }
 
+    /// Why renaming (kind, old) to `new` cannot be followed in this object, if it cannot:
+    /// a contact group that shares with both `old` and `new` at different permissions
+    /// would have to merge the two entries into one and change someone's access.
+    pub fn rename_blocker(&self, kind: Kind, old: &str, new: &str) -> Option<String> {
+        match (self, kind) {
+            (Obj::ContactGroup(g), Kind::Representative | Kind::Manager) => {
+                match (g.shared_with.get(old), g.shared_with.get(new)) {
+                    (Some(a), Some(b)) if a != b => Some(format!(
+                        "contact_group `{}` shares with `{old}` ({}) and `{new}` ({}); after the rename one entry would have to stand for both",
+                        g.name,
+                        permission_name(*a),
+                        permission_name(*b)
+                    )),
+                    _ => None,
+                }
+            }
+            _ => None,
+        }
+    }
+
     /// Rewrites this object's reference to a renamed (kind, old) as `new`. True when
     /// something changed.
     pub fn rewrite_ref(&mut self, kind: Kind, old: &str, new: &str) -> bool {
@@ -492,6 +512,8 @@ impl Obj {
                 replace_in_set(&mut c.representatives, old, new)
             }
             (Obj::Campaign(c), Kind::Team) => replace_in_set(&mut c.teams, old, new),
+            // The entry follows the renamed account. An entry `new` already there has the
+            // same permission (`rename_blocker` refused any other case), so they merge.
             (Obj::ContactGroup(g), Kind::Representative | Kind::Manager) => {
                 if let Some(p) = g.shared_with.remove(old) {
                     g.shared_with.insert(new.to_string(), p);
@@ -502,6 +524,13 @@ impl Obj {
             _ => false,
         }
     }
+}
+
+fn permission_name(p: crate::model::Permission) -> String {
+    serde_json::to_value(p)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_else(|| format!("{p:?}").to_lowercase())
 }
 
 /// RFC 7396 JSON merge patch.

@@ -483,6 +483,26 @@ async fn update(
         )
         .into());
     }
+    if renamed && matches!(kind, Kind::Representative | Kind::Manager) {
+        // Checked before anything is written: a rejected operation writes nothing.
+        for r in tx.referrers(kind, key).await? {
+            let Some(rkind) = Kind::from_name(&r.kind) else {
+                continue;
+            };
+            let Some(rrow) = tx.get(rkind, &r.key).await? else {
+                continue;
+            };
+            if let Some(why) =
+                Obj::from_stored(rkind, &rrow.body)?.rename_blocker(kind, key, &new_key)
+            {
+                return Err(Problem::conflict(format!(
+                    "cannot rename {kind} `{key}` to `{new_key}`: {why}; give both entries the same permission or remove one first"
+                ))
+                .with_pointer(format!("/{}", kind.key_field()))
+                .into());
+            }
+        }
+    }
     let rename = if renamed && kind == Kind::Team {
         Some((key, new_key.as_str()))
     } else {
@@ -624,6 +644,15 @@ async fn cascade_rename(
     Ok(())
 }
 
+/// Rewrites every object referring to (kind, old) to refer to `new`: one more version
+/// and an audit record each, and its recorded references recomputed from its new body.
+///
+/// A contact group's `shared_with` entry names a login, shared by every representative
+/// and manager holding it; renaming one of them moves the entry to the new login (the
+/// entry follows the renamed account), so an account of the other kind still holding the
+/// old login is no longer shared with. This does not depend on the order referrers are
+/// visited or on which kind is renamed first; `update` refuses a rename that would merge
+/// two entries with different permissions before anything is written.
 async fn rewrite_referrers(
     tx: &mut Tx,
     ctx: &mut Ctx,
@@ -659,8 +688,11 @@ async fn rewrite_referrers(
             row.secret.as_deref(),
         )
         .await?;
-        // Re-resolve all of the referrer's references (a contact group may have named
-        // the old login as both a representative and a manager).
+        // Re-resolve all of the referrer's references from its rewritten body instead
+        // of re-pointing only the renamed one: a contact group's `shared_with` key
+        // names a login, and that login may have named a representative AND a manager.
+        // The key now names the new login, so the group refers to whatever holds the
+        // new login, and no longer to the other holder of the old one.
         let (refs, _) = resolve_refs(tx, ctx, &obj).await?;
         tx.set_refs(rkind, &r.key, &refs, true).await?;
         tx.audit(

@@ -311,7 +311,7 @@ fn paths() -> Map<String, Value> {
                         ("400", "malformed json or If-Match (`invalid-json`, `bad-request`)"),
                         ("403", "outside the token's scope or rights (`forbidden`, `escalation`)"),
                         ("404", "no such object (`not-found`)"),
-                        ("409", "rename target exists, seats exceeded, a leader leaving its team (`already-exists`, `seats-exceeded`, `conflict`)"),
+                        ("409", "rename target exists, seats exceeded, a leader leaving its team, a rename merging two contact-group entries of different permissions (`already-exists`, `seats-exceeded`, `conflict`)"),
                         ("412", "the version does not match (`precondition-failed`)"),
                         ("413", "body too large (`payload-too-large`)"),
                         ("422", "breaks a rule (`validation`) or unknown field (`unknown-field`)"),

@@ -1,0 +1,381 @@
+//! The fast path: YAML events straight into a typed [`Declaration`], without a tree.
+//!
+//! Building a `serde_json::Value` per file, validating it and deserializing it costs
+//! several times the parse itself (allocation dominates). Files are valid far more often
+//! than not, so each file is first tried here: a serde `Deserializer` over saphyr events
+//! with the same YAML 1.2 core-schema resolution, followed by typed checks for what the
+//! JSON Schema checks beyond the types (e-mail format, patterns, ranges, unique list
+//! items). It is a conservative filter: on anything unusual (aliases, anchors, tags,
+//! duplicate keys, unknown fields, a wrong type, any failed check) it gives up and the
+//! loader takes the slow path (tree → JSON Schema → diagnostics), which alone reports
+//! problems. A file accepted here is therefore one the schema accepts.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::sync::OnceLock;
+
+use saphyr_parser::{Event, Parser, ScalarStyle, StrInput};
+use serde::de::{self, DeserializeSeed, IntoDeserializer, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, forward_to_deserialize_any};
+use serde_json::Value;
+
+use crate::model::{Declaration, Kind, SecretRef, TeamDecl};
+
+use super::yaml::resolve_plain;
+
+/// Gives up; the reason does not matter (the slow path explains).
+#[derive(Debug)]
+struct GiveUp;
+
+impl fmt::Display for GiveUp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("not on the fast path")
+    }
+}
+impl std::error::Error for GiveUp {}
+impl de::Error for GiveUp {
+    fn custom<T: fmt::Display>(_: T) -> Self {
+        GiveUp
+    }
+}
+
+type R<T> = Result<T, GiveUp>;
+
+struct De<'a> {
+    parser: Parser<'a, StrInput<'a>>,
+    peeked: Option<Event<'a>>,
+    root_seen: bool,
+    sections: BTreeSet<Kind>,
+}
+
+impl<'a> De<'a> {
+    fn pull(&mut self) -> R<Event<'a>> {
+        match self.parser.next_event() {
+            Some(Ok((ev, _))) => match &ev {
+                Event::Alias(_) => Err(GiveUp),
+                Event::Scalar(_, _, anchor, tag) if *anchor != 0 || tag.is_some() => Err(GiveUp),
+                Event::SequenceStart(anchor, tag) | Event::MappingStart(anchor, tag)
+                    if *anchor != 0 || tag.is_some() =>
+                {
+                    Err(GiveUp)
+                }
+                _ => Ok(ev),
+            },
+            _ => Err(GiveUp),
+        }
+    }
+    fn next(&mut self) -> R<Event<'a>> {
+        match self.peeked.take() {
+            Some(e) => Ok(e),
+            None => self.pull(),
+        }
+    }
+    fn peek(&mut self) -> R<&Event<'a>> {
+        if self.peeked.is_none() {
+            self.peeked = Some(self.pull()?);
+        }
+        self.peeked.as_ref().ok_or(GiveUp)
+    }
+}
+
+impl<'de> de::Deserializer<'de> for &mut De<'_> {
+    type Error = GiveUp;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> R<V::Value> {
+        match self.next()? {
+            Event::Scalar(text, ScalarStyle::Plain, ..) => match resolve_plain(&text) {
+                Value::Null => visitor.visit_unit(),
+                Value::Bool(b) => visitor.visit_bool(b),
+                Value::Number(n) => {
+                    if let Some(u) = n.as_u64() {
+                        visitor.visit_u64(u)
+                    } else if let Some(i) = n.as_i64() {
+                        visitor.visit_i64(i)
+                    } else {
+                        visitor.visit_f64(n.as_f64().ok_or(GiveUp)?)
+                    }
+                }
+                _ => visitor.visit_str(&text),
+            },
+            Event::Scalar(text, ..) => visitor.visit_str(&text),
+            Event::SequenceStart(..) => visitor.visit_seq(Seq {
+                de: self,
+                seen: Vec::new(),
+            }),
+            Event::MappingStart(..) => {
+                let top = !self.root_seen;
+                self.root_seen = true;
+                visitor.visit_map(Map {
+                    de: self,
+                    top,
+                    keys: None,
+                })
+            }
+            _ => Err(GiveUp),
+        }
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> R<V::Value> {
+        if let Event::Scalar(text, ScalarStyle::Plain, ..) = self.peek()? {
+            if resolve_plain(text).is_null() {
+                self.next()?;
+                return visitor.visit_none();
+            }
+        }
+        visitor.visit_some(self)
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _variants: &'static [&'static str],
+        visitor: V,
+    ) -> R<V::Value> {
+        match self.next()? {
+            Event::Scalar(text, ..) => visitor.visit_enum(
+                IntoDeserializer::<GiveUp>::into_deserializer(text.into_owned()),
+            ),
+            _ => Err(GiveUp),
+        }
+    }
+
+    fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> R<V::Value> {
+        match self.next()? {
+            // Free-form maps (`shared_with`) must refuse repeated keys themselves.
+            Event::MappingStart(..) => visitor.visit_map(Map {
+                de: self,
+                top: false,
+                keys: Some(Vec::new()),
+            }),
+            _ => Err(GiveUp),
+        }
+    }
+
+    forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf unit unit_struct newtype_struct seq tuple
+        tuple_struct struct identifier ignored_any
+    }
+}
+
+struct Seq<'s, 'a> {
+    de: &'s mut De<'a>,
+    /// Hashes of the scalar items so far: the schema's `uniqueItems` (every scalar list
+    /// of a declaration is a set).
+    seen: Vec<u64>,
+}
+
+impl<'de> SeqAccess<'de> for Seq<'_, '_> {
+    type Error = GiveUp;
+    fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> R<Option<T::Value>> {
+        match self.de.peek()? {
+            Event::SequenceEnd => {
+                self.de.next()?;
+                Ok(None)
+            }
+            Event::Scalar(text, ..) => {
+                // Hashes, not copies: a collision only sends the file to the slow path.
+                let h = hash(text);
+                if self.seen.contains(&h) {
+                    return Err(GiveUp);
+                }
+                self.seen.push(h);
+                seed.deserialize(&mut *self.de).map(Some)
+            }
+            _ => seed.deserialize(&mut *self.de).map(Some),
+        }
+    }
+}
+
+fn hash(s: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    s.hash(&mut h);
+    h.finish()
+}
+
+struct Map<'s, 'a> {
+    de: &'s mut De<'a>,
+    top: bool,
+    keys: Option<Vec<String>>,
+}
+
+impl<'de> MapAccess<'de> for Map<'_, '_> {
+    type Error = GiveUp;
+    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> R<Option<K::Value>> {
+        match self.de.peek()? {
+            Event::MappingEnd => {
+                self.de.next()?;
+                Ok(None)
+            }
+            Event::Scalar(text, ..) => {
+                let kind = if self.top {
+                    Kind::from_name(text)
+                } else {
+                    None
+                };
+                if let Some(keys) = &mut self.keys {
+                    if keys.iter().any(|k| k == text.as_ref()) {
+                        return Err(GiveUp);
+                    }
+                    keys.push(text.to_string());
+                }
+                if let Some(k) = kind {
+                    self.de.sections.insert(k);
+                }
+                seed.deserialize(&mut *self.de).map(Some)
+            }
+            _ => Err(GiveUp),
+        }
+    }
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> R<V::Value> {
+        seed.deserialize(&mut *self.de)
+    }
+}
+
+/// A typed declaration and the sections the file names, or `None` when the file needs
+/// the slow path (problems, or YAML features the fast path does not handle).
+pub(crate) fn declaration(src: &str) -> Option<(Declaration, BTreeSet<Kind>)> {
+    let mut de = De {
+        parser: Parser::new_from_str(src),
+        peeked: None,
+        root_seen: false,
+        sections: BTreeSet::new(),
+    };
+    if !matches!(de.next().ok()?, Event::StreamStart) {
+        return None;
+    }
+    if !matches!(de.next().ok()?, Event::DocumentStart(_)) {
+        return None;
+    }
+    if !matches!(de.peek().ok()?, Event::MappingStart(..)) {
+        return None;
+    }
+    let decl = Declaration::deserialize(&mut de).ok()?;
+    // One document only.
+    loop {
+        match de.next().ok()? {
+            Event::DocumentEnd => {}
+            Event::StreamEnd => break,
+            _ => return None,
+        }
+    }
+    checks(&decl).then_some((decl, de.sections))
+}
+
+fn email_ok(s: &str) -> bool {
+    static V: OnceLock<Option<jsonschema::Validator>> = OnceLock::new();
+    V.get_or_init(|| {
+        jsonschema::draft202012::options()
+            .should_validate_formats(true)
+            .build(&serde_json::json!({"type": "string", "format": "email"}))
+            .ok()
+    })
+    .as_ref()
+    .is_some_and(|v| v.is_valid(&Value::String(s.to_owned())))
+}
+
+fn language_ok(s: &str) -> bool {
+    let b = s.as_bytes();
+    let two = |x: &[u8], upper: bool| {
+        x.iter().all(|c| {
+            if upper {
+                c.is_ascii_uppercase()
+            } else {
+                c.is_ascii_lowercase()
+            }
+        })
+    };
+    match b.len() {
+        2 => two(b, false),
+        5 => two(&b[..2], false) && b[2] == b'-' && two(&b[3..], true),
+        _ => false,
+    }
+}
+
+fn secret_ok(s: &Option<SecretRef>) -> bool {
+    s.as_ref().is_none_or(|s| s.value.is_none())
+}
+
+fn teams_ok(teams: &[TeamDecl]) -> bool {
+    teams
+        .iter()
+        .all(|t| t.max_active_logins != Some(0) && teams_ok(&t.teams))
+}
+
+/// What the JSON Schema checks beyond what the types enforce.
+fn checks(d: &Declaration) -> bool {
+    use crate::model::catalog::{MULTISESSION_MAX, MULTISESSION_MIN};
+    d.version.is_none_or(|v| v == 1)
+        && d.policy
+            .as_ref()
+            .is_none_or(|p| p.removal_threshold.percent <= 100)
+        && teams_ok(&d.teams)
+        && d.administrators.iter().all(|a| email_ok(&a.email))
+        && d.managers
+            .iter()
+            .all(|m| email_ok(&m.login) && email_ok(&m.email) && secret_ok(&m.password))
+        && d.representatives.iter().all(|r| {
+            email_ok(&r.email)
+                && language_ok(&r.language)
+                && (MULTISESSION_MIN..=MULTISESSION_MAX).contains(&r.multisession)
+                && secret_ok(&r.password)
+                && !r.features.contains(&crate::model::Feature::Multisession)
+        })
+        && d.portals.iter().all(|p| {
+            p.features
+                .iter()
+                .all(|f| crate::model::catalog::is_portal_feature(*f))
+        })
+        && d.managers.iter().all(|m| {
+            m.grantable
+                .iter()
+                .all(|f| crate::model::catalog::is_grantable(*f))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "version: 1\nportals:\n  - name: web\n    features: [multisession]\nrepresentatives:\n  - login: a@x.example\n    email: a@x.example\n    first_name: A\n    last_name: 'No'\n    language: pt-BR\n    multisession: 2\n    features: [reports]\n";
+
+    #[test]
+    fn a_valid_file_takes_the_fast_path_with_the_same_result() {
+        let (d, sections) = declaration(GOOD).expect("fast path");
+        let slow: Declaration =
+            serde_json::from_value(super::super::yaml::parse(GOOD).unwrap().unwrap()).unwrap();
+        assert_eq!(d, slow);
+        assert_eq!(sections, [Kind::Portal, Kind::Representative].into());
+    }
+
+    #[test]
+    fn anything_the_schema_would_reject_falls_back() {
+        let bad = [
+            GOOD.replace("version: 1", "version: 2"),
+            GOOD.replace("language: pt-BR", "language: portuguese"),
+            GOOD.replace("email: a@x.example", "email: nope"),
+            GOOD.replace("features: [reports]", "features: [reports, reports]"),
+            GOOD.replace("multisession: 2", "multisession: 11"),
+            GOOD.replace("first_name: A", "first_name: A\n    first_name: B"),
+            GOOD.replace("first_name: A", "first_name: 12"),
+            GOOD.replace("first_name: A", "frist_name: A"),
+            GOOD.replace("features: [multisession]", "features: &f [multisession]"),
+            format!("{GOOD}---\nportals: []\n"),
+            "contact_groups:\n  - name: g\n    shared_with: {a@x.example: view, a@x.example: manage}\n".into(),
+            "managers:\n  - login: m@x.example\n    email: m@x.example\n    name: M\n    password: {env: A, value: hunter2}\n".into(),
+            "managers:\n  - login: m@x.example\n    email: m@x.example\n    name: M\n    password: hunter2\n".into(),
+            String::new(),
+            "# only a comment\n".into(),
+            "- a\n".into(),
+        ];
+        for b in &bad {
+            assert!(declaration(b).is_none(), "accepted:\n{b}");
+        }
+        // And the core schema: `no` is text, `~` is null.
+        let ok = "portals:\n  - name: no\n    previously: ~\n";
+        let (d, _) = declaration(ok).expect("fast");
+        assert_eq!(d.portals[0].name, "no");
+        assert_eq!(d.portals[0].previously, None);
+    }
+}
