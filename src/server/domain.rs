@@ -626,4 +626,38 @@ mod tests {
         assert!(o.rewrite_ref(Kind::Representative, "a@x.example", "b@x.example"));
         assert_eq!(o.to_body()["shared_with"], json!({"b@x.example":"view"}));
     }
+
+    #[test]
+    fn a_rename_merging_entries_of_different_permissions_is_blocked() {
+        let (g, _) = Obj::parse(
+            Kind::ContactGroup,
+            json!({"name":"g","shared_with":{"a@x.example":"view","b@x.example":"manage","c@x.example":"view"}}),
+        )
+        .unwrap();
+        let why = g
+            .rename_blocker(Kind::Manager, "a@x.example", "b@x.example")
+            .unwrap();
+        assert!(
+            why.contains("`a@x.example` (view)") && why.contains("`b@x.example` (manage)"),
+            "{why}"
+        );
+        assert_eq!(
+            g.rename_blocker(Kind::Representative, "a@x.example", "c@x.example"),
+            None
+        );
+        assert_eq!(
+            g.rename_blocker(Kind::Representative, "a@x.example", "d@x.example"),
+            None
+        );
+        assert_eq!(
+            g.rename_blocker(Kind::Team, "a@x.example", "b@x.example"),
+            None
+        );
+        let mut merged = g.clone();
+        assert!(merged.rewrite_ref(Kind::Representative, "a@x.example", "c@x.example"));
+        assert_eq!(
+            merged.to_body()["shared_with"],
+            json!({"b@x.example":"manage","c@x.example":"view"})
+        );
+    }
 }

@@ -650,9 +650,11 @@ async fn cascade_rename(
 /// A contact group's `shared_with` entry names a login, shared by every representative
 /// and manager holding it; renaming one of them moves the entry to the new login (the
 /// entry follows the renamed account), so an account of the other kind still holding the
-/// old login is no longer shared with. This does not depend on the order referrers are
-/// visited or on which kind is renamed first; `update` refuses a rename that would merge
-/// two entries with different permissions before anything is written.
+/// old login is no longer shared with. When both are renamed, the entry follows the
+/// first rename (the second finds no entry for its old login). The result depends only
+/// on the requests and their order, never on the order referrers are visited; `update`
+/// refuses a rename that would merge two entries of different permissions before
+/// anything is written.
 async fn rewrite_referrers(
     tx: &mut Tx,
     ctx: &mut Ctx,
