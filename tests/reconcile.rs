@@ -608,6 +608,7 @@ fn a_flaky_server_converges_and_creates_nothing_twice() {
         let plan = server.plan_exit(&decl);
         log.push_str(&format!("--- plan #{attempt}\n{plan}\n"));
         if plan.code == 0 {
+            eprintln!("converged after {attempt} apply run(s)");
             converged = true;
             break;
         }
