@@ -27,14 +27,6 @@ pub fn declaration_schema_text() -> String {
     s
 }
 
-/// The saved-plan schema, pretty, with a trailing newline.
-pub fn plan_schema_text() -> String {
-    let schema = schemars::schema_for!(crate::plan::Plan);
-    let mut s = serde_json::to_string_pretty(&schema).unwrap_or_default();
-    s.push('\n');
-    s
-}
-
 /// The compiled validator, built once per process.
 fn validator() -> Result<&'static jsonschema::Validator, String> {
     static V: OnceLock<Result<jsonschema::Validator, String>> = OnceLock::new();

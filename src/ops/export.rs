@@ -59,7 +59,25 @@ fn tidy(mut m: Map<String, Value>) -> Value {
     Value::Object(m)
 }
 
-/// Flat live teams → the nested declaration form, children in path order.
+/// Ancestors of live teams that are not themselves in the read (a manager token sees its
+/// teams but not their parents), in path order.
+pub fn missing_parents(teams: &BTreeMap<String, Team>) -> Vec<String> {
+    let mut missing = std::collections::BTreeSet::new();
+    for t in teams.values() {
+        let mut path = t.path.as_str();
+        while let Some((parent, _)) = path.rsplit_once('/') {
+            if !teams.contains_key(parent) {
+                missing.insert(parent.to_string());
+            }
+            path = parent;
+        }
+    }
+    missing.into_iter().collect()
+}
+
+/// Flat live teams → the nested declaration form, children in path order. A team whose
+/// parent was not read is nested under a bare parent (name only), so that its path, its
+/// identity, stays the same; [`missing_parents`] names those parents.
 pub fn nest_teams(teams: &BTreeMap<String, Team>) -> Vec<TeamDecl> {
     fn decl(t: &Team) -> TeamDecl {
         TeamDecl {
@@ -90,18 +108,27 @@ pub fn nest_teams(teams: &BTreeMap<String, Team>) -> Vec<TeamDecl> {
             })
             .unwrap_or_default()
     }
+    let stubs: BTreeMap<String, Team> = missing_parents(teams)
+        .into_iter()
+        .map(|path| {
+            let t = Team {
+                path: path.clone(),
+                description: None,
+                max_active_logins: None,
+                leader: None,
+                active: true,
+                protect: false,
+                previously: None,
+            };
+            (path, t)
+        })
+        .collect();
     let mut by_parent: BTreeMap<Option<&str>, Vec<&Team>> = BTreeMap::new();
-    for t in teams.values() {
-        // A team whose parent is missing (the API forbids it) is kept at the top level
-        // rather than dropped, so that the export shows it.
-        let parent = t.parent().filter(|p| teams.contains_key(*p));
-        if t.parent().is_some() && parent.is_none() {
-            tracing::warn!(
-                "team {} has no parent team on the live system; exported at the top level",
-                t.path
-            );
-        }
-        by_parent.entry(parent).or_default().push(t);
+    for t in teams.values().chain(stubs.values()) {
+        by_parent.entry(t.parent()).or_default().push(t);
+    }
+    for kids in by_parent.values_mut() {
+        kids.sort_by(|a, b| a.path.cmp(&b.path));
     }
     children(None, &by_parent)
 }
@@ -202,6 +229,11 @@ pub fn write_files(obs: &Observed, out: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let schema = out.join(SCHEMA_FILE);
     write_atomic(&schema, &schema_json())?;
     written.push(schema);
+    for parent in missing_parents(&obs.org.teams) {
+        anstream::eprintln!(
+            "warning: team {parent} was not readable with this token; teams.yaml declares it by name only, as the parent of the teams below it"
+        );
+    }
     let ours: Vec<String> = Kind::ALL.iter().map(|&k| file_name(k)).collect();
     if let Ok(entries) = std::fs::read_dir(out) {
         for e in entries.flatten() {
@@ -264,6 +296,22 @@ mod tests {
         assert_eq!(names, ["Asia", "Europe"]);
         assert_eq!(nested[1].teams[0].name, "Paris");
         assert_eq!(nested[1].teams[0].teams[0].name, "Night");
+    }
+
+    #[test]
+    fn a_team_whose_parent_was_not_read_keeps_its_path_under_a_bare_parent() {
+        let teams: BTreeMap<String, Team> =
+            ["Europe/Paris", "Europe/Paris/Night", "Asia/Tokyo/East"]
+                .iter()
+                .map(|p| (p.to_string(), team(p)))
+                .collect();
+        assert_eq!(missing_parents(&teams), ["Asia", "Asia/Tokyo", "Europe"]);
+        let nested = nest_teams(&teams);
+        let names: Vec<&str> = nested.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["Asia", "Europe"]);
+        assert_eq!(nested[1].teams[0].name, "Paris");
+        assert_eq!(nested[1].teams[0].teams[0].name, "Night");
+        assert_eq!(nested[0].teams[0].teams[0].name, "East");
     }
 
     #[test]

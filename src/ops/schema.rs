@@ -3,26 +3,22 @@
 //! `--kind declaration` (default) is the schema of declaration files, generated from
 //! `model::Declaration` and identical to `schemas/roster.schema.json`; `--kind plan` is the
 //! schema of saved and JSON plans (`plan::Plan`); `--kind openapi` is the live API's
-//! OpenAPI document, once the server provides it.
+//! OpenAPI document of the reference server, identical to `schemas/openapi.json`.
 
 use std::io::Write;
 
 use anyhow::Context;
 
 use crate::cli::{SchemaArgs, SchemaKind};
-use crate::config::schema::{declaration_schema_text, plan_schema_text};
+use crate::config::schema::declaration_schema_text;
 
 use super::Exit;
 
 pub fn run(args: SchemaArgs) -> anyhow::Result<Exit> {
     let text = match args.kind {
         SchemaKind::Declaration => declaration_schema_text(),
-        SchemaKind::Plan => plan_schema_text(),
-        // TODO: print `crate::server::openapi_json()` once the server module provides it.
-        SchemaKind::Openapi => anyhow::bail!(
-            "the OpenAPI document is not available in this build yet; \
-             use `roster schema --kind declaration` or `--kind plan`"
-        ),
+        SchemaKind::Plan => crate::plan::render::schema(),
+        SchemaKind::Openapi => crate::server::openapi_json(),
     };
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())
