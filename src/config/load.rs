@@ -59,6 +59,8 @@ pub(crate) struct Pending {
 struct FileResult {
     file: PathBuf,
     decl: Option<Declaration>,
+    /// Pointers of the objects that write `protect: false` explicitly.
+    unprotect: Vec<String>,
     sections: BTreeSet<Kind>,
     pending: Vec<Pending>,
 }
@@ -225,6 +227,7 @@ fn load_file(file: &Path) -> FileResult {
     let mut r = FileResult {
         file: file.to_owned(),
         decl: None,
+        unprotect: Vec::new(),
         sections: BTreeSet::new(),
         pending: Vec::new(),
     };
@@ -301,6 +304,7 @@ fn load_file(file: &Path) -> FileResult {
             from_schema: true,
         });
     }
+    explicit_unprotect(&value, &mut r.unprotect);
     match serde_json::from_value::<Declaration>(value) {
         Ok(d) => r.decl = Some(d),
         Err(_) if had_problems => {}
@@ -320,6 +324,35 @@ fn load_file(file: &Path) -> FileResult {
         }),
     }
     r
+}
+
+/// The pointers (`/representatives/3`, `/teams/0/teams/1`) of the objects that write
+/// `protect: false` explicitly: the model's `protect: bool` cannot tell that from an
+/// omitted `protect`, and only the explicit form lifts a live protection.
+fn explicit_unprotect(value: &Value, out: &mut Vec<String>) {
+    fn walk(items: Option<&Value>, base: String, teams: bool, out: &mut Vec<String>) {
+        let Some(Value::Array(items)) = items else {
+            return;
+        };
+        for (i, item) in items.iter().enumerate() {
+            let pointer = format!("{base}/{i}");
+            if item.get("protect") == Some(&Value::Bool(false)) {
+                out.push(pointer.clone());
+            }
+            if teams {
+                walk(item.get("teams"), format!("{pointer}/teams"), true, out);
+            }
+        }
+    }
+    for kind in Kind::ALL {
+        let section = kind.section();
+        walk(
+            value.get(section),
+            format!("/{section}"),
+            kind == Kind::Team,
+            out,
+        );
+    }
 }
 
 /// Removes what the schema rejected, where that is safe, so the rest of the file still
@@ -594,7 +627,9 @@ pub(crate) fn load(paths: &[PathBuf]) -> Result<Loaded, Diagnostics> {
         pending,
     };
     let mut complete = true;
+    let mut unprotect_at: BTreeSet<(PathBuf, String)> = BTreeSet::new();
     for r in results {
+        unprotect_at.extend(r.unprotect.into_iter().map(|p| (r.file.clone(), p)));
         merge.pending.extend(r.pending);
         merge.sections.extend(r.sections);
         match r.decl {
@@ -618,11 +653,17 @@ pub(crate) fn load(paths: &[PathBuf]) -> Result<Loaded, Diagnostics> {
     }
     rules::assign_usernames(&mut org.representatives);
     let diags = resolve(pending);
+    let unprotect = origins
+        .iter()
+        .filter(|(_, o)| unprotect_at.contains(&(o.file.clone(), o.pointer.clone())))
+        .map(|(id, _)| id.clone())
+        .collect();
     let desired = Desired {
         org,
         policy,
         sections,
         origins,
+        unprotect,
     };
     if diags.iter().any(Diagnostic::is_error) {
         Err(Diagnostics(diags))

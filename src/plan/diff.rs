@@ -640,8 +640,8 @@ impl Object for ContactGroup {
     fn in_scope(&self, _: &Scope) -> bool {
         true
     }
-    fn scope_issues(&self, _: Option<&Self>, _: &Change, _: &Scope) -> Vec<ScopeIssue> {
-        vec![]
+    fn scope_issues(&self, live: Option<&Self>, c: &Change, s: &Scope) -> Vec<ScopeIssue> {
+        safety::scope_contact_group(self, live, c, s)
     }
     fn of(org: &Org) -> &BTreeMap<String, Self> {
         &org.contact_groups
@@ -718,7 +718,12 @@ pub fn diff(
         unmatched: Default::default(),
     };
     match Scope::from_observed(observed) {
-        Ok(s) => cx.scope = s,
+        Ok(s) => {
+            cx.scope = s.map(|mut s| {
+                s.add_people(&desired.org);
+                s
+            })
+        }
         Err(e) => cx.errors.push(e),
     }
 
@@ -1012,6 +1017,18 @@ fn diff_kind<T: Object>(cx: &mut Cx) {
     let desired_map = T::of(&cx.desired.org);
     let live_map = T::of(&cx.observed.org);
 
+    // Administrators are account-level: a manager token can neither read (403) nor
+    // change them, so every declared or live one is reported out of scope, never diffed.
+    if kind == Kind::Administrator && cx.scope.is_some() {
+        cx.out_of_scope.extend(
+            desired_map
+                .keys()
+                .chain(live_map.keys())
+                .map(|k| ObjectId::new(kind, k.as_str())),
+        );
+        return;
+    }
+
     for (key, d) in desired_map {
         let id = ObjectId::new(kind, key.as_str());
         // The live object this declaration matches, and its current key.
@@ -1042,6 +1059,15 @@ fn diff_kind<T: Object>(cx: &mut Cx) {
         };
 
         let Some(live) = live else {
+            // A manager token sees only its scope: a declared object outside it that the
+            // token cannot see may well exist; it is reported, never created.
+            if let Some(scope) = &cx.scope
+                && !d.in_scope(scope)
+                && !matches!(kind, Kind::Portal | Kind::Campaign | Kind::ContactGroup)
+            {
+                cx.out_of_scope.push(id);
+                continue;
+            }
             create::<T>(cx, id, d);
             continue;
         };
@@ -1192,6 +1218,11 @@ fn update<T: Object>(
     let mut lc = live_t.canon();
     dc.remove(key_field);
     lc.remove(key_field);
+    // A live protection is lifted only by an explicit `protect: false`.
+    let unprotect = cx.desired.unprotect.contains(&id);
+    if live.protect() && !d.protect() && !unprotect {
+        dc.insert("protect".into(), json!(true));
+    }
 
     let mut patch = Map::new();
     let mut fields = vec![];
@@ -1282,7 +1313,7 @@ fn update<T: Object>(
     let mut draft = Draft::new(change);
     draft.live_key = Some(live_key.to_string());
     draft.protected = d.protect() || live.protect();
-    draft.lifting_protect = !d.protect() && live.protect();
+    draft.lifting_protect = !d.protect() && live.protect() && unprotect;
     draft.removals = removals;
     draft.deps = d.refs();
     if kind == Kind::Team {
@@ -1356,6 +1387,10 @@ fn remove<T: Object>(cx: &mut Cx, id: ObjectId, live: &T, old_key: &str, on_remo
         d.removals = vec![format!("{id} is deactivated")];
         d
     };
+    if let Some(scope) = &cx.scope {
+        let issues = live.scope_issues(Some(live), &draft.change, scope);
+        push_scope_errors(cx, &id, issues);
+    }
     draft.protected = live.protect();
     draft.live_key = Some(old_key.to_string());
     if kind == Kind::Team {

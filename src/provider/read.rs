@@ -196,6 +196,17 @@ async fn whoami(p: &HttpProvider) -> Result<Option<Principal>, ProviderError> {
     }
 }
 
+/// The administrators, or the 403 a manager token gets (kept apart so that the other
+/// reads go on; the caller decides with the principal in hand).
+async fn admins_or_forbidden(
+    p: &HttpProvider,
+) -> Result<Result<Vec<Value>, ProviderError>, ProviderError> {
+    match list(p, Kind::Administrator).await {
+        Err(ProviderError::Problem(pr)) if pr.status == 403 => Ok(Err(ProviderError::Problem(pr))),
+        other => other.map(Ok),
+    }
+}
+
 /// Reads the whole live state.
 pub(crate) async fn read(p: &HttpProvider) -> Result<Observed, ProviderError> {
     let (account, principal, portals, teams, admins, managers, reps, campaigns, groups) = tokio::try_join!(
@@ -203,12 +214,22 @@ pub(crate) async fn read(p: &HttpProvider) -> Result<Observed, ProviderError> {
         whoami(p),
         list(p, Kind::Portal),
         list(p, Kind::Team),
-        list(p, Kind::Administrator),
+        admins_or_forbidden(p),
         list(p, Kind::Manager),
         list(p, Kind::Representative),
         list(p, Kind::Campaign),
         list(p, Kind::ContactGroup),
     )?;
+    // A manager token may not list administrators (403, docs/api.md): they are
+    // account-level and out of its scope, so the plan reports them instead of failing.
+    let admins = match admins {
+        Ok(items) => items,
+        Err(e) if matches!(principal, Some(Principal::Manager { .. })) => {
+            tracing::debug!("administrators are not readable with a manager token: {e}");
+            Vec::new()
+        }
+        Err(e) => return Err(e),
+    };
     let account: Account =
         serde_json::from_value(account).map_err(|e| ProviderError::Unexpected {
             url: format!("{}/v1/account", p.base_url()),
