@@ -137,7 +137,16 @@ async fn apply(
                 Err(exit) => return Ok(exit),
             };
             let plan = planned.plan;
-            anstream::print!("{}", render(&plan, PlanFormat::Text, color));
+            // With `--format json` stdout carries the report alone (machine-readable);
+            // the plan a reviewer reads goes to stderr.
+            if args.format == DiagnosticFormat::Json {
+                anstream::eprint!(
+                    "{}",
+                    render(&plan, PlanFormat::Text, super::plan::stderr_color())
+                );
+            } else {
+                anstream::print!("{}", render(&plan, PlanFormat::Text, color));
+            }
             if plan.is_empty() {
                 return Ok(Exit::Success);
             }
