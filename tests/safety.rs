@@ -784,8 +784,25 @@ fn protection_is_recorded_live_and_survives_removal_from_the_yaml() {
     server.apply_ok(&decl, &[], &[]);
     let asmith = server.rep("asmith@acme.example");
     assert!(asmith["protect"] != true, "{asmith}");
+    // The contact group `old-friends` (not declared, left in place) still refers to
+    // asmith: the live system would refuse the deletion, so the plan does.
     let decl = declaration(tmp.path(), "removed2", &removed);
+    let run = server.plan(&decl, &["--allow-delete"], &[]);
+    assert_eq!(run.code, 1, "{run}");
+    assert!(run.stderr.contains("error[unresolved-reference]"), "{run}");
+    assert!(
+        run.stderr
+            .contains("contact_group/old-friends (shared_with)"),
+        "{run}"
+    );
+    let removed = removed.replacen(
+        "policy:\n",
+        "policy:\n  contact_groups: { unmanaged: remove }\n",
+        1,
+    );
+    let decl = declaration(tmp.path(), "removed3", &removed);
     server.apply_ok(&decl, &["--allow-delete"], &[]);
+    assert_eq!(server.status_of("/v1/contact-groups/old-friends"), 404);
     assert_eq!(
         server.status_of("/v1/representatives/asmith%40acme.example"),
         404

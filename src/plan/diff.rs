@@ -745,6 +745,7 @@ pub fn diff(
     diff_kind::<ContactGroup>(&mut cx);
 
     check_team_deletes(&mut cx);
+    check_deleted_still_referenced(&mut cx);
     defer_leaders(&mut cx);
 
     safety::protection(&mut cx);
@@ -1399,6 +1400,85 @@ fn remove<T: Object>(cx: &mut Cx, id: ObjectId, live: &T, old_key: &str, on_remo
         }
     }
     cx.drafts.push(draft);
+}
+
+/// A deletion the live system would refuse because an undeclared object that this plan
+/// leaves in place still refers to the deleted one (a contact group shared with a
+/// representative, a campaign member, a team leader, a representative's portal): refused
+/// at plan time, naming the referrers, rather than failing half-way through apply.
+fn check_deleted_still_referenced(cx: &mut Cx) {
+    let deleted: BTreeSet<ObjectId> = cx
+        .drafts
+        .iter()
+        .filter(|d| d.change.action == Action::Delete)
+        .map(|d| ObjectId::new(d.change.id.kind, d.live_key.as_deref().unwrap_or("")))
+        .collect();
+    let staying = |kind: Kind| -> Vec<&str> {
+        cx.unmatched[kind as usize]
+            .iter()
+            .map(|u| u.old_key.as_str())
+            .filter(|k| !deleted.contains(&ObjectId::new(kind, *k)))
+            .collect()
+    };
+    let org = &cx.observed.org;
+    let mut errs = vec![];
+    for d in cx
+        .drafts
+        .iter()
+        .filter(|d| d.change.action == Action::Delete)
+    {
+        let Some(key) = d.live_key.as_deref() else {
+            continue;
+        };
+        let mut referrers: Vec<String> = vec![];
+        match d.change.id.kind {
+            Kind::Representative | Kind::Manager => {
+                for g in staying(Kind::ContactGroup) {
+                    if org.contact_groups[g].shared_with.contains_key(key) {
+                        referrers.push(format!("contact_group/{g} (shared_with)"));
+                    }
+                }
+                if d.change.id.kind == Kind::Representative {
+                    for c in staying(Kind::Campaign) {
+                        if org.campaigns[c].representatives.contains(key) {
+                            referrers.push(format!("campaign/{c} (representatives)"));
+                        }
+                    }
+                    for t in staying(Kind::Team) {
+                        if org.teams[t].leader.as_deref() == Some(key) {
+                            referrers.push(format!("team/{t} (leader)"));
+                        }
+                    }
+                }
+            }
+            Kind::Portal => {
+                for r in staying(Kind::Representative) {
+                    if org.representatives[r].portals.contains(key) {
+                        referrers.push(format!("representative/{r} (portals)"));
+                    }
+                }
+            }
+            _ => {}
+        }
+        if referrers.is_empty() {
+            continue;
+        }
+        errs.push(PlanError {
+            rule: RuleCode::UnresolvedReference,
+            id: d.change.id.clone(),
+            pointer: String::new(),
+            message: format!(
+                "{} would be deleted, but live objects that no file declares still refer to \
+                 it and would stay: {}; the live system refuses such a deletion",
+                d.change.id,
+                referrers.join(", ")
+            ),
+            help: "declare those objects without the reference, or let the policy remove \
+                   them too (`unmanaged: remove`), or keep this object"
+                .into(),
+        });
+    }
+    cx.errors.extend(errs);
 }
 
 /// A team is deleted only when the plan leaves it without members and sub-teams;

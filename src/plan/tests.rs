@@ -1733,3 +1733,40 @@ fn renames_cascade_versions_and_keys_like_the_live_system() {
     // john's own rename: his team moved with EU (+1).
     assert_eq!(p.changes[john].version, Some(2));
 }
+
+/// Regression (tests/safety.rs): a representative deleted while an undeclared contact
+/// group left in place is still shared with it made apply fail with 409 half-way.
+#[test]
+fn a_deletion_the_live_system_would_refuse_for_a_remaining_reference_is_refused() {
+    let mut g = group("old-friends");
+    g.shared_with
+        .insert("ghost@acme.example".into(), Permission::View);
+    let live = base()
+        .rep(rep("ghost@acme.example", "Europe/Lyon"))
+        .group(g);
+    let mut d = desired(base().0);
+    d.policy.representatives = KindPolicy {
+        unmanaged: Policy::Remove,
+        on_remove: OnRemove::Delete,
+    };
+    let delete = PlanOptions {
+        allow_delete: true,
+        force: false,
+    };
+    let e = errors(&d, &observed(live.clone().0), delete);
+    assert_eq!(e.0.len(), 1, "{e}");
+    assert_eq!(e.0[0].rule, RuleCode::UnresolvedReference);
+    assert_eq!(
+        e.0[0].id,
+        ObjectId::new(Kind::Representative, "ghost@acme.example")
+    );
+    assert!(
+        e.0[0]
+            .message
+            .contains("contact_group/old-friends (shared_with)"),
+        "{e}"
+    );
+    // Removing the group in the same plan lifts the objection.
+    d.policy.contact_groups.unmanaged = Policy::Remove;
+    assert!(diff(&d, &observed(live.0), &delete).is_ok());
+}
