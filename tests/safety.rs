@@ -1372,6 +1372,11 @@ fn a_manager_token_plans_only_its_teams_and_rule_6_is_reported_at_plan_time() {
         "    features: [file_transfer_send, multisession]\n",
         "    features: [file_transfer_send]\n",
     );
+    text = once(
+        &text,
+        "    team_rights: [manage_representatives, session_replay]\n",
+        "    team_rights: [manage_representatives]\n",
+    );
     let decl = declaration(tmp.path(), "escalating", &text);
     let before = server.audit().len();
     let run = server.plan(&decl, &[], &env);
@@ -1383,8 +1388,32 @@ fn a_manager_token_plans_only_its_teams_and_rule_6_is_reported_at_plan_time() {
         "lacks the team right `edit_rep_name_login` needed to change the name or login of representative jdoe@acme.example",
         "lacks the team right `manage_subteams` needed to change team Europe/Paris/North",
         "cannot update portal/web",
+        "manager marie@acme.example cannot update manager marie@acme.example without the `manage_managers` right",
     ] {
         assert!(run.stderr.contains(needle), "{needle}:\n{run}");
+    }
+    // The live system refuses the same writes with this token (what the plan predicts).
+    let jdoe = server.rep("jdoe@acme.example");
+    for (path, body, version) in [
+        (
+            "/v1/representatives/jdoe%40acme.example",
+            json!({"last_name": "Doe-Martin"}),
+            jdoe["version"].as_i64(),
+        ),
+        (
+            "/v1/representatives/jdoe%40acme.example",
+            json!({"features": ["admin_center_access", "reports", "file_transfer_send"]}),
+            jdoe["version"].as_i64(),
+        ),
+        (
+            "/v1/managers/marie%40acme.example",
+            json!({"team_rights": ["manage_representatives"]}),
+            server.get("/v1/managers/marie%40acme.example")["version"].as_i64(),
+        ),
+    ] {
+        let (status, problem) =
+            server.http_as(&cli_token, "PATCH", path, Some(body.clone()), version);
+        assert_eq!(status, 403, "{path} {body}: {problem}");
     }
     let run = server.run(&["apply", decl.to_str().unwrap(), "--auto-approve"], &env);
     assert_eq!(run.code, 1, "{run}");
