@@ -1236,6 +1236,23 @@ fn a_planted_secret_appears_in_no_output_file_or_log() {
     out.text("apply with a 412 (stdout)", stdout);
     out.text("apply with a 412 (stderr)", stderr);
 
+    // The server's error answers never echo a password sent in the wrong shape.
+    for password in [
+        json!(PLANTED),
+        json!({"value": [PLANTED]}),
+        json!({"value": PLANTED, "env": "X"}),
+    ] {
+        let (status, problem) = server.http(
+            "POST",
+            "/v1/representatives",
+            Some(json!({"login": "x@acme.example", "email": "x@acme.example",
+                        "first_name": "X", "last_name": "Y", "password": password})),
+            None,
+        );
+        assert_eq!(status, 422, "{problem}");
+        out.text("server error answer", problem.to_string());
+    }
+
     // Export, the audit log, the server's own -vvv log, the database file.
     let exported = tmp.path().join("exported");
     let run = server.run(
