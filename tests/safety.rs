@@ -354,6 +354,7 @@ teams:
     teams:
       - name: Paris
   - name: Americas
+  - name: Asia
 managers:
   - login: marie@acme.example
     email: marie@acme.example
@@ -455,8 +456,15 @@ fn unmanaged_objects_are_listed_warned_or_removed_per_kind() {
 
     // `remove`: the representative (a kind with a status) is deactivated, the contact
     // group (no status) is deleted. Unmanaged objects are still listed.
+    // Teams and managers too: a team has a status (deactivated), a manager not (deleted).
+    let text = without_item(&text, "  - name: Asia");
+    let text = once(
+        &without_item(&text, "  - login: marie@acme.example"),
+        "managers:\n",
+        "managers: []\n",
+    );
     let remove = format!(
-        "policy:\n  representatives: {{ unmanaged: remove }}\n  contact_groups: {{ unmanaged: remove }}\n{text}"
+        "policy:\n  representatives: {{ unmanaged: remove }}\n  contact_groups: {{ unmanaged: remove }}\n  teams: {{ unmanaged: remove }}\n  managers: {{ unmanaged: remove }}\n{text}"
     );
     let decl = declaration(tmp.path(), "remove", &remove);
     let run = server.plan(&decl, &[], &[]);
@@ -470,6 +478,11 @@ fn unmanaged_objects_are_listed_warned_or_removed_per_kind() {
         run.stdout.contains("- delete contact_group/old-friends"),
         "{run}"
     );
+    assert!(run.stdout.contains("- deactivate team/Asia"), "{run}");
+    assert!(
+        run.stdout.contains("- delete manager/marie@acme.example"),
+        "{run}"
+    );
     assert!(
         run.stdout
             .contains("representative/asmith@acme.example (unmanaged: remove)"),
@@ -480,6 +493,8 @@ fn unmanaged_objects_are_listed_warned_or_removed_per_kind() {
     assert_eq!(asmith["status"], "inactive", "deactivated, still there");
     assert_eq!(server.status_of("/v1/contact-groups/old-friends"), 404);
     assert_eq!(server.status_of("/v1/contact-groups/key-accounts"), 200);
+    assert_eq!(server.get("/v1/teams/Asia")["active"], false, "deactivated");
+    assert_eq!(server.status_of("/v1/managers/marie%40acme.example"), 404);
     assert_eq!(server.plan(&decl, &[], &[]).code, 0, "converged");
 }
 

@@ -1402,10 +1402,12 @@ fn remove<T: Object>(cx: &mut Cx, id: ObjectId, live: &T, old_key: &str, on_remo
     cx.drafts.push(draft);
 }
 
-/// A deletion the live system would refuse because an undeclared object that this plan
-/// leaves in place still refers to the deleted one (a contact group shared with a
-/// representative, a campaign member, a team leader, a representative's portal): refused
-/// at plan time, naming the referrers, rather than failing half-way through apply.
+/// Deletions and the live objects that refer to the deleted one (a contact group shared
+/// with a representative or manager, a campaign member, a team leader, a representative's
+/// portal). A referrer this plan changes (drops the reference, or is removed itself) is
+/// written first; one that no file declares and that stays would make the live system
+/// refuse the deletion, so the plan is refused, naming it, rather than failing half-way
+/// through apply.
 fn check_deleted_still_referenced(cx: &mut Cx) {
     let deleted: BTreeSet<ObjectId> = cx
         .drafts
@@ -1413,54 +1415,65 @@ fn check_deleted_still_referenced(cx: &mut Cx) {
         .filter(|d| d.change.action == Action::Delete)
         .map(|d| ObjectId::new(d.change.id.kind, d.live_key.as_deref().unwrap_or("")))
         .collect();
-    let staying = |kind: Kind| -> Vec<&str> {
-        cx.unmatched[kind as usize]
-            .iter()
-            .map(|u| u.old_key.as_str())
-            .filter(|k| !deleted.contains(&ObjectId::new(kind, *k)))
-            .collect()
-    };
+    if deleted.is_empty() {
+        return;
+    }
+    let unmatched =
+        |kind: Kind, key: &str| cx.unmatched[kind as usize].iter().any(|u| u.old_key == key);
     let org = &cx.observed.org;
     let mut errs = vec![];
-    for d in cx
-        .drafts
-        .iter()
-        .filter(|d| d.change.action == Action::Delete)
-    {
+    let mut hard: Vec<(usize, Vec<ObjectId>)> = vec![];
+    for (i, d) in cx.drafts.iter().enumerate() {
+        if d.change.action != Action::Delete {
+            continue;
+        }
         let Some(key) = d.live_key.as_deref() else {
             continue;
         };
-        let mut referrers: Vec<String> = vec![];
+        // (referrer, what refers)
+        let mut refs: Vec<(ObjectId, &str)> = vec![];
         match d.change.id.kind {
             Kind::Representative | Kind::Manager => {
-                for g in staying(Kind::ContactGroup) {
-                    if org.contact_groups[g].shared_with.contains_key(key) {
-                        referrers.push(format!("contact_group/{g} (shared_with)"));
+                for (g, group) in &org.contact_groups {
+                    if group.shared_with.contains_key(key) {
+                        refs.push((ObjectId::new(Kind::ContactGroup, g.as_str()), "shared_with"));
                     }
                 }
                 if d.change.id.kind == Kind::Representative {
-                    for c in staying(Kind::Campaign) {
-                        if org.campaigns[c].representatives.contains(key) {
-                            referrers.push(format!("campaign/{c} (representatives)"));
+                    for (c, campaign) in &org.campaigns {
+                        if campaign.representatives.contains(key) {
+                            refs.push((
+                                ObjectId::new(Kind::Campaign, c.as_str()),
+                                "representatives",
+                            ));
                         }
                     }
-                    for t in staying(Kind::Team) {
-                        if org.teams[t].leader.as_deref() == Some(key) {
-                            referrers.push(format!("team/{t} (leader)"));
+                    for (p, team) in &org.teams {
+                        if team.leader.as_deref() == Some(key) {
+                            refs.push((ObjectId::new(Kind::Team, p.as_str()), "leader"));
                         }
                     }
                 }
             }
             Kind::Portal => {
-                for r in staying(Kind::Representative) {
-                    if org.representatives[r].portals.contains(key) {
-                        referrers.push(format!("representative/{r} (portals)"));
+                for (r, rep) in &org.representatives {
+                    if rep.portals.contains(key) {
+                        refs.push((ObjectId::new(Kind::Representative, r.as_str()), "portals"));
                     }
                 }
             }
             _ => {}
         }
-        if referrers.is_empty() {
+        if refs.is_empty() {
+            continue;
+        }
+        let staying: Vec<String> = refs
+            .iter()
+            .filter(|(id, _)| unmatched(id.kind, &id.key) && !deleted.contains(id))
+            .map(|(id, what)| format!("{id} ({what})"))
+            .collect();
+        hard.push((i, refs.into_iter().map(|(id, _)| id).collect()));
+        if staying.is_empty() {
             continue;
         }
         errs.push(PlanError {
@@ -1471,12 +1484,15 @@ fn check_deleted_still_referenced(cx: &mut Cx) {
                 "{} would be deleted, but live objects that no file declares still refer to \
                  it and would stay: {}; the live system refuses such a deletion",
                 d.change.id,
-                referrers.join(", ")
+                staying.join(", ")
             ),
             help: "declare those objects without the reference, or let the policy remove \
                    them too (`unmanaged: remove`), or keep this object"
                 .into(),
         });
+    }
+    for (i, ids) in hard {
+        cx.drafts[i].hard_deps.extend(ids);
     }
     cx.errors.extend(errs);
 }

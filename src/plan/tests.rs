@@ -1766,7 +1766,18 @@ fn a_deletion_the_live_system_would_refuse_for_a_remaining_reference_is_refused(
             .contains("contact_group/old-friends (shared_with)"),
         "{e}"
     );
-    // Removing the group in the same plan lifts the objection.
+    // Removing the group in the same plan lifts the objection, and the group goes first
+    // (the two deletions never race).
     d.policy.contact_groups.unmanaged = Policy::Remove;
-    assert!(diff(&d, &observed(live.0), &delete).is_ok());
+    let p = diff(&d, &observed(live.0), &delete).unwrap();
+    let at = |kind: Kind, key: &str| {
+        p.changes
+            .iter()
+            .position(|c| c.id == ObjectId::new(kind, key))
+            .unwrap()
+    };
+    let group = at(Kind::ContactGroup, "old-friends");
+    let ghost = at(Kind::Representative, "ghost@acme.example");
+    assert_eq!(p.changes[ghost].action, Action::Delete);
+    assert!(p.changes[ghost].depends_on.contains(&group), "{p:#?}");
 }
