@@ -62,6 +62,8 @@ pub(crate) struct Pending {
 struct FileResult {
     file: PathBuf,
     decl: Option<Declaration>,
+    /// Pointers of the objects that write `protect: false` explicitly.
+    unprotect: Vec<String>,
     sections: BTreeSet<Kind>,
     pending: Vec<Pending>,
 }
@@ -228,6 +230,7 @@ fn load_file(file: &Path) -> FileResult {
     let mut r = FileResult {
         file: file.to_owned(),
         decl: None,
+        unprotect: Vec::new(),
         sections: BTreeSet::new(),
         pending: Vec::new(),
     };
@@ -238,7 +241,15 @@ fn load_file(file: &Path) -> FileResult {
             return r;
         }
     };
-    if let Some((mut decl, sections)) = super::fast::declaration(&text) {
+    // The fast path types the file straight from the parser's events, which cannot tell an
+    // explicit `protect: false` (lifting a live protection) from an omitted one: files
+    // that mention `protect` take the path through the tree.
+    let fast = if text.contains("protect") {
+        None
+    } else {
+        super::fast::declaration(&text)
+    };
+    if let Some((mut decl, sections)) = fast {
         normalize(&mut decl);
         r.decl = Some(decl);
         r.sections = sections;
@@ -310,6 +321,7 @@ fn load_file(file: &Path) -> FileResult {
             from_schema: true,
         });
     }
+    explicit_unprotect(&value, &mut r.unprotect);
     match serde_json::from_value::<Declaration>(value) {
         Ok(mut d) => {
             normalize(&mut d);
@@ -332,6 +344,35 @@ fn load_file(file: &Path) -> FileResult {
         }),
     }
     r
+}
+
+/// The pointers (`/representatives/3`, `/teams/0/teams/1`) of the objects that write
+/// `protect: false` explicitly: the model's `protect: bool` cannot tell that from an
+/// omitted `protect`, and only the explicit form lifts a live protection.
+fn explicit_unprotect(value: &Value, out: &mut Vec<String>) {
+    fn walk(items: Option<&Value>, base: String, teams: bool, out: &mut Vec<String>) {
+        let Some(Value::Array(items)) = items else {
+            return;
+        };
+        for (i, item) in items.iter().enumerate() {
+            let pointer = format!("{base}/{i}");
+            if item.get("protect") == Some(&Value::Bool(false)) {
+                out.push(pointer.clone());
+            }
+            if teams {
+                walk(item.get("teams"), format!("{pointer}/teams"), true, out);
+            }
+        }
+    }
+    for kind in Kind::ALL {
+        let section = kind.section();
+        walk(
+            value.get(section),
+            format!("/{section}"),
+            kind == Kind::Team,
+            out,
+        );
+    }
 }
 
 /// Removes what the schema rejected, where that is safe, so the rest of the file still
@@ -631,6 +672,7 @@ pub(crate) fn load(paths: &[PathBuf]) -> Result<Loaded, Diagnostics> {
         pending,
     };
     let mut complete = true;
+    let mut unprotect_at: BTreeSet<(PathBuf, String)> = BTreeSet::new();
     // Files are read on the rayon pool while this thread merges the finished ones in file
     // order, so the sequential merge overlaps the parallel parsing.
     std::thread::scope(|scope| {
@@ -652,6 +694,7 @@ pub(crate) fn load(paths: &[PathBuf]) -> Result<Loaded, Diagnostics> {
             waiting.insert(i, r);
             while let Some(r) = waiting.remove(&next) {
                 next += 1;
+                unprotect_at.extend(r.unprotect.into_iter().map(|p| (r.file.clone(), p)));
                 merge.pending.extend(r.pending);
                 merge.sections.extend(r.sections);
                 match r.decl {
@@ -680,11 +723,17 @@ pub(crate) fn load(paths: &[PathBuf]) -> Result<Loaded, Diagnostics> {
     rules::assign_usernames(&mut org.representatives);
     tracing::debug!(elapsed = ?started.elapsed(), "config: usernames assigned");
     let diags = resolve(pending);
+    let unprotect = origins
+        .iter()
+        .filter(|(_, o)| unprotect_at.contains(&(o.file.clone(), o.pointer.clone())))
+        .map(|(id, _)| id.clone())
+        .collect();
     let desired = Desired {
         org,
         policy,
         sections,
         origins,
+        unprotect,
     };
     if diags.iter().any(Diagnostic::is_error) {
         Err(Diagnostics(diags))

@@ -715,6 +715,10 @@ pub struct Desired {
     /// for removal, whatever its policy).
     pub sections: BTreeSet<Kind>,
     pub origins: BTreeMap<ObjectId, Origin>,
+    /// Objects whose declaration writes `protect: false` explicitly. Only these lift a
+    /// live `protect: true`: a declaration that leaves `protect` out keeps the live value
+    /// (protection is recorded on the live object and survives removal from the YAML).
+    pub unprotect: BTreeSet<ObjectId>,
 }
 
 /// The licensed account, as read from the live system.

@@ -7,6 +7,8 @@
 //! JSON or Markdown. Plan-time rule errors (seats, escalation, protected objects, the
 //! removal threshold, deletion without permission, rename conflicts) are mapped back to
 //! the declaring file with `config::diagnostic_for` and stop with exit 1 before any write.
+//! So is a password the plan would set but cannot read (a missing variable or file):
+//! every such reference is resolved at plan time and its value dropped at once.
 //!
 //! Exit codes (`--detailed-exitcode`): 0 no changes, 1 error, 2 changes.
 
@@ -92,11 +94,16 @@ pub async fn make_plan(
         force: safety.force,
     };
     match plan::diff(&desired, &observed, &options) {
-        Ok(plan) => Ok(Ok(Planned {
-            plan,
-            desired,
-            observed,
-        })),
+        Ok(plan) => {
+            if let Err(exit) = check_secrets(&plan, &desired) {
+                return Ok(Err(exit));
+            }
+            Ok(Ok(Planned {
+                plan,
+                desired,
+                observed,
+            }))
+        }
         Err(errors) => {
             let diags: Vec<crate::config::Diagnostic> = errors
                 .0
@@ -125,6 +132,45 @@ pub async fn make_plan(
             Ok(Err(Exit::Error))
         }
     }
+}
+
+/// Rule 8 at plan time: every password the plan would set (creates, changed
+/// `rotation`) must be readable now, not only when apply sends it. Each reference is
+/// resolved and the value dropped at once; the errors name the object and the variable
+/// or file, never a value.
+fn check_secrets(plan: &Plan, desired: &Desired) -> Result<(), Exit> {
+    let diags: Vec<crate::config::Diagnostic> = plan
+        .changes
+        .iter()
+        .filter_map(|c| {
+            let r = c.set_password.as_ref()?;
+            let err = crate::config::secrets::resolve(r).err()?;
+            Some(crate::config::diagnostic_for(
+                &desired.origins,
+                &c.id,
+                "/password",
+                crate::model::rules::RuleCode::Secret,
+                format!("the password of {} cannot be read: {err}", c.id),
+                "provide the variable or file the declaration names (or fix the reference); \
+                 roster reads it at plan time and sends it only on create or when `rotation` \
+                 changes",
+                crate::config::Severity::Error,
+            ))
+        })
+        .collect();
+    if diags.is_empty() {
+        return Ok(());
+    }
+    anstream::eprint!(
+        "{}",
+        crate::config::render(&diags, DiagnosticFormat::Text, stderr_color())
+    );
+    anstream::eprintln!(
+        "error: {} password{} cannot be read; nothing was changed",
+        diags.len(),
+        if diags.len() == 1 { "" } else { "s" }
+    );
+    Err(Exit::Error)
 }
 
 /// Renders a plan in the chosen format.

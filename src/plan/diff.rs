@@ -640,8 +640,8 @@ impl Object for ContactGroup {
     fn in_scope(&self, _: &Scope) -> bool {
         true
     }
-    fn scope_issues(&self, _: Option<&Self>, _: &Change, _: &Scope) -> Vec<ScopeIssue> {
-        vec![]
+    fn scope_issues(&self, live: Option<&Self>, c: &Change, s: &Scope) -> Vec<ScopeIssue> {
+        safety::scope_contact_group(self, live, c, s)
     }
     fn of(org: &Org) -> &BTreeMap<String, Self> {
         &org.contact_groups
@@ -718,7 +718,12 @@ pub fn diff(
         unmatched: Default::default(),
     };
     match Scope::from_observed(observed) {
-        Ok(s) => cx.scope = s,
+        Ok(s) => {
+            cx.scope = s.map(|mut s| {
+                s.add_people(&desired.org);
+                s
+            })
+        }
         Err(e) => cx.errors.push(e),
     }
 
@@ -740,6 +745,7 @@ pub fn diff(
     diff_kind::<ContactGroup>(&mut cx);
 
     check_team_deletes(&mut cx);
+    check_deleted_still_referenced(&mut cx);
     defer_leaders(&mut cx);
 
     safety::protection(&mut cx);
@@ -1012,6 +1018,18 @@ fn diff_kind<T: Object>(cx: &mut Cx) {
     let desired_map = T::of(&cx.desired.org);
     let live_map = T::of(&cx.observed.org);
 
+    // Administrators are account-level: a manager token can neither read (403) nor
+    // change them, so every declared or live one is reported out of scope, never diffed.
+    if kind == Kind::Administrator && cx.scope.is_some() {
+        cx.out_of_scope.extend(
+            desired_map
+                .keys()
+                .chain(live_map.keys())
+                .map(|k| ObjectId::new(kind, k.as_str())),
+        );
+        return;
+    }
+
     for (key, d) in desired_map {
         let id = ObjectId::new(kind, key.as_str());
         // The live object this declaration matches, and its current key.
@@ -1042,6 +1060,15 @@ fn diff_kind<T: Object>(cx: &mut Cx) {
         };
 
         let Some(live) = live else {
+            // A manager token sees only its scope: a declared object outside it that the
+            // token cannot see may well exist; it is reported, never created.
+            if let Some(scope) = &cx.scope
+                && !d.in_scope(scope)
+                && !matches!(kind, Kind::Portal | Kind::Campaign | Kind::ContactGroup)
+            {
+                cx.out_of_scope.push(id);
+                continue;
+            }
             create::<T>(cx, id, d);
             continue;
         };
@@ -1192,6 +1219,11 @@ fn update<T: Object>(
     let mut lc = live_t.canon();
     dc.remove(key_field);
     lc.remove(key_field);
+    // A live protection is lifted only by an explicit `protect: false`.
+    let unprotect = cx.desired.unprotect.contains(&id);
+    if live.protect() && !d.protect() && !unprotect {
+        dc.insert("protect".into(), json!(true));
+    }
 
     let mut patch = Map::new();
     let mut fields = vec![];
@@ -1282,7 +1314,7 @@ fn update<T: Object>(
     let mut draft = Draft::new(change);
     draft.live_key = Some(live_key.to_string());
     draft.protected = d.protect() || live.protect();
-    draft.lifting_protect = !d.protect() && live.protect();
+    draft.lifting_protect = !d.protect() && live.protect() && unprotect;
     draft.removals = removals;
     draft.deps = d.refs();
     if kind == Kind::Team {
@@ -1356,6 +1388,10 @@ fn remove<T: Object>(cx: &mut Cx, id: ObjectId, live: &T, old_key: &str, on_remo
         d.removals = vec![format!("{id} is deactivated")];
         d
     };
+    if let Some(scope) = &cx.scope {
+        let issues = live.scope_issues(Some(live), &draft.change, scope);
+        push_scope_errors(cx, &id, issues);
+    }
     draft.protected = live.protect();
     draft.live_key = Some(old_key.to_string());
     if kind == Kind::Team {
@@ -1364,6 +1400,101 @@ fn remove<T: Object>(cx: &mut Cx, id: ObjectId, live: &T, old_key: &str, on_remo
         }
     }
     cx.drafts.push(draft);
+}
+
+/// Deletions and the live objects that refer to the deleted one (a contact group shared
+/// with a representative or manager, a campaign member, a team leader, a representative's
+/// portal). A referrer this plan changes (drops the reference, or is removed itself) is
+/// written first; one that no file declares and that stays would make the live system
+/// refuse the deletion, so the plan is refused, naming it, rather than failing half-way
+/// through apply.
+fn check_deleted_still_referenced(cx: &mut Cx) {
+    let deleted: BTreeSet<ObjectId> = cx
+        .drafts
+        .iter()
+        .filter(|d| d.change.action == Action::Delete)
+        .map(|d| ObjectId::new(d.change.id.kind, d.live_key.as_deref().unwrap_or("")))
+        .collect();
+    if deleted.is_empty() {
+        return;
+    }
+    let unmatched =
+        |kind: Kind, key: &str| cx.unmatched[kind as usize].iter().any(|u| u.old_key == key);
+    let org = &cx.observed.org;
+    let mut errs = vec![];
+    let mut hard: Vec<(usize, Vec<ObjectId>)> = vec![];
+    for (i, d) in cx.drafts.iter().enumerate() {
+        if d.change.action != Action::Delete {
+            continue;
+        }
+        let Some(key) = d.live_key.as_deref() else {
+            continue;
+        };
+        // (referrer, what refers)
+        let mut refs: Vec<(ObjectId, &str)> = vec![];
+        match d.change.id.kind {
+            Kind::Representative | Kind::Manager => {
+                for (g, group) in &org.contact_groups {
+                    if group.shared_with.contains_key(key) {
+                        refs.push((ObjectId::new(Kind::ContactGroup, g.as_str()), "shared_with"));
+                    }
+                }
+                if d.change.id.kind == Kind::Representative {
+                    for (c, campaign) in &org.campaigns {
+                        if campaign.representatives.contains(key) {
+                            refs.push((
+                                ObjectId::new(Kind::Campaign, c.as_str()),
+                                "representatives",
+                            ));
+                        }
+                    }
+                    for (p, team) in &org.teams {
+                        if team.leader.as_deref() == Some(key) {
+                            refs.push((ObjectId::new(Kind::Team, p.as_str()), "leader"));
+                        }
+                    }
+                }
+            }
+            Kind::Portal => {
+                for (r, rep) in &org.representatives {
+                    if rep.portals.contains(key) {
+                        refs.push((ObjectId::new(Kind::Representative, r.as_str()), "portals"));
+                    }
+                }
+            }
+            _ => {}
+        }
+        if refs.is_empty() {
+            continue;
+        }
+        let staying: Vec<String> = refs
+            .iter()
+            .filter(|(id, _)| unmatched(id.kind, &id.key) && !deleted.contains(id))
+            .map(|(id, what)| format!("{id} ({what})"))
+            .collect();
+        hard.push((i, refs.into_iter().map(|(id, _)| id).collect()));
+        if staying.is_empty() {
+            continue;
+        }
+        errs.push(PlanError {
+            rule: RuleCode::UnresolvedReference,
+            id: d.change.id.clone(),
+            pointer: String::new(),
+            message: format!(
+                "{} would be deleted, but live objects that no file declares still refer to \
+                 it and would stay: {}; the live system refuses such a deletion",
+                d.change.id,
+                staying.join(", ")
+            ),
+            help: "declare those objects without the reference, or let the policy remove \
+                   them too (`unmanaged: remove`), or keep this object"
+                .into(),
+        });
+    }
+    for (i, ids) in hard {
+        cx.drafts[i].hard_deps.extend(ids);
+    }
+    cx.errors.extend(errs);
 }
 
 /// A team is deleted only when the plan leaves it without members and sub-teams;

@@ -11,8 +11,8 @@ use super::diff::{Cx, relationships};
 use super::{Action, Change, PlanError};
 use crate::model::rules::RuleCode;
 use crate::model::{
-    Campaign, Feature, Kind, Manager, ObjectId, Observed, Principal, Representative, Status, Team,
-    TeamRight,
+    Campaign, ContactGroup, Feature, Kind, Manager, ObjectId, Observed, Principal, Representative,
+    Status, Team, TeamRight,
 };
 
 /// How many removals a threshold error lists before "and N more".
@@ -25,6 +25,12 @@ pub(super) struct Scope {
     pub teams: BTreeSet<String>,
     pub rights: BTreeSet<TeamRight>,
     pub grantable: BTreeSet<Feature>,
+    /// Representatives in scope, live (what the token could read) or declared in one of
+    /// the manager's teams, by login (campaign members must be among them).
+    pub reps: BTreeSet<String>,
+    /// Managers in scope (itself, and those whose every team is in scope), by login
+    /// (with `reps`: who a contact group may be shared with).
+    pub managers: BTreeSet<String>,
 }
 
 /// One rule-6 problem on a declared object (turned into an `escalation` error).
@@ -43,12 +49,18 @@ impl Scope {
         };
         let login = login.to_lowercase();
         match o.org.managers.get(&login) {
-            Some(m) => Ok(Some(Scope {
-                login,
-                teams: m.teams.clone(),
-                rights: m.team_rights.clone(),
-                grantable: m.grantable.clone(),
-            })),
+            Some(m) => {
+                let mut s = Scope {
+                    login: login.clone(),
+                    teams: m.teams.clone(),
+                    rights: m.team_rights.clone(),
+                    grantable: m.grantable.clone(),
+                    reps: BTreeSet::new(),
+                    managers: [login].into(),
+                };
+                s.add_people(&o.org);
+                Ok(Some(s))
+            }
             None => Err(PlanError {
                 rule: RuleCode::Escalation,
                 id: ObjectId::new(Kind::Manager, login.as_str()),
@@ -60,6 +72,46 @@ impl Scope {
                 help: "use a token of an existing manager, or an administrator token".into(),
             }),
         }
+    }
+
+    /// Adds the representatives and managers of `org` that sit in scope (the live ones,
+    /// then the declared ones: a representative created in scope is in scope).
+    pub fn add_people(&mut self, org: &crate::model::Org) {
+        let reps: Vec<String> = org
+            .representatives
+            .values()
+            .filter(|r| r.team.as_deref().is_some_and(|t| self.team(t)))
+            .map(|r| r.login.clone())
+            .collect();
+        self.reps.extend(reps);
+        let managers: Vec<String> = org
+            .managers
+            .values()
+            .filter(|m| !m.teams.is_empty() && m.teams.iter().all(|t| self.team(t)))
+            .map(|m| m.login.clone())
+            .collect();
+        self.managers.extend(managers);
+    }
+
+    /// Strictly below one of the manager's teams: what it may create, move or delete.
+    pub fn strictly_below(&self, path: &str) -> bool {
+        path.rfind('/').is_some_and(|i| self.team(&path[..i]))
+    }
+
+    fn lacks(&self, right: TeamRight, what: &str, pointer: &str) -> Option<ScopeIssue> {
+        (!self.rights.contains(&right)).then(|| ScopeIssue {
+            pointer: pointer.into(),
+            message: format!(
+                "manager {} lacks the team right `{}` needed to {what} (rule 6)",
+                self.login,
+                right.id()
+            ),
+            help: format!(
+                "apply this change with an administrator token, or ask an administrator to \
+                 grant `{}`",
+                right.id()
+            ),
+        })
     }
 
     /// Whether a team path is one of the manager's teams or below one of them.
@@ -142,6 +194,33 @@ pub(super) fn scope_team(d: &Team, live: Option<&Team>, c: &Change, s: &Scope) -
     {
         v.push(s.outside(&format!("team {old} is"), "/previously"));
     }
+    // Creating, renaming, moving or deleting one of its own teams is refused: only
+    // teams strictly below them.
+    if matches!(
+        c.action,
+        Action::Create | Action::Rename | Action::Move | Action::Delete
+    ) {
+        for p in [Some(d.path.as_str()), c.previously.as_deref()]
+            .into_iter()
+            .flatten()
+        {
+            if s.team(p) && !s.strictly_below(p) {
+                v.push(s.outside(
+                    &format!(
+                        "team {p} is one of the manager's own teams and would {}; a manager \
+                         creates, moves or deletes only teams below its own",
+                        action_target(c.action)
+                    ),
+                    "",
+                ));
+            }
+        }
+    }
+    v.extend(s.lacks(
+        TeamRight::ManageSubteams,
+        &format!("change team {}", d.path),
+        "",
+    ));
     v
 }
 
@@ -208,6 +287,48 @@ pub(super) fn scope_representative(
     if ms_touched && !s.grantable.contains(&Feature::Multisession) {
         denied.push(Feature::Multisession);
     }
+    match (c.action, live) {
+        (Action::Create, _) => {
+            v.extend(s.lacks(
+                TeamRight::ManageRepresentatives,
+                &format!("add representative {}", d.login),
+                "",
+            ));
+        }
+        (Action::Delete, _) => {
+            v.extend(s.lacks(
+                TeamRight::ManageRepresentatives,
+                &format!("delete representative {}", d.login),
+                "",
+            ));
+        }
+        (_, Some(l)) => {
+            let renamed = c.previously.is_some();
+            for (field, changed) in [
+                ("/login", renamed),
+                ("/first_name", d.first_name != l.first_name),
+                ("/last_name", d.last_name != l.last_name),
+                ("/username", d.username != l.username),
+            ] {
+                if changed {
+                    v.extend(s.lacks(
+                        TeamRight::EditRepNameLogin,
+                        &format!("change the name or login of representative {}", d.login),
+                        field,
+                    ));
+                    break;
+                }
+            }
+        }
+        _ => {}
+    }
+    if c.set_password.is_some() {
+        v.extend(s.lacks(
+            TeamRight::EditRepPassword,
+            &format!("set the password of representative {}", d.login),
+            "/password",
+        ));
+    }
     if !denied.is_empty() {
         let names: Vec<&str> = denied.iter().map(|f| f.id()).collect();
         v.push(ScopeIssue {
@@ -243,8 +364,9 @@ pub(super) fn scope_manager(
     s: &Scope,
 ) -> Vec<ScopeIssue> {
     let mut v = vec![];
-    let is_self = d.login == s.login && live.is_some();
-    if !is_self && !s.rights.contains(&TeamRight::ManageManagers) {
+    // The live system asks for `manage_managers` on every manager write, the token's own
+    // manager included.
+    if !s.rights.contains(&TeamRight::ManageManagers) {
         v.push(ScopeIssue {
             pointer: String::new(),
             message: format!(
@@ -269,6 +391,15 @@ pub(super) fn scope_manager(
             &format!("manager {} would manage {}", d.login, outside.join(", ")),
             "/teams",
         ));
+    }
+    if d.teams.is_empty() && d.login != s.login && c.action != Action::Delete {
+        v.push(s.outside(&format!("manager {} would have no team", d.login), "/teams"));
+    }
+    if let Some(l) = live
+        && l.login != s.login
+        && (l.teams.is_empty() || !l.teams.iter().all(|t| s.team(t)))
+    {
+        v.push(s.outside(&format!("manager {} is live", l.login), ""));
     }
     let extra_rights: Vec<&str> = d
         .team_rights
@@ -311,23 +442,70 @@ pub(super) fn scope_manager(
 
 pub(super) fn scope_campaign(
     d: &Campaign,
-    _: Option<&Campaign>,
+    live: Option<&Campaign>,
     _: &Change,
     s: &Scope,
 ) -> Vec<ScopeIssue> {
-    let outside: Vec<&str> = d
-        .teams
-        .iter()
-        .filter(|t| !s.team(t))
-        .map(String::as_str)
-        .collect();
-    if outside.is_empty() {
-        return vec![];
+    let mut v = vec![];
+    for (c, verb) in [(Some(d), "would select"), (live, "selects")] {
+        let Some(c) = c else { continue };
+        let teams: Vec<&str> = c
+            .teams
+            .iter()
+            .filter(|t| !s.team(t))
+            .map(String::as_str)
+            .collect();
+        if !teams.is_empty() {
+            v.push(s.outside(
+                &format!("campaign {} {verb} team {}", c.name, teams.join(", ")),
+                "/teams",
+            ));
+        }
+        let reps: Vec<&str> = c
+            .representatives
+            .iter()
+            .filter(|r| !s.reps.contains(r.as_str()))
+            .map(String::as_str)
+            .collect();
+        if !reps.is_empty() {
+            v.push(s.outside(
+                &format!(
+                    "campaign {} {verb} representative {}",
+                    c.name,
+                    reps.join(", ")
+                ),
+                "/representatives",
+            ));
+        }
     }
-    vec![s.outside(
-        &format!("campaign {} would select {}", d.name, outside.join(", ")),
-        "/teams",
-    )]
+    v
+}
+
+/// A contact group is written only when everyone it is shared with (before and after)
+/// is in scope.
+pub(super) fn scope_contact_group(
+    d: &ContactGroup,
+    live: Option<&ContactGroup>,
+    _: &Change,
+    s: &Scope,
+) -> Vec<ScopeIssue> {
+    let mut v = vec![];
+    for (g, verb) in [(Some(d), "would be shared with"), (live, "is shared with")] {
+        let Some(g) = g else { continue };
+        let outside: Vec<&str> = g
+            .shared_with
+            .keys()
+            .filter(|l| !s.reps.contains(l.as_str()) && !s.managers.contains(l.as_str()))
+            .map(String::as_str)
+            .collect();
+        if !outside.is_empty() {
+            v.push(s.outside(
+                &format!("contact group {} {verb} {}", g.name, outside.join(", ")),
+                "/shared_with",
+            ));
+        }
+    }
+    v
 }
 
 /// Protected objects are never deactivated or deleted; the plan is refused, naming them.
@@ -486,7 +664,11 @@ mod tests {
             teams: ["Europe/Paris".to_string()].into(),
             rights: BTreeSet::new(),
             grantable: BTreeSet::new(),
+            reps: BTreeSet::new(),
+            managers: BTreeSet::new(),
         };
+        assert!(s.strictly_below("Europe/Paris/North"));
+        assert!(!s.strictly_below("Europe/Paris"));
         assert!(s.team("Europe/Paris"));
         assert!(s.team("Europe/Paris/North"));
         assert!(!s.team("Europe"));

@@ -151,6 +151,7 @@ fn desired(org: Org) -> Desired {
         policy: Default::default(),
         sections: Kind::ALL.into_iter().collect(),
         origins: Default::default(),
+        unprotect: Default::default(),
     }
 }
 
@@ -629,15 +630,25 @@ fn explicit_protect_false_lifts_protection_on_a_later_plan() {
     let mut d = base();
     let r = d.0.representatives.get_mut("ann@acme.example").unwrap();
     r.status = Status::Inactive;
-    let e = errors(&desired(d.0), &observed(l.clone().0), opts());
+    let mut d = desired(d.0);
+    d.unprotect
+        .insert(ObjectId::new(Kind::Representative, "ann@acme.example"));
+    let e = errors(&d, &observed(l.clone().0), opts());
     assert_eq!(e.0[0].rule, RuleCode::Protected);
     assert!(
         e.0[0]
             .help
             .contains("apply `protect: false` on its own first")
     );
-    // `protect: false` alone: an update of protect.
-    let p = plan(&desired(base().0), &observed(l.0));
+    // Left out of the declaration, `protect` keeps the live protection.
+    let p = plan(&desired(base().0), &observed(l.clone().0));
+    assert!(p.is_empty(), "{}", render::text(&p, false));
+    // `protect: false` alone (written explicitly): an update of protect.
+    let mut unprotected = desired(base().0);
+    unprotected
+        .unprotect
+        .insert(ObjectId::new(Kind::Representative, "ann@acme.example"));
+    let p = plan(&unprotected, &observed(l.0));
     let c = change(&p, Kind::Representative, "ann@acme.example");
     assert_eq!(c.action, Action::Update);
     assert_eq!(c.patch.as_ref().unwrap()["protect"], false);
@@ -813,10 +824,8 @@ fn manager_token_stays_inside_its_teams() {
     let o = as_manager(observed(live.0), "marie@acme.example");
     let e = errors(&desired(d.0), &o, opts());
     let rules: Vec<(RuleCode, String)> = e.0.iter().map(|e| (e.rule, e.id.to_string())).collect();
-    assert!(
-        rules.contains(&(RuleCode::Escalation, "team/Asia".into())),
-        "{e}"
-    );
+    // A new team outside the scope may exist unseen: out of scope, not an error.
+    assert!(!rules.iter().any(|(_, id)| id == "team/Asia"), "{e}");
     assert!(
         rules.contains(&(
             RuleCode::Escalation,
@@ -875,10 +884,49 @@ fn manager_token_creates_managers_only_with_manage_managers_and_its_rights() {
     let o = as_manager(observed(live2.clone().0), "marie@acme.example");
     assert!(diff(&desired(live2.clone().manager(newm.clone()).0), &o, &opts()).is_ok());
     newm.team_rights.insert(TeamRight::ExportSessionReplay);
-    newm.teams.insert("Europe/Lyon".into());
-    let e = errors(&desired(live2.manager(newm).0), &o, opts());
+    newm.grantable.insert(Feature::SessionReplay);
+    let e = errors(&desired(live2.clone().manager(newm.clone()).0), &o, opts());
     let pointers: Vec<&str> = e.0.iter().map(|e| e.pointer.as_str()).collect();
-    assert_eq!(pointers, vec!["/team_rights", "/teams"], "{e}");
+    assert_eq!(pointers, vec!["/grantable", "/team_rights"], "{e}");
+    // A manager with a team outside the scope is invisible to the token whether or not
+    // it exists: reported out of scope, never created.
+    newm.team_rights.remove(&TeamRight::ExportSessionReplay);
+    newm.grantable.remove(&Feature::SessionReplay);
+    newm.teams.insert("Europe/Lyon".into());
+    let p = plan(&desired(live2.manager(newm).0), &o);
+    assert!(p.is_empty(), "{}", render::text(&p, false));
+    assert!(
+        p.out_of_scope
+            .contains(&ObjectId::new(Kind::Manager, "pierre@acme.example"))
+    );
+}
+
+#[test]
+fn manager_token_needs_the_rights_the_live_system_asks_for() {
+    // marie lacks manage_subteams and edit_rep_name_login and edit_rep_password.
+    let live = scoped_live();
+    let mut d = live.clone().teams(&["Europe/Paris/South"]);
+    d.0.representatives
+        .get_mut("jdoe@acme.example")
+        .unwrap()
+        .last_name = "Doe-Martin".into();
+    let o = as_manager(observed(live.0), "marie@acme.example");
+    let e = errors(&desired(d.0), &o, opts());
+    let msgs: Vec<String> =
+        e.0.iter()
+            .map(|e| format!("{} {}", e.id, e.message))
+            .collect();
+    assert!(
+        msgs.iter()
+            .any(|m| m.starts_with("team/Europe/Paris/South") && m.contains("`manage_subteams`")),
+        "{msgs:#?}"
+    );
+    assert!(
+        msgs.iter()
+            .any(|m| m.starts_with("representative/jdoe@acme.example")
+                && m.contains("`edit_rep_name_login`")),
+        "{msgs:#?}"
+    );
 }
 
 #[test]
@@ -1684,4 +1732,52 @@ fn renames_cascade_versions_and_keys_like_the_live_system() {
     assert!(p.changes[camp].depends_on.contains(&john));
     // john's own rename: his team moved with EU (+1).
     assert_eq!(p.changes[john].version, Some(2));
+}
+
+/// Regression (tests/safety.rs): a representative deleted while an undeclared contact
+/// group left in place is still shared with it made apply fail with 409 half-way.
+#[test]
+fn a_deletion_the_live_system_would_refuse_for_a_remaining_reference_is_refused() {
+    let mut g = group("old-friends");
+    g.shared_with
+        .insert("ghost@acme.example".into(), Permission::View);
+    let live = base()
+        .rep(rep("ghost@acme.example", "Europe/Lyon"))
+        .group(g);
+    let mut d = desired(base().0);
+    d.policy.representatives = KindPolicy {
+        unmanaged: Policy::Remove,
+        on_remove: OnRemove::Delete,
+    };
+    let delete = PlanOptions {
+        allow_delete: true,
+        force: false,
+    };
+    let e = errors(&d, &observed(live.clone().0), delete);
+    assert_eq!(e.0.len(), 1, "{e}");
+    assert_eq!(e.0[0].rule, RuleCode::UnresolvedReference);
+    assert_eq!(
+        e.0[0].id,
+        ObjectId::new(Kind::Representative, "ghost@acme.example")
+    );
+    assert!(
+        e.0[0]
+            .message
+            .contains("contact_group/old-friends (shared_with)"),
+        "{e}"
+    );
+    // Removing the group in the same plan lifts the objection, and the group goes first
+    // (the two deletions never race).
+    d.policy.contact_groups.unmanaged = Policy::Remove;
+    let p = diff(&d, &observed(live.0), &delete).unwrap();
+    let at = |kind: Kind, key: &str| {
+        p.changes
+            .iter()
+            .position(|c| c.id == ObjectId::new(kind, key))
+            .unwrap()
+    };
+    let group = at(Kind::ContactGroup, "old-friends");
+    let ghost = at(Kind::Representative, "ghost@acme.example");
+    assert_eq!(p.changes[ghost].action, Action::Delete);
+    assert!(p.changes[ghost].depends_on.contains(&group), "{p:#?}");
 }

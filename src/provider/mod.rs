@@ -209,10 +209,15 @@ impl HttpProvider {
             tracing::debug!("{method} {path}: {e}; retrying in {d:?}");
         })
         .await;
-        Sent {
-            result,
-            attempts: attempts.load(Ordering::Relaxed),
+        let attempts = attempts.load(Ordering::Relaxed);
+        // Method, path and outcome only: a body may carry a password value.
+        match &result {
+            Ok((status, _)) => {
+                tracing::debug!("{method} {path} → {status} ({attempts} attempt(s))")
+            }
+            Err(e) => tracing::debug!("{method} {path} → {e} ({attempts} attempt(s))"),
         }
+        Sent { result, attempts }
     }
 
     /// GET a JSON document.

@@ -182,19 +182,6 @@ fn collect<T: DeserializeOwned + JsonSchema>(
     Ok(out)
 }
 
-/// A kind the token may not list (a manager token and administrators: 403) reads as
-/// empty: what the token cannot see, the plan cannot touch either; declaring such objects
-/// then fails as an escalation at plan time, not as a read error.
-async fn visible(p: &HttpProvider, kind: Kind) -> Result<Vec<Value>, ProviderError> {
-    match list(p, kind).await {
-        Err(e) if e.status() == Some(403) => {
-            tracing::info!("this token may not list {}: {e}", kind.section());
-            Ok(Vec::new())
-        }
-        other => other,
-    }
-}
-
 /// Who the token acts as; `None` when the server has no `/v1/whoami`.
 async fn whoami(p: &HttpProvider) -> Result<Option<Principal>, ProviderError> {
     match p.send(Method::GET, "/v1/whoami", None, &[]).await.result {
@@ -209,19 +196,40 @@ async fn whoami(p: &HttpProvider) -> Result<Option<Principal>, ProviderError> {
     }
 }
 
+/// The administrators, or the 403 a manager token gets (kept apart so that the other
+/// reads go on; the caller decides with the principal in hand).
+async fn admins_or_forbidden(
+    p: &HttpProvider,
+) -> Result<Result<Vec<Value>, ProviderError>, ProviderError> {
+    match list(p, Kind::Administrator).await {
+        Err(ProviderError::Problem(pr)) if pr.status == 403 => Ok(Err(ProviderError::Problem(pr))),
+        other => other.map(Ok),
+    }
+}
+
 /// Reads the whole live state.
 pub(crate) async fn read(p: &HttpProvider) -> Result<Observed, ProviderError> {
     let (account, principal, portals, teams, admins, managers, reps, campaigns, groups) = tokio::try_join!(
         p.get_json("/v1/account"),
         whoami(p),
-        visible(p, Kind::Portal),
-        visible(p, Kind::Team),
-        visible(p, Kind::Administrator),
-        visible(p, Kind::Manager),
-        visible(p, Kind::Representative),
-        visible(p, Kind::Campaign),
-        visible(p, Kind::ContactGroup),
+        list(p, Kind::Portal),
+        list(p, Kind::Team),
+        admins_or_forbidden(p),
+        list(p, Kind::Manager),
+        list(p, Kind::Representative),
+        list(p, Kind::Campaign),
+        list(p, Kind::ContactGroup),
     )?;
+    // A manager token may not list administrators (403, docs/api.md): they are
+    // account-level and out of its scope, so the plan reports them instead of failing.
+    let admins = match admins {
+        Ok(items) => items,
+        Err(e) if matches!(principal, Some(Principal::Manager { .. })) => {
+            tracing::debug!("administrators are not readable with a manager token: {e}");
+            Vec::new()
+        }
+        Err(e) => return Err(e),
+    };
     let account: Account =
         serde_json::from_value(account).map_err(|e| ProviderError::Unexpected {
             url: format!("{}/v1/account", p.base_url()),

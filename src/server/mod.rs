@@ -353,6 +353,7 @@ fn router(state: AppState) -> Router {
             state.clone(),
             inject_faults,
         ))
+        .layer(axum::middleware::from_fn(log_request))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             |_: Box<dyn std::any::Any + Send>| {
                 Problem::internal("the server hit a bug while handling this request; it was logged")
@@ -360,6 +361,21 @@ fn router(state: AppState) -> Router {
             },
         ))
         .with_state(state)
+}
+
+/// One debug line per request (`serve -vv`): method, path, status, time. Never headers
+/// or bodies, which carry tokens and passwords.
+async fn log_request(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let start = std::time::Instant::now();
+    let resp = next.run(req).await;
+    tracing::debug!(
+        "{method} {path} → {} in {:?}",
+        resp.status().as_u16(),
+        start.elapsed()
+    );
+    resp
 }
 
 /// Fixed one-second windows per token (or per anonymous caller).

@@ -249,7 +249,14 @@ pub fn from_serde(err: serde_path_to_error::Error<serde_json::Error>) -> Problem
         }
         serde_json::error::Category::Io => Problem::invalid_json(inner.to_string()),
         serde_json::error::Category::Data => {
-            let msg = strip_position(&inner.to_string());
+            let mut msg = strip_position(&inner.to_string());
+            // serde quotes the offending value ("invalid type: string \"…\""): under
+            // `password` that value may be the secret itself, so say only what is expected.
+            if pointer.split('/').any(|s| s == "password") && !msg.starts_with("unknown field") {
+                msg = "`password` must be an object `{\"value\": \"…\", \"rotation\": \"…\"}` \
+                       with a string `value` (the value sent is not repeated)"
+                    .to_string();
+            }
             if let Some(field) = msg
                 .strip_prefix("unknown field `")
                 .and_then(|r| r.split('`').next())
@@ -340,6 +347,20 @@ mod tests {
         let de = &mut serde_json::Deserializer::from_str(s);
         let r: Result<Representative, _> = serde_path_to_error::deserialize(de);
         from_serde(r.unwrap_err())
+    }
+
+    #[test]
+    fn a_password_of_the_wrong_shape_is_not_echoed() {
+        for body in [
+            r#"{"login":"a","email":"a@b.c","first_name":"a","last_name":"b","password":"hunter2-x"}"#,
+            r#"{"login":"a","email":"a@b.c","first_name":"a","last_name":"b","password":{"value":["hunter2-x"]}}"#,
+        ] {
+            let p = parse(body);
+            assert_eq!(p.code, "validation");
+            let all = format!("{} {:?}", p.detail, p.errors);
+            assert!(!all.contains("hunter2"), "{all}");
+            assert!(p.pointer.as_deref().unwrap().starts_with("/password"));
+        }
     }
 
     #[test]
