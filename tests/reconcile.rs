@@ -6,24 +6,26 @@
 //! during apply gets 412 while the other changes land; a flaky server (fault injection)
 //! still converges without creating anything twice; export → plan round trips.
 
-use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+mod e2e_support;
 
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use e2e_support::{Harness, PAUSE, Paused, Run, Server, bin, wait_output};
 use serde_json::{Value, json};
 
-/// The binary under test: this build's, or `ROSTER_E2E_BIN` (e.g. a release build).
-fn bin() -> PathBuf {
-    std::env::var_os("ROSTER_E2E_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_roster")))
-}
 /// Longest any single command may run.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// This file's servers: 2000 seats unless a test gives `--seats`; requests retry 429/503
+/// (some tests run a fault-injecting server).
+const HARNESS: Harness = Harness {
+    seats: "2000",
+    command_timeout: COMMAND_TIMEOUT,
+    retry_busy: true,
+};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -74,149 +76,15 @@ fn password_vars(dir: &Path) -> Vec<String> {
     vars
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Waits for a child with a deadline, collecting its output; kills it when late.
-fn wait_output(mut child: Child, timeout: Duration, what: &str) -> Output {
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let t_out = std::thread::spawn(move || {
-        let mut b = Vec::new();
-        let _ = out.read_to_end(&mut b);
-        b
-    });
-    let t_err = std::thread::spawn(move || {
-        let mut b = Vec::new();
-        let _ = err.read_to_end(&mut b);
-        b
-    });
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if start.elapsed() > timeout {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("`{what}` did not finish within {timeout:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Output {
-        status,
-        stdout: t_out.join().unwrap(),
-        stderr: t_err.join().unwrap(),
-    }
-}
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl std::fmt::Display for Run {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "exit {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
-}
-
-/// A `roster serve` child on a free loopback port over its own database.
-struct Server {
-    child: Child,
-    port: u16,
-    token: String,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 impl Server {
     /// Starts a server; `extra` flags are added (2000 seats unless `--seats` is given).
     fn start(extra: &[&str]) -> Server {
-        let dir = tempfile::tempdir().unwrap();
-        let token_file = dir.path().join("admin.token");
-        let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
-        let port = free_port();
-        let child = Command::new(bin())
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .arg("--database")
-            .arg(format!("sqlite://{}", dir.path().join("live.db").display()))
-            .arg("--admin-token-file")
-            .arg(&token_file)
-            .args(if extra.contains(&"--seats") {
-                &[][..]
-            } else {
-                &["--seats", "2000"][..]
-            })
-            .args(extra)
-            .env_remove("ROSTER_ENDPOINT")
-            .env_remove("ROSTER_TOKEN")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("start roster serve");
-        let mut server = Server {
-            child,
-            port,
-            token: String::new(),
-            dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = server.child.try_wait().unwrap() {
-                panic!(
-                    "roster serve exited with {status}:\n{}",
-                    std::fs::read_to_string(server.dir.path().join("server.log")).unwrap()
-                );
-            }
-            let token = std::fs::read_to_string(&token_file).unwrap_or_default();
-            if !token.trim().is_empty() && TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                server.token = token.trim().to_string();
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "roster serve did not come up on port {port}:\n{}",
-                std::fs::read_to_string(server.dir.path().join("server.log")).unwrap()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        server
-    }
-
-    fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        Server::start_with(&HARNESS, extra)
     }
 
     /// A `roster` command aimed at this server, run in `cwd`, passwords provided.
     fn command(&self, args: &[&str], cwd: &Path, passwords_from: Option<&Path>) -> Command {
-        let mut cmd = Command::new(bin());
-        cmd.args(args)
-            .current_dir(cwd)
-            .env("ROSTER_ENDPOINT", self.endpoint())
-            .env("ROSTER_TOKEN", &self.token)
-            .env("NO_COLOR", "1")
-            .env_remove(PAUSE)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        let mut cmd = self.base_command(args, cwd);
         if let Some(dir) = passwords_from {
             for v in password_vars(dir) {
                 cmd.env(v, "e2e-Initial-Passw0rd!");
@@ -226,87 +94,8 @@ impl Server {
     }
 
     fn roster(&self, args: &[&str], declaration: Option<&Path>) -> Run {
-        let cwd = self.dir.path();
-        let child = self
-            .command(args, cwd, declaration)
-            .spawn()
-            .expect("run roster");
-        let out = wait_output(child, COMMAND_TIMEOUT, &args.join(" "));
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
-    }
-
-    /// One HTTP request with the admin token; retries 429/503 (the fault-injecting server).
-    fn http(
-        &self,
-        method: &str,
-        path: &str,
-        body: Option<Value>,
-        if_match: Option<i64>,
-    ) -> (u16, Value) {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let client = reqwest::Client::builder()
-                .timeout(Duration::from_secs(30))
-                .build()
-                .unwrap();
-            for _ in 0..40 {
-                let mut req = client
-                    .request(
-                        method.parse().unwrap(),
-                        format!("{}{path}", self.endpoint()),
-                    )
-                    .bearer_auth(&self.token);
-                if let Some(v) = if_match {
-                    req = req.header("if-match", format!("\"{v}\""));
-                }
-                if let Some(b) = &body {
-                    req = req.json(b);
-                }
-                match req.send().await {
-                    Ok(resp) => {
-                        let status = resp.status().as_u16();
-                        let text = resp.text().await.unwrap_or_default();
-                        if status == 429 || status == 503 {
-                            tokio::time::sleep(Duration::from_millis(100)).await;
-                            continue;
-                        }
-                        let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
-                        return (status, v);
-                    }
-                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-                }
-            }
-            panic!("{method} {path}: the server kept failing");
-        })
-    }
-
-    fn get(&self, path: &str) -> Value {
-        let (status, v) = self.http("GET", path, None, None);
-        assert_eq!(status, 200, "GET {path}: {v}");
-        v
-    }
-
-    /// Every audit entry, in order.
-    fn audit(&self) -> Vec<Value> {
-        let mut items = Vec::new();
-        let mut path = "/v1/audit?limit=1000".to_string();
-        loop {
-            let page = self.get(&path);
-            items.extend(page["items"].as_array().unwrap().iter().cloned());
-            match page["next_cursor"].as_str() {
-                Some(c) => {
-                    path = format!("/v1/audit?limit=1000&cursor={}", encode(c));
-                }
-                None => return items,
-            }
-        }
+        let cmd = self.command(args, self.dir.path(), declaration);
+        self.finish(cmd, &args.join(" "))
     }
 
     /// Applies a declaration to convergence on a healthy server.
@@ -324,20 +113,21 @@ impl Server {
             Some(dir),
         )
     }
-}
 
-const PAUSE: &str = "ROSTER_TEST_PAUSE_BEFORE_WRITES_MS";
+    /// Exports the live system to `<server dir>/exported`, which must succeed.
+    fn export(&self) -> PathBuf {
+        let out = self.dir.path().join("exported");
+        let run = self.roster(&["export", "--out", out.to_str().unwrap()], None);
+        assert_eq!(run.code, 0, "{run}");
+        out
+    }
 
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
+    /// Exports the live system and plans the export against it: no change.
+    fn assert_export_round_trips(&self) {
+        let out = self.export();
+        let plan = self.plan_exit(&out);
+        assert_eq!(plan.code, 0, "export → plan must show no change:\n{plan}");
+    }
 }
 
 /// Edits a copied declaration file: replaces exactly one occurrence.
@@ -518,24 +308,9 @@ fn a_concurrent_edit_during_apply_fails_that_object_only() {
         Some(&decl),
     );
     cmd.env(PAUSE, "5000");
-    let mut child = cmd.spawn().unwrap();
 
     // Wait for the pause announcement, then edit one of the planned objects.
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        let mut seen = String::new();
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.contains(PAUSE) {
-                let _ = tx.send(());
-            }
-            seen.push_str(&line);
-            seen.push('\n');
-        }
-        seen
-    });
-    rx.recv_timeout(Duration::from_secs(60))
-        .expect("apply announces its pause before writing");
+    let paused = Paused::start(cmd);
     let rep = server.get("/v1/representatives/asmith%40acme.example");
     let (status, body) = server.http(
         "PATCH",
@@ -545,22 +320,7 @@ fn a_concurrent_edit_during_apply_fails_that_object_only() {
     );
     assert_eq!(status, 200, "{body}");
 
-    let mut stdout = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut stdout)
-        .unwrap();
-    let deadline = Instant::now() + COMMAND_TIMEOUT;
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "apply did not finish");
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let stderr = reader.join().unwrap();
+    let (status, stdout, stderr) = paused.finish(COMMAND_TIMEOUT);
     assert_eq!(status.code(), Some(1), "{stdout}\n{stderr}");
     assert!(
         stdout.contains("failed  update representative/asmith@acme.example")
@@ -632,9 +392,7 @@ fn export_then_plan_shows_no_changes() {
     let server = Server::start(&[]);
     let decl = fixture("small");
     server.apply_ok(&decl);
-    let out = server.dir.path().join("exported");
-    let run = server.roster(&["export", "--out", out.to_str().unwrap()], None);
-    assert_eq!(run.code, 0, "{run}");
+    let out = server.export();
     for f in [
         "portals.yaml",
         "teams.yaml",
@@ -690,11 +448,7 @@ fn export_of_a_generated_organization_round_trips() {
     assert_eq!(gen_run.code, 0, "{gen_run}");
     server.apply_ok(&generated);
     assert_eq!(server.plan_exit(&generated).code, 0);
-    let out = server.dir.path().join("exported");
-    let run = server.roster(&["export", "--out", out.to_str().unwrap()], None);
-    assert_eq!(run.code, 0, "{run}");
-    let plan = server.plan_exit(&out);
-    assert_eq!(plan.code, 0, "export → plan must show no change:\n{plan}");
+    server.assert_export_round_trips();
 }
 
 #[test]
@@ -719,11 +473,7 @@ fn the_acme_example_applies_converges_and_round_trips() {
     server.apply_ok(&acme);
     let again = server.plan_exit(&acme);
     assert_eq!(again.code, 0, "{again}");
-    let out = server.dir.path().join("exported");
-    let run = server.roster(&["export", "--out", out.to_str().unwrap()], None);
-    assert_eq!(run.code, 0, "{run}");
-    let plan = server.plan_exit(&out);
-    assert_eq!(plan.code, 0, "export → plan must show no change:\n{plan}");
+    server.assert_export_round_trips();
 }
 
 #[test]
@@ -793,7 +543,7 @@ fn a_manager_token_changes_only_what_is_in_its_teams() {
     let tmp = tempfile::tempdir().unwrap();
     let decl = small_copy(tmp.path());
     server.apply_ok(&decl);
-    let db = format!("sqlite://{}", server.dir.path().join("live.db").display());
+    let db = server.database();
     let token = server.roster(
         &[
             "token",
@@ -814,12 +564,7 @@ fn a_manager_token_changes_only_what_is_in_its_teams() {
     let as_manager = |args: &[&str]| {
         let mut cmd = server.command(args, server.dir.path(), Some(&decl));
         cmd.env("ROSTER_TOKEN", &manager_token);
-        let out = wait_output(cmd.spawn().unwrap(), COMMAND_TIMEOUT, &args.join(" "));
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        server.finish(cmd, &args.join(" "))
     };
     let d = decl.to_str().unwrap();
     let apply = as_manager(&["apply", d, "--auto-approve"]);

@@ -13,173 +13,37 @@
 //! named and then proceeds; the policy's threshold is configurable); secrets: a planted
 //! value followed through every output, file and log; a manager token's scope (rule 6).
 //!
-//! The harness is a copy of the one in tests/reconcile.rs (kept apart so that neither
-//! test binary depends on the other's edits).
+//! The harness (server, commands, HTTP) is shared with tests/reconcile.rs:
+//! tests/e2e_support/mod.rs.
 
-use std::io::{BufRead, BufReader, Read};
-use std::net::{TcpListener, TcpStream};
+mod e2e_support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
+use e2e_support::{Harness, PAUSE, Paused, Run, Server, encode};
 use serde_json::{Value, json};
-
-fn bin() -> PathBuf {
-    std::env::var_os("ROSTER_E2E_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_roster")))
-}
 
 /// Longest any single command may run.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
-/// The testing pause of `roster apply` (see src/ops/apply.rs).
-const PAUSE: &str = "ROSTER_TEST_PAUSE_BEFORE_WRITES_MS";
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Waits for a child with a deadline, collecting its output; kills it when late.
-fn wait_output(mut child: Child, timeout: Duration, what: &str) -> Output {
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let t_out = std::thread::spawn(move || {
-        let mut b = Vec::new();
-        let _ = out.read_to_end(&mut b);
-        b
-    });
-    let t_err = std::thread::spawn(move || {
-        let mut b = Vec::new();
-        let _ = err.read_to_end(&mut b);
-        b
-    });
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if start.elapsed() > timeout {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("`{what}` did not finish within {timeout:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Output {
-        status,
-        stdout: t_out.join().unwrap(),
-        stderr: t_err.join().unwrap(),
-    }
-}
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl std::fmt::Display for Run {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "exit {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
-}
-
-/// A `roster serve` child on a free loopback port over its own database.
-struct Server {
-    child: Child,
-    port: u16,
-    token: String,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+/// This file's servers: 500 seats; a request is made once and its answer returned as is.
+const HARNESS: Harness = Harness {
+    seats: "500",
+    command_timeout: COMMAND_TIMEOUT,
+    retry_busy: false,
+};
 
 impl Server {
     fn start(extra: &[&str]) -> Server {
-        let dir = tempfile::tempdir().unwrap();
-        let token_file = dir.path().join("admin.token");
-        let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
-        let port = free_port();
-        let child = Command::new(bin())
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .arg("--database")
-            .arg(format!("sqlite://{}", dir.path().join("live.db").display()))
-            .arg("--admin-token-file")
-            .arg(&token_file)
-            .args(["--seats", "500"])
-            .args(extra)
-            .env_remove("ROSTER_ENDPOINT")
-            .env_remove("ROSTER_TOKEN")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("start roster serve");
-        let mut server = Server {
-            child,
-            port,
-            token: String::new(),
-            dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = server.child.try_wait().unwrap() {
-                panic!("roster serve exited with {status}:\n{}", server.log());
-            }
-            let token = std::fs::read_to_string(&token_file).unwrap_or_default();
-            if !token.trim().is_empty() && TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                server.token = token.trim().to_string();
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "roster serve did not come up on port {port}:\n{}",
-                server.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        server
-    }
-
-    fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    fn database(&self) -> String {
-        format!("sqlite://{}", self.dir.path().join("live.db").display())
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+        Server::start_with(&HARNESS, extra)
     }
 
     /// A `roster` command aimed at this server with the administrator token, run in `cwd`.
     fn command(&self, args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Command {
-        let mut cmd = Command::new(bin());
-        cmd.args(args)
-            .current_dir(cwd)
-            .env("ROSTER_ENDPOINT", self.endpoint())
-            .env("ROSTER_TOKEN", &self.token)
-            .env("NO_COLOR", "1")
-            .env_remove(PAUSE)
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        let mut cmd = self.base_command(args, cwd);
+        cmd.env_remove("RUST_LOG");
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -188,66 +52,11 @@ impl Server {
 
     /// Runs `roster ARGS` in `cwd` with extra environment variables.
     fn run_in(&self, cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
-        let child = self.command(args, cwd, env).spawn().expect("run roster");
-        let out = wait_output(child, COMMAND_TIMEOUT, &args.join(" "));
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        self.finish(self.command(args, cwd, env), &args.join(" "))
     }
 
     fn run(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
         self.run_in(self.dir.path(), args, env)
-    }
-
-    /// One HTTP request with a token.
-    fn http_as(
-        &self,
-        token: &str,
-        method: &str,
-        path: &str,
-        body: Option<Value>,
-        if_match: Option<i64>,
-    ) -> (u16, Value) {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let client = reqwest::Client::builder()
-                .no_proxy()
-                .timeout(Duration::from_secs(30))
-                .build()
-                .unwrap();
-            let mut req = client
-                .request(
-                    method.parse().unwrap(),
-                    format!("{}{path}", self.endpoint()),
-                )
-                .bearer_auth(token);
-            if let Some(v) = if_match {
-                req = req.header("if-match", format!("\"{v}\""));
-            }
-            if let Some(b) = &body {
-                req = req.json(b);
-            }
-            let resp = req.send().await.expect("request sent");
-            let status = resp.status().as_u16();
-            let text = resp.text().await.unwrap_or_default();
-            let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
-            (status, v)
-        })
-    }
-
-    fn http(&self, method: &str, path: &str, body: Option<Value>, v: Option<i64>) -> (u16, Value) {
-        self.http_as(&self.token.clone(), method, path, body, v)
-    }
-
-    fn get(&self, path: &str) -> Value {
-        let (status, v) = self.http("GET", path, None, None);
-        assert_eq!(status, 200, "GET {path}: {v}");
-        v
     }
 
     /// The status of a GET (200, 404…).
@@ -257,20 +66,6 @@ impl Server {
 
     fn rep(&self, login: &str) -> Value {
         self.get(&format!("/v1/representatives/{}", encode(login)))
-    }
-
-    /// Every audit entry, in order.
-    fn audit(&self) -> Vec<Value> {
-        let mut items = Vec::new();
-        let mut path = "/v1/audit?limit=1000".to_string();
-        loop {
-            let page = self.get(&path);
-            items.extend(page["items"].as_array().unwrap().iter().cloned());
-            match page["next_cursor"].as_str() {
-                Some(c) => path = format!("/v1/audit?limit=1000&cursor={}", encode(c)),
-                None => return items,
-            }
-        }
     }
 
     /// `roster apply DIR --auto-approve` that must succeed.
@@ -295,18 +90,6 @@ impl Server {
         assert_eq!(run.code, 0, "{run}");
         serde_json::from_str(&run.stdout).expect("plan --format json is json")
     }
-}
-
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }
 
 /// Writes a declaration directory of one file.
@@ -1191,7 +974,7 @@ fn a_planted_secret_appears_in_no_output_file_or_log() {
     let env3 = [("SAFETY_MANAGER_PASSWORD", PLANTED), (PAUSE, "1500")];
     std::fs::write(&pw_file, PLANTED).unwrap();
     let decl6 = declaration(tmp.path(), "v6", &secrets_org("r6", &pw_file));
-    let mut cmd = server.command(
+    let cmd = server.command(
         &[
             "-vvv",
             "apply",
@@ -1203,22 +986,7 @@ fn a_planted_secret_appears_in_no_output_file_or_log() {
         server.dir.path(),
         &env3,
     );
-    let mut child = cmd.spawn().unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        let mut seen = String::new();
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.contains(PAUSE) {
-                let _ = tx.send(());
-            }
-            seen.push_str(&line);
-            seen.push('\n');
-        }
-        seen
-    });
-    rx.recv_timeout(Duration::from_secs(60))
-        .expect("apply announces its pause");
+    let paused = Paused::start(cmd);
     let jdoe = server.rep("jdoe@acme.example");
     let (status, body) = server.http(
         "PATCH",
@@ -1227,22 +995,7 @@ fn a_planted_secret_appears_in_no_output_file_or_log() {
         jdoe["version"].as_i64(),
     );
     assert_eq!(status, 200, "{body}");
-    let mut stdout = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut stdout)
-        .unwrap();
-    let deadline = Instant::now() + COMMAND_TIMEOUT;
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "apply did not finish");
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let stderr = reader.join().unwrap();
+    let (status, stdout, stderr) = paused.finish(COMMAND_TIMEOUT);
     assert_eq!(status.code(), Some(1), "{stdout}\n{stderr}");
     assert!(
         stdout.contains("representative/jdoe@acme.example") && stdout.contains("412"),

@@ -123,57 +123,6 @@ impl From<ProviderError> for Failure {
     }
 }
 
-/// A change turned into the request that makes it.
-#[derive(Debug, Clone)]
-enum Request {
-    Create {
-        body: Value,
-        idempotency_key: String,
-    },
-    Update {
-        key: String,
-        if_match: i64,
-        body: Value,
-    },
-    Delete {
-        key: String,
-        if_match: i64,
-        purge_statistics: bool,
-    },
-}
-
-impl Request {
-    fn into_batch_op(self) -> BatchOp {
-        match self {
-            Request::Create {
-                body,
-                idempotency_key,
-            } => BatchOp::Create {
-                body,
-                idempotency_key,
-            },
-            Request::Update {
-                key,
-                if_match,
-                body,
-            } => BatchOp::Update {
-                key,
-                if_match,
-                body,
-            },
-            Request::Delete {
-                key,
-                if_match,
-                purge_statistics,
-            } => BatchOp::Delete {
-                key,
-                if_match,
-                purge_statistics,
-            },
-        }
-    }
-}
-
 /// Requests that may share a batch: same kind, same operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum OpClass {
@@ -196,15 +145,7 @@ fn op_class(a: Action) -> OpClass {
 
 /// A short name of a change, for messages: `update representative/jdoe@acme.example`.
 pub fn describe(c: &Change) -> String {
-    let verb = match c.action {
-        Action::Create => "create",
-        Action::Update => "update",
-        Action::Rename => "rename",
-        Action::Move => "move",
-        Action::Deactivate => "deactivate",
-        Action::Reactivate => "reactivate",
-        Action::Delete => "delete",
-    };
+    let verb = c.action.verb();
     match (&c.previously, c.action) {
         (Some(old), Action::Rename | Action::Move) => {
             format!("{verb} {}/{old} to {}", c.id.kind, c.id.key)
@@ -272,7 +213,7 @@ fn prepare(
     change: &Change,
     written: Option<i64>,
     resolve: &SecretResolver,
-) -> Result<Request, Failure> {
+) -> Result<BatchOp, Failure> {
     let remake = "make the plan again with `roster plan`";
     match change.action {
         Action::Create => {
@@ -284,7 +225,7 @@ fn prepare(
             };
             let body = Value::Object(with_password(after.clone(), change, resolve)?);
             let idempotency_key = idempotency_key(plan_key, index, &body);
-            Ok(Request::Create {
+            Ok(BatchOp::Create {
                 body,
                 idempotency_key,
             })
@@ -296,7 +237,7 @@ fn prepare(
                     change.id
                 ))
             })?;
-            Ok(Request::Delete {
+            Ok(BatchOp::Delete {
                 key: change.previously.clone().unwrap_or(change.id.key.clone()),
                 if_match,
                 purge_statistics: change.id.kind == Kind::Representative,
@@ -317,7 +258,7 @@ fn prepare(
                     describe(change)
                 )));
             }
-            Ok(Request::Update {
+            Ok(BatchOp::Update {
                 key: change.previously.clone().unwrap_or(change.id.key.clone()),
                 if_match,
                 body: Value::Object(body),
@@ -335,17 +276,17 @@ fn version_of(v: &Value) -> Option<i64> {
 async fn send_one(
     provider: &HttpProvider,
     kind: Kind,
-    req: Request,
+    req: BatchOp,
 ) -> Result<Option<i64>, Failure> {
     match req {
-        Request::Create {
+        BatchOp::Create {
             body,
             idempotency_key,
         } => provider
             .create(kind, &body, &idempotency_key)
             .await
             .map(|v| version_of(&v)),
-        Request::Update {
+        BatchOp::Update {
             key,
             if_match,
             body,
@@ -353,7 +294,7 @@ async fn send_one(
             .update(kind, &key, if_match, &body)
             .await
             .map(|v| version_of(&v)),
-        Request::Delete {
+        BatchOp::Delete {
             key,
             if_match,
             purge_statistics,
@@ -365,11 +306,8 @@ async fn send_one(
     .map_err(Failure::from)
 }
 
-async fn send_batch(provider: &HttpProvider, kind: Kind, items: Vec<(usize, Request)>) -> Results {
-    let (indices, ops): (Vec<usize>, Vec<BatchOp>) = items
-        .into_iter()
-        .map(|(i, r)| (i, r.into_batch_op()))
-        .unzip();
+async fn send_batch(provider: &HttpProvider, kind: Kind, items: Vec<(usize, BatchOp)>) -> Results {
+    let (indices, ops): (Vec<usize>, Vec<BatchOp>) = items.into_iter().unzip();
     match provider.batch(kind, &ops).await {
         Ok(results) => indices
             .into_iter()

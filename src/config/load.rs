@@ -453,6 +453,26 @@ struct Merge {
 }
 
 impl Merge {
+    /// Declares the objects of a flat section in order (`/{section}/{i}`, keyed by the
+    /// kind's key field); returns those not declared before, with their keys.
+    fn declare_each<T>(
+        &mut self,
+        file: &Path,
+        kind: Kind,
+        items: Vec<T>,
+        key: impl Fn(&T) -> &String,
+    ) -> Vec<(String, T)> {
+        let mut kept = Vec::with_capacity(items.len());
+        for (i, item) in items.into_iter().enumerate() {
+            let id = ObjectId::new(kind, key(&item));
+            let pointer = format!("/{}/{i}", kind.section());
+            if self.declare(id, file, pointer, kind.key_field()) {
+                kept.push((key(&item).clone(), item));
+            }
+        }
+        kept
+    }
+
     /// Records an object's origin; a second declaration of the same id is an error.
     fn declare(&mut self, id: ObjectId, file: &Path, pointer: String, key_field: &str) -> bool {
         if let Some(first) = self.origins.get(&id) {
@@ -568,37 +588,19 @@ impl Merge {
                 None => self.policy = Some((p, file.to_owned())),
             }
         }
-        for (i, p) in d.portals.into_iter().enumerate() {
-            let id = ObjectId::new(Kind::Portal, &p.name);
-            if self.declare(id, file, format!("/portals/{i}"), "name") {
-                self.org.portals.insert(p.name.clone(), p);
-            }
-        }
+        let portals = self.declare_each(file, Kind::Portal, d.portals, |x| &x.name);
+        self.org.portals.extend(portals);
         self.add_teams(file, d.teams, None, "");
-        for (i, a) in d.administrators.into_iter().enumerate() {
-            let id = ObjectId::new(Kind::Administrator, &a.login);
-            if self.declare(id, file, format!("/administrators/{i}"), "login") {
-                self.org.administrators.insert(a.login.clone(), a);
-            }
-        }
-        for (i, m) in d.managers.into_iter().enumerate() {
-            let id = ObjectId::new(Kind::Manager, &m.login);
-            if self.declare(id, file, format!("/managers/{i}"), "login") {
-                self.org.managers.insert(m.login.clone(), m);
-            }
-        }
-        for (i, r) in d.representatives.into_iter().enumerate() {
-            let id = ObjectId::new(Kind::Representative, &r.login);
-            if self.declare(id, file, format!("/representatives/{i}"), "login") {
-                self.org.representatives.insert(r.login.clone(), r);
-            }
-        }
-        for (i, c) in d.campaigns.into_iter().enumerate() {
-            let id = ObjectId::new(Kind::Campaign, &c.name);
-            if self.declare(id, file, format!("/campaigns/{i}"), "name") {
-                self.org.campaigns.insert(c.name.clone(), c);
-            }
-        }
+        let administrators =
+            self.declare_each(file, Kind::Administrator, d.administrators, |x| &x.login);
+        self.org.administrators.extend(administrators);
+        let managers = self.declare_each(file, Kind::Manager, d.managers, |x| &x.login);
+        self.org.managers.extend(managers);
+        let representatives =
+            self.declare_each(file, Kind::Representative, d.representatives, |x| &x.login);
+        self.org.representatives.extend(representatives);
+        let campaigns = self.declare_each(file, Kind::Campaign, d.campaigns, |x| &x.name);
+        self.org.campaigns.extend(campaigns);
         for (i, mut g) in d.contact_groups.into_iter().enumerate() {
             let pointer = format!("/contact_groups/{i}");
             let n = g.shared_with.len();

@@ -136,29 +136,22 @@ pub fn nest_teams(teams: &BTreeMap<String, Team>) -> Vec<TeamDecl> {
 fn section(kind: Kind, obs: &Observed) -> Vec<Value> {
     let org = &obs.org;
     match kind {
-        Kind::Portal => org.portals.values().map(|x| tidy(to_object(x))).collect(),
+        Kind::Portal => tidy_each(&org.portals),
         Kind::Team => nest_teams(&org.teams)
             .iter()
             .map(|t| tidy_team(to_object(t)))
             .collect(),
-        Kind::Administrator => org
-            .administrators
-            .values()
-            .map(|x| tidy(to_object(x)))
-            .collect(),
-        Kind::Manager => org.managers.values().map(|x| tidy(to_object(x))).collect(),
-        Kind::Representative => org
-            .representatives
-            .values()
-            .map(|x| tidy(to_object(x)))
-            .collect(),
-        Kind::Campaign => org.campaigns.values().map(|x| tidy(to_object(x))).collect(),
-        Kind::ContactGroup => org
-            .contact_groups
-            .values()
-            .map(|x| tidy(to_object(x)))
-            .collect(),
+        Kind::Administrator => tidy_each(&org.administrators),
+        Kind::Manager => tidy_each(&org.managers),
+        Kind::Representative => tidy_each(&org.representatives),
+        Kind::Campaign => tidy_each(&org.campaigns),
+        Kind::ContactGroup => tidy_each(&org.contact_groups),
     }
+}
+
+/// The objects of a flat section, in key order, each tidied for the YAML.
+fn tidy_each<T: Serialize>(objects: &BTreeMap<String, T>) -> Vec<Value> {
+    objects.values().map(|x| tidy(to_object(x))).collect()
 }
 
 fn tidy_team(mut m: Map<String, Value>) -> Value {

@@ -73,6 +73,19 @@ pub enum Action {
 }
 
 impl Action {
+    /// The verb of an action, as summaries and messages print it: `create`, `update`…
+    pub fn verb(self) -> &'static str {
+        match self {
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::Rename => "rename",
+            Action::Move => "move",
+            Action::Deactivate => "deactivate",
+            Action::Reactivate => "reactivate",
+            Action::Delete => "delete",
+        }
+    }
+
     pub fn is_removal(self) -> bool {
         matches!(self, Action::Deactivate | Action::Delete)
     }

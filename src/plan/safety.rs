@@ -158,7 +158,7 @@ pub(super) fn scope_account_level(c: &Change, s: &Scope) -> Vec<ScopeIssue> {
         message: format!(
             "manager {} cannot {} {}: {}s are account-level (rule 6)",
             s.login,
-            action_verb(c.action),
+            c.action.verb(),
             c.id,
             c.id.kind
         ),
@@ -167,18 +167,6 @@ pub(super) fn scope_account_level(c: &Change, s: &Scope) -> Vec<ScopeIssue> {
             c.id.kind.section()
         ),
     }]
-}
-
-fn action_verb(a: Action) -> &'static str {
-    match a {
-        Action::Create => "create",
-        Action::Update => "update",
-        Action::Rename => "rename",
-        Action::Move => "move",
-        Action::Deactivate => "deactivate",
-        Action::Reactivate => "reactivate",
-        Action::Delete => "delete",
-    }
 }
 
 pub(super) fn scope_team(d: &Team, live: Option<&Team>, c: &Change, s: &Scope) -> Vec<ScopeIssue> {
@@ -372,7 +360,7 @@ pub(super) fn scope_manager(
             message: format!(
                 "manager {} cannot {} manager {} without the `manage_managers` right (rule 6)",
                 s.login,
-                action_verb(c.action),
+                c.action.verb(),
                 d.login
             ),
             help: "ask an administrator to grant `manage_managers`, or apply managers with \
@@ -515,7 +503,7 @@ pub(super) fn protection(cx: &mut Cx) {
         if !d.protected || !d.change.action.is_removal() {
             continue;
         }
-        let verb = action_verb(d.change.action);
+        let verb = d.change.action.verb();
         let help = if d.lifting_protect {
             "the declaration lifts the protection (`protect: false`) in the same plan: apply \
              `protect: false` on its own first, then remove it in a later plan"

@@ -975,7 +975,7 @@ fn order_and_depends_on_follow_the_references() {
     let order: Vec<String> = p
         .changes
         .iter()
-        .map(|c| format!("{} {}", render::verb(c.action), c.id))
+        .map(|c| format!("{} {}", c.action.verb(), c.id))
         .collect();
     assert_eq!(
         order,
@@ -1039,7 +1039,7 @@ fn removals_come_last_children_first() {
     let order: Vec<String> = p
         .changes
         .iter()
-        .map(|c| format!("{} {}", render::verb(c.action), c.id))
+        .map(|c| format!("{} {}", c.action.verb(), c.id))
         .collect();
     assert_eq!(
         order,
@@ -1508,7 +1508,7 @@ fn writes_under_a_renamed_team_wait_for_the_rename() {
     let order: Vec<String> = p
         .changes
         .iter()
-        .map(|c| format!("{} {}", render::verb(c.action), c.id))
+        .map(|c| format!("{} {}", c.action.verb(), c.id))
         .collect();
     assert_eq!(
         order,
@@ -1638,7 +1638,7 @@ fn the_deferred_leader_update_of_an_existing_team() {
     let order: Vec<String> = p
         .changes
         .iter()
-        .map(|c| format!("{} {}", render::verb(c.action), c.id))
+        .map(|c| format!("{} {}", c.action.verb(), c.id))
         .collect();
     assert_eq!(
         order,

@@ -228,11 +228,7 @@ async fn prepare(kind: Kind, actor: &Actor, op: Op) -> Result<Prepared, Problem>
             if_match,
             patch,
         } => {
-            let if_match = if_match.ok_or_else(|| {
-                Problem::precondition_required(format!(
-                    "updating {kind} `{key}` needs `If-Match: \"<version>\"`; read the object first"
-                ))
-            })?;
+            let if_match = required_version(if_match, "updating", kind, &key)?;
             if !patch.is_object() {
                 return Err(Problem::invalid_field(
                     RuleCode::Schema,
@@ -261,11 +257,7 @@ async fn prepare(kind: Kind, actor: &Actor, op: Op) -> Result<Prepared, Problem>
             if_match,
             purge_statistics,
         } => {
-            let if_match = if_match.ok_or_else(|| {
-                Problem::precondition_required(format!(
-                    "deleting {kind} `{key}` needs `If-Match: \"<version>\"`; read the object first"
-                ))
-            })?;
+            let if_match = required_version(if_match, "deleting", kind, &key)?;
             Ok(Prepared::Delete {
                 key,
                 if_match,
@@ -273,6 +265,20 @@ async fn prepare(kind: Kind, actor: &Actor, op: Op) -> Result<Prepared, Problem>
             })
         }
     }
+}
+
+/// The version an update or a delete must name (`If-Match`); 428 without it.
+fn required_version(
+    if_match: Option<i64>,
+    doing: &str,
+    kind: Kind,
+    key: &str,
+) -> Result<i64, Problem> {
+    if_match.ok_or_else(|| {
+        Problem::precondition_required(format!(
+            "{doing} {kind} `{key}` needs `If-Match: \"<version>\"`; read the object first"
+        ))
+    })
 }
 
 /// Runs operations of one kind; one result per operation, in order.

@@ -59,6 +59,27 @@ macro_rules! bind_args {
     }};
 }
 
+/// Runs `query_as::<_, $row>($sql)` with `$args` bound on whichever driver `$on` is,
+/// through the sqlx method `$fetch` (`fetch_all`, `fetch_optional`): each arm gives its
+/// pattern and the executor it binds (a pool, or a transaction).
+macro_rules! fetch_as {
+    ($on:expr, $sqlite:pat => $s:expr, $pg:pat => $p:expr;
+     $row:ty, $sql:expr, $args:expr, $fetch:ident) => {
+        match $on {
+            $sqlite => {
+                bind_args!(sqlx::query_as::<Sqlite, $row>($sql), $args)
+                    .$fetch($s)
+                    .await
+            }
+            $pg => {
+                bind_args!(sqlx::query_as::<Postgres, $row>($sql), $args)
+                    .$fetch($p)
+                    .await
+            }
+        }
+    };
+}
+
 /// The database: which driver, and its pools.
 #[derive(Clone, Debug)]
 pub enum Db {
@@ -204,18 +225,10 @@ impl Db {
         sql: &str,
         args: &[Arg<'_>],
     ) -> Result<Vec<T>, sqlx::Error> {
-        match self {
-            Db::Sqlite { read, .. } => {
-                bind_args!(sqlx::query_as::<Sqlite, T>(sql), args)
-                    .fetch_all(read)
-                    .await
-            }
-            Db::Postgres(p) => {
-                bind_args!(sqlx::query_as::<Postgres, T>(sql), args)
-                    .fetch_all(p)
-                    .await
-            }
-        }
+        fetch_as!(self,
+            Db::Sqlite { read, .. } => read,
+            Db::Postgres(p) => p;
+            T, sql, args, fetch_all)
     }
 
     pub async fn fetch_optional<T: Row>(
@@ -223,18 +236,10 @@ impl Db {
         sql: &str,
         args: &[Arg<'_>],
     ) -> Result<Option<T>, sqlx::Error> {
-        match self {
-            Db::Sqlite { read, .. } => {
-                bind_args!(sqlx::query_as::<Sqlite, T>(sql), args)
-                    .fetch_optional(read)
-                    .await
-            }
-            Db::Postgres(p) => {
-                bind_args!(sqlx::query_as::<Postgres, T>(sql), args)
-                    .fetch_optional(p)
-                    .await
-            }
-        }
+        fetch_as!(self,
+            Db::Sqlite { read, .. } => read,
+            Db::Postgres(p) => p;
+            T, sql, args, fetch_optional)
     }
 
     /// One object by kind and key.
@@ -344,18 +349,10 @@ impl Tx {
         sql: &str,
         args: &[Arg<'_>],
     ) -> Result<Vec<T>, sqlx::Error> {
-        match self {
-            Tx::Sqlite(t) => {
-                bind_args!(sqlx::query_as::<Sqlite, T>(sql), args)
-                    .fetch_all(&mut **t)
-                    .await
-            }
-            Tx::Pg(t) => {
-                bind_args!(sqlx::query_as::<Postgres, T>(sql), args)
-                    .fetch_all(&mut **t)
-                    .await
-            }
-        }
+        fetch_as!(self,
+            Tx::Sqlite(t) => &mut **t,
+            Tx::Pg(t) => &mut **t;
+            T, sql, args, fetch_all)
     }
 
     pub async fn fetch_optional<T: Row>(
@@ -363,18 +360,10 @@ impl Tx {
         sql: &str,
         args: &[Arg<'_>],
     ) -> Result<Option<T>, sqlx::Error> {
-        match self {
-            Tx::Sqlite(t) => {
-                bind_args!(sqlx::query_as::<Sqlite, T>(sql), args)
-                    .fetch_optional(&mut **t)
-                    .await
-            }
-            Tx::Pg(t) => {
-                bind_args!(sqlx::query_as::<Postgres, T>(sql), args)
-                    .fetch_optional(&mut **t)
-                    .await
-            }
-        }
+        fetch_as!(self,
+            Tx::Sqlite(t) => &mut **t,
+            Tx::Pg(t) => &mut **t;
+            T, sql, args, fetch_optional)
     }
 
     pub async fn get(

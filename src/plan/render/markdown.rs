@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
-use super::{counts, password_words, show, summary_line, verb};
+use super::{counts, password_words, show, summary_line};
 use crate::model::Kind;
 use crate::plan::{Action, Change, FieldChange, Plan};
 
@@ -183,7 +183,7 @@ fn header(plan: &Plan) -> String {
     out.push_str("| action | count |\n|---|---:|\n");
     for (a, n) in counts(&plan.summary) {
         if n > 0 {
-            let _ = writeln!(out, "| {} | {n} |", verb(a));
+            let _ = writeln!(out, "| {} | {n} |", a.verb());
         }
     }
     let _ = writeln!(

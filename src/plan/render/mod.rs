@@ -17,19 +17,6 @@ use serde_json::Value;
 
 use super::{Action, Change, FieldChange, Summary};
 
-/// The verb of an action, as the summaries print it.
-pub(crate) fn verb(a: Action) -> &'static str {
-    match a {
-        Action::Create => "create",
-        Action::Update => "update",
-        Action::Rename => "rename",
-        Action::Move => "move",
-        Action::Deactivate => "deactivate",
-        Action::Reactivate => "reactivate",
-        Action::Delete => "delete",
-    }
-}
-
 /// (action, count) in summary order, zero counts included.
 pub(crate) fn counts(s: &Summary) -> [(Action, usize); 7] {
     [
@@ -48,7 +35,7 @@ pub fn summary_line(s: &Summary) -> String {
     let parts: Vec<String> = counts(s)
         .iter()
         .filter(|(_, n)| *n > 0)
-        .map(|(a, n)| format!("{n} to {}", verb(*a)))
+        .map(|(a, n)| format!("{n} to {}", a.verb()))
         .collect();
     if parts.is_empty() {
         "No changes. The live system matches the declaration.".into()

@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use anstyle::{AnsiColor, Style};
 use serde_json::Value;
 
-use super::{password_words, show, summary_line, verb};
+use super::{password_words, show, summary_line};
 use crate::plan::{Action, Change, FieldChange, Plan};
 
 /// Strings longer than this, or with a newline, are shown as a line diff.
@@ -139,12 +139,12 @@ fn change(out: &mut String, p: &Paint, c: &Change) {
         (Action::Rename | Action::Move, Some(old)) => {
             format!(
                 "{sym} {} {}/{old} → {}",
-                verb(c.action),
+                c.action.verb(),
                 c.id.kind,
                 c.id.key
             )
         }
-        _ => format!("{sym} {} {}", verb(c.action), c.id),
+        _ => format!("{sym} {} {}", c.action.verb(), c.id),
     };
     let head = match c.action {
         Action::Create | Action::Reactivate => p.green(&head),
