@@ -686,19 +686,32 @@ pub(crate) fn load(paths: &[PathBuf]) -> Result<Loaded, Diagnostics> {
     let mut complete = true;
     let mut unprotect_at: HashMap<PathBuf, HashSet<String>> = HashMap::new();
     // Files are read on the rayon pool while this thread merges the finished ones in file
-    // order, so the sequential merge overlaps the parallel parsing.
+    // order, so the sequential merge overlaps the parallel parsing. Each worker takes the
+    // next file in order (not a fixed half of the list, as `par_iter` would split it):
+    // results then arrive about in file order and the merge keeps pace instead of
+    // finding the second half of the files waiting for it at the end.
     std::thread::scope(|scope| {
         let (tx, rx) = std::sync::mpsc::channel::<(usize, FileResult)>();
         let files = &files;
         scope.spawn(move || {
-            files
-                .par_iter()
-                .enumerate()
-                .for_each_with(tx, |tx, (i, f)| {
-                    // The receiver lives until every result is in; a send cannot fail
-                    // unless this scope is already unwinding.
-                    let _ = tx.send((i, load_file(f)));
-                });
+            let next = std::sync::atomic::AtomicUsize::new(0);
+            let next = &next;
+            let workers = rayon::current_num_threads().min(files.len()).max(1);
+            rayon::scope(|pool| {
+                for _ in 0..workers {
+                    let tx = tx.clone();
+                    pool.spawn(move |_| {
+                        loop {
+                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let Some(f) = files.get(i) else { break };
+                            // The receiver lives until every result is in; a send cannot
+                            // fail unless this scope is already unwinding.
+                            let _ = tx.send((i, load_file(f)));
+                        }
+                    });
+                }
+            });
+            drop(tx);
         });
         let mut waiting: BTreeMap<usize, FileResult> = BTreeMap::new();
         let mut next = 0;
