@@ -84,12 +84,19 @@ pub fn check(
             out
         },
         || {
-            let mut out = Vec::new();
-            if complete {
-                out.extend(reference_rules(org));
-                out.extend(leader_rules(org));
-                out.extend(portal_feature_warnings(org));
+            if !complete {
+                return Vec::new();
             }
+            // The two walks over every representative, one per core.
+            let (mut out, rest) = rayon::join(
+                || reference_rules(org),
+                || {
+                    let mut out = leader_rules(org);
+                    out.extend(portal_feature_warnings(org));
+                    out
+                },
+            );
+            out.extend(rest);
             out
         },
     );
@@ -329,13 +336,16 @@ pub fn reference_rules(org: &Org) -> Vec<Finding> {
             out.push(team(&id, Rel::Item("/teams".into(), t.clone()), t));
         }
     }
+    // One lookup per representative: hashing a team path is cheaper than comparing it
+    // along a B-tree of paths that share long prefixes.
+    let team_paths: HashSet<&str> = org.teams.keys().map(String::as_str).collect();
     for r in org.representatives.values() {
-        let team_missing = r.team.as_ref().is_some_and(|t| !org.teams.contains_key(t));
+        let team_missing = r.team.as_deref().is_some_and(|t| !team_paths.contains(t));
         if !team_missing && r.portals.iter().all(|p| org.portals.contains_key(p)) {
             continue;
         }
         let id = ObjectId::new(Kind::Representative, &r.login);
-        if let Some(t) = r.team.as_ref().filter(|t| !org.teams.contains_key(*t)) {
+        if let Some(t) = r.team.as_ref().filter(|_| team_missing) {
             out.push(team(&id, Rel::value("/team"), t));
         }
         for p in r.portals.iter().filter(|p| !org.portals.contains_key(*p)) {
@@ -441,15 +451,24 @@ pub fn leader_rules(org: &Org) -> Vec<Finding> {
 /// representative's portals enables has no effect.
 pub fn portal_feature_warnings(org: &Org) -> Vec<Finding> {
     let mut out = Vec::new();
+    // A bit per feature: no allocation per representative.
+    let bit = |f: Feature| 1u32 << (f as u32);
+    let portal_bits: HashMap<&str, u32> = org
+        .portals
+        .iter()
+        .map(|(name, p)| {
+            (
+                name.as_str(),
+                p.features.iter().fold(0, |acc, f| acc | bit(*f)),
+            )
+        })
+        .collect();
     for r in org.representatives.values() {
-        // A bit per feature: no allocation per representative.
-        let bit = |f: Feature| 1u32 << (f as u32);
         let enabled: u32 = r
             .portals
             .iter()
-            .filter_map(|p| org.portals.get(p))
-            .flat_map(|p| p.features.iter())
-            .fold(0, |acc, f| acc | bit(*f));
+            .filter_map(|p| portal_bits.get(p.as_str()))
+            .fold(0, |acc, b| acc | b);
         let is_enabled = |f: Feature| enabled & bit(f) != 0;
         // `multisession` in `features` is an error of its own (a count, not a flag).
         let governed =
