@@ -83,6 +83,11 @@ impl<'de> de::Deserializer<'de> for &mut De<'_> {
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> R<V::Value> {
         match self.next()? {
+            // Most scalars are plain text: skip the core-schema resolution (which copies
+            // the text into a `Value`) when no null, boolean or number can start so.
+            Event::Scalar(text, ScalarStyle::Plain, ..) if !maybe_not_text(&text) => {
+                visitor.visit_str(&text)
+            }
             Event::Scalar(text, ScalarStyle::Plain, ..) => match resolve_plain(&text) {
                 Value::Null => visitor.visit_unit(),
                 Value::Bool(b) => visitor.visit_bool(b),
@@ -117,7 +122,7 @@ impl<'de> de::Deserializer<'de> for &mut De<'_> {
 
     fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> R<V::Value> {
         if let Event::Scalar(text, ScalarStyle::Plain, ..) = self.peek()? {
-            if resolve_plain(text).is_null() {
+            if is_null(text) {
                 self.next()?;
                 return visitor.visit_none();
             }
@@ -156,6 +161,24 @@ impl<'de> de::Deserializer<'de> for &mut De<'_> {
         bytes byte_buf unit unit_struct newtype_struct seq tuple
         tuple_struct struct identifier ignored_any
     }
+}
+
+/// Whether a plain scalar may resolve to something other than a string under the YAML 1.2
+/// core schema ([`resolve_plain`]): nulls (``, `~`, `null`), booleans (`true`, `false`),
+/// and numbers, which all start with a digit, a sign or a dot (`.inf`, `.nan`).
+fn maybe_not_text(s: &str) -> bool {
+    match s.as_bytes().first() {
+        None => true,
+        Some(c) => matches!(
+            c,
+            b'~' | b'n' | b'N' | b't' | b'T' | b'f' | b'F' | b'.' | b'+' | b'-' | b'0'..=b'9'
+        ),
+    }
+}
+
+/// Whether a plain scalar is a core-schema null (as [`resolve_plain`] decides).
+fn is_null(s: &str) -> bool {
+    matches!(s, "" | "~" | "null" | "Null" | "NULL")
 }
 
 struct Seq<'s, 'a> {
@@ -339,6 +362,48 @@ mod tests {
     use super::*;
 
     const GOOD: &str = "version: 1\nportals:\n  - name: web\n    features: [multisession]\nrepresentatives:\n  - login: a@x.example\n    email: a@x.example\n    first_name: A\n    last_name: 'No'\n    language: pt-BR\n    multisession: 2\n    features: [reports]\n";
+
+    #[test]
+    fn the_text_shortcut_agrees_with_the_core_schema() {
+        for s in [
+            "",
+            "~",
+            "null",
+            "NULL",
+            "true",
+            "False",
+            "12",
+            "-3",
+            "+4",
+            "0x1f",
+            "0o7",
+            "1.5",
+            ".5",
+            ".inf",
+            "-.Inf",
+            ".nan",
+            "1e3",
+            "Nathan",
+            "tom",
+            "alice",
+            "web",
+            "pt-BR",
+            "a@x.example",
+            "Zoë",
+            "é",
+            "x1",
+        ] {
+            if !maybe_not_text(s) {
+                assert!(
+                    resolve_plain(s).is_string(),
+                    "{s:?} must resolve to a string"
+                );
+            }
+            assert_eq!(is_null(s), resolve_plain(s).is_null(), "{s:?}");
+        }
+        assert!(!maybe_not_text("alice"));
+        assert!(maybe_not_text("12"));
+    }
 
     #[test]
     fn a_valid_file_takes_the_fast_path_with_the_same_result() {

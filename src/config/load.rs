@@ -14,7 +14,7 @@
 //! JSON pointer ([`Origin`]). Problems are collected as [`Pending`]s and positioned at the
 //! end, re-reading only the files that have problems ([`resolve`]).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
@@ -414,26 +414,34 @@ fn repair(value: &mut Value, problems: &[schema::SchemaProblem]) {
 /// Lower-cases every login and login reference (logins ignore case), per file and in
 /// parallel, before the sequential merge.
 fn normalize(d: &mut Declaration) {
+    /// Lower-cases in place, allocating only when the text has something to lower.
+    fn lower(s: &mut String) {
+        if !s.is_ascii() {
+            *s = s.to_lowercase();
+        } else if s.bytes().any(|b| b.is_ascii_uppercase()) {
+            s.make_ascii_lowercase();
+        }
+    }
     fn teams(ts: &mut [TeamDecl]) {
         for t in ts {
             if let Some(l) = &mut t.leader {
-                *l = l.to_lowercase();
+                lower(l);
             }
             teams(&mut t.teams);
         }
     }
     teams(&mut d.teams);
     for a in &mut d.administrators {
-        a.login = a.login.to_lowercase();
-        a.previously = a.previously.take().map(|l| l.to_lowercase());
+        lower(&mut a.login);
+        a.previously.iter_mut().for_each(lower);
     }
     for m in &mut d.managers {
-        m.login = m.login.to_lowercase();
-        m.previously = m.previously.take().map(|l| l.to_lowercase());
+        lower(&mut m.login);
+        m.previously.iter_mut().for_each(lower);
     }
     for r in &mut d.representatives {
-        r.login = r.login.to_lowercase();
-        r.previously = r.previously.take().map(|l| l.to_lowercase());
+        lower(&mut r.login);
+        r.previously.iter_mut().for_each(lower);
     }
     for c in &mut d.campaigns {
         c.representatives = std::mem::take(&mut c.representatives)
@@ -475,7 +483,19 @@ impl Merge {
 
     /// Records an object's origin; a second declaration of the same id is an error.
     fn declare(&mut self, id: ObjectId, file: &Path, pointer: String, key_field: &str) -> bool {
-        if let Some(first) = self.origins.get(&id) {
+        let first = match self.origins.entry(id) {
+            std::collections::btree_map::Entry::Vacant(v) => {
+                v.insert(Origin {
+                    file: file.to_owned(),
+                    pointer,
+                });
+                return true;
+            }
+            std::collections::btree_map::Entry::Occupied(o) => o,
+        };
+        let id = first.key().clone();
+        let first = first.get();
+        {
             let what = id.kind.name();
             self.pending.push(Pending {
                 severity: Severity::Error,
@@ -498,16 +518,8 @@ impl Merge {
                 )),
                 from_schema: false,
             });
-            return false;
         }
-        self.origins.insert(
-            id,
-            Origin {
-                file: file.to_owned(),
-                pointer,
-            },
-        );
-        true
+        false
     }
 
     fn problem(
@@ -674,21 +686,34 @@ pub(crate) fn load(paths: &[PathBuf]) -> Result<Loaded, Diagnostics> {
         pending,
     };
     let mut complete = true;
-    let mut unprotect_at: BTreeSet<(PathBuf, String)> = BTreeSet::new();
+    let mut unprotect_at: HashMap<PathBuf, HashSet<String>> = HashMap::new();
     // Files are read on the rayon pool while this thread merges the finished ones in file
-    // order, so the sequential merge overlaps the parallel parsing.
+    // order, so the sequential merge overlaps the parallel parsing. Each worker takes the
+    // next file in order (not a fixed half of the list, as `par_iter` would split it):
+    // results then arrive about in file order and the merge keeps pace instead of
+    // finding the second half of the files waiting for it at the end.
     std::thread::scope(|scope| {
         let (tx, rx) = std::sync::mpsc::channel::<(usize, FileResult)>();
         let files = &files;
         scope.spawn(move || {
-            files
-                .par_iter()
-                .enumerate()
-                .for_each_with(tx, |tx, (i, f)| {
-                    // The receiver lives until every result is in; a send cannot fail
-                    // unless this scope is already unwinding.
-                    let _ = tx.send((i, load_file(f)));
-                });
+            let next = std::sync::atomic::AtomicUsize::new(0);
+            let next = &next;
+            let workers = rayon::current_num_threads().min(files.len()).max(1);
+            rayon::scope(|pool| {
+                for _ in 0..workers {
+                    let tx = tx.clone();
+                    pool.spawn(move |_| {
+                        loop {
+                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let Some(f) = files.get(i) else { break };
+                            // The receiver lives until every result is in; a send cannot
+                            // fail unless this scope is already unwinding.
+                            let _ = tx.send((i, load_file(f)));
+                        }
+                    });
+                }
+            });
+            drop(tx);
         });
         let mut waiting: BTreeMap<usize, FileResult> = BTreeMap::new();
         let mut next = 0;
@@ -696,7 +721,12 @@ pub(crate) fn load(paths: &[PathBuf]) -> Result<Loaded, Diagnostics> {
             waiting.insert(i, r);
             while let Some(r) = waiting.remove(&next) {
                 next += 1;
-                unprotect_at.extend(r.unprotect.into_iter().map(|p| (r.file.clone(), p)));
+                if !r.unprotect.is_empty() {
+                    unprotect_at
+                        .entry(r.file.clone())
+                        .or_default()
+                        .extend(r.unprotect);
+                }
                 merge.pending.extend(r.pending);
                 merge.sections.extend(r.sections);
                 match r.decl {
@@ -718,16 +748,25 @@ pub(crate) fn load(paths: &[PathBuf]) -> Result<Loaded, Diagnostics> {
         Some((p, f)) => (p, Some(f)),
         None => (Policy::default(), None),
     };
-    for f in rules::check(&org, &policy, policy_file.as_ref(), complete) {
+    // The default user names only read the names: folded while the rules run.
+    let (findings, bases) = rayon::join(
+        || rules::check(&org, &policy, policy_file.as_ref(), complete),
+        || rules::username_bases(&org.representatives),
+    );
+    for f in findings {
         pending.extend(finding_to_pending(f, &origins));
     }
     tracing::debug!(elapsed = ?started.elapsed(), "config: rules checked");
-    rules::assign_usernames(&mut org.representatives);
+    rules::assign_usernames_from(&mut org.representatives, bases);
     tracing::debug!(elapsed = ?started.elapsed(), "config: usernames assigned");
     let diags = resolve(pending);
     let unprotect = origins
         .iter()
-        .filter(|(_, o)| unprotect_at.contains(&(o.file.clone(), o.pointer.clone())))
+        .filter(|(_, o)| {
+            unprotect_at
+                .get(&o.file)
+                .is_some_and(|set| set.contains(&o.pointer))
+        })
         .map(|(id, _)| id.clone())
         .collect();
     let desired = Desired {

@@ -84,12 +84,19 @@ pub fn check(
             out
         },
         || {
-            let mut out = Vec::new();
-            if complete {
-                out.extend(reference_rules(org));
-                out.extend(leader_rules(org));
-                out.extend(portal_feature_warnings(org));
+            if !complete {
+                return Vec::new();
             }
+            // The two walks over every representative, one per core.
+            let (mut out, rest) = rayon::join(
+                || reference_rules(org),
+                || {
+                    let mut out = leader_rules(org);
+                    out.extend(portal_feature_warnings(org));
+                    out
+                },
+            );
+            out.extend(rest);
             out
         },
     );
@@ -129,8 +136,12 @@ fn nth<T: ToString>(set: &BTreeSet<T>, i: usize) -> Option<String> {
 pub fn object_rules(org: &Org) -> Vec<Finding> {
     let mut out = Vec::new();
     for rep in org.representatives.values() {
+        let violations = mrules::check_representative(rep);
+        if violations.is_empty() {
+            continue;
+        }
         let id = ObjectId::new(Kind::Representative, &rep.login);
-        for v in mrules::check_representative(rep) {
+        for v in violations {
             out.push(from_violation(&id, v, |field, i| match field {
                 "features" => nth(&rep.features, i),
                 _ => None,
@@ -138,8 +149,12 @@ pub fn object_rules(org: &Org) -> Vec<Finding> {
         }
     }
     for m in org.managers.values() {
+        let violations = mrules::check_manager(m);
+        if violations.is_empty() {
+            continue;
+        }
         let id = ObjectId::new(Kind::Manager, &m.login);
-        for v in mrules::check_manager(m) {
+        for v in violations {
             out.push(from_violation(&id, v, |field, i| match field {
                 "grantable" => nth(&m.grantable, i),
                 "team_rights" => nth(&m.team_rights, i),
@@ -321,9 +336,16 @@ pub fn reference_rules(org: &Org) -> Vec<Finding> {
             out.push(team(&id, Rel::Item("/teams".into(), t.clone()), t));
         }
     }
+    // One lookup per representative: hashing a team path is cheaper than comparing it
+    // along a B-tree of paths that share long prefixes.
+    let team_paths: HashSet<&str> = org.teams.keys().map(String::as_str).collect();
     for r in org.representatives.values() {
+        let team_missing = r.team.as_deref().is_some_and(|t| !team_paths.contains(t));
+        if !team_missing && r.portals.iter().all(|p| org.portals.contains_key(p)) {
+            continue;
+        }
         let id = ObjectId::new(Kind::Representative, &r.login);
-        if let Some(t) = r.team.as_ref().filter(|t| !org.teams.contains_key(*t)) {
+        if let Some(t) = r.team.as_ref().filter(|_| team_missing) {
             out.push(team(&id, Rel::value("/team"), t));
         }
         for p in r.portals.iter().filter(|p| !org.portals.contains_key(*p)) {
@@ -429,16 +451,33 @@ pub fn leader_rules(org: &Org) -> Vec<Finding> {
 /// representative's portals enables has no effect.
 pub fn portal_feature_warnings(org: &Org) -> Vec<Finding> {
     let mut out = Vec::new();
+    // A bit per feature: no allocation per representative.
+    let bit = |f: Feature| 1u32 << (f as u32);
+    let portal_bits: HashMap<&str, u32> = org
+        .portals
+        .iter()
+        .map(|(name, p)| {
+            (
+                name.as_str(),
+                p.features.iter().fold(0, |acc, f| acc | bit(*f)),
+            )
+        })
+        .collect();
     for r in org.representatives.values() {
-        // A bit per feature: no allocation per representative.
-        let bit = |f: Feature| 1u32 << (f as u32);
         let enabled: u32 = r
             .portals
             .iter()
-            .filter_map(|p| org.portals.get(p))
-            .flat_map(|p| p.features.iter())
-            .fold(0, |acc, f| acc | bit(*f));
+            .filter_map(|p| portal_bits.get(p.as_str()))
+            .fold(0, |acc, b| acc | b);
         let is_enabled = |f: Feature| enabled & bit(f) != 0;
+        // `multisession` in `features` is an error of its own (a count, not a flag).
+        let governed =
+            |f: &&Feature| catalog::is_portal_feature(**f) && **f != Feature::Multisession;
+        let multisession_idle = (2..=catalog::MULTISESSION_MAX).contains(&r.multisession)
+            && !is_enabled(Feature::Multisession);
+        if !multisession_idle && r.features.iter().filter(governed).all(|f| is_enabled(*f)) {
+            continue;
+        }
         let id = ObjectId::new(Kind::Representative, &r.login);
         let help = |f: &str| {
             if r.portals.is_empty() {
@@ -454,9 +493,6 @@ pub fn portal_feature_warnings(org: &Org) -> Vec<Finding> {
                 )
             }
         };
-        // `multisession` in `features` is an error of its own (a count, not a flag).
-        let governed =
-            |f: &&Feature| catalog::is_portal_feature(**f) && **f != Feature::Multisession;
         for f in r
             .features
             .iter()
@@ -474,9 +510,7 @@ pub fn portal_feature_warnings(org: &Org) -> Vec<Finding> {
                 related: None,
             });
         }
-        if (2..=catalog::MULTISESSION_MAX).contains(&r.multisession)
-            && !is_enabled(Feature::Multisession)
-        {
+        if multisession_idle {
             out.push(Finding {
                 severity: Severity::Warning,
                 rule: RuleCode::FeatureWithoutPortal,
@@ -542,67 +576,95 @@ pub fn check_seats(org: &Org, seats: u32) -> Option<Finding> {
     ))
 }
 
-/// Lower case ASCII letters and digits only.
-fn alnum_lower(s: &str) -> String {
-    s.chars()
-        .filter(char::is_ascii_alphanumeric)
-        .map(|c| c.to_ascii_lowercase())
-        .collect()
+/// Appends the ASCII letters and digits of `s`, lower-cased, at most `limit` of them.
+fn push_alnum_lower(out: &mut String, s: &str, limit: usize) {
+    out.extend(
+        s.chars()
+            .filter(char::is_ascii_alphanumeric)
+            .map(|c| c.to_ascii_lowercase())
+            .take(limit),
+    );
+}
+
+/// The ASCII form of a text (itself when already ASCII: no allocation).
+fn ascii_fold(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.is_ascii() {
+        std::borrow::Cow::Borrowed(s)
+    } else {
+        std::borrow::Cow::Owned(deunicode::deunicode(s))
+    }
 }
 
 /// The default user name: the first letter of the first name and the whole last name,
 /// ASCII-folded, lower case, letters and digits only; the login's local part when the
 /// names have no ASCII form. Not yet made unique (see [`assign_usernames`]).
 pub fn default_username(first_name: &str, last_name: &str, login: &str) -> String {
-    let first = alnum_lower(&deunicode::deunicode(first_name));
-    let last = alnum_lower(&deunicode::deunicode(last_name));
-    let mut base: String = first.chars().take(1).collect();
-    base.push_str(&last);
-    if base.is_empty() || last.is_empty() {
+    let last = ascii_fold(last_name);
+    let mut base = String::with_capacity(last.len() + 1);
+    push_alnum_lower(&mut base, &ascii_fold(first_name), 1);
+    let first_len = base.len();
+    push_alnum_lower(&mut base, &last, usize::MAX);
+    if base.is_empty() || base.len() == first_len {
         let local = login.split('@').next().unwrap_or(login);
-        let local = alnum_lower(&deunicode::deunicode(local));
-        if !local.is_empty() {
-            return local;
+        let mut folded = String::new();
+        push_alnum_lower(&mut folded, &ascii_fold(local), usize::MAX);
+        if !folded.is_empty() {
+            return folded;
         }
     }
     if base.is_empty() { "user".into() } else { base }
+}
+
+/// The default user name of every representative without a declared one, in login
+/// order (`None` for those that declare one). The folding is the costly part and
+/// independent per representative: computed in parallel, and before
+/// [`assign_usernames`] so that it can overlap the rules (which read the declared names).
+pub fn username_bases(reps: &BTreeMap<Login, Representative>) -> Vec<Option<String>> {
+    use rayon::prelude::*;
+    let all: Vec<&Representative> = reps.values().collect();
+    all.par_iter()
+        .map(|r| {
+            r.username
+                .is_none()
+                .then(|| default_username(&r.first_name, &r.last_name, &r.login))
+        })
+        .collect()
 }
 
 /// Fills every missing `username`: the default, made unique against every user name,
 /// declared or derived, by appending 2, 3, … (`jdoe`, `jdoe2`). Representatives are
 /// taken in login order, so the result does not depend on how files are split.
 pub fn assign_usernames(reps: &mut BTreeMap<Login, Representative>) {
+    let bases = username_bases(reps);
+    assign_usernames_from(reps, bases);
+}
+
+/// [`assign_usernames`] with the bases already computed by [`username_bases`] over the
+/// same map.
+pub fn assign_usernames_from(
+    reps: &mut BTreeMap<Login, Representative>,
+    bases: Vec<Option<String>>,
+) {
     let mut taken: HashSet<String> = reps
         .values()
         .filter_map(|r| r.username.as_ref().map(|u| u.to_lowercase()))
         .collect();
-    // The folding is the costly part and independent per representative.
-    let bases: Vec<Option<String>> = {
-        use rayon::prelude::*;
-        let all: Vec<&Representative> = reps.values().collect();
-        all.par_iter()
-            .map(|r| {
-                r.username
-                    .is_none()
-                    .then(|| default_username(&r.first_name, &r.last_name, &r.login))
-            })
-            .collect()
-    };
+    taken.reserve(bases.len());
     // Next suffix to try per base, so a common name costs O(1) per representative.
     let mut next: HashMap<String, u64> = HashMap::new();
     for (r, base) in reps.values_mut().zip(bases) {
         let Some(base) = base else { continue };
-        let n = next.entry(base.clone()).or_insert(1);
-        let mut candidate = if *n == 1 {
+        let mut n = next.get(&base).copied().unwrap_or(1);
+        let mut candidate = if n == 1 {
             base.clone()
         } else {
             format!("{base}{n}")
         };
         while taken.contains(&candidate) {
-            *n += 1;
+            n += 1;
             candidate = format!("{base}{n}");
         }
-        *n += 1;
+        next.insert(base, n + 1);
         taken.insert(candidate.clone());
         r.username = Some(candidate);
     }
