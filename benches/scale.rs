@@ -165,6 +165,21 @@ fn parse_floor(files: &[PathBuf]) -> usize {
         .sum()
 }
 
+/// The floor as the issue measured it: every file loaded into saphyr's marked tree
+/// (what "merely parsing with saphyr" gives a program), in parallel.
+fn tree_floor(files: &[PathBuf]) -> usize {
+    use saphyr::LoadableYamlNode;
+    files
+        .par_iter()
+        .map(|f| {
+            let text = fs::read_to_string(f).expect("readable file");
+            saphyr::MarkedYaml::load_from_str(&text)
+                .expect("the generated YAML parses")
+                .len()
+        })
+        .sum()
+}
+
 /// Counts HTTP requests between roster and the server, by method and collection. Forwards
 /// bytes as they are; parses only request heads (and skips `Content-Length` bodies).
 #[derive(Default)]
@@ -427,6 +442,17 @@ fn main() {
         bytes as f64 / 1e6 / floor
     );
 
+    let mut tree = f64::INFINITY;
+    for _ in 0..runs {
+        let t = Instant::now();
+        tree_floor(&files);
+        tree = tree.min(t.elapsed().as_secs_f64());
+    }
+    println!(
+        "[parse floor] saphyr marked tree (the issue's floor), {} threads: {tree:.3}s (best of {runs})",
+        rayon::current_num_threads(),
+    );
+
     // 3. validate.
     let mut validate_secs = None;
     let mut best: Option<Run> = None;
@@ -454,6 +480,11 @@ fn main() {
             "  validate / parse floor = {ratio:.2}x (target <= 1.5x: {}); peak memory target <= 400 MB: {}",
             verdict(ratio <= 1.5),
             verdict(mb(v.max_rss_kb) <= 400.0)
+        );
+        let tree_ratio = v.secs / tree;
+        println!(
+            "  validate / saphyr tree floor = {tree_ratio:.2}x (target <= 1.5x: {})",
+            verdict(tree_ratio <= 1.5),
         );
         validate_secs = Some(v.secs);
     } else if v.not_implemented() {
