@@ -143,12 +143,27 @@ pub(super) trait Object: Serialize + Clone {
     fn same(&self, live: &Self) -> bool;
     /// Defaults of the fields the API JSON may omit, so both sides have every field.
     fn defaults() -> Vec<(&'static str, Value)>;
-    /// The live object with its references renamed as this plan renames them.
-    fn translate<'a>(&'a self, renames: &Renames) -> Cow<'a, Self>;
+    /// The live object with its references renamed as this plan renames them (as is for
+    /// kinds that refer to nothing).
+    fn translate<'a>(&'a self, _renames: &Renames) -> Cow<'a, Self> {
+        Cow::Borrowed(self)
+    }
     /// The objects this one refers to (its changes must come first).
-    fn refs(&self) -> Vec<ObjectId>;
-    fn in_scope(&self, scope: &Scope) -> bool;
-    fn scope_issues(&self, live: Option<&Self>, change: &Change, scope: &Scope) -> Vec<ScopeIssue>;
+    fn refs(&self) -> Vec<ObjectId> {
+        vec![]
+    }
+    /// Whether a manager token's scope covers the object (account-level kinds: never).
+    fn in_scope(&self, _scope: &Scope) -> bool {
+        false
+    }
+    fn scope_issues(
+        &self,
+        _live: Option<&Self>,
+        change: &Change,
+        scope: &Scope,
+    ) -> Vec<ScopeIssue> {
+        safety::scope_account_level(change, scope)
+    }
     fn of(org: &Org) -> &BTreeMap<String, Self>;
 
     /// Every field as API JSON with defaults filled in, without `previously`/`password`,
@@ -211,18 +226,6 @@ impl Object for Portal {
     }
     fn defaults() -> Vec<(&'static str, Value)> {
         vec![("features", json!([])), ("protect", json!(false))]
-    }
-    fn translate<'a>(&'a self, _: &Renames) -> Cow<'a, Self> {
-        Cow::Borrowed(self)
-    }
-    fn refs(&self) -> Vec<ObjectId> {
-        vec![]
-    }
-    fn in_scope(&self, _: &Scope) -> bool {
-        false
-    }
-    fn scope_issues(&self, _: Option<&Self>, c: &Change, s: &Scope) -> Vec<ScopeIssue> {
-        safety::scope_account_level(c, s)
     }
     fn of(org: &Org) -> &BTreeMap<String, Self> {
         &org.portals
@@ -317,18 +320,6 @@ impl Object for Administrator {
     }
     fn defaults() -> Vec<(&'static str, Value)> {
         vec![("protect", json!(false))]
-    }
-    fn translate<'a>(&'a self, _: &Renames) -> Cow<'a, Self> {
-        Cow::Borrowed(self)
-    }
-    fn refs(&self) -> Vec<ObjectId> {
-        vec![]
-    }
-    fn in_scope(&self, _: &Scope) -> bool {
-        false
-    }
-    fn scope_issues(&self, _: Option<&Self>, c: &Change, s: &Scope) -> Vec<ScopeIssue> {
-        safety::scope_account_level(c, s)
     }
     fn of(org: &Org) -> &BTreeMap<String, Self> {
         &org.administrators
