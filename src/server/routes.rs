@@ -245,8 +245,12 @@ async fn list(
     actor.may_read_kind(kind)?;
     let limit = parse_limit(&q)?;
     let mut cursor = decode_cursor(&q)?;
+    // Only a manager's reads are scoped by team (every team path is read for that, so
+    // not for an administrator, who would throw them away on every page).
     let teams = match kind {
-        Kind::Team | Kind::Representative => actor.scope_teams(&st.db.team_keys().await?),
+        Kind::Team | Kind::Representative if matches!(actor, Actor::Manager { .. }) => {
+            actor.scope_teams(&st.db.team_keys().await?)
+        }
         _ => None,
     };
     // Managers see only the managers in their scope: filtered here, page by page.
