@@ -6,11 +6,15 @@
 //! failing the read, and logins are lower-cased, so that nothing shows as drift that is
 //! not: the plan compares model values only.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use reqwest::Method;
 use schemars::JsonSchema;
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::{HttpProvider, ProviderError, encode_key};
@@ -22,9 +26,137 @@ use crate::model::{
 /// Page size of list reads (the API's maximum).
 pub const PAGE_SIZE: usize = 1000;
 
-/// Lists every item of a collection, page after page.
-pub(crate) async fn list(p: &HttpProvider, kind: Kind) -> Result<Vec<Value>, ProviderError> {
-    let mut items = Vec::new();
+/// The members of one JSON object, in order, values left as raw JSON text borrowed from
+/// the page: nothing is allocated per value until the model type is built from them.
+struct Fields<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'de> Deserialize<'de> for Fields<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Fields<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Fields<'de>, A::Error> {
+                let mut v: Vec<(Cow<'de, str>, &'de RawValue)> =
+                    Vec::with_capacity(m.size_hint().unwrap_or(16));
+                while let Some(k) = m.next_key::<Cow<'de, str>>()? {
+                    let val: &'de RawValue = m.next_value()?;
+                    // A repeated member: the last one counts (as in a parsed JSON object).
+                    if let Some(slot) = v.iter_mut().find(|(k2, _)| *k2 == k) {
+                        slot.1 = val;
+                    } else {
+                        v.push((k, val));
+                    }
+                }
+                Ok(Fields(v))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+impl<'a> Fields<'a> {
+    fn get(&self, name: &str) -> Option<&'a RawValue> {
+        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| *v)
+    }
+}
+
+/// The parsed JSON value of one member (small: a version, a key, a cursor).
+fn value_of(raw: Option<&RawValue>) -> Option<Value> {
+    raw.and_then(|r| serde_json::from_str(r.get()).ok())
+}
+
+/// One list page, checked: its raw items and its `next_cursor` (`None` on the last page).
+fn page_parts<'a>(
+    bytes: &'a [u8],
+    unexpected: &dyn Fn(String) -> ProviderError,
+) -> Result<(&'a RawValue, Option<String>), ProviderError> {
+    let page: Fields<'a> = serde_json::from_slice(bytes).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => {
+            unexpected("a list answer must be an object with `items`".into())
+        }
+        _ => unexpected(format!("the body is not json: {e}")),
+    })?;
+    let items = page
+        .get("items")
+        .filter(|r| r.get().starts_with('['))
+        .ok_or_else(|| unexpected("a list answer must hold an `items` array".into()))?;
+    let next = match value_of(page.get("next_cursor")) {
+        Some(Value::String(c)) if !c.is_empty() => Some(c),
+        _ => None,
+    };
+    Ok((items, next))
+}
+
+/// A model type as the live read builds it.
+pub(crate) trait LiveItem: DeserializeOwned + JsonSchema + Send + 'static {
+    /// Logins compare ignoring case (DESIGN §2): lower-cases every login of the object.
+    fn lower_logins(&mut self) {}
+}
+
+impl LiveItem for Portal {}
+impl LiveItem for ContactGroup {}
+impl LiveItem for Team {
+    fn lower_logins(&mut self) {
+        if let Some(l) = &mut self.leader {
+            *l = l.to_lowercase();
+        }
+    }
+}
+impl LiveItem for Administrator {
+    fn lower_logins(&mut self) {
+        self.login = self.login.to_lowercase();
+    }
+}
+impl LiveItem for Manager {
+    fn lower_logins(&mut self) {
+        self.login = self.login.to_lowercase();
+    }
+}
+impl LiveItem for Representative {
+    fn lower_logins(&mut self) {
+        self.login = self.login.to_lowercase();
+    }
+}
+impl LiveItem for Campaign {
+    fn lower_logins(&mut self) {
+        let reps = std::mem::take(&mut self.representatives);
+        self.representatives = reps.into_iter().map(|l| l.to_lowercase()).collect();
+    }
+}
+
+/// The items of one page → (key, version, model object), in page order.
+fn page_items<T: LiveItem>(
+    kind: Kind,
+    bytes: &[u8],
+    known: &BTreeSet<String>,
+    url: &str,
+) -> Result<Vec<(String, i64, T)>, ProviderError> {
+    let unexpected = |detail: String| ProviderError::Unexpected {
+        url: url.to_string(),
+        detail,
+    };
+    let (items, _) = page_parts(bytes, &unexpected)?;
+    let items: Vec<&RawValue> = serde_json::from_str(items.get())
+        .map_err(|e| unexpected(format!("the `items` array cannot be read: {e}")))?;
+    items
+        .into_iter()
+        .map(|raw| raw_item::<T>(kind, raw, known, url))
+        .collect()
+}
+
+/// Lists every item of a collection, page after page. Each page is turned into model
+/// objects on a blocking thread while the next page is already being fetched (its
+/// cursor is read first, without building the items).
+pub(crate) async fn list<T: LiveItem>(
+    p: &HttpProvider,
+    kind: Kind,
+) -> Result<Vec<(String, i64, T)>, ProviderError> {
+    let known = Arc::new(known_fields::<T>());
+    let list_url = Arc::new(format!("{}/v1/{}", p.base_url(), kind.collection()));
+    let mut parsing = Vec::new();
     let mut cursor: Option<String> = None;
     let mut seen_cursors = BTreeSet::new();
     loop {
@@ -33,29 +165,41 @@ pub(crate) async fn list(p: &HttpProvider, kind: Kind) -> Result<Vec<Value>, Pro
             path.push_str("&cursor=");
             path.push_str(&encode_key(c));
         }
-        let page = p.get_json(&path).await?;
-        let unexpected = |detail: &str| ProviderError::Unexpected {
-            url: format!("{}{}", p.base_url(), path),
-            detail: detail.to_string(),
+        let (_, bytes) = p.send(Method::GET, &path, None, &[]).await.result?;
+        let url = format!("{}{}", p.base_url(), path);
+        let unexpected = |detail: String| ProviderError::Unexpected {
+            url: url.clone(),
+            detail,
         };
-        let Value::Object(mut page) = page else {
-            return Err(unexpected("a list answer must be an object with `items`"));
-        };
-        match page.remove("items") {
-            Some(Value::Array(a)) => items.extend(a),
-            _ => return Err(unexpected("a list answer must hold an `items` array")),
-        }
-        match page.remove("next_cursor") {
-            Some(Value::String(c)) if !c.is_empty() => {
+        let (_, next) = page_parts(&bytes, &unexpected)?;
+        let (known, list_url) = (known.clone(), list_url.clone());
+        parsing.push(tokio::task::spawn_blocking(move || {
+            page_items::<T>(kind, &bytes, &known, &list_url)
+        }));
+        match next {
+            Some(c) => {
                 // A server that hands out the same cursor twice would loop forever.
                 if !seen_cursors.insert(c.clone()) {
-                    return Err(unexpected("the server repeated a `next_cursor`"));
+                    return Err(unexpected("the server repeated a `next_cursor`".into()));
                 }
                 cursor = Some(c);
             }
-            _ => return Ok(items),
+            None => break,
         }
     }
+    let mut items = Vec::new();
+    for h in parsing {
+        let page = h.await.map_err(|e| ProviderError::Unexpected {
+            url: list_url.to_string(),
+            detail: format!("reading a page stopped unexpectedly: {e}"),
+        })??;
+        if items.is_empty() {
+            items = page;
+        } else {
+            items.extend(page);
+        }
+    }
+    Ok(items)
 }
 
 /// The top-level properties of a model type, from its JSON Schema.
@@ -119,6 +263,72 @@ fn item<T: DeserializeOwned>(
     Ok((key, version, obj))
 }
 
+/// One live item as raw JSON → (key, version, model object): the same checks and
+/// normalisation as [`item`], without building a JSON tree (contact groups, whose
+/// `shared_with` keys are logins, go through [`item`]).
+fn raw_item<T: LiveItem>(
+    kind: Kind,
+    raw: &RawValue,
+    known: &BTreeSet<String>,
+    url: &str,
+) -> Result<(String, i64, T), ProviderError> {
+    let unexpected = |detail: String| ProviderError::Unexpected {
+        url: url.to_string(),
+        detail,
+    };
+    if kind == Kind::ContactGroup {
+        let v: Value = serde_json::from_str(raw.get())
+            .map_err(|e| unexpected(format!("a {kind} item cannot be read: {e}")))?;
+        return item::<T>(kind, v, known, url);
+    }
+    let Ok(Fields(mut fields)) = serde_json::from_str::<Fields>(raw.get()) else {
+        return Err(unexpected(format!("a {kind} item is not an object")));
+    };
+    let version = match fields.iter().position(|(k, _)| k == "version") {
+        Some(i) => match value_of(Some(fields.remove(i).1)) {
+            Some(Value::Number(n)) => n.as_i64(),
+            _ => None,
+        },
+        None => None,
+    };
+    let key_raw = fields
+        .iter()
+        .find(|(k, _)| k == kind.key_field())
+        .map(|(_, v)| *v);
+    let key = match value_of(key_raw) {
+        Some(Value::String(k)) => k,
+        _ => {
+            return Err(unexpected(format!(
+                "a {kind} item has no `{}` string",
+                kind.key_field()
+            )));
+        }
+    };
+    let version =
+        version.ok_or_else(|| unexpected(format!("{kind}/{key} has no integer `version`")))?;
+    fields.retain(|(k, v)| {
+        if !known.contains(k.as_ref()) {
+            tracing::debug!("ignoring field `{k}` of {kind}/{key} (not in the model)");
+            return false;
+        }
+        // `null` for an optional field means absent.
+        v.get() != "null"
+    });
+    let de = serde::de::value::MapDeserializer::<_, serde_json::Error>::new(fields.into_iter());
+    let mut obj = T::deserialize(de)
+        .map_err(|e| unexpected(format!("{kind}/{key} does not match the model: {e}")))?;
+    obj.lower_logins();
+    let key = if matches!(
+        kind,
+        Kind::Administrator | Kind::Manager | Kind::Representative
+    ) {
+        key.to_lowercase()
+    } else {
+        key
+    };
+    Ok((key, version, obj))
+}
+
 fn lower_str(v: &mut Value) {
     if let Value::String(s) = v {
         *s = s.to_lowercase();
@@ -160,17 +370,15 @@ fn normalize(kind: Kind, obj: &mut Map<String, Value>) {
     }
 }
 
-fn collect<T: DeserializeOwned + JsonSchema>(
+fn collect<T>(
     p: &HttpProvider,
     kind: Kind,
-    items: Vec<Value>,
+    items: Vec<(String, i64, T)>,
     versions: &mut std::collections::BTreeMap<ObjectId, i64>,
 ) -> Result<std::collections::BTreeMap<String, T>, ProviderError> {
-    let known = known_fields::<T>();
     let url = format!("{}/v1/{}", p.base_url(), kind.collection());
     let mut out = std::collections::BTreeMap::new();
-    for v in items {
-        let (key, version, obj) = item::<T>(kind, v, &known, &url)?;
+    for (key, version, obj) in items {
         versions.insert(ObjectId::new(kind, key.clone()), version);
         if out.insert(key.clone(), obj).is_some() {
             return Err(ProviderError::Unexpected {
@@ -200,8 +408,8 @@ async fn whoami(p: &HttpProvider) -> Result<Option<Principal>, ProviderError> {
 /// reads go on; the caller decides with the principal in hand).
 async fn admins_or_forbidden(
     p: &HttpProvider,
-) -> Result<Result<Vec<Value>, ProviderError>, ProviderError> {
-    match list(p, Kind::Administrator).await {
+) -> Result<Result<Vec<(String, i64, Administrator)>, ProviderError>, ProviderError> {
+    match list::<Administrator>(p, Kind::Administrator).await {
         Err(ProviderError::Problem(pr)) if pr.status == 403 => Ok(Err(ProviderError::Problem(pr))),
         other => other.map(Ok),
     }
@@ -212,13 +420,13 @@ pub(crate) async fn read(p: &HttpProvider) -> Result<Observed, ProviderError> {
     let (account, principal, portals, teams, admins, managers, reps, campaigns, groups) = tokio::try_join!(
         p.get_json("/v1/account"),
         whoami(p),
-        list(p, Kind::Portal),
-        list(p, Kind::Team),
+        list::<Portal>(p, Kind::Portal),
+        list::<Team>(p, Kind::Team),
         admins_or_forbidden(p),
-        list(p, Kind::Manager),
-        list(p, Kind::Representative),
-        list(p, Kind::Campaign),
-        list(p, Kind::ContactGroup),
+        list::<Manager>(p, Kind::Manager),
+        list::<Representative>(p, Kind::Representative),
+        list::<Campaign>(p, Kind::Campaign),
+        list::<ContactGroup>(p, Kind::ContactGroup),
     )?;
     // A manager token may not list administrators (403, docs/api.md): they are
     // account-level and out of its scope, so the plan reports them instead of failing.
@@ -241,13 +449,13 @@ pub(crate) async fn read(p: &HttpProvider) -> Result<Observed, ProviderError> {
         ..Observed::default()
     };
     let v = &mut obs.versions;
-    obs.org.portals = collect::<Portal>(p, Kind::Portal, portals, v)?;
-    obs.org.teams = collect::<Team>(p, Kind::Team, teams, v)?;
-    obs.org.administrators = collect::<Administrator>(p, Kind::Administrator, admins, v)?;
-    obs.org.managers = collect::<Manager>(p, Kind::Manager, managers, v)?;
-    obs.org.representatives = collect::<Representative>(p, Kind::Representative, reps, v)?;
-    obs.org.campaigns = collect::<Campaign>(p, Kind::Campaign, campaigns, v)?;
-    obs.org.contact_groups = collect::<ContactGroup>(p, Kind::ContactGroup, groups, v)?;
+    obs.org.portals = collect(p, Kind::Portal, portals, v)?;
+    obs.org.teams = collect(p, Kind::Team, teams, v)?;
+    obs.org.administrators = collect(p, Kind::Administrator, admins, v)?;
+    obs.org.managers = collect(p, Kind::Manager, managers, v)?;
+    obs.org.representatives = collect(p, Kind::Representative, reps, v)?;
+    obs.org.campaigns = collect(p, Kind::Campaign, campaigns, v)?;
+    obs.org.contact_groups = collect(p, Kind::ContactGroup, groups, v)?;
     Ok(obs)
 }
 
@@ -293,6 +501,48 @@ mod tests {
                 .contains("portal/web has no integer `version`"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn raw_items_match_the_json_tree_path() {
+        let known = known_fields::<Representative>();
+        let v = json!({"login":"JDoe@Acme.example","email":"jdoe@acme.example","first_name":"John",
+               "last_name":"Doe","username":"jdoe","language":"fr","team":null,
+               "status":"active","features":["reports"],"multisession":1,"portals":[],
+               "version":7,"created_at":"2026-01-01T00:00:00Z","password":{"rotation":"2026-11"}});
+        let raw = RawValue::from_string(v.to_string()).unwrap();
+        let fast = raw_item::<Representative>(Kind::Representative, &raw, &known, "u").unwrap();
+        let slow = item::<Representative>(Kind::Representative, v, &known, "u").unwrap();
+        assert_eq!((fast.0.as_str(), fast.1), (slow.0.as_str(), slow.1));
+        assert_eq!(fast.2, slow.2);
+        assert_eq!(fast.2.login, "jdoe@acme.example");
+        let bad = RawValue::from_string(r#"{"name":"web","features":[]}"#.into()).unwrap();
+        let e = raw_item::<Portal>(Kind::Portal, &bad, &known_fields::<Portal>(), "u").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("portal/web has no integer `version`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_page_gives_its_items_and_cursor() {
+        let body = br#"{"items":[{"name":"b","features":[],"version":2}],"next_cursor":"Yg"}"#;
+        let un = |d: String| ProviderError::Unexpected {
+            url: "u".into(),
+            detail: d,
+        };
+        let (_, next) = page_parts(body, &un).unwrap();
+        assert_eq!(next.as_deref(), Some("Yg"));
+        let items =
+            page_items::<Portal>(Kind::Portal, body, &known_fields::<Portal>(), "u").unwrap();
+        assert_eq!((items[0].0.as_str(), items[0].1), ("b", 2));
+        let e = page_parts(br#"{"items":{}}"#, &un).unwrap_err();
+        assert!(e.to_string().contains("`items` array"), "{e}");
+        let e = page_parts(br#"[1]"#, &un).unwrap_err();
+        assert!(e.to_string().contains("must be an object"), "{e}");
+        let e = page_parts(br#"{"items":["#, &un).unwrap_err();
+        assert!(e.to_string().contains("not json"), "{e}");
     }
 
     #[test]
