@@ -709,18 +709,6 @@ mod tests {
         }
     }
 
-    fn team(path: &str) -> Team {
-        Team {
-            path: path.into(),
-            description: None,
-            max_active_logins: None,
-            leader: None,
-            active: true,
-            protect: false,
-            previously: None,
-        }
-    }
-
     fn org_with(reps: Vec<Representative>) -> Org {
         let mut o = Org::default();
         for r in reps {
@@ -872,7 +860,8 @@ mod tests {
         r.team = Some("Europe/Pariss".into());
         r.portals = ["web".into()].into();
         let mut o = org_with(vec![r.clone()]);
-        o.teams.insert("Europe/Paris".into(), team("Europe/Paris"));
+        o.teams
+            .insert("Europe/Paris".into(), Team::new("Europe/Paris"));
         let mut m = manager("m@x.example");
         m.teams = ["Asia".into()].into();
         o.managers.insert(m.login.clone(), m);
@@ -916,7 +905,8 @@ mod tests {
         r.team = Some("Europe/Paris".into());
         r.portals.clear();
         o2.representatives.insert(r.login.clone(), r);
-        o2.teams.insert("Europe/Paris".into(), team("Europe/Paris"));
+        o2.teams
+            .insert("Europe/Paris".into(), Team::new("Europe/Paris"));
         assert!(reference_rules(&o2).is_empty());
     }
 
@@ -925,14 +915,15 @@ mod tests {
         let mut r = rep("l@x.example");
         r.team = Some("Europe/Paris".into());
         let mut o = org_with(vec![r.clone()]);
-        let mut eu = team("Europe");
+        let mut eu = Team::new("Europe");
         eu.leader = Some("l@x.example".into());
         o.teams.insert("Europe".into(), eu);
-        o.teams.insert("Europe/Paris".into(), team("Europe/Paris"));
-        let mut asia = team("Asia");
+        o.teams
+            .insert("Europe/Paris".into(), Team::new("Europe/Paris"));
+        let mut asia = Team::new("Asia");
         asia.leader = Some("l@x.example".into());
         o.teams.insert("Asia".into(), asia);
-        let mut eur = team("Eur");
+        let mut eur = Team::new("Eur");
         eur.leader = Some("l@x.example".into());
         o.teams.insert("Eur".into(), eur);
         let f = leader_rules(&o);
@@ -941,7 +932,7 @@ mod tests {
             rules(&f),
             vec![RuleCode::LeaderNotMember, RuleCode::LeaderNotMember]
         );
-        let mut ghost = team("Ghost");
+        let mut ghost = Team::new("Ghost");
         ghost.leader = Some("nobody@x.example".into());
         let mut o2 = org_with(vec![r]);
         o2.teams.insert("Ghost".into(), ghost);

@@ -300,6 +300,19 @@ pub struct Team {
 }
 
 impl Team {
+    /// A new active team at `path`, with no description, limit, leader or protection.
+    pub fn new(path: impl Into<TeamPath>) -> Self {
+        Team {
+            path: path.into(),
+            description: None,
+            max_active_logins: None,
+            leader: None,
+            active: true,
+            protect: false,
+            previously: None,
+        }
+    }
+
     /// The parent's path, `None` for a top-level team.
     pub fn parent(&self) -> Option<&str> {
         self.path.rsplit_once('/').map(|(p, _)| p)

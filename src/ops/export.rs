@@ -265,24 +265,12 @@ mod tests {
     use crate::model::{Manager, Representative, SecretRef, SignIn, Status};
     use std::collections::BTreeSet;
 
-    fn team(path: &str) -> Team {
-        Team {
-            path: path.into(),
-            description: None,
-            max_active_logins: None,
-            leader: None,
-            active: true,
-            protect: false,
-            previously: None,
-        }
-    }
-
     #[test]
     fn teams_are_nested_under_their_parents() {
         let teams: BTreeMap<String, Team> =
             ["Europe", "Europe/Paris", "Europe/Paris/Night", "Asia"]
                 .iter()
-                .map(|p| (p.to_string(), team(p)))
+                .map(|p| (p.to_string(), Team::new(*p)))
                 .collect();
         let nested = nest_teams(&teams);
         let names: Vec<&str> = nested.iter().map(|t| t.name.as_str()).collect();
@@ -296,7 +284,7 @@ mod tests {
         let teams: BTreeMap<String, Team> =
             ["Europe/Paris", "Europe/Paris/Night", "Asia/Tokyo/East"]
                 .iter()
-                .map(|p| (p.to_string(), team(p)))
+                .map(|p| (p.to_string(), Team::new(*p)))
                 .collect();
         assert_eq!(missing_parents(&teams), ["Asia", "Asia/Tokyo", "Europe"]);
         let nested = nest_teams(&teams);
@@ -310,7 +298,7 @@ mod tests {
     #[test]
     fn files_carry_the_schema_line_and_never_a_password() {
         let mut obs = Observed::default();
-        obs.org.teams.insert("Europe".into(), team("Europe"));
+        obs.org.teams.insert("Europe".into(), Team::new("Europe"));
         obs.org.managers.insert(
             "m@acme.example".into(),
             Manager {

@@ -36,18 +36,6 @@ fn rep(login: &str, team: &str) -> Representative {
     }
 }
 
-fn team(path: &str) -> Team {
-    Team {
-        path: path.into(),
-        description: None,
-        max_active_logins: None,
-        leader: None,
-        active: true,
-        protect: false,
-        previously: None,
-    }
-}
-
 fn portal(name: &str) -> Portal {
     Portal {
         name: name.into(),
@@ -115,7 +103,7 @@ impl OrgB {
     }
     fn teams(mut self, paths: &[&str]) -> Self {
         for p in paths {
-            self.0.teams.insert(p.to_string(), team(p));
+            self.0.teams.insert(p.to_string(), Team::new(*p));
         }
         self
     }
@@ -438,12 +426,12 @@ fn rep_team_change_is_a_move_and_counts_one_removal() {
 fn team_rename_and_move_carry_sub_teams_and_members_without_drift() {
     // Europe → EU (rename, same parent: none); EU/Lyon's members follow without drift.
     let mut d = OrgB::default().teams(&["EU/Paris", "EU/Lyon", "France"]);
-    let mut eu = team("EU");
+    let mut eu = Team::new("EU");
     eu.previously = Some("Europe".into());
     d = d.team(eu);
     // Lyon moves under France.
     d.0.teams.remove("EU/Lyon");
-    let mut lyon = team("France/Lyon");
+    let mut lyon = Team::new("France/Lyon");
     lyon.previously = Some("Europe/Lyon".into());
     d = d.team(lyon);
     d = d
@@ -954,7 +942,7 @@ fn manager_token_cannot_touch_portals_and_lists_live_out_of_scope() {
 fn order_and_depends_on_follow_the_references() {
     let mut r = rep("new@acme.example", "Asia/Tokyo");
     r.portals = ["apac".to_string()].into();
-    let mut t = team("Asia/Tokyo");
+    let mut t = Team::new("Asia/Tokyo");
     t.leader = Some("new@acme.example".into());
     let mut m = manager("kenji@acme.example", &["Asia"]);
     m.team_rights = [TeamRight::ManageRepresentatives].into();
@@ -1181,7 +1169,7 @@ fn a_secret_value_appears_in_no_rendering() {
 #[test]
 fn diff_of_100k_reps_is_fast() {
     let mut org = Org::default();
-    org.teams.insert("T".into(), team("T"));
+    org.teams.insert("T".into(), Team::new("T"));
     for i in 0..100_000 {
         let mut r = rep(&format!("rep{i:06}@acme.example"), "T");
         r.features = feats(&[Feature::AdminCenterAccess, Feature::Reports]);
@@ -1258,7 +1246,7 @@ pub(super) fn showcase() -> Plan {
         .portal(portal("web-support"))
         .teams(&["Europe", "Europe/Lyon", "Asia", "Europe/Nice"])
         .admin(admin("ada@acme.example"));
-    let mut paris = team("Europe/Paris");
+    let mut paris = Team::new("Europe/Paris");
     paris.description = Some("Paris office\nsecond floor\nopen 9-17".into());
     paris.max_active_logins = Some(12);
     d = d.team(paris);
@@ -1377,7 +1365,7 @@ fn json_round_trips() {
 #[test]
 fn markdown_of_20000_changes_stays_under_the_limit() {
     let mut org = Org::default();
-    org.teams.insert("T".into(), team("T"));
+    org.teams.insert("T".into(), Team::new("T"));
     let mut live = org.clone();
     for i in 0..20_000 {
         let mut r = rep(&format!("rep{i:05}@acme.example"), "T");
@@ -1415,7 +1403,7 @@ fn a_manager_token_never_removes_its_own_manager() {
 #[test]
 fn a_declared_sub_team_under_a_renamed_parent_path_is_a_conflict() {
     // `EU` says `previously: Europe`, and `Europe/Paris` is still declared by its old path.
-    let mut eu = team("EU");
+    let mut eu = Team::new("EU");
     eu.previously = Some("Europe".into());
     let d = OrgB::default().team(eu).teams(&["Europe/Paris"]);
     let l = OrgB::default().teams(&["Europe", "Europe/Paris"]);
@@ -1492,9 +1480,9 @@ fn the_json_rendering_validates_against_the_plan_schema() {
 
 #[test]
 fn writes_under_a_renamed_team_wait_for_the_rename() {
-    let mut eu = team("EU");
+    let mut eu = Team::new("EU");
     eu.previously = Some("Europe".into());
-    let mut paris = team("EU/Paris");
+    let mut paris = Team::new("EU/Paris");
     paris.description = Some("changed".into());
     let d = OrgB::default()
         .team(eu)
@@ -1656,11 +1644,11 @@ fn the_deferred_leader_update_of_an_existing_team() {
 fn renames_cascade_versions_and_keys_like_the_live_system() {
     // Europe → EU (rename); Europe/Lyon → France/Lyon (move, under the renamed parent);
     // rep jdoe → john (rename) who leads Europe/Paris and is in a campaign.
-    let mut eu = team("EU");
+    let mut eu = Team::new("EU");
     eu.previously = Some("Europe".into());
-    let mut lyon = team("France/Lyon");
+    let mut lyon = Team::new("France/Lyon");
     lyon.previously = Some("Europe/Lyon".into());
-    let mut paris = team("EU/Paris");
+    let mut paris = Team::new("EU/Paris");
     paris.leader = Some("john@acme.example".into());
     paris.description = Some("now described".into());
     let mut john = rep("john@acme.example", "EU/Paris");
@@ -1683,7 +1671,7 @@ fn renames_cascade_versions_and_keys_like_the_live_system() {
         .campaign(c)
         .manager(m);
 
-    let mut lparis = team("Europe/Paris");
+    let mut lparis = Team::new("Europe/Paris");
     lparis.leader = Some("jdoe@acme.example".into());
     let mut lc = campaign("c");
     lc.representatives = ["jdoe@acme.example".to_string()].into();
