@@ -4,7 +4,7 @@
 //! 1. generates the organization (default 100,000 representatives, 5,000 teams, 1,000
 //!    managers, 50 portals) into `target/bench-org`, reused when the parameters match;
 //! 2. the parse floor: every file through `saphyr-parser` (events only, the parser the
-//!    config loader uses), in parallel on every core (rayon);
+//!    config loader uses), in parallel on every core (rayon), with roster's allocator;
 //! 3. `roster validate` on the same files, as a child process: wall time and peak resident
 //!    memory (`wait4` rusage), against the targets 1.5× the floor and 400 MB;
 //! 4. against a local `roster serve` (fresh SQLite database in a temporary directory, a
@@ -38,6 +38,11 @@ use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 use roster::generate::{GENERATOR_REVISION, GenerateOptions, generate};
+
+// The parse floor runs with the allocator (and its build features) of the `roster` binary
+// (src/main.rs), so the ratio compares the parser with roster, not two allocators.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const BIN: &str = env!("CARGO_BIN_EXE_roster");
 

@@ -4,6 +4,14 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+// Loading a large organisation allocates millions of small strings (every YAML scalar,
+// every JSON field of a live page); mimalloc does that markedly faster than the system
+// allocator (BENCHMARKS.md). Built with `no_thp`: mimalloc would otherwise ask for
+// transparent huge pages, whose zeroing made a large plan's system time swing from
+// 0.1 s to 1.2 s between identical runs.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = roster::cli::Cli::parse();
     roster::ops::init_logging(cli.verbose, cli.color);

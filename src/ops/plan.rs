@@ -199,7 +199,14 @@ pub fn run(args: PlanArgs) -> anyhow::Result<Exit> {
             Ok(p) => p,
             Err(exit) => return Ok(exit),
         };
-        let plan = planned.plan;
+        let Planned {
+            plan,
+            desired,
+            observed,
+        } = planned;
+        // The process ends right after: freeing both organisations object by object
+        // (200,000 objects at scale) would only delay the exit.
+        std::mem::forget((desired, observed));
         if let Some(out) = &args.out {
             save(&plan, out)?;
             anstream::eprintln!(

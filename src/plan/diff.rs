@@ -1022,7 +1022,8 @@ fn diff_kind<T: Object>(cx: &mut Cx) {
     }
 
     for (key, d) in desired_map {
-        let id = ObjectId::new(kind, key.as_str());
+        // Built only when the object has something to report (most have not).
+        let id = || ObjectId::new(kind, key.as_str());
         // The live object this declaration matches, and its current key.
         let (live, old_key) = if let Some(old) = cx.renames.old_of(kind, key) {
             (live_map.get(old), Some(old.to_string()))
@@ -1037,7 +1038,7 @@ fn diff_kind<T: Object>(cx: &mut Cx) {
             let new = cx.renames.team_path(key).into_owned();
             cx.error(
                 RuleCode::RenameConflict,
-                id,
+                id(),
                 "",
                 format!(
                     "team `{key}` is declared, but the live team of that path moves to \
@@ -1057,12 +1058,22 @@ fn diff_kind<T: Object>(cx: &mut Cx) {
                 && !d.in_scope(scope)
                 && !matches!(kind, Kind::Portal | Kind::Campaign | Kind::ContactGroup)
             {
-                cx.out_of_scope.push(id);
+                cx.out_of_scope.push(id());
                 continue;
             }
-            create::<T>(cx, id, d);
+            create::<T>(cx, id(), d);
             continue;
         };
+        let live_t = live.translate(&cx.renames);
+        let set_password = password_to_set(d.password(), live.password());
+        if old_key.is_none() && set_password.is_none() && d.same(&live_t) {
+            if let Some(scope) = &cx.scope
+                && !live.in_scope(scope)
+            {
+                cx.out_of_scope.push(id());
+            }
+            continue;
+        }
         let live_key = old_key.clone().unwrap_or_else(|| {
             cx.renames
                 .team_implicit_by_new
@@ -1071,17 +1082,7 @@ fn diff_kind<T: Object>(cx: &mut Cx) {
                 .cloned()
                 .unwrap_or_else(|| key.clone())
         });
-        let live_t = live.translate(&cx.renames);
-        let set_password = password_to_set(d.password(), live.password());
-        if old_key.is_none() && set_password.is_none() && d.same(&live_t) {
-            if let Some(scope) = &cx.scope
-                && !live.in_scope(scope)
-            {
-                cx.out_of_scope.push(id);
-            }
-            continue;
-        }
-        update::<T>(cx, id, d, live, &live_t, &live_key, old_key, set_password);
+        update::<T>(cx, id(), d, live, &live_t, &live_key, old_key, set_password);
     }
 
     // Live objects nothing declares.

@@ -8,11 +8,13 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeSet;
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 use reqwest::Method;
 use schemars::JsonSchema;
-use serde::de::{DeserializeOwned, MapAccess, Visitor};
+use serde::de::value::{CowStrDeserializer, MapAccessDeserializer};
+use serde::de::{DeserializeOwned, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
@@ -94,11 +96,24 @@ fn page_parts<'a>(
 pub(crate) trait LiveItem: DeserializeOwned + JsonSchema + Send + 'static {
     /// Logins compare ignoring case (DESIGN §2): lower-cases every login of the object.
     fn lower_logins(&mut self) {}
+    /// The object's key (the value of its kind's key field).
+    fn key(&self) -> &str;
 }
 
-impl LiveItem for Portal {}
-impl LiveItem for ContactGroup {}
+impl LiveItem for Portal {
+    fn key(&self) -> &str {
+        &self.name
+    }
+}
+impl LiveItem for ContactGroup {
+    fn key(&self) -> &str {
+        &self.name
+    }
+}
 impl LiveItem for Team {
+    fn key(&self) -> &str {
+        &self.path
+    }
     fn lower_logins(&mut self) {
         if let Some(l) = &mut self.leader {
             *l = l.to_lowercase();
@@ -106,21 +121,33 @@ impl LiveItem for Team {
     }
 }
 impl LiveItem for Administrator {
+    fn key(&self) -> &str {
+        &self.login
+    }
     fn lower_logins(&mut self) {
         self.login = self.login.to_lowercase();
     }
 }
 impl LiveItem for Manager {
+    fn key(&self) -> &str {
+        &self.login
+    }
     fn lower_logins(&mut self) {
         self.login = self.login.to_lowercase();
     }
 }
 impl LiveItem for Representative {
+    fn key(&self) -> &str {
+        &self.login
+    }
     fn lower_logins(&mut self) {
         self.login = self.login.to_lowercase();
     }
 }
 impl LiveItem for Campaign {
+    fn key(&self) -> &str {
+        &self.name
+    }
     fn lower_logins(&mut self) {
         let reps = std::mem::take(&mut self.representatives);
         self.representatives = reps.into_iter().map(|l| l.to_lowercase()).collect();
@@ -138,6 +165,11 @@ fn page_items<T: LiveItem>(
         url: url.to_string(),
         detail,
     };
+    if kind != Kind::ContactGroup {
+        if let Some(items) = page_items_at_once::<T>(bytes, known) {
+            return Ok(items);
+        }
+    }
     let (items, _) = page_parts(bytes, &unexpected)?;
     let items: Vec<&RawValue> = serde_json::from_str(items.get())
         .map_err(|e| unexpected(format!("the `items` array cannot be read: {e}")))?;
@@ -145,6 +177,165 @@ fn page_items<T: LiveItem>(
         .into_iter()
         .map(|raw| raw_item::<T>(kind, raw, known, url))
         .collect()
+}
+
+/// The items of one page in a single pass over its text, each object straight into the
+/// model type: `version` taken aside, members the model does not know skipped. `None`
+/// when anything is unusual (a `null` for a field that is not optional, a repeated
+/// member, a missing `version`…): the caller then takes the careful path, which also
+/// explains what is wrong. Contact groups, whose `shared_with` keys are logins to
+/// lower-case, always take the careful path.
+fn page_items_at_once<T: LiveItem>(
+    bytes: &[u8],
+    known: &BTreeSet<String>,
+) -> Option<Vec<(String, i64, T)>> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let items = PageSeed::<T> {
+        known,
+        item: PhantomData,
+    }
+    .deserialize(&mut de)
+    .ok()?;
+    de.end().ok()?;
+    Some(
+        items
+            .into_iter()
+            .map(|(version, mut obj)| {
+                obj.lower_logins();
+                (obj.key().to_owned(), version, obj)
+            })
+            .collect(),
+    )
+}
+
+/// A list page (`{"items": [...], ...}`) → its items with their versions.
+struct PageSeed<'k, T> {
+    known: &'k BTreeSet<String>,
+    item: PhantomData<T>,
+}
+
+impl<'de, T: LiveItem> DeserializeSeed<'de> for PageSeed<'_, T> {
+    type Value = Vec<(i64, T)>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de, T: LiveItem> Visitor<'de> for PageSeed<'_, T> {
+    type Value = Vec<(i64, T)>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a list page")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+        let mut items = None;
+        while let Some(k) = m.next_key::<Cow<'de, str>>()? {
+            if k == "items" && items.is_none() {
+                items = Some(m.next_value_seed(ItemsSeed::<T> {
+                    known: self.known,
+                    item: PhantomData,
+                })?);
+            } else if k == "items" {
+                return Err(serde::de::Error::duplicate_field("items"));
+            } else {
+                m.next_value::<IgnoredAny>()?;
+            }
+        }
+        items.ok_or_else(|| serde::de::Error::missing_field("items"))
+    }
+}
+
+/// The `items` array of a page.
+struct ItemsSeed<'k, T> {
+    known: &'k BTreeSet<String>,
+    item: PhantomData<T>,
+}
+
+impl<'de, T: LiveItem> DeserializeSeed<'de> for ItemsSeed<'_, T> {
+    type Value = Vec<(i64, T)>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de, T: LiveItem> Visitor<'de> for ItemsSeed<'_, T> {
+    type Value = Vec<(i64, T)>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an array of items")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Self::Value, A::Error> {
+        let mut out = Vec::with_capacity(s.size_hint().unwrap_or(PAGE_SIZE));
+        while let Some(item) = s.next_element_seed(ItemSeed::<T> {
+            known: self.known,
+            item: PhantomData,
+        })? {
+            out.push(item);
+        }
+        Ok(out)
+    }
+}
+
+/// One item: the model type built from its members as they are read.
+struct ItemSeed<'k, T> {
+    known: &'k BTreeSet<String>,
+    item: PhantomData<T>,
+}
+
+impl<'de, T: LiveItem> DeserializeSeed<'de> for ItemSeed<'_, T> {
+    type Value = (i64, T);
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de, T: LiveItem> Visitor<'de> for ItemSeed<'_, T> {
+    type Value = (i64, T);
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, m: A) -> Result<Self::Value, A::Error> {
+        let mut members = KnownMembers {
+            inner: m,
+            known: self.known,
+            version: None,
+        };
+        let obj = T::deserialize(MapAccessDeserializer::new(&mut members))?;
+        let version = members
+            .version
+            .ok_or_else(|| serde::de::Error::missing_field("version"))?;
+        Ok((version, obj))
+    }
+}
+
+/// The members of an item that the model knows; `version` is kept aside.
+struct KnownMembers<'k, A> {
+    inner: A,
+    known: &'k BTreeSet<String>,
+    version: Option<i64>,
+}
+
+impl<'de, A: MapAccess<'de>> MapAccess<'de> for KnownMembers<'_, A> {
+    type Error = A::Error;
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, A::Error> {
+        while let Some(k) = self.inner.next_key::<Cow<'de, str>>()? {
+            if k == "version" {
+                if self.version.is_some() {
+                    return Err(serde::de::Error::duplicate_field("version"));
+                }
+                self.version = Some(self.inner.next_value()?);
+            } else if self.known.contains(k.as_ref()) {
+                return seed.deserialize(CowStrDeserializer::new(k)).map(Some);
+            } else {
+                self.inner.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(None)
+    }
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, A::Error> {
+        self.inner.next_value_seed(seed)
+    }
 }
 
 /// Lists every item of a collection, page after page. Each page is turned into model
@@ -379,13 +570,14 @@ fn collect<T>(
     let url = format!("{}/v1/{}", p.base_url(), kind.collection());
     let mut out = std::collections::BTreeMap::new();
     for (key, version, obj) in items {
-        versions.insert(ObjectId::new(kind, key.clone()), version);
-        if out.insert(key.clone(), obj).is_some() {
+        let id = ObjectId::new(kind, key.clone());
+        if out.insert(key, obj).is_some() {
             return Err(ProviderError::Unexpected {
                 url: url.clone(),
-                detail: format!("{kind}/{key} is listed twice"),
+                detail: format!("{id} is listed twice"),
             });
         }
+        versions.insert(id, version);
     }
     Ok(out)
 }
@@ -543,6 +735,52 @@ mod tests {
         assert!(e.to_string().contains("must be an object"), "{e}");
         let e = page_parts(br#"{"items":["#, &un).unwrap_err();
         assert!(e.to_string().contains("not json"), "{e}");
+    }
+
+    #[test]
+    fn a_page_read_at_once_matches_the_careful_path() {
+        let known = known_fields::<Representative>();
+        let items = [
+            json!({"login":"JDoe@Acme.example","email":"jdoe@acme.example","first_name":"John",
+                   "last_name":"Doe","username":"jdoe","language":"fr","team":null,
+                   "status":"active","features":["reports"],"multisession":1,"portals":["web"],
+                   "version":7,"created_at":"2026-01-01T00:00:00Z","password":{"rotation":"2026-11"}}),
+            json!({"version":3,"login":"ann@acme.example","email":"ann@acme.example",
+                   "first_name":"Ann","last_name":"Lee","username":"alee","language":"pl",
+                   "status":"inactive","features":[],"portals":[],"extra":{"nested":[1,{"version":9}]}}),
+        ];
+        let body = json!({"next_cursor": null, "items": items}).to_string();
+        let fast = page_items_at_once::<Representative>(body.as_bytes(), &known)
+            .expect("an ordinary page is read at once");
+        let careful: Vec<_> = items
+            .iter()
+            .map(|v| item::<Representative>(Kind::Representative, v.clone(), &known, "u").unwrap())
+            .collect();
+        assert_eq!(fast, careful);
+        assert_eq!((fast[0].0.as_str(), fast[0].1), ("jdoe@acme.example", 7));
+        assert_eq!((fast[1].0.as_str(), fast[1].1), ("ann@acme.example", 3));
+
+        // Anything unusual goes the careful way, which still reads what it can.
+        let unusual = [
+            // `null` for a field that is not optional means absent on the careful path.
+            r#"{"items":[{"name":"web","features":null,"version":1}]}"#,
+            r#"{"items":[{"name":"web","features":[]}]}"#,
+            r#"{"items":[{"name":"web","name":"web2","features":[],"version":1}]}"#,
+            r#"{"items":[{"name":"web","features":[],"version":1,"version":2}]}"#,
+            r#"{"items":[{"name":"web","features":[],"version":"1"}]}"#,
+            r#"{"next_cursor":null}"#,
+            r#"{"items":[]} trailing"#,
+        ];
+        let known = known_fields::<Portal>();
+        for body in unusual {
+            assert!(
+                page_items_at_once::<Portal>(body.as_bytes(), &known).is_none(),
+                "read at once: {body}"
+            );
+        }
+        let items = page_items::<Portal>(Kind::Portal, unusual[0].as_bytes(), &known, "u").unwrap();
+        assert_eq!((items[0].0.as_str(), items[0].1), ("web", 1));
+        assert!(items[0].2.features.is_empty());
     }
 
     #[test]

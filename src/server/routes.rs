@@ -255,6 +255,12 @@ async fn list(
     };
     // Managers see only the managers in their scope: filtered here, page by page.
     let filter = matches!(actor, Actor::Manager { .. }) && kind == Kind::Manager;
+    if teams.is_none() && !filter {
+        if let Some(page) = st.db.list_text(kind, &cursor, limit).await? {
+            let next = page.more.then_some(page.last).flatten();
+            return Ok(page_response(&page.items, next.as_deref()));
+        }
+    }
     let want = limit as usize + 1;
     let mut items: Vec<(String, String)> = Vec::new();
     loop {
@@ -277,29 +283,30 @@ async fn list(
     }
     let next = if items.len() > limit as usize {
         items.truncate(limit as usize);
-        items.last().map(|(k, _)| encode_cursor(k))
+        items.last().map(|(k, _)| k.clone())
     } else {
         None
     };
-    // `{"items":[…],"next_cursor":…}` built as text: each item is already JSON.
-    let len = items.iter().map(|(_, v)| v.len() + 1).sum::<usize>() + 64;
-    let mut body = String::with_capacity(len);
+    let items: Vec<String> = items.into_iter().map(|(_, v)| v).collect();
+    Ok(page_response(&items.join(","), next.as_deref()))
+}
+
+/// `{"items":[…],"next_cursor":…}` built as text around items that are already JSON
+/// (joined by commas); `next` is the last key of the page when more follow.
+fn page_response(items: &str, next: Option<&str>) -> Response {
+    let next = Value::from(next.map(encode_cursor)).to_string();
+    let mut body = String::with_capacity(items.len() + next.len() + 32);
     body.push_str("{\"items\":[");
-    for (i, (_, v)) in items.iter().enumerate() {
-        if i > 0 {
-            body.push(',');
-        }
-        body.push_str(v);
-    }
+    body.push_str(items);
     body.push_str("],\"next_cursor\":");
-    body.push_str(&Value::from(next).to_string());
+    body.push_str(&next);
     body.push('}');
-    Ok((
+    (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "application/json")],
         body,
     )
-        .into_response())
+        .into_response()
 }
 
 async fn get_one(
