@@ -67,8 +67,18 @@ pub async fn make_plan(
     safety: &SafetyArgs,
 ) -> anyhow::Result<Result<Planned, Exit>> {
     let owned: Vec<PathBuf> = paths.to_vec();
-    let load = tokio::task::spawn_blocking(move || crate::config::load(&owned));
-    let (loaded, observed) = tokio::join!(load, provider.read());
+    let started = std::time::Instant::now();
+    let load = tokio::task::spawn_blocking(move || {
+        let loaded = crate::config::load(&owned);
+        tracing::debug!(elapsed = ?started.elapsed(), "plan: declaration loaded");
+        loaded
+    });
+    let read = async {
+        let observed = provider.read().await;
+        tracing::debug!(elapsed = ?started.elapsed(), "plan: live system read");
+        observed
+    };
+    let (loaded, observed) = tokio::join!(load, read);
     let loaded = loaded.context("the declaration loader stopped unexpectedly")?;
     let loaded = match loaded {
         Ok(l) => l,
@@ -93,7 +103,9 @@ pub async fn make_plan(
         allow_delete: safety.allow_delete,
         force: safety.force,
     };
-    match plan::diff(&desired, &observed, &options) {
+    let diffed = plan::diff(&desired, &observed, &options);
+    tracing::debug!(elapsed = ?started.elapsed(), "plan: diffed");
+    match diffed {
         Ok(plan) => {
             if let Err(exit) = check_secrets(&plan, &desired) {
                 return Ok(Err(exit));

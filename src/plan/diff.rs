@@ -1004,6 +1004,36 @@ fn status_field(kind: Kind) -> &'static str {
     }
 }
 
+/// Looks keys up in a sorted map by walking it once: the keys asked must increase.
+struct Walk<'a, V> {
+    entries: std::iter::Peekable<std::collections::btree_map::Iter<'a, String, V>>,
+    #[cfg(debug_assertions)]
+    last: Option<&'a str>,
+}
+
+impl<'a, V> Walk<'a, V> {
+    fn new(map: &'a BTreeMap<String, V>) -> Self {
+        Walk {
+            entries: map.iter().peekable(),
+            #[cfg(debug_assertions)]
+            last: None,
+        }
+    }
+
+    fn get(&mut self, key: &'a str) -> Option<&'a V> {
+        #[cfg(debug_assertions)]
+        {
+            debug_assert!(self.last.is_none_or(|l| l < key), "keys out of order");
+            self.last = Some(key);
+        }
+        while self.entries.next_if(|(k, _)| k.as_str() < key).is_some() {}
+        self.entries
+            .peek()
+            .filter(|(k, _)| k.as_str() == key)
+            .map(|(_, v)| *v)
+    }
+}
+
 fn diff_kind<T: Object>(cx: &mut Cx) {
     let kind = T::KIND;
     let desired_map = T::of(&cx.desired.org);
@@ -1021,6 +1051,9 @@ fn diff_kind<T: Object>(cx: &mut Cx) {
         return;
     }
 
+    // Both maps are sorted and the plain lookups come in key order: walk each map once
+    // instead of searching it for every object.
+    let mut live_walk = Walk::new(live_map);
     for (key, d) in desired_map {
         // Built only when the object has something to report (most have not).
         let id = || ObjectId::new(kind, key.as_str());
@@ -1048,7 +1081,7 @@ fn diff_kind<T: Object>(cx: &mut Cx) {
             );
             continue;
         } else {
-            (live_map.get(key.as_str()), None)
+            (live_walk.get(key), None)
         };
 
         let Some(live) = live else {
@@ -1087,6 +1120,7 @@ fn diff_kind<T: Object>(cx: &mut Cx) {
 
     // Live objects nothing declares.
     let mut unmatched = vec![];
+    let mut desired_walk = Walk::new(desired_map);
     for (old_key, live) in live_map {
         if cx.renames.is_source(kind, old_key) {
             let new = if kind == Kind::Team {
@@ -1098,7 +1132,7 @@ fn diff_kind<T: Object>(cx: &mut Cx) {
                 continue;
             }
             unmatched.push((new, old_key, live));
-        } else if !desired_map.contains_key(old_key) {
+        } else if desired_walk.get(old_key).is_none() {
             unmatched.push((old_key.clone(), old_key, live));
         }
     }
@@ -1746,6 +1780,24 @@ mod tests {
         assert_eq!(
             relationship_removals(Kind::ContactGroup, &id, &fc),
             vec!["contact_group/g is no longer shared with x"]
+        );
+    }
+
+    #[test]
+    fn a_walk_finds_what_a_search_finds() {
+        let map: BTreeMap<String, u32> = ["b", "d", "e", "h"]
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (k.to_string(), i as u32))
+            .collect();
+        let asked = ["a", "b", "c", "d", "f", "h", "z"];
+        let mut walk = Walk::new(&map);
+        let walked: Vec<Option<&u32>> = asked.iter().map(|k| walk.get(k)).collect();
+        let searched: Vec<Option<&u32>> = asked.iter().map(|k| map.get(*k)).collect();
+        assert_eq!(walked, searched);
+        assert_eq!(
+            walked,
+            [None, Some(&0), None, Some(&1), None, Some(&3), None]
         );
     }
 }

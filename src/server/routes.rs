@@ -5,6 +5,7 @@
 //! by the caller's scope) or hands writes to [`engine::run`].
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -209,21 +210,27 @@ fn if_match(h: &HeaderMap) -> Result<Option<i64>, Problem> {
 /// without parsing and re-serializing every body. A body that does not look like that
 /// goes the slow way.
 fn stored_item_text(body: &str, version: i64) -> Result<String, Problem> {
+    let mut out = String::with_capacity(body.len() + 24);
+    push_stored_item(&mut out, body, version)?;
+    Ok(out)
+}
+
+/// [`stored_item_text`], appended to `out`.
+fn push_stored_item(out: &mut String, body: &str, version: i64) -> Result<(), Problem> {
     let b = body.trim_end();
     if b.starts_with('{') && b.ends_with('}') && !b.contains("\"version\"") {
         let inner = b[1..b.len() - 1].trim();
-        let mut out = String::with_capacity(b.len() + 24);
         out.push('{');
         out.push_str(inner);
         if !inner.is_empty() {
             out.push(',');
         }
-        out.push_str("\"version\":");
-        out.push_str(&version.to_string());
-        out.push('}');
-        return Ok(out);
+        // Writing to a String cannot fail.
+        let _ = write!(out, "\"version\":{version}}}");
+        return Ok(());
     }
-    Ok(stored_item(body, version)?.to_string())
+    out.push_str(&stored_item(body, version)?.to_string());
+    Ok(())
 }
 
 fn stored_item(body: &str, version: i64) -> Result<Value, Problem> {
@@ -257,8 +264,25 @@ async fn list(
     let filter = matches!(actor, Actor::Manager { .. }) && kind == Kind::Manager;
     if teams.is_none() && !filter {
         if let Some(page) = st.db.list_text(kind, &cursor, limit).await? {
+            let mut items = String::with_capacity(page.bodies.len() + 16 * limit as usize);
+            if !page.bodies.is_empty() {
+                for (i, (body, version)) in page
+                    .bodies
+                    .split('\n')
+                    .zip(page.versions.split(','))
+                    .enumerate()
+                {
+                    let version = version
+                        .parse()
+                        .map_err(|_| Problem::internal(format!("stored version `{version}`")))?;
+                    if i > 0 {
+                        items.push(',');
+                    }
+                    push_stored_item(&mut items, body, version)?;
+                }
+            }
             let next = page.more.then_some(page.last).flatten();
-            return Ok(page_response(&page.items, next.as_deref()));
+            return Ok(page_response(&items, next.as_deref()));
         }
     }
     let want = limit as usize + 1;

@@ -100,12 +100,13 @@ pub struct StoredObject {
     pub secret: Option<String>,
 }
 
-/// A page of objects as JSON text (see [`Db::list_text`]).
+/// A page of objects as one row (see [`Db::list_text`]).
 #[derive(Debug)]
 pub struct PageText {
-    /// The items' JSON objects joined by `,` (empty for an empty page).
-    pub items: String,
-    pub count: i64,
+    /// The stored bodies, in key order, joined by `\n` (empty for an empty page).
+    pub bodies: String,
+    /// Their versions, joined by `,`.
+    pub versions: String,
     /// The key of the page's last item (the next page's cursor).
     pub last: Option<String>,
     /// Whether objects follow the page.
@@ -172,9 +173,7 @@ impl Db {
             // default channel of 50 rows costs a thread hand-off every few rows).
             let read = SqlitePoolOptions::new()
                 .max_connections(4)
-                // Pages come from the OS page cache through a memory map instead of a
-                // read() copy per database page.
-                .connect_with(opts.row_buffer_size(2048).pragma("mmap_size", "1073741824"))
+                .connect_with(opts.row_buffer_size(2048))
                 .await
                 .with_context(|| format!("cannot open the sqlite database {}", path.display()))?;
             sqlx::migrate!("./migrations/sqlite")
@@ -310,12 +309,12 @@ impl Db {
         self.fetch_all(&sql, &args).await
     }
 
-    /// A page of up to `limit` objects after `after`, as the JSON text of its items
-    /// joined by commas, each the stored body with `,"version":N` spliced in before its
-    /// closing brace; the database builds the text, so a page crosses from the database
-    /// as one row instead of a thousand. `None` when a body of the page does not have the
-    /// expected shape (a compact JSON object without a `"version"` key): the caller then
-    /// takes the row by row path of [`Db::list`].
+    /// A page of up to `limit` objects after `after`, in key order, fetched as one row:
+    /// the stored bodies joined by newlines (compact JSON never holds a raw newline) and
+    /// their versions joined by commas, so a page crosses from the database in one piece
+    /// instead of a thousand rows. `None` when the bodies do not split back into `count`
+    /// pieces (a body with a raw newline): the caller then reads the page row by row with
+    /// [`Db::list`].
     pub async fn list_text(
         &self,
         kind: Kind,
@@ -324,27 +323,33 @@ impl Db {
     ) -> Result<Option<PageText>, sqlx::Error> {
         let sql = match self {
             Db::Sqlite { .. } => {
-                "SELECT group_concat(item, ',' ORDER BY key) AS items, count(*) AS n, \
-                 max(key) AS last, sum(odd) AS odd FROM (\
-                 SELECT key, substr(body, 1, length(body) - 1) || ',\"version\":' || version || '}' AS item, \
-                 CASE WHEN body LIKE '{_%}' AND instr(body, '\"version\"') = 0 THEN 0 ELSE 1 END AS odd \
-                 FROM objects WHERE kind = $1 AND key > $2 ORDER BY key LIMIT $3)"
+                "SELECT group_concat(body, char(10) ORDER BY key) AS bodies, \
+                 group_concat(version, ',' ORDER BY key) AS versions, count(*) AS n, \
+                 max(key) AS last FROM (SELECT key, version, body FROM objects \
+                 WHERE kind = $1 AND key > $2 ORDER BY key LIMIT $3)"
             }
             Db::Postgres(_) => {
-                "SELECT string_agg(item, ',' ORDER BY key) AS items, count(*) AS n, \
-                 max(key) AS last, sum(odd)::BIGINT AS odd FROM (\
-                 SELECT key, substr(body, 1, length(body) - 1) || ',\"version\":' || version || '}' AS item, \
-                 CASE WHEN body LIKE '{_%}' AND strpos(body, '\"version\"') = 0 THEN 0 ELSE 1 END AS odd \
-                 FROM objects WHERE kind = $1 AND key > $2 ORDER BY key LIMIT $3) AS page"
+                "SELECT string_agg(body, chr(10) ORDER BY key) AS bodies, \
+                 string_agg(version::TEXT, ',' ORDER BY key) AS versions, count(*) AS n, \
+                 max(key) AS last FROM (SELECT key, version, body FROM objects \
+                 WHERE kind = $1 AND key > $2 ORDER BY key LIMIT $3) AS page"
             }
         };
-        let (items, count, last, odd): (Option<String>, i64, Option<String>, Option<i64>) = self
-            .fetch_one(
+        let (bodies, versions, count, last): (Option<String>, Option<String>, i64, Option<String>) =
+            self.fetch_one(
                 sql,
                 &[Arg::Text(kind.name()), Arg::Text(after), Arg::Int(limit)],
             )
             .await?;
-        if odd.unwrap_or(0) != 0 {
+        let (bodies, versions) = (bodies.unwrap_or_default(), versions.unwrap_or_default());
+        let pieces = |s: &str, sep: char| {
+            if s.is_empty() {
+                0
+            } else {
+                s.matches(sep).count() as i64 + 1
+            }
+        };
+        if pieces(&bodies, '\n') != count || pieces(&versions, ',') != count {
             return Ok(None);
         }
         let more = match &last {
@@ -360,8 +365,8 @@ impl Db {
             _ => false,
         };
         Ok(Some(PageText {
-            items: items.unwrap_or_default(),
-            count,
+            bodies,
+            versions,
             last,
             more,
         }))
