@@ -38,7 +38,7 @@ pub struct Problem {
     pub pointer: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<ProblemItem>,
-    /// `Retry-After` of a 429/503, in whole seconds as sent.
+    /// `Retry-After` of a 429/503 (sent as seconds or as an HTTP date).
     #[serde(skip)]
     pub retry_after: Option<Duration>,
 }

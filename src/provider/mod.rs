@@ -87,6 +87,17 @@ pub(crate) struct Sent {
     pub attempts: usize,
 }
 
+/// A `Retry-After` value (RFC 9110 §10.2.3): whole seconds, or an HTTP date (a date in
+/// the past means now). Anything else is ignored (the backoff's own delay applies).
+fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
 impl HttpProvider {
     /// A client of `base` (`http://127.0.0.1:8080`, `https://console.example/api`).
     pub fn new(base: &str, token: Option<String>) -> Result<HttpProvider, ProviderError> {
@@ -162,8 +173,7 @@ impl HttpProvider {
             .headers()
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+            .and_then(|v| parse_retry_after(v, std::time::SystemTime::now()));
         let bytes = resp.bytes().await.map_err(|e| transport(&e))?;
         if (200..300).contains(&status) {
             Ok((status, bytes))
@@ -292,6 +302,24 @@ mod http_tests {
             max_delay: Duration::from_millis(5),
             max_retry_after: Duration::from_secs(2),
         }
+    }
+
+    #[test]
+    fn retry_after_is_seconds_or_an_http_date() {
+        let now = httpdate::parse_http_date("Wed, 25 Nov 2026 12:00:00 GMT").unwrap();
+        assert_eq!(parse_retry_after("7", now), Some(Duration::from_secs(7)));
+        assert_eq!(parse_retry_after(" 0 ", now), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after("Wed, 25 Nov 2026 12:00:42 GMT", now),
+            Some(Duration::from_secs(42))
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 25 Nov 2026 11:59:00 GMT", now),
+            Some(Duration::ZERO),
+            "a date in the past means now"
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(parse_retry_after("-3", now), None);
     }
 
     #[tokio::test]
