@@ -308,6 +308,34 @@ async fn list_pages_are_the_objects_as_get_returns_them(s: &Srv) {
 }
 both_backends!(list_pages_are_the_objects_as_get_returns_them);
 
+/// A PATCH that changes nothing keeps the version and writes no audit record; one that
+/// changes something bumps it once.
+async fn a_patch_that_changes_nothing_writes_nothing(s: &Srv) {
+    let a = &s.admin;
+    org(s).await;
+    let path = "/v1/representatives/kim@acme.example";
+    let audited = |body: &Value| body["items"].as_array().unwrap().len();
+    let before = s.get(a, "/v1/audit?limit=1000").await;
+    let v = s.get(a, path).await.version();
+    for patch in [json!({}), json!({"first_name": "Ann"})] {
+        let r = s.patch(a, path, Some(v), &patch).await;
+        assert_eq!((r.status, r.version()), (200, v), "{patch}");
+        assert_eq!(r.etag(), Some(format!("\"{v}\"")));
+    }
+    let after = s.get(a, "/v1/audit?limit=1000").await;
+    assert_eq!(audited(&after.body), audited(&before.body));
+    let r = s
+        .patch(a, path, Some(v), &json!({"first_name": "Anna"}))
+        .await;
+    assert_eq!((r.status, r.version()), (200, v + 1));
+    let after = s.get(a, "/v1/audit?limit=1000").await;
+    assert_eq!(audited(&after.body), audited(&before.body) + 1);
+    // A stale version is still refused, change or not.
+    let r = s.patch(a, path, Some(v), &json!({})).await;
+    assert_eq!(r.status, 412);
+}
+both_backends!(a_patch_that_changes_nothing_writes_nothing);
+
 async fn error_paths(s: &Srv) {
     let a = &s.admin;
     let (marie, _, _) = org(s).await;

@@ -472,6 +472,15 @@ async fn update(
         secret.is_some(),
     )
     .await?;
+    // A patch that changes nothing writes nothing: the version stays, nothing is audited,
+    // so a client re-sending what is already there cannot make others' plans stale.
+    let body = after.to_body();
+    if secret.is_none() && body == before.to_body() {
+        return Ok(Done {
+            status: StatusCode::OK,
+            body: Some(with_version(body, row.version)),
+        });
+    }
     let new_key = after.key().to_string();
     let renamed = new_key != key;
     if renamed && ctx.exists(tx, kind, &new_key).await? {
@@ -530,7 +539,6 @@ async fn update(
             }
         }
     }
-    let body = after.to_body();
     let text = body.to_string();
     if !tx
         .update_cas(
