@@ -143,6 +143,17 @@ pub fn canonical(v: &Value) -> String {
     s
 }
 
+/// How long an `Idempotency-Key` is remembered: a retry within this time gets the first
+/// answer; after it the key may be used again.
+pub const IDEMPOTENCY_TTL: time::Duration = time::Duration::hours(24);
+
+/// The oldest `created_at` of an idempotency record still in force at `now`.
+pub fn idempotency_cutoff(now: time::OffsetDateTime) -> String {
+    (now - IDEMPOTENCY_TTL)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
 pub fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
@@ -353,7 +364,8 @@ async fn create(
 ) -> Result<Done, Fail> {
     let kind = obj.kind();
     if let Some((k, fp)) = &idem {
-        if let Some((hash, status, body)) = tx.idempotency(actor.login(), k).await? {
+        let cutoff = idempotency_cutoff(time::OffsetDateTime::now_utc());
+        if let Some((hash, status, body)) = tx.idempotency(actor.login(), k, &cutoff).await? {
             if &hash == fp {
                 return Ok(Done {
                     status: StatusCode::from_u16(status as u16).unwrap_or(StatusCode::CREATED),

@@ -158,15 +158,31 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<RunningServer> {
     };
     let app = router(state);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let purge_db = db.clone();
     let task = tokio::spawn(async move {
-        axum::serve(
+        // Expired idempotency records are purged at start and every hour after.
+        let purge = async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
+            loop {
+                every.tick().await;
+                let cutoff = engine::idempotency_cutoff(time::OffsetDateTime::now_utc());
+                match purge_db.purge_idempotency(&cutoff).await {
+                    Ok(n) => tracing::debug!(purged = n, "expired idempotency records"),
+                    Err(e) => tracing::warn!("cannot purge expired idempotency records: {e}"),
+                }
+            }
+        };
+        let serve = axum::serve(
             listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(async move {
             let _ = stopped.await;
-        })
-        .await
+        });
+        tokio::select! {
+            served = serve => served,
+            never = purge => never,
+        }
     });
     tracing::info!("listening on http://{addr}");
     Ok(RunningServer {

@@ -223,6 +223,20 @@ impl Db {
     }
 
     /// Starts a write transaction, serialized against every other writer.
+    /// Deletes the idempotency records made before `before` (RFC 3339, UTC); returns how
+    /// many.
+    pub async fn purge_idempotency(&self, before: &str) -> Result<u64, sqlx::Error> {
+        let mut tx = self.begin().await?;
+        let n = tx
+            .execute(
+                "DELETE FROM idempotency WHERE created_at < $1",
+                &[Arg::Text(before)],
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
         match self {
             Db::Sqlite { write, .. } => Ok(Tx::Sqlite(write.begin_with("BEGIN IMMEDIATE").await?)),
@@ -736,14 +750,18 @@ impl Tx {
         Ok(())
     }
 
+    /// The recorded answer to an earlier request with this key, if recorded at or after
+    /// `not_before` (RFC 3339, UTC): older records have expired.
     pub async fn idempotency(
         &mut self,
         actor: &str,
         key: &str,
+        not_before: &str,
     ) -> Result<Option<(String, i64, String)>, sqlx::Error> {
         self.fetch_optional(
-            "SELECT request_hash, status, body FROM idempotency WHERE actor = $1 AND idem_key = $2",
-            &[Arg::Text(actor), Arg::Text(key)],
+            "SELECT request_hash, status, body FROM idempotency \
+             WHERE actor = $1 AND idem_key = $2 AND created_at >= $3",
+            &[Arg::Text(actor), Arg::Text(key), Arg::Text(not_before)],
         )
         .await
     }
@@ -758,8 +776,19 @@ impl Tx {
         at: &str,
     ) -> Result<(), sqlx::Error> {
         self.execute(
-            "INSERT INTO idempotency (actor, idem_key, request_hash, status, body, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
-            &[Arg::Text(actor), Arg::Text(key), Arg::Text(hash), Arg::Int(status), Arg::Text(body), Arg::Text(at)],
+            // An expired record of the same key not purged yet is replaced.
+            "INSERT INTO idempotency (actor, idem_key, request_hash, status, body, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (actor, idem_key) DO UPDATE SET \
+             request_hash = excluded.request_hash, status = excluded.status, \
+             body = excluded.body, created_at = excluded.created_at",
+            &[
+                Arg::Text(actor),
+                Arg::Text(key),
+                Arg::Text(hash),
+                Arg::Int(status),
+                Arg::Text(body),
+                Arg::Text(at),
+            ],
         )
         .await?;
         Ok(())
@@ -862,6 +891,49 @@ mod tests {
         );
         tx.commit().await.unwrap();
         assert_eq!(db.get(Kind::Portal, "p").await.unwrap().unwrap().version, 2);
+        db.close().await;
+    }
+
+    #[tokio::test]
+    async fn idempotency_records_expire_and_are_purged() {
+        use crate::server::engine::idempotency_cutoff;
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let db = Db::connect(&url).await.unwrap();
+        let now = time::OffsetDateTime::now_utc();
+        let rfc = |t: time::OffsetDateTime| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .unwrap()
+        };
+        let cutoff = idempotency_cutoff(now);
+        let mut tx = db.begin().await.unwrap();
+        let old = rfc(now - time::Duration::hours(25));
+        let fresh = rfc(now - time::Duration::hours(23));
+        tx.put_idempotency("a", "old", "h1", 201, "{}", &old)
+            .await
+            .unwrap();
+        tx.put_idempotency("a", "fresh", "h2", 201, "{}", &fresh)
+            .await
+            .unwrap();
+        assert_eq!(tx.idempotency("a", "old", &cutoff).await.unwrap(), None);
+        assert!(
+            tx.idempotency("a", "fresh", &cutoff)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        // An expired key may be used again before the purge came by.
+        tx.put_idempotency("a", "old", "h3", 201, "{\"x\":1}", &rfc(now))
+            .await
+            .unwrap();
+        let again = tx.idempotency("a", "old", &cutoff).await.unwrap().unwrap();
+        assert_eq!((again.0.as_str(), again.2.as_str()), ("h3", "{\"x\":1}"));
+        tx.put_idempotency("b", "stale", "h4", 201, "{}", &old)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(db.purge_idempotency(&cutoff).await.unwrap(), 1);
+        assert_eq!(db.purge_idempotency(&cutoff).await.unwrap(), 0);
         db.close().await;
     }
 }
