@@ -23,7 +23,8 @@
 //! ROSTER_BENCH_PORTALS, ROSTER_BENCH_SEED, ROSTER_BENCH_PER_FILE (the organization),
 //! ROSTER_BENCH_RUNS (repetitions of the parse floor and validate, best kept; default 3),
 //! ROSTER_BENCH_TIMEOUT (seconds per child process; default 900), ROSTER_BENCH_SKIP_LIVE=1
-//! (skip part 4).
+//! (skip part 4), ROSTER_BENCH_DATABASE (a postgres:// URL of an empty database: part 4 on
+//! PostgreSQL instead of SQLite).
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -534,13 +535,26 @@ fn live(
 ) {
     let port = free_port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let db = logs.join("live.db");
+    // ROSTER_BENCH_DATABASE: a postgres:// URL of an empty database to measure the server
+    // on PostgreSQL instead of a fresh SQLite file.
+    let database = std::env::var("ROSTER_BENCH_DATABASE")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| format!("sqlite://{}", logs.join("live.db").display()));
+    // Never the user or password of the URL.
+    let shown = if database.starts_with("postgres") {
+        let host = database.rsplit('@').next().unwrap_or_default();
+        let host = host.rsplit("://").next().unwrap_or_default();
+        format!("PostgreSQL {host}")
+    } else {
+        format!("SQLite {}", database.trim_start_matches("sqlite://"))
+    };
     let token = logs.join("admin.token");
     let seats = (opts.representatives * 2).max(1000);
     let server = Command::new(BIN)
         .args(["serve", "--listen", &addr.to_string()])
         .arg("--database")
-        .arg(format!("sqlite://{}", db.display()))
+        .arg(&database)
         .arg("--admin-token-file")
         .arg(&token)
         .args(["--seats", &seats.to_string()])
@@ -576,8 +590,7 @@ fn live(
         thread::sleep(Duration::from_millis(50));
     }
     println!(
-        "\n[live] roster serve on {addr}, SQLite {} ({seats} seats), ready in {:.2}s",
-        db.display(),
+        "\n[live] roster serve on {addr}, {shown} ({seats} seats), ready in {:.2}s",
         started.elapsed().as_secs_f64()
     );
     let (proxy, counter) = start_proxy(addr).expect("start the counting proxy");
