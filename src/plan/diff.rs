@@ -83,7 +83,7 @@ impl Renames {
         self.by_old.iter().all(BTreeMap::is_empty)
     }
 
-    fn old_of(&self, kind: Kind, new: &str) -> Option<&str> {
+    pub(super) fn old_of(&self, kind: Kind, new: &str) -> Option<&str> {
         self.by_new[kind as usize].get(new).map(String::as_str)
     }
 
@@ -741,6 +741,7 @@ pub fn diff(
 
     safety::protection(&mut cx);
     safety::seats(&mut cx);
+    safety::usernames(&mut cx);
     safety::threshold(&mut cx);
 
     if !cx.errors.is_empty() {

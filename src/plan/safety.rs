@@ -5,7 +5,7 @@
 //! [`PlanError`](super::PlanError)s pushed on the diff context. A plan with any error is
 //! refused as a whole: nothing is silently skipped.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use super::diff::{Cx, relationships};
 use super::{Action, Change, PlanError};
@@ -586,6 +586,67 @@ pub(super) fn seats(cx: &mut Cx) {
              licensed seats"
         ),
     });
+}
+
+/// A user name this plan gives a representative (on create, or by changing it) must not be
+/// held by a live representative that no file declares and that stays: the console would
+/// end up with two representatives of one user name. (User names of declared
+/// representatives are made unique when the declaration is loaded.)
+pub(super) fn usernames(cx: &mut Cx) {
+    let deleted: BTreeSet<&str> = cx
+        .drafts
+        .iter()
+        .filter(|d| d.change.id.kind == Kind::Representative && d.change.action == Action::Delete)
+        .map(|d| d.change.id.key.as_str())
+        .collect();
+    let held: HashMap<String, &str> = cx.unmatched[Kind::Representative as usize]
+        .iter()
+        .filter(|u| !deleted.contains(u.key.as_str()))
+        .filter_map(|u| {
+            let live = cx.observed.org.representatives.get(&u.old_key)?;
+            Some((live.username.as_deref()?.to_lowercase(), u.old_key.as_str()))
+        })
+        .collect();
+    if held.is_empty() {
+        return;
+    }
+    let mut errors = Vec::new();
+    for (login, r) in &cx.desired.org.representatives {
+        let Some(name) = r.username.as_deref().map(str::to_lowercase) else {
+            continue;
+        };
+        let Some(holder) = held.get(&name) else {
+            continue;
+        };
+        let live_key = cx
+            .renames
+            .old_of(Kind::Representative, login)
+            .unwrap_or(login);
+        let unchanged = cx
+            .observed
+            .org
+            .representatives
+            .get(live_key)
+            .and_then(|l| l.username.as_deref())
+            .is_some_and(|u| u.to_lowercase() == name);
+        if unchanged {
+            continue;
+        }
+        errors.push(PlanError {
+            rule: RuleCode::Duplicate,
+            id: ObjectId::new(Kind::Representative, login.as_str()),
+            pointer: "/username".into(),
+            message: format!(
+                "user name `{name}` is held by representative `{holder}` in the live system, \
+                 which no file declares (user names are unique); nothing was written"
+            ),
+            help: format!(
+                "give this representative another `username:`, or declare `{holder}` (or \
+                 remove it) so that the plan accounts for it"
+            ),
+        });
+    }
+    cx.errors.extend(errors);
 }
 
 /// Removals over objects and relationships: above `count` AND `percent`% of what exists,

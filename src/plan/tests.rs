@@ -783,6 +783,46 @@ fn seats_are_checked_before_any_write() {
     assert!(diff(&d, &o, &opts()).is_ok());
 }
 
+#[test]
+fn a_user_name_held_by_an_undeclared_live_representative_is_refused() {
+    // The live `ghost` (declared by no file) holds the user name `x1`.
+    let mut ghost = rep("ghost@acme.example", "Europe/Lyon");
+    ghost.username = Some("X1".into());
+    let o = observed(base().rep(ghost).0);
+    let d = desired(base().rep(rep("x1@acme.example", "Europe/Lyon")).0);
+    let e = errors(&d, &o, opts());
+    assert_eq!(e.0.len(), 1, "{e}");
+    assert_eq!(
+        (e.0[0].rule, e.0[0].id.key.as_str(), e.0[0].pointer.as_str()),
+        (RuleCode::Duplicate, "x1@acme.example", "/username")
+    );
+    assert!(
+        e.0[0]
+            .message
+            .contains("held by representative `ghost@acme.example`")
+    );
+    // Another user name, or declaring the holder, clears it.
+    let mut other = rep("x1@acme.example", "Europe/Lyon");
+    other.username = Some("xone".into());
+    assert!(diff(&desired(base().rep(other).0), &o, &opts()).is_ok());
+    let mut declared = rep("ghost@acme.example", "Europe/Lyon");
+    declared.username = Some("ghost".into());
+    let both = desired(
+        base()
+            .rep(rep("x1@acme.example", "Europe/Lyon"))
+            .rep(declared)
+            .0,
+    );
+    assert!(diff(&both, &o, &opts()).is_ok());
+    // A name both already hold live is not this plan's doing.
+    let mut live_x1 = rep("x1@acme.example", "Europe/Lyon");
+    live_x1.username = Some("x1".into());
+    let mut ghost = rep("ghost@acme.example", "Europe/Lyon");
+    ghost.username = Some("x1".into());
+    let o = observed(base().rep(ghost).rep(live_x1).0);
+    assert!(diff(&d, &o, &opts()).is_ok());
+}
+
 // ---------- manager scope (rule 6) ----------
 
 fn as_manager(mut o: Observed, login: &str) -> Observed {
