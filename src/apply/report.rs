@@ -147,19 +147,24 @@ impl ApplyReport {
             }
         }
         let s = &self.summary;
-        let secs = self.elapsed_ms as f64 / 1000.0;
+        // Under a second in milliseconds (`0.0s` reads as if nothing happened).
+        let secs = if self.elapsed_ms < 1000 {
+            format!("{} ms", self.elapsed_ms)
+        } else {
+            format!("{:.1}s", self.elapsed_ms as f64 / 1000.0)
+        };
         if self.changes.is_empty() {
             out.push_str("apply: nothing to do.\n");
         } else if self.is_success() {
             out.push_str(&format!(
-                "{} {} change{} done in {secs:.1}s.\n",
+                "{} {} change{} done in {secs}.\n",
                 paint(green, "apply complete:"),
                 s.done,
                 if s.done == 1 { "" } else { "s" }
             ));
         } else {
             out.push_str(&format!(
-                "{} {} done, {} failed, {} skipped (of {}) in {secs:.1}s; fix the failures and run `roster apply` again: what was done is not redone.\n",
+                "{} {} done, {} failed, {} skipped (of {}) in {secs}; fix the failures and run `roster apply` again: what was done is not redone.\n",
                 paint(red, "apply incomplete:"),
                 s.done,
                 s.failed,

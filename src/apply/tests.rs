@@ -125,6 +125,16 @@ async fn a_failure_skips_its_dependents_transitively_and_the_rest_runs() {
         text.contains("1 done, 1 failed, 2 skipped (of 4)"),
         "{text}"
     );
+    // A run under a second reads in milliseconds, a longer one in seconds.
+    let mut r = report.clone();
+    r.elapsed_ms = 48;
+    assert!(
+        r.text(false).contains(" in 48 ms; fix"),
+        "{}",
+        r.text(false)
+    );
+    r.elapsed_ms = 2345;
+    assert!(r.text(false).contains(" in 2.3s; fix"), "{}", r.text(false));
 }
 
 #[tokio::test]
