@@ -634,3 +634,41 @@ fn a_saved_plan_applies_when_nothing_changed_since() {
     );
     assert_eq!(server.plan_exit(&decl).code, 0);
 }
+
+/// An endpoint where nothing listens: roster says once that it is retrying (instead of
+/// sitting silent through the retries), then fails with exit 1 and names the fix.
+#[test]
+fn an_unreachable_endpoint_is_said_while_retrying_then_named() {
+    let port = e2e_support::free_port();
+    let tmp = tempfile::tempdir().unwrap();
+    let token = tmp.path().join("token");
+    std::fs::write(&token, "not-a-real-token").unwrap();
+    let acme = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/acme");
+    let mut cmd = Command::new(bin());
+    cmd.args(["plan", acme.to_str().unwrap()])
+        .arg("--endpoint")
+        .arg(format!("http://127.0.0.1:{port}"))
+        .arg("--token-file")
+        .arg(&token)
+        .current_dir(tmp.path())
+        .env_remove("ROSTER_ENDPOINT")
+        .env_remove("ROSTER_TOKEN")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let out = wait_output(
+        cmd.spawn().unwrap(),
+        COMMAND_TIMEOUT,
+        "plan, nothing listening",
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        stderr.matches("retrying for a few seconds").count(),
+        1,
+        "said once:\n{stderr}"
+    );
+    assert!(stderr.contains("check --endpoint"), "{stderr}");
+    assert!(!stderr.contains("not-a-real-token"), "{stderr}");
+}

@@ -21,7 +21,8 @@ mod error;
 mod read;
 mod write;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
@@ -68,6 +69,9 @@ pub struct HttpProvider {
     /// Bearer token; never logged, never in `Debug`.
     token: Option<String>,
     retry: RetryPolicy,
+    /// Set once the user was told that the endpoint cannot be reached and roster retries
+    /// (said once per run, not per request).
+    unreachable_said: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for HttpProvider {
@@ -126,6 +130,7 @@ impl HttpProvider {
             base,
             token,
             retry: RetryPolicy::default(),
+            unreachable_said: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -217,6 +222,16 @@ impl HttpProvider {
         })
         .notify(|e: &ProviderError, d| {
             tracing::debug!("{method} {path}: {e}; retrying in {d:?}");
+            // A connection that fails is the one retry the user would otherwise sit
+            // through in silence (a wrong endpoint, a server still starting).
+            if matches!(e, ProviderError::Transport { .. })
+                && !self.unreachable_said.swap(true, Ordering::Relaxed)
+            {
+                tracing::warn!(
+                    "cannot reach the live api at {} yet; retrying for a few seconds",
+                    self.base
+                );
+            }
         })
         .await;
         let attempts = attempts.load(Ordering::Relaxed);
