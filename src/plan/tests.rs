@@ -821,6 +821,27 @@ fn a_user_name_held_by_an_undeclared_live_representative_is_refused() {
     ghost.username = Some("x1".into());
     let o = observed(base().rep(ghost).rep(live_x1).0);
     assert!(diff(&d, &o, &opts()).is_ok());
+    // A holder this plan deletes frees the name; one it only deactivates keeps it.
+    let mut ghost = rep("ghost@acme.example", "Europe/Lyon");
+    ghost.username = Some("x1".into());
+    let o = observed(base().rep(ghost).0);
+    let mut d = desired(base().rep(rep("x1@acme.example", "Europe/Lyon")).0);
+    d.policy.representatives = KindPolicy {
+        unmanaged: Policy::Remove,
+        on_remove: OnRemove::Delete,
+    };
+    let delete = PlanOptions {
+        allow_delete: true,
+        force: true,
+    };
+    let p = diff(&d, &o, &delete).expect("a holder the plan deletes frees the name");
+    assert!(
+        p.changes
+            .iter()
+            .any(|c| c.action == Action::Delete && c.id.key == "ghost@acme.example")
+    );
+    let e = errors(&d, &o, opts());
+    assert_eq!(e.0[0].pointer, "/username", "{e}");
 }
 
 // ---------- manager scope (rule 6) ----------
