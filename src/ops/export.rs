@@ -110,18 +110,7 @@ pub fn nest_teams(teams: &BTreeMap<String, Team>) -> Vec<TeamDecl> {
     }
     let stubs: BTreeMap<String, Team> = missing_parents(teams)
         .into_iter()
-        .map(|path| {
-            let t = Team {
-                path: path.clone(),
-                description: None,
-                max_active_logins: None,
-                leader: None,
-                active: true,
-                protect: false,
-                previously: None,
-            };
-            (path, t)
-        })
+        .map(|path| (path.clone(), Team::new(path)))
         .collect();
     let mut by_parent: BTreeMap<Option<&str>, Vec<&Team>> = BTreeMap::new();
     for t in teams.values().chain(stubs.values()) {

@@ -174,6 +174,22 @@ fn observed(org: Org) -> Observed {
     }
 }
 
+/// The policy that deletes what no file declares (with `--allow-delete`, rule 7).
+fn delete_unmanaged() -> KindPolicy {
+    KindPolicy {
+        unmanaged: Policy::Remove,
+        on_remove: OnRemove::Delete,
+    }
+}
+
+/// `--allow-delete`, with or without `--force`.
+fn allow_delete(force: bool) -> PlanOptions {
+    PlanOptions {
+        allow_delete: true,
+        force,
+    }
+}
+
 fn opts() -> PlanOptions {
     PlanOptions::default()
 }
@@ -554,15 +570,7 @@ fn deleting_a_rep_needs_the_policy_and_allow_delete() {
         on_remove: OnRemove::Deactivate,
     };
     // Policy deactivate + --allow-delete: still deactivates.
-    let p = diff(
-        &d,
-        &l,
-        &PlanOptions {
-            allow_delete: true,
-            force: false,
-        },
-    )
-    .unwrap();
+    let p = diff(&d, &l, &allow_delete(false)).unwrap();
     assert_eq!(p.changes[0].action, Action::Deactivate);
     // Policy delete without --allow-delete: deactivates and says what the flag would do.
     d.policy.representatives.on_remove = OnRemove::Delete;
@@ -574,15 +582,7 @@ fn deleting_a_rep_needs_the_policy_and_allow_delete() {
             .any(|w| w.contains("`--allow-delete` would delete"))
     );
     // Both: delete, with the reason in words.
-    let p = diff(
-        &d,
-        &l,
-        &PlanOptions {
-            allow_delete: true,
-            force: false,
-        },
-    )
-    .unwrap();
+    let p = diff(&d, &l, &allow_delete(false)).unwrap();
     let c = &p.changes[0];
     assert_eq!(c.action, Action::Delete);
     assert!(
@@ -826,14 +826,8 @@ fn a_user_name_held_by_an_undeclared_live_representative_is_refused() {
     ghost.username = Some("x1".into());
     let o = observed(base().rep(ghost).0);
     let mut d = desired(base().rep(rep("x1@acme.example", "Europe/Lyon")).0);
-    d.policy.representatives = KindPolicy {
-        unmanaged: Policy::Remove,
-        on_remove: OnRemove::Delete,
-    };
-    let delete = PlanOptions {
-        allow_delete: true,
-        force: true,
-    };
+    d.policy.representatives = delete_unmanaged();
+    let delete = allow_delete(true);
     let p = diff(&d, &o, &delete).expect("a holder the plan deletes frees the name");
     assert!(
         p.changes
@@ -1065,26 +1059,12 @@ fn order_and_depends_on_follow_the_references() {
 #[test]
 fn removals_come_last_children_first() {
     let mut d = desired(OrgB::default().teams(&["Keep"]).0);
-    d.policy.teams = KindPolicy {
-        unmanaged: Policy::Remove,
-        on_remove: OnRemove::Delete,
-    };
-    d.policy.representatives = KindPolicy {
-        unmanaged: Policy::Remove,
-        on_remove: OnRemove::Delete,
-    };
+    d.policy.teams = delete_unmanaged();
+    d.policy.representatives = delete_unmanaged();
     let l = OrgB::default()
         .teams(&["Keep", "Old", "Old/Sub"])
         .rep(rep("gone@acme.example", "Old/Sub"));
-    let p = diff(
-        &d,
-        &observed(l.0),
-        &PlanOptions {
-            allow_delete: true,
-            force: true,
-        },
-    )
-    .unwrap();
+    let p = diff(&d, &observed(l.0), &allow_delete(true)).unwrap();
     let order: Vec<String> = p
         .changes
         .iter()
@@ -1110,23 +1090,12 @@ fn a_team_that_keeps_members_is_deactivated_not_deleted() {
             .rep(rep("stay@acme.example", "Keep"))
             .0,
     );
-    d.policy.teams = KindPolicy {
-        unmanaged: Policy::Remove,
-        on_remove: OnRemove::Delete,
-    };
+    d.policy.teams = delete_unmanaged();
     let l = OrgB::default()
         .teams(&["Keep", "Old"])
         .rep(rep("stay@acme.example", "Keep"))
         .rep(rep("other@acme.example", "Old"));
-    let p = diff(
-        &d,
-        &observed(l.0),
-        &PlanOptions {
-            allow_delete: true,
-            force: false,
-        },
-    )
-    .unwrap();
+    let p = diff(&d, &observed(l.0), &allow_delete(false)).unwrap();
     let c = change(&p, Kind::Team, "Old");
     assert_eq!(c.action, Action::Deactivate);
     assert!(
@@ -1144,22 +1113,11 @@ fn a_team_emptied_by_the_plan_is_deleted_after_its_members_move() {
             .rep(rep("mover@acme.example", "Keep"))
             .0,
     );
-    d.policy.teams = KindPolicy {
-        unmanaged: Policy::Remove,
-        on_remove: OnRemove::Delete,
-    };
+    d.policy.teams = delete_unmanaged();
     let l = OrgB::default()
         .teams(&["Keep", "Old"])
         .rep(rep("mover@acme.example", "Old"));
-    let p = diff(
-        &d,
-        &observed(l.0),
-        &PlanOptions {
-            allow_delete: true,
-            force: true,
-        },
-    )
-    .unwrap();
+    let p = diff(&d, &observed(l.0), &allow_delete(true)).unwrap();
     assert_eq!(p.changes[0].action, Action::Move);
     let del = change(&p, Kind::Team, "Old");
     assert_eq!(del.action, Action::Delete);
@@ -1356,23 +1314,12 @@ pub(super) fn showcase() -> Plan {
         .manager(m)
         .campaign(c);
     let mut desired = desired(d.0);
-    desired.policy.representatives = KindPolicy {
-        unmanaged: Policy::Remove,
-        on_remove: OnRemove::Delete,
-    };
+    desired.policy.representatives = delete_unmanaged();
     desired.policy.portals.unmanaged = Policy::Remove;
     desired.policy.contact_groups.unmanaged = Policy::Warn;
     let mut o = observed(live.0);
     o.account.seats = 10;
-    diff(
-        &desired,
-        &o,
-        &PlanOptions {
-            allow_delete: true,
-            force: false,
-        },
-    )
-    .unwrap_or_else(|e| panic!("{e}"))
+    diff(&desired, &o, &allow_delete(false)).unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[test]
@@ -1478,22 +1425,11 @@ fn a_team_is_deleted_after_a_renamed_member_leaves_it() {
     let mut r = rep("new-login@acme.example", "Keep");
     r.previously = Some("old-login@acme.example".into());
     let mut d = desired(OrgB::default().teams(&["Keep"]).rep(r).0);
-    d.policy.teams = KindPolicy {
-        unmanaged: Policy::Remove,
-        on_remove: OnRemove::Delete,
-    };
+    d.policy.teams = delete_unmanaged();
     let l = OrgB::default()
         .teams(&["Keep", "Old"])
         .rep(rep("old-login@acme.example", "Old"));
-    let p = diff(
-        &d,
-        &observed(l.0),
-        &PlanOptions {
-            allow_delete: true,
-            force: true,
-        },
-    )
-    .unwrap();
+    let p = diff(&d, &observed(l.0), &allow_delete(true)).unwrap();
     assert_eq!(p.changes[0].action, Action::Rename);
     let del = change(&p, Kind::Team, "Old");
     assert_eq!(del.action, Action::Delete);
@@ -1794,14 +1730,8 @@ fn a_deletion_the_live_system_would_refuse_for_a_remaining_reference_is_refused(
         .rep(rep("ghost@acme.example", "Europe/Lyon"))
         .group(g);
     let mut d = desired(base().0);
-    d.policy.representatives = KindPolicy {
-        unmanaged: Policy::Remove,
-        on_remove: OnRemove::Delete,
-    };
-    let delete = PlanOptions {
-        allow_delete: true,
-        force: false,
-    };
+    d.policy.representatives = delete_unmanaged();
+    let delete = allow_delete(false);
     let e = errors(&d, &observed(live.clone().0), delete);
     assert_eq!(e.0.len(), 1, "{e}");
     assert_eq!(e.0[0].rule, RuleCode::UnresolvedReference);
