@@ -149,15 +149,17 @@ pub const IDEMPOTENCY_TTL: time::Duration = time::Duration::hours(24);
 
 /// The oldest `created_at` of an idempotency record still in force at `now`.
 pub fn idempotency_cutoff(now: time::OffsetDateTime) -> String {
-    (now - IDEMPOTENCY_TTL)
-        .format(&time::format_description::well_known::Rfc3339)
+    rfc3339(now - IDEMPOTENCY_TTL)
+}
+
+/// A time as stored (`created_at`, `at`): RFC 3339.
+pub fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
 }
 
 pub fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
+    rfc3339(time::OffsetDateTime::now_utc())
 }
 
 /// Adds `version` to a public body.
@@ -487,7 +489,8 @@ async fn update(
     // A patch that changes nothing writes nothing: the version stays, nothing is audited,
     // so a client re-sending what is already there cannot make others' plans stale.
     let body = after.to_body();
-    if secret.is_none() && body == before.to_body() {
+    let before_body = before.to_body();
+    if secret.is_none() && body == before_body {
         return Ok(Done {
             status: StatusCode::OK,
             body: Some(with_version(body, row.version)),
@@ -580,7 +583,7 @@ async fn update(
         "update",
         kind.name(),
         &new_key,
-        Some(&audit_json(&before.to_body(), row.version)),
+        Some(&audit_json(&before_body, row.version)),
         Some(&audit_json(&body, version)),
     )
     .await?;

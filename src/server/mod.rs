@@ -160,9 +160,12 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<RunningServer> {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let purge_db = db.clone();
     let task = tokio::spawn(async move {
-        // Expired idempotency records are purged at start and every hour after.
+        // Expired idempotency records are purged every hour, the first time an hour after
+        // start (lookups ignore expired records anyway, so a command's short-lived
+        // embedded server never writes for this).
         let purge = async move {
-            let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
+            let hour = std::time::Duration::from_secs(3600);
+            let mut every = tokio::time::interval_at(tokio::time::Instant::now() + hour, hour);
             loop {
                 every.tick().await;
                 let cutoff = engine::idempotency_cutoff(time::OffsetDateTime::now_utc());

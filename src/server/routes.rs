@@ -263,23 +263,26 @@ async fn list(
     // Managers see only the managers in their scope: filtered here, page by page.
     let filter = matches!(actor, Actor::Manager { .. }) && kind == Kind::Manager;
     if teams.is_none() && !filter {
-        if let Some(page) = st.db.list_text(kind, &cursor, limit).await? {
-            let mut items = String::with_capacity(page.bodies.len() + 16 * limit as usize);
-            if !page.bodies.is_empty() {
-                for (i, (body, version)) in page
-                    .bodies
-                    .split('\n')
-                    .zip(page.versions.split(','))
-                    .enumerate()
-                {
-                    let version = version
-                        .parse()
-                        .map_err(|_| Problem::internal(format!("stored version `{version}`")))?;
-                    if i > 0 {
-                        items.push(',');
-                    }
-                    push_stored_item(&mut items, body, version)?;
+        let page = st.db.list_text(kind, &cursor, limit).await?;
+        fn split(text: &str, sep: char) -> Vec<&str> {
+            if text.is_empty() {
+                Vec::new()
+            } else {
+                text.split(sep).collect()
+            }
+        }
+        let (bodies, versions) = (split(&page.bodies, '\n'), split(&page.versions, ','));
+        // Otherwise a body held a raw newline: the page is read row by row below.
+        if bodies.len() == page.count && versions.len() == page.count {
+            let mut items = String::with_capacity(page.bodies.len() + 16 * page.count);
+            for (i, (body, version)) in bodies.into_iter().zip(versions).enumerate() {
+                let version = version
+                    .parse()
+                    .map_err(|_| Problem::internal(format!("stored version `{version}`")))?;
+                if i > 0 {
+                    items.push(',');
                 }
+                push_stored_item(&mut items, body, version)?;
             }
             let next = page.more.then_some(page.last).flatten();
             return Ok(page_response(&items, next.as_deref()));
