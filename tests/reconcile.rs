@@ -672,3 +672,70 @@ fn an_unreachable_endpoint_is_said_while_retrying_then_named() {
     assert!(stderr.contains("check --endpoint"), "{stderr}");
     assert!(!stderr.contains("not-a-real-token"), "{stderr}");
 }
+
+/// A representative of the declaration with no `username:`: the default is `jdoe`, `jdoe2`…
+fn doe(login: &str, first: &str) -> String {
+    format!(
+        "  - login: {login}\n    email: {login}\n    first_name: {first}\n    last_name: Doe\n    team: Support\n"
+    )
+}
+
+#[test]
+fn a_newcomer_keeps_existing_default_usernames_and_takes_a_free_one() {
+    let server = Server::start(&[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("org.yaml");
+    let head = "version: 1\nteams:\n  - name: Support\nrepresentatives:\n";
+    let two = [
+        doe("john@acme.example", "John"),
+        doe("kate@acme.example", "Jo"),
+    ]
+    .concat();
+    std::fs::write(&file, format!("{head}{two}")).unwrap();
+    server.apply_ok(tmp.path());
+    let names = |server: &Server| -> BTreeMap<String, String> {
+        let page = server.get("/v1/representatives?limit=1000");
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let login = r["login"].as_str().unwrap().to_string();
+                (
+                    login,
+                    r["username"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect()
+    };
+    let before = names(&server);
+    assert_eq!(before["john@acme.example"], "jdoe");
+    assert_eq!(before["kate@acme.example"], "jdoe2");
+
+    // A Doe whose login sorts first would take `jdoe` on an empty system.
+    let newcomer = doe("aaron@acme.example", "Joe");
+    std::fs::write(&file, format!("{head}{newcomer}{two}")).unwrap();
+    let plan = server.roster(
+        &[
+            "plan",
+            tmp.path().to_str().unwrap(),
+            "--format",
+            "json",
+            "--detailed-exitcode",
+        ],
+        None,
+    );
+    assert_eq!(plan.code, 2, "{plan}");
+    let plan: Value = serde_json::from_str(&plan.stdout).unwrap();
+    let changes = plan["changes"].as_array().unwrap();
+    assert_eq!(changes.len(), 1, "only the create: {plan:#}");
+    assert_eq!(changes[0]["action"], "create");
+    assert_eq!(changes[0]["after"]["username"], "jdoe3", "{plan:#}");
+
+    server.apply_ok(tmp.path());
+    let after = names(&server);
+    assert_eq!(after["john@acme.example"], "jdoe");
+    assert_eq!(after["kate@acme.example"], "jdoe2");
+    assert_eq!(after["aaron@acme.example"], "jdoe3");
+    assert_eq!(server.plan_exit(tmp.path()).code, 0);
+}

@@ -473,3 +473,32 @@ fn every_schema_property_has_a_description() {
         "properties without a description: {missing:?}"
     );
 }
+
+#[test]
+fn library_load_records_which_usernames_the_yaml_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let rep = |login: &str, extra: &str| {
+        format!(
+            "  - login: {login}\n    email: {login}\n    first_name: Jo\n    last_name: Doe\n{extra}"
+        )
+    };
+    let text = format!(
+        "representatives:\n{}{}",
+        rep("a@acme.example", ""),
+        rep("b@acme.example", "    username: Boss\n")
+    );
+    std::fs::write(dir.path().join("people.yaml"), text).unwrap();
+    let d = roster::config::load(&[dir.path().to_path_buf()])
+        .expect("valid")
+        .desired;
+    let declared: Vec<&str> = d.declared_usernames.iter().map(String::as_str).collect();
+    assert_eq!(declared, ["b@acme.example"]);
+    assert_eq!(
+        d.org.representatives["a@acme.example"].username.as_deref(),
+        Some("jdoe")
+    );
+    assert_eq!(
+        d.org.representatives["b@acme.example"].username.as_deref(),
+        Some("Boss")
+    );
+}

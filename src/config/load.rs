@@ -757,6 +757,13 @@ pub(crate) fn load(paths: &[PathBuf]) -> Result<Loaded, Diagnostics> {
         pending.extend(finding_to_pending(f, &origins));
     }
     tracing::debug!(elapsed = ?started.elapsed(), "config: rules checked");
+    let declared_usernames = org
+        .representatives
+        .keys()
+        .zip(&bases)
+        .filter(|(_, base)| base.is_none())
+        .map(|(login, _)| login.clone())
+        .collect();
     rules::assign_usernames_from(&mut org.representatives, bases);
     tracing::debug!(elapsed = ?started.elapsed(), "config: usernames assigned");
     let diags = resolve(pending);
@@ -775,6 +782,7 @@ pub(crate) fn load(paths: &[PathBuf]) -> Result<Loaded, Diagnostics> {
         sections,
         origins,
         unprotect,
+        declared_usernames,
     };
     if diags.iter().any(Diagnostic::is_error) {
         Err(Diagnostics(diags))

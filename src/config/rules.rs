@@ -634,6 +634,9 @@ pub fn username_bases(reps: &BTreeMap<Login, Representative>) -> Vec<Option<Stri
 /// Fills every missing `username`: the default, made unique against every user name,
 /// declared or derived, by appending 2, 3, … (`jdoe`, `jdoe2`). Representatives are
 /// taken in login order, so the result does not depend on how files are split.
+///
+/// These are the names a representative gets on a system that does not hold it yet; a
+/// plan keeps the live name of one that exists (`plan::settle_usernames`).
 pub fn assign_usernames(reps: &mut BTreeMap<Login, Representative>) {
     let bases = username_bases(reps);
     assign_usernames_from(reps, bases);
@@ -645,28 +648,63 @@ pub fn assign_usernames_from(
     reps: &mut BTreeMap<Login, Representative>,
     bases: Vec<Option<String>>,
 ) {
-    let mut taken: HashSet<String> = reps
-        .values()
-        .filter_map(|r| r.username.as_ref().map(|u| u.to_lowercase()))
-        .collect();
-    taken.reserve(bases.len());
-    // Next suffix to try per base, so a common name costs O(1) per representative.
-    let mut next: HashMap<String, u64> = HashMap::new();
+    let mut pool = UsernamePool::with_capacity(bases.len());
+    for name in reps.values().filter_map(|r| r.username.as_deref()) {
+        pool.take(name);
+    }
     for (r, base) in reps.values_mut().zip(bases) {
-        let Some(base) = base else { continue };
-        let mut n = next.get(&base).copied().unwrap_or(1);
+        if let Some(base) = base {
+            r.username = Some(pool.claim(base));
+        }
+    }
+}
+
+/// User names in use (compared ignoring case) and, per default name, the next number to
+/// try, so that a common name costs O(1) per representative.
+#[derive(Debug, Default)]
+pub struct UsernamePool {
+    taken: HashSet<String>,
+    next: HashMap<String, u64>,
+}
+
+impl UsernamePool {
+    pub fn with_capacity(n: usize) -> Self {
+        UsernamePool {
+            taken: HashSet::with_capacity(n),
+            next: HashMap::new(),
+        }
+    }
+
+    /// Marks a name as in use.
+    pub fn take(&mut self, name: &str) {
+        self.taken.insert(name.to_lowercase());
+    }
+
+    /// Whether a name is in use (ignoring case).
+    pub fn holds(&self, name: &str) -> bool {
+        if name.bytes().any(|b| b.is_ascii_uppercase()) || !name.is_ascii() {
+            self.taken.contains(&name.to_lowercase())
+        } else {
+            self.taken.contains(name)
+        }
+    }
+
+    /// `base` when free, else the first free of `base2`, `base3`, …; marks it in use.
+    /// `base` is lower case (as [`default_username`] makes it).
+    pub fn claim(&mut self, base: String) -> String {
+        let mut n = self.next.get(&base).copied().unwrap_or(1);
         let mut candidate = if n == 1 {
             base.clone()
         } else {
             format!("{base}{n}")
         };
-        while taken.contains(&candidate) {
+        while self.taken.contains(&candidate) {
             n += 1;
             candidate = format!("{base}{n}");
         }
-        next.insert(base, n + 1);
-        taken.insert(candidate.clone());
-        r.username = Some(candidate);
+        self.next.insert(base, n + 1);
+        self.taken.insert(candidate.clone());
+        candidate
     }
 }
 

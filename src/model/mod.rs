@@ -732,6 +732,11 @@ pub struct Desired {
     /// live `protect: true`: a declaration that leaves `protect` out keeps the live value
     /// (protection is recorded on the live object and survives removal from the YAML).
     pub unprotect: BTreeSet<ObjectId>,
+    /// Representatives whose declaration writes `username:`. The others carry the
+    /// default name they would get on creation; a plan keeps the live name of one that
+    /// exists instead (a default name is chosen once, like `protect`, the live value stays
+    /// unless declared).
+    pub declared_usernames: BTreeSet<Login>,
 }
 
 /// The licensed account, as read from the live system.

@@ -98,7 +98,8 @@ pub async fn make_plan(
     }
     let observed = observed
         .with_context(|| format!("cannot read the live system at {}", provider.base_url()))?;
-    let desired = loaded.desired;
+    let mut desired = loaded.desired;
+    plan::settle_usernames(&mut desired, &observed);
     let options = PlanOptions {
         allow_delete: safety.allow_delete,
         force: safety.force,

@@ -689,7 +689,9 @@ impl Cx<'_> {
 }
 
 /// Computes the plan that brings the live system to the declaration, or every reason it
-/// cannot (rename conflicts, protected objects, seats, scope, removal threshold).
+/// cannot (rename conflicts, protected objects, seats, scope, removal threshold). The
+/// declaration's default user names are settled against the live ones first
+/// ([`super::settle_usernames`]).
 pub fn diff(
     desired: &Desired,
     observed: &Observed,

@@ -12,7 +12,8 @@
 //! Layout: [`diff()`] (the merge-join of declared and live objects, field by field) in
 //! `diff.rs`; scope, protection, seats and the removal threshold in `safety.rs`; phases
 //! and `depends_on` in `order.rs`; [`stale()`] in `stale.rs`; [`render`] for text, JSON
-//! and Markdown.
+//! and Markdown; [`settle_usernames`] (default user names are chosen once) in
+//! `usernames.rs`, applied to the declaration before the diff.
 //!
 //! Contract with apply (what a change means on the wire):
 //! - `Create`: POST `after`; when `set_password` is present, apply resolves it and adds
@@ -34,6 +35,7 @@ mod safety;
 mod stale;
 #[cfg(test)]
 mod tests;
+mod usernames;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -46,6 +48,7 @@ use crate::model::{Kind, ObjectId, Principal, SecretRef};
 
 pub use diff::diff;
 pub use stale::stale;
+pub use usernames::settle_usernames;
 
 /// Version of the saved-plan format.
 pub const PLAN_FORMAT_VERSION: u32 = 1;

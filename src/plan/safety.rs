@@ -590,8 +590,8 @@ pub(super) fn seats(cx: &mut Cx) {
 
 /// A user name this plan gives a representative (on create, or by changing it) must not be
 /// held by a live representative that no file declares and that stays: the console would
-/// end up with two representatives of one user name. (User names of declared
-/// representatives are made unique when the declaration is loaded.)
+/// end up with two representatives of one user name. (Declared names are unique when
+/// the declaration is loaded; default names avoid every live one, `settle_usernames`.)
 pub(super) fn usernames(cx: &mut Cx) {
     let deleted: BTreeSet<&str> = cx
         .drafts

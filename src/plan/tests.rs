@@ -136,10 +136,8 @@ impl OrgB {
 fn desired(org: Org) -> Desired {
     Desired {
         org,
-        policy: Default::default(),
         sections: Kind::ALL.into_iter().collect(),
-        origins: Default::default(),
-        unprotect: Default::default(),
+        ..Default::default()
     }
 }
 
@@ -1759,4 +1757,133 @@ fn a_deletion_the_live_system_would_refuse_for_a_remaining_reference_is_refused(
     let ghost = at(Kind::Representative, "ghost@acme.example");
     assert_eq!(p.changes[ghost].action, Action::Delete);
     assert!(p.changes[ghost].depends_on.contains(&group), "{p:#?}");
+}
+
+// ---------- default user names (settle_usernames) ----------
+
+/// A Doe per login (first names differ, so every default name is `jdoe`, `jdoe2`, …),
+/// with no declared user name.
+fn does(logins: &[&str]) -> OrgB {
+    logins.iter().fold(OrgB::default().teams(&["T"]), |o, l| {
+        let mut r = rep(l, "T");
+        r.first_name = format!("J{l}");
+        r.last_name = "Doe".into();
+        r.username = None;
+        o.rep(r)
+    })
+}
+
+/// The declaration as the loader leaves it: default names assigned on an empty system,
+/// `declared` naming the representatives whose YAML writes `username:`.
+fn loaded(mut org: Org, declared: &[&str]) -> Desired {
+    crate::config::rules::assign_usernames(&mut org.representatives);
+    let mut d = desired(org);
+    d.declared_usernames = declared.iter().map(|l| l.to_string()).collect();
+    d
+}
+
+fn usernames(d: &Desired) -> Vec<(&str, &str)> {
+    d.org
+        .representatives
+        .values()
+        .map(|r| (r.login.as_str(), r.username.as_deref().unwrap_or("")))
+        .collect()
+}
+
+#[test]
+fn a_newcomer_does_not_rename_the_representatives_who_hold_default_names() {
+    let live = {
+        let mut o = does(&["john@x.example", "kate@x.example"]).0;
+        crate::config::rules::assign_usernames(&mut o.representatives);
+        o
+    };
+    assert_eq!(
+        usernames(&desired(live.clone())),
+        [("john@x.example", "jdoe"), ("kate@x.example", "jdoe2")]
+    );
+    // "aaron" sorts first: on an empty system it would be `jdoe`.
+    let mut d = loaded(
+        does(&["aaron@x.example", "john@x.example", "kate@x.example"]).0,
+        &[],
+    );
+    assert_eq!(usernames(&d)[0], ("aaron@x.example", "jdoe"));
+    let o = observed(live);
+    settle_usernames(&mut d, &o);
+    assert_eq!(
+        usernames(&d),
+        [
+            ("aaron@x.example", "jdoe3"),
+            ("john@x.example", "jdoe"),
+            ("kate@x.example", "jdoe2")
+        ]
+    );
+    let p = diff(&d, &o, &opts()).unwrap();
+    let ids: Vec<String> = p.changes.iter().map(|c| c.id.to_string()).collect();
+    assert_eq!(ids, ["representative/aaron@x.example"], "only the create");
+}
+
+#[test]
+fn a_kept_default_name_gives_way_to_a_declared_one_and_live_only_names_stay_taken() {
+    // Live: john is `jdoe`, kate `jdoe2`, and `jdoe3` belongs to a representative that no
+    // file declares.
+    let mut live = does(&["john@x.example", "kate@x.example", "zed@x.example"]).0;
+    crate::config::rules::assign_usernames(&mut live.representatives);
+    // The YAML now gives kate the name `jdoe` (declared); john must take another one, and
+    // not `jdoe3` (held live).
+    let mut org = does(&["john@x.example", "kate@x.example"]).0;
+    org.representatives
+        .get_mut("kate@x.example")
+        .unwrap()
+        .username = Some("JDoe".into());
+    let mut d = loaded(org, &["kate@x.example"]);
+    settle_usernames(&mut d, &observed(live));
+    assert_eq!(
+        usernames(&d),
+        [("john@x.example", "jdoe4"), ("kate@x.example", "JDoe")]
+    );
+}
+
+#[test]
+fn a_renamed_representative_and_a_dropped_username_line_keep_the_live_name() {
+    let mut live = does(&["john@x.example", "kate@x.example"]).0;
+    live.representatives
+        .get_mut("john@x.example")
+        .unwrap()
+        .username = Some("boss".into());
+    live.representatives
+        .get_mut("kate@x.example")
+        .unwrap()
+        .username = Some("kd".into());
+    // john's YAML no longer writes `username: boss`; kate is renamed to a login that
+    // sorts first and would otherwise take `jdoe`.
+    let mut org = does(&["a.kate@x.example", "john@x.example"]).0;
+    org.representatives
+        .get_mut("a.kate@x.example")
+        .unwrap()
+        .previously = Some("kate@x.example".into());
+    let mut d = loaded(org, &[]);
+    let o = observed(live);
+    settle_usernames(&mut d, &o);
+    assert_eq!(
+        usernames(&d),
+        [("a.kate@x.example", "kd"), ("john@x.example", "boss")]
+    );
+    let p = diff(&d, &o, &opts()).unwrap();
+    assert!(
+        p.changes
+            .iter()
+            .all(|c| c.patch.as_ref().is_none_or(|m| !m.contains_key("username"))),
+        "{:#?}",
+        p.changes
+    );
+}
+
+#[test]
+fn settling_an_unchanged_declaration_changes_nothing() {
+    let mut live = does(&["john@x.example", "kate@x.example"]).0;
+    crate::config::rules::assign_usernames(&mut live.representatives);
+    let mut d = loaded(does(&["john@x.example", "kate@x.example"]).0, &[]);
+    let before = d.org.clone();
+    settle_usernames(&mut d, &observed(live));
+    assert_eq!(d.org, before);
 }
