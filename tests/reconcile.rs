@@ -739,3 +739,50 @@ fn a_newcomer_keeps_existing_default_usernames_and_takes_a_free_one() {
     assert_eq!(after["aaron@acme.example"], "jdoe3");
     assert_eq!(server.plan_exit(tmp.path()).code, 0);
 }
+
+#[test]
+fn a_user_name_handed_over_in_one_plan_is_written_once_freed() {
+    let server = Server::start(&[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("org.yaml");
+    let head = "version: 1\nteams:\n  - name: Support\nrepresentatives:\n";
+    let named =
+        |login: &str, username: &str| format!("{}    username: {username}\n", doe(login, "Al"));
+    std::fs::write(
+        &file,
+        format!(
+            "{head}{}{}",
+            named("ann@acme.example", "ace"),
+            named("bob@acme.example", "boss")
+        ),
+    )
+    .unwrap();
+    server.apply_ok(tmp.path());
+    // ann (first in every order) takes `boss` from bob, who takes `bobby`; a newcomer
+    // takes ann's `ace`.
+    std::fs::write(
+        &file,
+        format!(
+            "{head}{}{}{}",
+            named("aa@acme.example", "ace"),
+            named("ann@acme.example", "boss"),
+            named("bob@acme.example", "bobby")
+        ),
+    )
+    .unwrap();
+    let run = server.roster(
+        &["apply", tmp.path().to_str().unwrap(), "--auto-approve"],
+        None,
+    );
+    assert_eq!(run.code, 0, "one apply, no refused write:\n{run}");
+    let name = |login: &str| {
+        server.get(&format!("/v1/representatives/{login}"))["username"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(name("ann@acme.example"), "boss");
+    assert_eq!(name("bob@acme.example"), "bobby");
+    assert_eq!(name("aa@acme.example"), "ace");
+    assert_eq!(server.plan_exit(tmp.path()).code, 0);
+}

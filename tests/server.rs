@@ -336,6 +336,69 @@ async fn a_patch_that_changes_nothing_writes_nothing(s: &Srv) {
 }
 both_backends!(a_patch_that_changes_nothing_writes_nothing);
 
+async fn usernames_are_unique_ignoring_case(s: &Srv) {
+    let a = &s.admin;
+    s.create(a, "teams", json!({"path": "T"})).await;
+    let named = |login: &str, username: &str| {
+        let mut r = rep(login, "T");
+        r["username"] = json!(username);
+        r
+    };
+    s.create(a, "representatives", named("ann@acme.example", "alee"))
+        .await;
+    let r = s
+        .post(a, "/v1/representatives", &named("bob@acme.example", "ALee"))
+        .await;
+    assert_eq!((r.status, r.code()), (409, "username-taken"), "{}", r.body);
+    assert_eq!(r.body["pointer"], "/username");
+    assert!(
+        r.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("ann@acme.example"),
+        "{}",
+        r.body
+    );
+    s.create(a, "representatives", named("bob@acme.example", "blee"))
+        .await;
+    let bob = "/v1/representatives/bob@acme.example";
+    let r = s.patch(a, bob, Some(1), &json!({"username": "alee"})).await;
+    assert_eq!((r.status, r.code()), (409, "username-taken"));
+    // Changing case, or anything else, of one's own name is no conflict.
+    let ann = "/v1/representatives/ann@acme.example";
+    let r = s.patch(a, ann, Some(1), &json!({"username": "ALee"})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = s.patch(a, ann, Some(2), &json!({"language": "de"})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    // In one batch: ann gives up her name, then bob takes it; a name given up by a
+    // deleted representative is free again, a name taken earlier in the batch is not.
+    let ops = json!({"operations": [
+        {"op": "update", "key": "ann@acme.example", "if_match": 3, "body": {"username": "ann2"}},
+        {"op": "update", "key": "bob@acme.example", "if_match": 1, "body": {"username": "alee"}},
+        {"op": "create", "body": named("cy@acme.example", "ann2")},
+        {"op": "delete", "key": "ann@acme.example", "if_match": 4, "purge_statistics": true},
+        {"op": "create", "body": named("cy@acme.example", "ann2")},
+        {"op": "create", "body": named("dee@acme.example", "blee")},
+        {"op": "create", "body": named("eve@acme.example", "blee")}
+    ]});
+    let r = s.post(a, "/v1/representatives:batch", &ops).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let results = r.body["results"].as_array().unwrap();
+    let st: Vec<u64> = results
+        .iter()
+        .map(|x| x["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(st, vec![200, 200, 409, 204, 201, 201, 409], "{}", r.body);
+    assert_eq!(results[2]["body"]["code"], "username-taken");
+    assert_eq!(results[6]["body"]["code"], "username-taken");
+    // Representatives without a user name never conflict.
+    s.create(a, "representatives", rep("fay@acme.example", "T"))
+        .await;
+    s.create(a, "representatives", rep("gus@acme.example", "T"))
+        .await;
+}
+both_backends!(usernames_are_unique_ignoring_case);
+
 async fn error_paths(s: &Srv) {
     let a = &s.admin;
     let (marie, _, _) = org(s).await;

@@ -48,13 +48,17 @@ pub(super) struct Draft {
     pub hard_deps: Vec<ObjectId>,
     /// A team-leader update deferred until after the representatives phase.
     pub deferred: bool,
+    /// A user name written after every other change, because another change of this
+    /// plan frees it first (`usernames::defer`): 1, or one more than the freeing
+    /// change's own level when that one waits too. 0 for every other change.
+    pub last: u16,
     /// The key of the live object this change writes, as the live system knows it now
     /// (`None` for a create).
     pub live_key: Option<String>,
 }
 
 impl Draft {
-    fn new(change: Change) -> Draft {
+    pub(super) fn new(change: Change) -> Draft {
         Draft {
             change,
             protected: false,
@@ -63,6 +67,7 @@ impl Draft {
             deps: vec![],
             hard_deps: vec![],
             deferred: false,
+            last: 0,
             live_key: None,
         }
     }
@@ -740,6 +745,7 @@ pub fn diff(
     check_team_deletes(&mut cx);
     check_deleted_still_referenced(&mut cx);
     defer_leaders(&mut cx);
+    super::usernames::defer(&mut cx);
 
     safety::protection(&mut cx);
     safety::seats(&mut cx);
@@ -908,7 +914,7 @@ fn elements(v: &Value) -> Vec<String> {
     }
 }
 
-fn field_change(field: &str, before: &Value, after: &Value) -> FieldChange {
+pub(super) fn field_change(field: &str, before: &Value, after: &Value) -> FieldChange {
     let mut fc = FieldChange {
         field: field.into(),
         before: non_null(before.clone()),

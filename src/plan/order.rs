@@ -2,7 +2,8 @@
 //!
 //! Phases: portals → teams (parents first) → administrators → managers →
 //! representatives → deferred team leaders → campaigns → contact groups; then the
-//! removals in reverse (contact groups first, teams children first, portals last).
+//! removals in reverse (contact groups first, teams children first, portals last); last,
+//! user names that a change before frees (`usernames::defer`).
 //! Within a phase, by key. The sort is stable and total, so a plan is deterministic.
 //!
 //! `depends_on` holds indices of earlier changes that must succeed first; apply runs
@@ -39,6 +40,9 @@ fn rank(kind: Kind) -> u16 {
 
 /// The phase of a draft: forward writes by kind, then removals in reverse.
 fn phase(d: &Draft) -> u16 {
+    if d.last > 0 {
+        return 200u16.saturating_add(d.last);
+    }
     if d.deferred {
         return rank(Kind::Representative) + 1;
     }
@@ -78,8 +82,21 @@ pub(super) fn order(mut drafts: Vec<Draft>, live: &Org) -> Vec<Change> {
             Action::Create | Action::Rename | Action::Move | Action::Reactivate
         )
     };
+    // Every change of every object, in order: a hard dependency waits for the latest
+    // change of that object before this one (a name freed by a deferred change is free
+    // only after it).
+    let mut all: HashMap<&ObjectId, Vec<usize>> = HashMap::new();
+    for (i, d) in drafts.iter().enumerate() {
+        if d.last > 0 || d.deferred {
+            all.entry(&d.change.id).or_default().push(i);
+        }
+    }
     let hard = |dep: &ObjectId, me: usize| -> Option<usize> {
-        first.get(dep).copied().filter(|&j| j < me)
+        let latest = all
+            .get(dep)
+            .and_then(|v| v.iter().rev().copied().find(|&j| j < me));
+        let first = first.get(dep).copied().filter(|&j| j < me);
+        latest.max(first)
     };
     let resolve = |dep: &ObjectId, me: usize| -> Option<usize> {
         if let Some(&j) = first.get(dep)
@@ -125,6 +142,7 @@ pub(super) fn order(mut drafts: Vec<Draft>, live: &Org) -> Vec<Change> {
         })
         .collect();
     drop(first);
+    drop(all);
     cascade(&mut drafts, &mut deps, live);
     drafts
         .into_iter()

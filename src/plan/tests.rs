@@ -4,6 +4,8 @@
 use std::collections::BTreeSet;
 use std::time::Instant;
 
+use serde_json::{Value, json};
+
 use super::render;
 use super::*;
 use crate::model::rules::RuleCode;
@@ -827,11 +829,28 @@ fn a_user_name_held_by_an_undeclared_live_representative_is_refused() {
     d.policy.representatives = delete_unmanaged();
     let delete = allow_delete(true);
     let p = diff(&d, &o, &delete).expect("a holder the plan deletes frees the name");
-    assert!(
+    let at = |action: Action, key: &str| {
         p.changes
             .iter()
-            .any(|c| c.action == Action::Delete && c.id.key == "ghost@acme.example")
+            .position(|c| c.action == action && c.id.key == key)
+            .unwrap_or_else(|| panic!("no {action:?} of {key}: {:#?}", p.changes))
+    };
+    let (create, delete_at) = (
+        at(Action::Create, "x1@acme.example"),
+        at(Action::Delete, "ghost@acme.example"),
     );
+    // … but only once deleted: the create goes without it, a last update sets it.
+    let created = p.changes[create].after.as_ref().unwrap();
+    assert!(created.get("username").is_none(), "{created:#}");
+    let set = at(Action::Update, "x1@acme.example");
+    assert!(create < delete_at && delete_at < set, "{:#?}", p.changes);
+    assert_eq!(
+        p.changes[set].patch.as_ref().unwrap()["username"],
+        json!("x1")
+    );
+    assert_eq!(p.changes[set].version, None);
+    assert!(p.changes[set].depends_on.contains(&create));
+    assert!(p.changes[set].depends_on.contains(&delete_at));
     let e = errors(&d, &o, opts());
     assert_eq!(e.0[0].pointer, "/username", "{e}");
 }
@@ -1886,4 +1905,76 @@ fn settling_an_unchanged_declaration_changes_nothing() {
     let before = d.org.clone();
     settle_usernames(&mut d, &observed(live));
     assert_eq!(d.org, before);
+}
+
+#[test]
+fn a_user_name_moving_between_representatives_is_written_after_it_is_freed() {
+    let named = |login: &str, name: &str| {
+        let mut r = rep(login, "Europe/Lyon");
+        r.username = Some(name.into());
+        r
+    };
+    let o = observed(
+        base()
+            .rep(named("a@acme.example", "boss"))
+            .rep(named("b@acme.example", "bee"))
+            .0,
+    );
+    // a gives `boss` to b (which sorts later) and takes `ace`; b also changes language.
+    let mut b = named("b@acme.example", "boss");
+    b.language = "de".into();
+    let d = desired(base().rep(named("a@acme.example", "ace")).rep(b).0);
+    let p = diff(&d, &o, &opts()).unwrap();
+    let summary: Vec<(String, Value)> = p
+        .changes
+        .iter()
+        .map(|c| (c.id.key.clone(), Value::Object(c.patch.clone().unwrap())))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("a@acme.example".into(), json!({"username": "ace"})),
+            ("b@acme.example".into(), json!({"language": "de"})),
+            ("b@acme.example".into(), json!({"username": "boss"})),
+        ],
+        "{:#?}",
+        p.changes
+    );
+    assert_eq!(p.changes[2].depends_on, [0, 1]);
+    assert!(
+        p.changes[2]
+            .reason
+            .contains("`a@acme.example` has given it up")
+    );
+    // When the name is all that changes, the whole update moves after the one freeing it.
+    let d = desired(
+        base()
+            .rep(named("a@acme.example", "ace"))
+            .rep(named("b@acme.example", "boss"))
+            .0,
+    );
+    let mut o2 = o.clone();
+    o2.org
+        .representatives
+        .get_mut("a@acme.example")
+        .unwrap()
+        .username = Some("Boss".into());
+    let p = diff(&d, &o2, &opts()).unwrap();
+    let keys: Vec<&str> = p.changes.iter().map(|c| c.id.key.as_str()).collect();
+    assert_eq!(keys, ["a@acme.example", "b@acme.example"]);
+    assert_eq!(p.changes[1].depends_on, [0]);
+    // Exchanging names cannot be written in any order.
+    let d = desired(
+        base()
+            .rep(named("a@acme.example", "bee"))
+            .rep(named("b@acme.example", "boss"))
+            .0,
+    );
+    let e = errors(&d, &o, opts());
+    assert_eq!(e.0.len(), 2, "{e}");
+    assert!(
+        e.0.iter()
+            .all(|x| x.rule == RuleCode::Duplicate && x.pointer == "/username")
+    );
+    assert!(e.0[0].message.contains("cycle"), "{e}");
 }

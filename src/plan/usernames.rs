@@ -16,10 +16,15 @@
 //! one before or after the plan: no declared name, no kept name, no live representative's
 //! name (a name never changes hands within one plan).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use serde_json::{Map, Value};
+
+use super::diff::{Cx, Draft, field_change};
+use super::{Action, Change, PlanError};
 use crate::config::rules::{UsernamePool, default_username};
-use crate::model::{Desired, Login, Observed, Representative};
+use crate::model::rules::RuleCode;
+use crate::model::{Desired, Kind, Login, ObjectId, Observed};
 
 /// Keeps the live user name of every representative without a declared one and makes
 /// the names of the others unique against them. Call before [`super::diff()`].
@@ -27,10 +32,6 @@ pub fn settle_usernames(desired: &mut Desired, observed: &Observed) {
     let live = &observed.org.representatives;
     let reps = &mut desired.org.representatives;
     let declared = &desired.declared_usernames;
-    let live_of = |login: &str, r: &Representative| -> Option<&Representative> {
-        live.get(login)
-            .or_else(|| r.previously.as_deref().and_then(|p| live.get(p)))
-    };
     // Names the YAML writes (few): a kept default name may not take one of them.
     let mut written = UsernamePool::default();
     for login in declared {
@@ -39,13 +40,24 @@ pub fn settle_usernames(desired: &mut Desired, observed: &Observed) {
         }
     }
     // Representatives whose name is still to be chosen: new ones, and existing ones whose
-    // live name a declaration now writes or that have none.
+    // live name a declaration now writes or that have none. The three maps are sorted by
+    // login: one walk, no lookup per representative (a no-op plan of 100,000 settles in
+    // a few milliseconds).
     let mut unsettled: Vec<Login> = Vec::new();
+    let mut live_walk = live.iter().peekable();
+    let mut declared_walk = declared.iter().peekable();
     for (login, r) in reps.iter_mut() {
-        if declared.contains(login) {
+        while declared_walk.next_if(|d| *d < login).is_some() {}
+        if declared_walk.next_if(|d| *d == login).is_some() {
             continue;
         }
-        let Some(live_name) = live_of(login, r).and_then(|l| l.username.as_deref()) else {
+        while live_walk.next_if(|(l, _)| *l < login).is_some() {}
+        let same_login = live_walk
+            .peek()
+            .filter(|(l, _)| *l == login)
+            .map(|(_, l)| *l);
+        let continued = same_login.or_else(|| r.previously.as_deref().and_then(|p| live.get(p)));
+        let Some(live_name) = continued.and_then(|l| l.username.as_deref()) else {
             unsettled.push(login.clone());
             continue;
         };
@@ -87,4 +99,165 @@ pub fn settle_usernames(desired: &mut Desired, observed: &Observed) {
         };
         r.username = Some(name);
     }
+}
+
+/// The live system holds a user name for one representative at a time (rule 2, `409
+/// username-taken`). A name that this plan frees — its holder gets another one, or is
+/// deleted — is written to its new holder last, after the change that frees it: a
+/// create goes without it and a later update sets it; an update leaves it to a later
+/// one. Two representatives exchanging names (or a longer cycle) cannot be written in
+/// any order and are refused here, before anything is written.
+pub(super) fn defer(cx: &mut Cx) {
+    let live = &cx.observed.org.representatives;
+    let is_rep = |d: &Draft| d.change.id.kind == Kind::Representative;
+    // Name (lower case) → the representative whose change frees it.
+    let mut freed: HashMap<String, ObjectId> = HashMap::new();
+    for d in cx.drafts.iter().filter(|d| is_rep(d)) {
+        let Some(old) = d
+            .live_key
+            .as_ref()
+            .and_then(|k| live.get(k))
+            .and_then(|l| l.username.as_deref())
+        else {
+            continue;
+        };
+        let frees = d.change.action == Action::Delete
+            || d.change
+                .patch
+                .as_ref()
+                .is_some_and(|p| p.contains_key("username"));
+        if frees {
+            freed.insert(old.to_lowercase(), d.change.id.clone());
+        }
+    }
+    if freed.is_empty() {
+        return;
+    }
+    let taken = |d: &Draft| -> Option<String> {
+        let fields = match d.change.action {
+            Action::Create => d.change.after.as_ref()?.as_object()?,
+            _ => d.change.patch.as_ref()?,
+        };
+        Some(fields.get("username")?.as_str()?.to_lowercase())
+    };
+    // Taker → (name, the representative freeing it).
+    let mut takes: BTreeMap<ObjectId, (String, ObjectId)> = BTreeMap::new();
+    for d in cx.drafts.iter() {
+        if !is_rep(d) || d.change.action.is_removal() {
+            continue;
+        }
+        if let Some(name) = taken(d) {
+            if let Some(from) = freed.get(&name).filter(|from| **from != d.change.id) {
+                takes.insert(d.change.id.clone(), (name, from.clone()));
+            }
+        }
+    }
+    for (taker, (name, _)) in &takes {
+        let mut at = taker;
+        let mut cycle = vec![taker.key.as_str()];
+        while let Some((_, from)) = takes.get(at) {
+            if from == taker {
+                cx.errors.push(PlanError {
+                    rule: RuleCode::Duplicate,
+                    id: taker.clone(),
+                    pointer: "/username".into(),
+                    message: format!(
+                        "user name `{name}` goes round in a cycle of representatives ({}): \
+                         each holds the name the next one wants, and the live system holds \
+                         a name for one representative at a time; nothing was written",
+                        cycle.join(" → ")
+                    ),
+                    help: "give one of them a name nobody holds in this plan, apply, then \
+                           the name you want in the next plan"
+                        .into(),
+                });
+                break;
+            }
+            if cycle.len() > takes.len() {
+                break;
+            }
+            cycle.push(from.key.as_str());
+            at = from;
+        }
+    }
+    // A taker whose name is freed by another taker's deferred change comes after it:
+    // its level is one more than that one's (each chain walked once).
+    let mut levels: HashMap<&ObjectId, u16> = HashMap::with_capacity(takes.len());
+    for taker in takes.keys() {
+        let mut path = vec![];
+        let mut at = taker;
+        let base = loop {
+            if let Some(&l) = levels.get(at) {
+                break l;
+            }
+            if path.contains(&at) {
+                break 0; // a cycle, refused above
+            }
+            path.push(at);
+            match takes.get(at) {
+                Some((_, from)) if takes.contains_key(from) => at = from,
+                _ => break 0,
+            }
+        };
+        for (i, id) in path.iter().rev().enumerate() {
+            levels.insert(id, base.saturating_add(i as u16 + 1));
+        }
+    }
+    let level = |id: &ObjectId| levels.get(id).copied().unwrap_or(1);
+    let mut extra = vec![];
+    for d in cx.drafts.iter_mut() {
+        let Some((name, from)) = takes.get(&d.change.id) else {
+            continue;
+        };
+        let written = match d.change.action {
+            Action::Create => d
+                .change
+                .after
+                .as_mut()
+                .and_then(Value::as_object_mut)
+                .and_then(|a| a.remove("username")),
+            _ => d.change.patch.as_mut().and_then(|p| p.remove("username")),
+        };
+        let Some(value) = written else { continue };
+        let before = match d.change.fields.iter().position(|f| f.field == "username") {
+            Some(i) => d.change.fields.remove(i).before.unwrap_or(Value::Null),
+            None => Value::Null,
+        };
+        let fc = field_change("username", &before, &value);
+        let reason = format!(
+            "user name `{name}` is written once representative `{}` has given it up",
+            from.key
+        );
+        let nothing_else = d.change.action == Action::Update
+            && d.change.patch.as_ref().is_none_or(Map::is_empty)
+            && d.change.set_password.is_none();
+        let mut patch = Map::new();
+        patch.insert("username".into(), value);
+        if nothing_else {
+            // The name was the only change: the whole update moves to the end.
+            d.change.patch = Some(patch);
+            d.change.fields = vec![fc];
+            d.change.reason = reason;
+            d.last = level(&d.change.id);
+            d.hard_deps.push(from.clone());
+            continue;
+        }
+        let mut later = Draft::new(Change {
+            id: d.change.id.clone(),
+            action: Action::Update,
+            previously: None,
+            version: None,
+            after: None,
+            patch: Some(patch),
+            fields: vec![fc],
+            set_password: None,
+            depends_on: vec![],
+            reason,
+        });
+        later.last = level(&d.change.id);
+        later.live_key = d.live_key.clone();
+        later.hard_deps = vec![d.change.id.clone(), from.clone()];
+        extra.push(later);
+    }
+    cx.drafts.extend(extra);
 }

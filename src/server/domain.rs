@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::problem::{Problem, escape_pointer, from_serde};
+use super::store::Columns;
 use crate::model::rules::{self, RuleCode, Violation};
 use crate::model::{
     Administrator, Campaign, ContactGroup, Kind, Manager, Portal, Representative, SecretRef,
@@ -390,6 +391,25 @@ impl Obj {
     /// The indexed `active` column: an active representative (counts against seats).
     pub fn active_col(&self) -> bool {
         matches!(self, Obj::Representative(r) if r.status == Status::Active)
+    }
+
+    /// The indexed `username` column: a representative's user name, lower case (user
+    /// names are unique ignoring case, as logins).
+    pub fn username_col(&self) -> Option<String> {
+        match self {
+            Obj::Representative(r) => r.username.as_deref().map(str::to_lowercase),
+            _ => None,
+        }
+    }
+
+    /// Every indexed column, with the stored password hash.
+    pub fn columns<'a>(&'a self, secret: Option<&'a str>) -> Columns<'a> {
+        Columns {
+            team: self.team_col(),
+            active: self.active_col(),
+            secret,
+            username: self.username_col(),
+        }
     }
 
     /// Whether the object holds a password (set or not yet hashed).

@@ -180,6 +180,8 @@ struct Ctx {
     exists: HashMap<(Kind, String), bool>,
     active: Option<i64>,
     seats: Option<i64>,
+    /// User names (lower case) → the representative holding one, `None` when free.
+    usernames: HashMap<String, Option<String>>,
     now: String,
 }
 
@@ -194,6 +196,50 @@ impl Ctx {
     }
     fn set(&mut self, kind: Kind, key: &str, b: bool) {
         self.exists.insert((kind, key.to_string()), b);
+    }
+    /// Reads who holds each of these user names (lower case) not known yet: a batch's
+    /// names in a few queries instead of one per representative.
+    async fn load_usernames(&mut self, tx: &mut Tx, names: &[String]) -> Result<(), sqlx::Error> {
+        let mut wanted: Vec<&str> = names
+            .iter()
+            .map(String::as_str)
+            .filter(|n| !self.usernames.contains_key(*n))
+            .collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        // Well below SQLite's and PostgreSQL's limits on bound parameters.
+        for chunk in wanted.chunks(500) {
+            let held = tx.username_holders(chunk).await?;
+            for name in chunk {
+                self.usernames.insert((*name).to_string(), None);
+            }
+            for (name, key) in held {
+                self.usernames.insert(name, Some(key));
+            }
+        }
+        Ok(())
+    }
+    async fn username_holder(
+        &mut self,
+        tx: &mut Tx,
+        name: &str,
+    ) -> Result<Option<String>, sqlx::Error> {
+        if !self.usernames.contains_key(name) {
+            self.load_usernames(tx, &[name.to_string()]).await?;
+        }
+        Ok(self.usernames.get(name).cloned().flatten())
+    }
+    /// After a write: `before`'s name is read again when next asked (another holder may
+    /// remain), `after`'s is held by `key`.
+    fn moved_username(&mut self, before: Option<&Obj>, after: Option<(&Obj, &str)>) {
+        if let Some(name) = before.and_then(Obj::username_col) {
+            self.usernames.remove(&name);
+        }
+        if let Some((obj, key)) = after {
+            if let Some(name) = obj.username_col() {
+                self.usernames.insert(name, Some(key.to_string()));
+            }
+        }
     }
     async fn active(&mut self, tx: &mut Tx) -> Result<(i64, i64), sqlx::Error> {
         if self.active.is_none() {
@@ -317,6 +363,19 @@ pub async fn run(
         now: now_rfc3339(),
         ..Default::default()
     };
+    if kind == Kind::Representative {
+        let names: Vec<String> = prepared
+            .iter()
+            .filter_map(|p| match p {
+                Ok(Prepared::Create { obj, .. }) => obj.username_col(),
+                Ok(Prepared::Update { patch, .. }) => {
+                    patch.get("username")?.as_str().map(str::to_lowercase)
+                }
+                _ => None,
+            })
+            .collect();
+        ctx.load_usernames(&mut tx, &names).await?;
+    }
     let mut results = Vec::with_capacity(prepared.len());
     for p in prepared {
         let r = match p {
@@ -395,17 +454,11 @@ async fn create(
     let refs = cross_checks(tx, ctx, &obj, None).await?;
     let body = obj.to_body();
     let text = body.to_string();
-    tx.insert(
-        kind,
-        &key,
-        &text,
-        obj.team_col(),
-        obj.active_col(),
-        secret.as_deref(),
-    )
-    .await?;
+    tx.insert(kind, &key, &text, &obj.columns(secret.as_deref()))
+        .await?;
     tx.set_refs(kind, &key, &refs, false).await?;
     ctx.set(kind, &key, true);
+    ctx.moved_username(None, Some((&obj, &key)));
     if obj.active_col() {
         ctx.active = ctx.active.map(|n| n + 1);
     }
@@ -562,15 +615,14 @@ async fn update(
             if_match,
             &new_key,
             &text,
-            after.team_col(),
-            after.active_col(),
-            new_secret.as_deref(),
+            &after.columns(new_secret.as_deref()),
         )
         .await?
     {
         return Err(stale(kind, key, row.version + 1, if_match).into());
     }
     tx.set_refs(kind, &new_key, &refs, true).await?;
+    ctx.moved_username(Some(&before), Some((&after, &new_key)));
     match (before.active_col(), after.active_col()) {
         (false, true) => ctx.active = ctx.active.map(|n| n + 1),
         (true, false) => ctx.active = ctx.active.map(|n| n - 1),
@@ -635,9 +687,7 @@ async fn cascade_rename(
                     row.version,
                     &moved,
                     &body.to_string(),
-                    obj.team_col(),
-                    false,
-                    None,
+                    &obj.columns(None),
                 )
                 .await?;
                 // The sub-team's own `parent` reference follows its new path.
@@ -714,9 +764,7 @@ async fn rewrite_referrers(
             row.version,
             &r.key,
             &body.to_string(),
-            obj.team_col(),
-            obj.active_col(),
-            row.secret.as_deref(),
+            &obj.columns(row.secret.as_deref()),
         )
         .await?;
         // Re-resolve all of the referrer's references from its rewritten body instead
@@ -820,6 +868,7 @@ async fn delete(
         return Err(stale(kind, key, row.version + 1, if_match).into());
     }
     ctx.set(kind, key, false);
+    ctx.moved_username(Some(&before), None);
     if before.active_col() {
         ctx.active = ctx.active.map(|n| n - 1);
     }
@@ -912,6 +961,7 @@ async fn cross_checks_renaming(
 ) -> Result<Vec<(&'static str, Kind, String)>, Fail> {
     let (refs, mut violations) = resolve_refs(tx, ctx, after).await?;
     let key = after.key().to_string();
+    check_username(tx, ctx, after, before).await?;
     match after {
         Obj::Team(t) => {
             if let Some(leader) = &t.leader {
@@ -1008,6 +1058,37 @@ async fn cross_checks_renaming(
         }
     }
     Ok(refs)
+}
+
+/// Rule 2: a representative's user name, when new or changed, is held by no other
+/// representative (ignoring case).
+async fn check_username(
+    tx: &mut Tx,
+    ctx: &mut Ctx,
+    after: &Obj,
+    before: Option<&Obj>,
+) -> Result<(), Fail> {
+    let Some(name) = after.username_col() else {
+        return Ok(());
+    };
+    if before.and_then(Obj::username_col).as_deref() == Some(name.as_str()) {
+        return Ok(());
+    }
+    let me = before.unwrap_or(after).key();
+    match ctx.username_holder(tx, &name).await? {
+        Some(holder) if holder != me => Err(Problem::new(
+            StatusCode::CONFLICT,
+            "username-taken",
+            format!(
+                "user name `{name}` is already held by representative `{holder}` (user names \
+                 are unique, ignoring case); choose another `username`, or change that \
+                 representative's first"
+            ),
+        )
+        .with_pointer("/username")
+        .into()),
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]

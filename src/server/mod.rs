@@ -308,9 +308,7 @@ async fn bootstrap(db: &Db, seats: u32) -> anyhow::Result<Option<String>> {
         Kind::Administrator,
         FIRST_ADMIN,
         &body.to_string(),
-        None,
-        false,
-        None,
+        &store::Columns::default(),
     )
     .await?;
     let token = auth::new_token();

@@ -166,7 +166,8 @@ fn components() -> Map<String, Value> {
                     "forbidden", "escalation", "not-found", "method-not-allowed", "conflict",
                     "already-exists", "team-not-empty", "statistics-would-be-lost",
                     "precondition-failed", "precondition-required", "idempotency-key-reused",
-                    "payload-too-large", "rate-limited", "unavailable", "seats-exceeded", "internal"
+                    "payload-too-large", "rate-limited", "unavailable", "seats-exceeded", "username-taken",
+                    "internal"
                 ]},
                 "pointer": { "type": "string", "description": "JSON pointer into the request body" },
                 "errors": { "type": "array", "items": {
@@ -284,7 +285,7 @@ fn paths() -> Map<String, Value> {
                     "responses": responses(vec![("201", json_response("created", r(&format!("{t}Object")), true))], &[
                         ("400", "malformed json (`invalid-json`)"),
                         ("403", "outside the token's scope or rights (`forbidden`, `escalation`)"),
-                        ("409", "exists already (`already-exists`) or seats exceeded (`seats-exceeded`)"),
+                        ("409", "exists already (`already-exists`), seats exceeded (`seats-exceeded`) or a representative's user name held by another (`username-taken`)"),
                         ("413", "body too large (`payload-too-large`)"),
                         ("422", "breaks a rule (`validation`), unknown field (`unknown-field`), idempotency key reused (`idempotency-key-reused`)"),
                     ])
@@ -311,7 +312,7 @@ fn paths() -> Map<String, Value> {
                         ("400", "malformed json or If-Match (`invalid-json`, `bad-request`)"),
                         ("403", "outside the token's scope or rights (`forbidden`, `escalation`)"),
                         ("404", "no such object (`not-found`)"),
-                        ("409", "rename target exists, seats exceeded, a leader leaving its team, a rename merging two contact-group entries of different permissions (`already-exists`, `seats-exceeded`, `conflict`)"),
+                        ("409", "rename target exists, seats exceeded, a leader leaving its team, a rename merging two contact-group entries of different permissions, a user name held by another representative (`already-exists`, `seats-exceeded`, `conflict`, `username-taken`)"),
                         ("412", "the version does not match (`precondition-failed`)"),
                         ("413", "body too large (`payload-too-large`)"),
                         ("422", "breaks a rule (`validation`) or unknown field (`unknown-field`)"),

@@ -196,6 +196,7 @@ fn title_of(code: &str) -> &'static str {
         "rate-limited" => "rate limited",
         "unavailable" => "temporarily unavailable",
         "seats-exceeded" => "more active representatives than licensed seats",
+        "username-taken" => "the user name is held by another representative",
         _ => "internal error",
     }
 }

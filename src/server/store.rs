@@ -35,6 +35,19 @@ pub enum Arg<'a> {
     Int(i64),
 }
 
+/// The indexed columns stored beside an object's body (see the migrations).
+#[derive(Debug, Default)]
+pub struct Columns<'a> {
+    /// A representative's team, a team's own path.
+    pub team: Option<&'a str>,
+    /// An active representative (counts against seats).
+    pub active: bool,
+    /// The password hash.
+    pub secret: Option<&'a str>,
+    /// A representative's user name, lower case.
+    pub username: Option<String>,
+}
+
 /// Row types readable from both drivers.
 pub trait Row:
     for<'r> sqlx::FromRow<'r, SqliteRow> + for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin
@@ -483,25 +496,42 @@ impl Tx {
         Ok(r.is_some())
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// The representatives holding these user names (lower case), as (name, key).
+    pub async fn username_holders(
+        &mut self,
+        names: &[&str],
+    ) -> Result<Vec<(String, String)>, sqlx::Error> {
+        if names.is_empty() {
+            return Ok(vec![]);
+        }
+        let list: Vec<String> = (2..names.len() + 2).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT username, key FROM objects WHERE kind = $1 AND username IN ({})",
+            list.join(", ")
+        );
+        let mut args = vec![Arg::Text(Kind::Representative.name())];
+        args.extend(names.iter().map(|n| Arg::Text(n)));
+        self.fetch_all(&sql, &args).await
+    }
+
     pub async fn insert(
         &mut self,
         kind: Kind,
         key: &str,
         body: &str,
-        team: Option<&str>,
-        active: bool,
-        secret: Option<&str>,
+        cols: &Columns<'_>,
     ) -> Result<(), sqlx::Error> {
         self.execute(
-            "INSERT INTO objects (kind, key, version, body, team, active, secret) VALUES ($1, $2, 1, $3, $4, $5, $6)",
+            "INSERT INTO objects (kind, key, version, body, team, active, secret, username) \
+             VALUES ($1, $2, 1, $3, $4, $5, $6, $7)",
             &[
                 Arg::Text(kind.name()),
                 Arg::Text(key),
                 Arg::Text(body),
-                Arg::OptText(team),
-                Arg::Int(active as i64),
-                Arg::OptText(secret),
+                Arg::OptText(cols.team),
+                Arg::Int(cols.active as i64),
+                Arg::OptText(cols.secret),
+                Arg::OptText(cols.username.as_deref()),
             ],
         )
         .await?;
@@ -510,7 +540,6 @@ impl Tx {
 
     /// Compare-and-swap update (also renames: `new_key` may differ from `key`).
     /// Returns false when the version did not match (nothing written).
-    #[allow(clippy::too_many_arguments)]
     pub async fn update_cas(
         &mut self,
         kind: Kind,
@@ -518,20 +547,19 @@ impl Tx {
         expected: i64,
         new_key: &str,
         body: &str,
-        team: Option<&str>,
-        active: bool,
-        secret: Option<&str>,
+        cols: &Columns<'_>,
     ) -> Result<bool, sqlx::Error> {
         let n = self
             .execute(
-                "UPDATE objects SET key = $1, version = version + 1, body = $2, team = $3, active = $4, secret = $5 \
-                 WHERE kind = $6 AND key = $7 AND version = $8",
+                "UPDATE objects SET key = $1, version = version + 1, body = $2, team = $3, \
+                 active = $4, secret = $5, username = $6 WHERE kind = $7 AND key = $8 AND version = $9",
                 &[
                     Arg::Text(new_key),
                     Arg::Text(body),
-                    Arg::OptText(team),
-                    Arg::Int(active as i64),
-                    Arg::OptText(secret),
+                    Arg::OptText(cols.team),
+                    Arg::Int(cols.active as i64),
+                    Arg::OptText(cols.secret),
+                    Arg::OptText(cols.username.as_deref()),
                     Arg::Text(kind.name()),
                     Arg::Text(key),
                     Arg::Int(expected),
@@ -868,16 +896,16 @@ mod tests {
         let url = format!("sqlite://{}", dir.path().join("t.db").display());
         let db = Db::connect(&url).await.unwrap();
         let mut tx = db.begin().await.unwrap();
-        tx.insert(Kind::Portal, "p", "{}", None, false, None)
+        tx.insert(Kind::Portal, "p", "{}", &Columns::default())
             .await
             .unwrap();
         assert!(
-            tx.update_cas(Kind::Portal, "p", 1, "p", "{}", None, false, None)
+            tx.update_cas(Kind::Portal, "p", 1, "p", "{}", &Columns::default())
                 .await
                 .unwrap()
         );
         assert!(
-            !tx.update_cas(Kind::Portal, "p", 1, "p", "{}", None, false, None)
+            !tx.update_cas(Kind::Portal, "p", 1, "p", "{}", &Columns::default())
                 .await
                 .unwrap()
         );
