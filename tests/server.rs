@@ -399,6 +399,39 @@ async fn usernames_are_unique_ignoring_case(s: &Srv) {
 }
 both_backends!(usernames_are_unique_ignoring_case);
 
+async fn a_taken_username_names_its_holder_only_within_scope(s: &Srv) {
+    let a = &s.admin;
+    let (marie, bob, _) = org(s).await;
+    let r = s
+        .patch(
+            a,
+            "/v1/representatives/kim@acme.example",
+            Some(1),
+            &json!({"username": "kim"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let mut body = rep("new@acme.example", "Europe/Paris");
+    body["username"] = json!("KIM");
+    // marie (Europe) may not learn who holds it in Asia …
+    let r = s.post(&marie, "/v1/representatives", &body).await;
+    assert_eq!((r.status, r.code()), (409, "username-taken"), "{}", r.body);
+    let detail = r.body["detail"].as_str().unwrap();
+    assert!(!detail.contains("kim@acme.example"), "{detail}");
+    assert!(detail.contains("outside this token's teams"), "{detail}");
+    // … bob (Asia) may.
+    body["team"] = json!("Asia");
+    let r = s.post(&bob, "/v1/representatives", &body).await;
+    assert_eq!((r.status, r.code()), (409, "username-taken"), "{}", r.body);
+    assert!(
+        r.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("kim@acme.example")
+    );
+}
+both_backends!(a_taken_username_names_its_holder_only_within_scope);
+
 async fn error_paths(s: &Srv) {
     let a = &s.admin;
     let (marie, _, _) = org(s).await;

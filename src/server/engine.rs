@@ -18,7 +18,7 @@ use futures::StreamExt;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::auth::{Actor, authorize_write, is_within};
+use super::auth::{Actor, authorize_write, is_within, login_in_scope};
 use super::domain::{Obj, merge_patch};
 use super::problem::Problem;
 use super::store::{Db, Tx};
@@ -451,7 +451,7 @@ async fn create(
         .into());
     }
     authorize_write(actor, tx, kind, None, Some(&obj), secret.is_some()).await?;
-    let refs = cross_checks(tx, ctx, &obj, None).await?;
+    let refs = cross_checks(tx, ctx, actor, &obj, None).await?;
     let body = obj.to_body();
     let text = body.to_string();
     tx.insert(kind, &key, &text, &obj.columns(secret.as_deref()))
@@ -591,7 +591,7 @@ async fn update(
     } else {
         None
     };
-    let refs = cross_checks_renaming(tx, ctx, &after, Some(&before), rename).await?;
+    let refs = cross_checks_renaming(tx, ctx, actor, &after, Some(&before), rename).await?;
     // A representative leading a team must stay in it (or a sub-team).
     if let (Obj::Representative(b), Obj::Representative(a)) = (&before, &after) {
         if b.team != a.team {
@@ -909,10 +909,11 @@ fn summarize(items: &[String]) -> String {
 async fn cross_checks(
     tx: &mut Tx,
     ctx: &mut Ctx,
+    actor: &Actor,
     after: &Obj,
     before: Option<&Obj>,
 ) -> Result<Vec<(&'static str, Kind, String)>, Fail> {
-    cross_checks_renaming(tx, ctx, after, before, None).await
+    cross_checks_renaming(tx, ctx, actor, after, before, None).await
 }
 
 /// Rule 3: resolves every reference of `obj` against the store; returns the references
@@ -955,13 +956,14 @@ async fn resolve_refs(
 async fn cross_checks_renaming(
     tx: &mut Tx,
     ctx: &mut Ctx,
+    actor: &Actor,
     after: &Obj,
     before: Option<&Obj>,
     rename: Option<(&str, &str)>,
 ) -> Result<Vec<(&'static str, Kind, String)>, Fail> {
     let (refs, mut violations) = resolve_refs(tx, ctx, after).await?;
     let key = after.key().to_string();
-    check_username(tx, ctx, after, before).await?;
+    check_username(tx, ctx, actor, after, before).await?;
     match after {
         Obj::Team(t) => {
             if let Some(leader) = &t.leader {
@@ -1061,10 +1063,11 @@ async fn cross_checks_renaming(
 }
 
 /// Rule 2: a representative's user name, when new or changed, is held by no other
-/// representative (ignoring case).
+/// representative (ignoring case). The holder is named only to a token that may see it.
 async fn check_username(
     tx: &mut Tx,
     ctx: &mut Ctx,
+    actor: &Actor,
     after: &Obj,
     before: Option<&Obj>,
 ) -> Result<(), Fail> {
@@ -1075,20 +1078,27 @@ async fn check_username(
         return Ok(());
     }
     let me = before.unwrap_or(after).key();
-    match ctx.username_holder(tx, &name).await? {
-        Some(holder) if holder != me => Err(Problem::new(
-            StatusCode::CONFLICT,
-            "username-taken",
-            format!(
-                "user name `{name}` is already held by representative `{holder}` (user names \
-                 are unique, ignoring case); choose another `username`, or change that \
-                 representative's first"
-            ),
-        )
-        .with_pointer("/username")
-        .into()),
-        _ => Ok(()),
+    let Some(holder) = ctx.username_holder(tx, &name).await? else {
+        return Ok(());
+    };
+    if holder == me {
+        return Ok(());
     }
+    let who = if login_in_scope(actor, tx, &holder).await? {
+        format!("representative `{holder}`")
+    } else {
+        "a representative outside this token's teams".to_string()
+    };
+    Err(Problem::new(
+        StatusCode::CONFLICT,
+        "username-taken",
+        format!(
+            "user name `{name}` is already held by {who} (user names are unique, ignoring \
+             case); choose another `username`, or change that representative's first"
+        ),
+    )
+    .with_pointer("/username")
+    .into())
 }
 
 #[cfg(test)]
