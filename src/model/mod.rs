@@ -428,8 +428,9 @@ pub struct Representative {
     pub first_name: String,
     /// Last name.
     pub last_name: String,
-    /// Console user name. Default: first letter of the first name + the last name,
-    /// ASCII-folded, lower case, made unique with a number (`jdoe`, `jdoe2`).
+    /// Console user name, unique ignoring case. Default: first letter of the first name
+    /// + the last name, ASCII-folded, lower case, made unique with a number (`jdoe`,
+    /// `jdoe2`), chosen when roster creates the representative and kept afterwards.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
     /// Interface language, an ISO 639-1 code (`en`, `fr`, `pl`).

@@ -58,6 +58,35 @@ pub(super) struct Draft {
 }
 
 impl Draft {
+    /// A later update of the same object that writes one field (`fc.field`, to `value`)
+    /// once this change and the change of `after` are done (version: the one this change
+    /// returns).
+    pub(super) fn follow_up(
+        &self,
+        fc: FieldChange,
+        value: Value,
+        reason: String,
+        after: ObjectId,
+    ) -> Draft {
+        let mut patch = Map::new();
+        patch.insert(fc.field.clone(), value);
+        let mut later = Draft::new(Change {
+            id: self.change.id.clone(),
+            action: Action::Update,
+            previously: None,
+            version: None,
+            after: None,
+            patch: Some(patch),
+            fields: vec![fc],
+            set_password: None,
+            depends_on: vec![],
+            reason,
+        });
+        later.live_key = self.live_key.clone();
+        later.hard_deps = vec![self.change.id.clone(), after];
+        later
+    }
+
     pub(super) fn new(change: Change) -> Draft {
         Draft {
             change,
@@ -1708,23 +1737,13 @@ fn defer_leaders(cx: &mut Cx) {
                 continue;
             }
         }
-        let mut patch = Map::new();
-        patch.insert("leader".into(), json!(leader));
-        let mut later = Draft::new(Change {
-            id: d.change.id.clone(),
-            action: Action::Update,
-            previously: None,
-            version: None,
-            after: None,
-            patch: Some(patch),
-            fields: vec![leader_fc],
-            set_password: None,
-            depends_on: vec![],
-            reason: format!("leader {leader} is set once the representative is written"),
-        });
+        let mut later = d.follow_up(
+            leader_fc,
+            json!(leader),
+            format!("leader {leader} is set once the representative is written"),
+            rep,
+        );
         later.deferred = true;
-        later.live_key = d.live_key.clone();
-        later.hard_deps = vec![d.change.id.clone(), rep];
         extra.push(later);
     }
     cx.drafts.extend(extra);

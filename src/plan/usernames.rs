@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use serde_json::{Map, Value};
 
 use super::diff::{Cx, Draft, field_change};
-use super::{Action, Change, PlanError};
+use super::{Action, PlanError};
 use crate::config::rules::{UsernamePool, default_username};
 use crate::model::rules::RuleCode;
 use crate::model::{Desired, Kind, Login, ObjectId, Observed};
@@ -231,10 +231,10 @@ pub(super) fn defer(cx: &mut Cx) {
         let nothing_else = d.change.action == Action::Update
             && d.change.patch.as_ref().is_none_or(Map::is_empty)
             && d.change.set_password.is_none();
-        let mut patch = Map::new();
-        patch.insert("username".into(), value);
         if nothing_else {
             // The name was the only change: the whole update moves to the end.
+            let mut patch = Map::new();
+            patch.insert("username".into(), value);
             d.change.patch = Some(patch);
             d.change.fields = vec![fc];
             d.change.reason = reason;
@@ -242,21 +242,8 @@ pub(super) fn defer(cx: &mut Cx) {
             d.hard_deps.push(from.clone());
             continue;
         }
-        let mut later = Draft::new(Change {
-            id: d.change.id.clone(),
-            action: Action::Update,
-            previously: None,
-            version: None,
-            after: None,
-            patch: Some(patch),
-            fields: vec![fc],
-            set_password: None,
-            depends_on: vec![],
-            reason,
-        });
+        let mut later = d.follow_up(fc, value, reason, from.clone());
         later.last = level(&d.change.id);
-        later.live_key = d.live_key.clone();
-        later.hard_deps = vec![d.change.id.clone(), from.clone()];
         extra.push(later);
     }
     cx.drafts.extend(extra);
