@@ -429,8 +429,9 @@ pub struct Representative {
     /// Last name.
     pub last_name: String,
     /// Console user name, unique ignoring case. Default: first letter of the first name
-    /// + the last name, ASCII-folded, lower case, made unique with a number (`jdoe`,
-    /// `jdoe2`), chosen when roster creates the representative and kept afterwards.
+    /// and the whole last name, ASCII-folded, lower case, made unique with a number
+    /// (`jdoe`, `jdoe2`), chosen when roster creates the representative and kept
+    /// afterwards.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
     /// Interface language, an ISO 639-1 code (`en`, `fr`, `pl`).
