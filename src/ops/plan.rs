@@ -100,6 +100,7 @@ pub async fn make_plan(
         .with_context(|| format!("cannot read the live system at {}", provider.base_url()))?;
     let mut desired = loaded.desired;
     plan::settle_usernames(&mut desired, &observed);
+    tracing::debug!(elapsed = ?started.elapsed(), "plan: usernames settled");
     let options = PlanOptions {
         allow_delete: safety.allow_delete,
         force: safety.force,

@@ -29,6 +29,7 @@
 //!   references through the renames it plans, so none of them shows as drift.
 
 mod diff;
+mod join;
 mod order;
 pub mod render;
 mod safety;

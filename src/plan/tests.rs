@@ -1978,3 +1978,44 @@ fn a_user_name_moving_between_representatives_is_written_after_it_is_freed() {
     );
     assert!(e.0[0].message.contains("cycle"), "{e}");
 }
+
+#[test]
+fn a_large_kind_is_compared_on_every_core_with_the_same_result() {
+    // Above the parallel threshold: every declared representative is paired with its
+    // live namesake, whatever chunk it falls in.
+    let n = 3 * super::diff::PARALLEL_COMPARE_FROM;
+    let mut live = base();
+    let mut declared = base();
+    for i in 0..n {
+        let r = rep(&format!("r{i:06}@acme.example"), "Europe/Lyon");
+        if i % 1000 != 7 {
+            live = live.rep(r.clone());
+        }
+        let mut d = r;
+        if i % 997 == 0 {
+            d.language = "de".into();
+        }
+        declared = declared.rep(d);
+    }
+    let mut o = observed(live.0);
+    o.account.seats = n as u32 + 100;
+    let p = diff(&desired(declared.0), &o, &opts()).unwrap();
+    let mut got: Vec<(Action, String)> = p
+        .changes
+        .iter()
+        .map(|c| (c.action, c.id.key.clone()))
+        .collect();
+    got.sort();
+    let mut want: Vec<(Action, String)> = (0..n)
+        .filter_map(|i| {
+            let key = format!("r{i:06}@acme.example");
+            if i % 1000 == 7 {
+                Some((Action::Create, key))
+            } else {
+                (i % 997 == 0).then_some((Action::Update, key))
+            }
+        })
+        .collect();
+    want.sort();
+    assert_eq!(got, want);
+}
