@@ -891,6 +891,48 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_username_migration_fills_the_column_of_stored_representatives() {
+        use sqlx::sqlite::SqlitePoolOptions;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("t.db");
+        let url = format!("sqlite://{}", file.display());
+        // A database as the first release left it: migration 1 only, two representatives.
+        {
+            let opts = SqliteConnectOptions::from_str("sqlite:")
+                .unwrap()
+                .filename(&file)
+                .create_if_missing(true);
+            let pool = SqlitePoolOptions::new().connect_with(opts).await.unwrap();
+            let mut first = sqlx::migrate!("./migrations/sqlite");
+            first.migrations = std::borrow::Cow::Owned(first.migrations[..1].to_vec());
+            first.run(&pool).await.unwrap();
+            for (key, body) in [
+                (
+                    "ann@x.example",
+                    r#"{"login":"ann@x.example","username":"ALee"}"#,
+                ),
+                ("bob@x.example", r#"{"login":"bob@x.example"}"#),
+            ] {
+                sqlx::query(
+                    "INSERT INTO objects (kind, key, version, body) VALUES ('representative', ?, 1, ?)",
+                )
+                .bind(key)
+                .bind(body)
+                .execute(&pool)
+                .await
+                .unwrap();
+            }
+            pool.close().await;
+        }
+        let db = Db::connect(&url).await.unwrap();
+        let mut tx = db.begin().await.unwrap();
+        let held = tx.username_holders(&["alee", "bob", "ALee"]).await.unwrap();
+        assert_eq!(held, [("alee".to_string(), "ann@x.example".to_string())]);
+        tx.commit().await.unwrap();
+        db.close().await;
+    }
+
+    #[tokio::test]
     async fn cas_update_refuses_a_stale_version() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("t.db").display());
