@@ -2019,3 +2019,28 @@ fn a_large_kind_is_compared_on_every_core_with_the_same_result() {
     want.sort();
     assert_eq!(got, want);
 }
+
+#[test]
+fn a_long_chain_of_user_names_handed_down_is_written_from_its_end() {
+    // r0000 takes r0001's name, r0001 takes r0002's, …, the last one takes a new name.
+    let n = 2000;
+    let key = |i: usize| format!("r{i:04}@acme.example");
+    let named = |i: usize, name: String| {
+        let mut r = rep(&key(i), "Europe/Lyon");
+        r.username = Some(name);
+        r
+    };
+    let (mut live, mut declared) = (base(), base());
+    for i in 0..n {
+        live = live.rep(named(i, format!("n{i}")));
+        declared = declared.rep(named(i, format!("n{}", i + 1)));
+    }
+    let mut o = observed(live.0);
+    o.account.seats = 10_000;
+    let p = diff(&desired(declared.0), &o, &opts()).unwrap();
+    let at = |i: usize| p.changes.iter().position(|c| c.id.key == key(i)).unwrap();
+    for i in 0..n - 1 {
+        assert!(at(i) > at(i + 1), "{} before {}", key(i), key(i + 1));
+        assert!(p.changes[at(i)].depends_on.contains(&at(i + 1)));
+    }
+}

@@ -152,47 +152,24 @@ pub(super) fn defer(cx: &mut Cx) {
             }
         }
     }
-    for (taker, (name, _)) in &takes {
-        let mut at = taker;
-        let mut cycle = vec![taker.key.as_str()];
-        while let Some((_, from)) = takes.get(at) {
-            if from == taker {
-                cx.errors.push(PlanError {
-                    rule: RuleCode::Duplicate,
-                    id: taker.clone(),
-                    pointer: "/username".into(),
-                    message: format!(
-                        "user name `{name}` goes round in a cycle of representatives ({}): \
-                         each holds the name the next one wants, and the live system holds \
-                         a name for one representative at a time; nothing was written",
-                        cycle.join(" → ")
-                    ),
-                    help: "give one of them a name nobody holds in this plan, apply, then \
-                           the name you want in the next plan"
-                        .into(),
-                });
-                break;
-            }
-            if cycle.len() > takes.len() {
-                break;
-            }
-            cycle.push(from.key.as_str());
-            at = from;
-        }
-    }
-    // A taker whose name is freed by another taker's deferred change comes after it:
-    // its level is one more than that one's (each chain walked once).
+    // Levels: a taker whose name is freed by another taker's deferred change comes after
+    // it, one level up. Each chain is walked once; a chain that closes on itself is a
+    // cycle.
     let mut levels: HashMap<&ObjectId, u16> = HashMap::with_capacity(takes.len());
+    let mut cycles: Vec<Vec<&ObjectId>> = vec![];
     for taker in takes.keys() {
-        let mut path = vec![];
+        let mut path: Vec<&ObjectId> = vec![];
+        let mut on_path: HashMap<&ObjectId, usize> = HashMap::new();
         let mut at = taker;
         let base = loop {
             if let Some(&l) = levels.get(at) {
                 break l;
             }
-            if path.contains(&at) {
-                break 0; // a cycle, refused above
+            if let Some(&i) = on_path.get(at) {
+                cycles.push(path[i..].to_vec());
+                break 0;
             }
+            on_path.insert(at, path.len());
             path.push(at);
             match takes.get(at) {
                 Some((_, from)) if takes.contains_key(from) => at = from,
@@ -201,6 +178,30 @@ pub(super) fn defer(cx: &mut Cx) {
         };
         for (i, id) in path.iter().rev().enumerate() {
             levels.insert(id, base.saturating_add(i as u16 + 1));
+        }
+    }
+    for cycle in &cycles {
+        for (j, member) in cycle.iter().enumerate() {
+            let order: Vec<&str> = cycle[j..]
+                .iter()
+                .chain(&cycle[..j])
+                .map(|id| id.key.as_str())
+                .collect();
+            cx.errors.push(PlanError {
+                rule: RuleCode::Duplicate,
+                id: (*member).clone(),
+                pointer: "/username".into(),
+                message: format!(
+                    "user name `{}` goes round in a cycle of representatives ({}): each \
+                     holds the name the next one wants, and the live system holds a name \
+                     for one representative at a time; nothing was written",
+                    takes[*member].0,
+                    order.join(" → ")
+                ),
+                help: "give one of them a name nobody holds in this plan, apply, then the \
+                       name you want in the next plan"
+                    .into(),
+            });
         }
     }
     let level = |id: &ObjectId| levels.get(id).copied().unwrap_or(1);
