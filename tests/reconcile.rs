@@ -786,3 +786,49 @@ fn a_user_name_handed_over_in_one_plan_is_written_once_freed() {
     assert_eq!(name("aa@acme.example"), "ace");
     assert_eq!(server.plan_exit(tmp.path()).code, 0);
 }
+
+#[test]
+fn acting_as_a_manager_the_console_names_a_new_representative() {
+    let server = Server::start(&[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let decl = small_copy(tmp.path());
+    server.apply_ok(&decl);
+    // bnoel ("Yes No", in Americas) holds `yno`, out of marie's sight.
+    assert_eq!(
+        server.get("/v1/representatives/bnoel%40acme.example")["username"],
+        "yno"
+    );
+    let db = server.database();
+    let token = server.roster(
+        &[
+            "token",
+            "create",
+            "--manager",
+            "marie@acme.example",
+            "--database",
+            &db,
+        ],
+        None,
+    );
+    assert_eq!(token.code, 0, "{token}");
+    let manager_token = token.stdout.trim().to_string();
+    let people = decl.join("people.yaml");
+    let text = std::fs::read_to_string(&people).unwrap();
+    let newcomer = "  - login: a.yno@acme.example\n    email: a.yno@acme.example\n    first_name: Yann\n    last_name: \"No\"\n    team: Europe/Paris\n";
+    std::fs::write(&people, format!("{text}{newcomer}")).unwrap();
+    let as_manager = |args: &[&str]| {
+        let mut cmd = server.command(args, server.dir.path(), Some(&decl));
+        cmd.env("ROSTER_TOKEN", &manager_token);
+        server.finish(cmd, &args.join(" "))
+    };
+    let d = decl.to_str().unwrap();
+    let apply = as_manager(&["apply", d, "--auto-approve"]);
+    assert_eq!(apply.code, 0, "{apply}");
+    assert_eq!(
+        server.get("/v1/representatives/a.yno%40acme.example")["username"],
+        "yno2",
+        "the console's proposal, past the name held outside the manager's teams"
+    );
+    let plan = as_manager(&["plan", d, "--detailed-exitcode"]);
+    assert_eq!(plan.code, 0, "{plan}");
+}

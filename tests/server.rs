@@ -391,11 +391,24 @@ async fn usernames_are_unique_ignoring_case(s: &Srv) {
     assert_eq!(st, vec![200, 200, 409, 204, 201, 201, 409], "{}", r.body);
     assert_eq!(results[2]["body"]["code"], "username-taken");
     assert_eq!(results[6]["body"]["code"], "username-taken");
-    // Representatives without a user name never conflict.
-    s.create(a, "representatives", rep("fay@acme.example", "T"))
+    // Created without a user name: the console proposes the default one (Ann Lee:
+    // `alee`), numbered past those held — here by bob, then by fay herself in the batch.
+    let fay = s
+        .create(a, "representatives", rep("fay@acme.example", "T"))
         .await;
-    s.create(a, "representatives", rep("gus@acme.example", "T"))
-        .await;
+    assert_eq!(fay["username"], "alee2");
+    let ops = json!({"operations": [
+        {"op": "create", "body": rep("gus@acme.example", "T")},
+        {"op": "create", "body": rep("hal@acme.example", "T")}
+    ]});
+    let r = s.post(a, "/v1/representatives:batch", &ops).await;
+    let names: Vec<&Value> = r.body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| &x["body"]["username"])
+        .collect();
+    assert_eq!(names, [&json!("alee3"), &json!("alee4")], "{}", r.body);
 }
 both_backends!(usernames_are_unique_ignoring_case);
 

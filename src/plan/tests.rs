@@ -2044,3 +2044,25 @@ fn a_long_chain_of_user_names_handed_down_is_written_from_its_end() {
         assert!(p.changes[at(i)].depends_on.contains(&at(i + 1)));
     }
 }
+
+#[test]
+fn acting_as_a_manager_a_new_representative_s_default_name_is_left_to_the_console() {
+    let mut live = does(&["john@x.example"]).0;
+    crate::config::rules::assign_usernames(&mut live.representatives);
+    let mut d = loaded(does(&["aaron@x.example", "john@x.example"]).0, &[]);
+    let o = as_manager(observed(live), "marie@acme.example");
+    settle_usernames(&mut d, &o);
+    assert_eq!(
+        usernames(&d),
+        [("aaron@x.example", ""), ("john@x.example", "jdoe")]
+    );
+    // A name the YAML writes is still sent.
+    let mut org = does(&["aaron@x.example", "john@x.example"]).0;
+    org.representatives
+        .get_mut("aaron@x.example")
+        .unwrap()
+        .username = Some("aa".into());
+    let mut d = loaded(org, &["aaron@x.example"]);
+    settle_usernames(&mut d, &o);
+    assert_eq!(usernames(&d)[0], ("aaron@x.example", "aa"));
+}

@@ -14,7 +14,10 @@
 //! chosen again, as for a new representative. New representatives keep the loader's
 //! name when it is free and otherwise get the next free number, free meaning held by no
 //! one before or after the plan: no declared name, no kept name, no live representative's
-//! name (a name never changes hands within one plan).
+//! name (a name never changes hands within one plan). Acting as a manager, roster sees
+//! only part of the names in use, so it sends a new representative without its default
+//! name and the console proposes it (`server::engine`, the same default, numbered past
+//! every name held).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -24,7 +27,7 @@ use super::diff::{Cx, Draft, field_change};
 use super::{Action, PlanError};
 use crate::config::rules::{UsernamePool, default_username};
 use crate::model::rules::RuleCode;
-use crate::model::{Desired, Kind, Login, ObjectId, Observed};
+use crate::model::{Desired, Kind, Login, ObjectId, Observed, Principal};
 
 /// Keeps the live user name of every representative without a declared one and makes
 /// the names of the others unique against them. Call before [`super::diff()`].
@@ -43,6 +46,10 @@ pub fn settle_usernames(desired: &mut Desired, observed: &Observed) {
     // live name a declaration now writes or that have none. The three maps are sorted by
     // login: one walk, no lookup per representative (a no-op plan of 100,000 settles in
     // a few milliseconds).
+    // A manager's token sees only its teams' representatives, so it cannot know every
+    // name in use: a new representative's default name is left to the console, which
+    // proposes the same default, numbered past every name it holds.
+    let console_names_new = matches!(observed.principal, Some(Principal::Manager { .. }));
     let mut unsettled: Vec<Login> = Vec::new();
     let mut live_walk = live.iter().peekable();
     let mut declared_walk = declared.iter().peekable();
@@ -57,6 +64,10 @@ pub fn settle_usernames(desired: &mut Desired, observed: &Observed) {
             .filter(|(l, _)| *l == login)
             .map(|(_, l)| *l);
         let continued = same_login.or_else(|| r.previously.as_deref().and_then(|p| live.get(p)));
+        if continued.is_none() && console_names_new {
+            r.username = None;
+            continue;
+        }
         let Some(live_name) = continued.and_then(|l| l.username.as_deref()) else {
             unsettled.push(login.clone());
             continue;

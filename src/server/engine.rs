@@ -419,7 +419,7 @@ async fn create(
     tx: &mut Tx,
     ctx: &mut Ctx,
     actor: &Actor,
-    obj: Obj,
+    mut obj: Obj,
     secret: Option<String>,
     idem: Option<(String, String)>,
 ) -> Result<Done, Fail> {
@@ -451,6 +451,11 @@ async fn create(
         .into());
     }
     authorize_write(actor, tx, kind, None, Some(&obj), secret.is_some()).await?;
+    if let Obj::Representative(r) = &mut obj
+        && r.username.is_none()
+    {
+        r.username = Some(default_free_username(tx, r).await?);
+    }
     let refs = cross_checks(tx, ctx, actor, &obj, None).await?;
     let body = obj.to_body();
     let text = body.to_string();
@@ -1060,6 +1065,22 @@ async fn cross_checks_renaming(
         }
     }
     Ok(refs)
+}
+
+/// A representative created without a user name gets the console's proposal (seed 004):
+/// the default name (`crate::config::rules::default_username`, the one roster's loader
+/// uses), or the first of `name2`, `name3`, … that no representative holds — as the
+/// store stands inside this transaction, so earlier creates of a batch count.
+async fn default_free_username(
+    tx: &mut Tx,
+    r: &crate::model::Representative,
+) -> Result<String, sqlx::Error> {
+    let base = crate::config::rules::default_username(&r.first_name, &r.last_name, &r.login);
+    let mut pool = crate::config::rules::UsernamePool::default();
+    for name in tx.usernames_starting_with(&base).await? {
+        pool.take(&name);
+    }
+    Ok(pool.claim(base))
 }
 
 /// Rule 2: a representative's user name, when new or changed, is held by no other

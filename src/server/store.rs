@@ -496,6 +496,27 @@ impl Tx {
         Ok(r.is_some())
     }
 
+    /// Every representative user name (lower case) that starts with `prefix`.
+    pub async fn usernames_starting_with(
+        &mut self,
+        prefix: &str,
+    ) -> Result<Vec<String>, sqlx::Error> {
+        // A range on the indexed column: every string that starts with the prefix sorts
+        // (bytewise) between the prefix and the prefix followed by the last character.
+        let upper = format!("{prefix}\u{10FFFF}");
+        let rows: Vec<(String,)> = self
+            .fetch_all(
+                "SELECT username FROM objects WHERE kind = $1 AND username >= $2 AND username < $3",
+                &[
+                    Arg::Text(Kind::Representative.name()),
+                    Arg::Text(prefix),
+                    Arg::Text(&upper),
+                ],
+            )
+            .await?;
+        Ok(rows.into_iter().map(|(n,)| n).collect())
+    }
+
     /// The representatives holding these user names (lower case), as (name, key).
     pub async fn username_holders(
         &mut self,
