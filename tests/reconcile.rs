@@ -775,6 +775,10 @@ fn a_user_name_handed_over_in_one_plan_is_written_once_freed() {
         None,
     );
     assert_eq!(run.code, 0, "one apply, no refused write:\n{run}");
+    assert!(
+        !run.stdout.contains("proposed by the console"),
+        "aa's name is written later, not proposed:\n{run}"
+    );
     let name = |login: &str| {
         server.get(&format!("/v1/representatives/{login}"))["username"]
             .as_str()
@@ -824,6 +828,10 @@ fn acting_as_a_manager_the_console_names_a_new_representative() {
     let d = decl.to_str().unwrap();
     let apply = as_manager(&["apply", d, "--auto-approve"]);
     assert_eq!(apply.code, 0, "{apply}");
+    assert!(
+        apply.stdout.contains("username: (proposed by the console)"),
+        "{apply}"
+    );
     assert_eq!(
         server.get("/v1/representatives/a.yno%40acme.example")["username"],
         "yno2",

@@ -73,8 +73,16 @@ pub fn text(plan: &Plan, color: bool) -> String {
             None => String::new(),
         };
         let _ = writeln!(out, "roster will make these changes{who}:\n");
+        // Representatives whose user name a later change of the plan writes.
+        let named_later: std::collections::HashSet<&crate::model::ObjectId> = plan
+            .changes
+            .iter()
+            .filter(|c| c.action == Action::Update)
+            .filter(|c| c.patch.as_ref().is_some_and(|p| p.contains_key("username")))
+            .map(|c| &c.id)
+            .collect();
         for c in &plan.changes {
-            change(&mut out, &p, c);
+            change(&mut out, &p, c, named_later.contains(&c.id));
         }
         out.push('\n');
     }
@@ -133,7 +141,7 @@ pub fn text(plan: &Plan, color: bool) -> String {
     out
 }
 
-fn change(out: &mut String, p: &Paint, c: &Change) {
+fn change(out: &mut String, p: &Paint, c: &Change, named_later: bool) {
     let sym = symbol(c.action);
     let head = match (c.action, &c.previously) {
         (Action::Rename | Action::Move, Some(old)) => {
@@ -162,6 +170,14 @@ fn change(out: &mut String, p: &Paint, c: &Change) {
                     continue;
                 }
                 let _ = writeln!(out, "      {k}: {}", show(Some(v)));
+            }
+            // Sent without one (and none written later), a representative gets the
+            // console's proposal.
+            if c.id.kind == crate::model::Kind::Representative
+                && !named_later
+                && after.get("username").is_none_or(Value::is_null)
+            {
+                let _ = writeln!(out, "      username: (proposed by the console)");
             }
         }
         if c.set_password.is_some() {
