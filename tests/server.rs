@@ -409,6 +409,11 @@ async fn usernames_are_unique_ignoring_case(s: &Srv) {
         .map(|x| &x["body"]["username"])
         .collect();
     assert_eq!(names, [&json!("alee3"), &json!("alee4")], "{}", r.body);
+    // An explicit null asks for none (roster writes the name in a later update).
+    let mut none = rep("ida@acme.example", "T");
+    none["username"] = Value::Null;
+    let ida = s.create(a, "representatives", none).await;
+    assert!(ida.get("username").is_none(), "{ida}");
 }
 both_backends!(usernames_are_unique_ignoring_case);
 

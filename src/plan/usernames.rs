@@ -115,8 +115,8 @@ pub fn settle_usernames(desired: &mut Desired, observed: &Observed) {
 /// The live system holds a user name for one representative at a time (rule 2, `409
 /// username-taken`). A name that this plan frees — its holder gets another one, or is
 /// deleted — is written to its new holder last, after the change that frees it: a
-/// create goes without it and a later update sets it; an update leaves it to a later
-/// one. Two representatives exchanging names (or a longer cycle) cannot be written in
+/// create sends `username: null` and a later update sets it; an update leaves it to a
+/// later one. Two representatives exchanging names (or a longer cycle) cannot be written in
 /// any order and are refused here, before anything is written.
 pub(super) fn defer(cx: &mut Cx) {
     let live = &cx.observed.org.representatives;
@@ -222,12 +222,14 @@ pub(super) fn defer(cx: &mut Cx) {
             continue;
         };
         let written = match d.change.action {
+            // `null`, not absent: the console would otherwise propose a name of its own
+            // for the time between.
             Action::Create => d
                 .change
                 .after
                 .as_mut()
                 .and_then(Value::as_object_mut)
-                .and_then(|a| a.remove("username")),
+                .and_then(|a| a.insert("username".into(), Value::Null)),
             _ => d.change.patch.as_mut().and_then(|p| p.remove("username")),
         };
         let Some(value) = written else { continue };

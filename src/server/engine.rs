@@ -62,6 +62,7 @@ enum Prepared {
         obj: Box<Obj>,
         secret: Option<String>,
         idem: Option<(String, String)>,
+        propose_username: bool,
     },
     Update {
         key: String,
@@ -260,6 +261,12 @@ async fn prepare(kind: Kind, actor: &Actor, op: Op) -> Result<Prepared, Problem>
                 let fp = hex::encode(Sha256::digest(canonical(&body).as_bytes()));
                 (format!("{}:{}:{k}", kind.collection(), actor.login()), fp)
             });
+            // A representative sent without `username` gets the console's proposal; an
+            // explicit `null` means none for now (roster writes it in a later update).
+            let propose_username = kind == Kind::Representative
+                && body
+                    .as_object()
+                    .is_some_and(|b| !b.contains_key("username"));
             let (obj, secret) = Obj::parse(kind, body)?;
             let v = obj.check();
             if !v.is_empty() {
@@ -280,6 +287,7 @@ async fn prepare(kind: Kind, actor: &Actor, op: Op) -> Result<Prepared, Problem>
                 obj: Box::new(obj),
                 secret,
                 idem,
+                propose_username,
             })
         }
         Op::Update {
@@ -400,7 +408,12 @@ async fn exec(
     p: Prepared,
 ) -> Result<Done, Fail> {
     match p {
-        Prepared::Create { obj, secret, idem } => create(tx, ctx, actor, *obj, secret, idem).await,
+        Prepared::Create {
+            obj,
+            secret,
+            idem,
+            propose_username,
+        } => create(tx, ctx, actor, *obj, secret, idem, propose_username).await,
         Prepared::Update {
             key,
             if_match,
@@ -422,6 +435,7 @@ async fn create(
     mut obj: Obj,
     secret: Option<String>,
     idem: Option<(String, String)>,
+    propose_username: bool,
 ) -> Result<Done, Fail> {
     let kind = obj.kind();
     if let Some((k, fp)) = &idem {
@@ -452,7 +466,7 @@ async fn create(
     }
     authorize_write(actor, tx, kind, None, Some(&obj), secret.is_some()).await?;
     if let Obj::Representative(r) = &mut obj
-        && r.username.is_none()
+        && propose_username
     {
         r.username = Some(default_free_username(tx, r).await?);
     }
