@@ -1104,6 +1104,26 @@ async fn idempotency_and_batches(s: &Srv) {
     let again = json!({"operations": [{"op": "create", "body": rep("b1@acme.example", "T"), "idempotency_key": "b-1"}]});
     let r = s.post(a, "/v1/representatives:batch", &again).await;
     assert_eq!(r.body["results"][0]["status"], 201);
+    // Several creates (read ahead in one query): a replay, a new one, the same key again
+    // within the batch (replays the create just made), an existing key without a key.
+    let ops = json!({"operations": [
+        {"op": "create", "body": rep("b1@acme.example", "T"), "idempotency_key": "b-1"},
+        {"op": "create", "body": rep("b3@acme.example", "T"), "idempotency_key": "b-3"},
+        {"op": "create", "body": rep("b3@acme.example", "T"), "idempotency_key": "b-3"},
+        {"op": "create", "body": rep("b4@acme.example", "T"), "idempotency_key": "b-3"},
+        {"op": "create", "body": rep("b3@acme.example", "T")}
+    ]});
+    let r = s.post(a, "/v1/representatives:batch", &ops).await;
+    let results = r.body["results"].as_array().unwrap();
+    let st: Vec<u64> = results
+        .iter()
+        .map(|x| x["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(st, vec![201, 201, 201, 422, 409], "{}", r.body);
+    assert_eq!(
+        results[1]["body"], results[2]["body"],
+        "replayed, not created twice"
+    );
     // Batch limits and shape.
     let many: Vec<Value> = (0..1001)
         .map(|i| json!({"op": "create", "body": {"name": format!("x{i}")}}))

@@ -496,6 +496,26 @@ impl Tx {
         Ok(r.is_some())
     }
 
+    /// Which of these keys exist.
+    pub async fn existing_keys(
+        &mut self,
+        kind: Kind,
+        keys: &[&str],
+    ) -> Result<Vec<String>, sqlx::Error> {
+        if keys.is_empty() {
+            return Ok(vec![]);
+        }
+        let list: Vec<String> = (2..keys.len() + 2).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT key FROM objects WHERE kind = $1 AND key IN ({})",
+            list.join(", ")
+        );
+        let mut args = vec![Arg::Text(kind.name())];
+        args.extend(keys.iter().map(|k| Arg::Text(k)));
+        let rows: Vec<(String,)> = self.fetch_all(&sql, &args).await?;
+        Ok(rows.into_iter().map(|(k,)| k).collect())
+    }
+
     /// Every representative user name (lower case) that starts with `prefix`.
     pub async fn usernames_starting_with(
         &mut self,
@@ -805,6 +825,28 @@ impl Tx {
             &[Arg::Text(actor), Arg::Text(key), Arg::Text(not_before)],
         )
         .await
+    }
+
+    /// This actor's records among these keys made at or after `not_before`, as (key,
+    /// request hash, status, body).
+    pub async fn idempotency_many(
+        &mut self,
+        actor: &str,
+        keys: &[&str],
+        not_before: &str,
+    ) -> Result<Vec<(String, String, i64, String)>, sqlx::Error> {
+        if keys.is_empty() {
+            return Ok(vec![]);
+        }
+        let list: Vec<String> = (3..keys.len() + 3).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT idem_key, request_hash, status, body FROM idempotency \
+             WHERE actor = $1 AND created_at >= $2 AND idem_key IN ({})",
+            list.join(", ")
+        );
+        let mut args = vec![Arg::Text(actor), Arg::Text(not_before)];
+        args.extend(keys.iter().map(|k| Arg::Text(k)));
+        self.fetch_all(&sql, &args).await
     }
 
     pub async fn put_idempotency(
