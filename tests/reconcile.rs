@@ -98,6 +98,24 @@ impl Server {
         self.finish(cmd, &args.join(" "))
     }
 
+    /// A token for the manager `login`, made with `roster token create`.
+    fn manager_token(&self, login: &str) -> String {
+        let db = self.database();
+        let token = self.roster(
+            &["token", "create", "--manager", login, "--database", &db],
+            None,
+        );
+        assert_eq!(token.code, 0, "{token}");
+        token.stdout.trim().to_string()
+    }
+
+    /// A `roster` command acting with `token`, passwords from `declaration`.
+    fn roster_as(&self, token: &str, args: &[&str], declaration: &Path) -> Run {
+        let mut cmd = self.command(args, self.dir.path(), Some(declaration));
+        cmd.env("ROSTER_TOKEN", token);
+        self.finish(cmd, &args.join(" "))
+    }
+
     /// Applies a declaration to convergence on a healthy server.
     fn apply_ok(&self, dir: &Path) {
         let run = self.roster(
@@ -543,29 +561,12 @@ fn a_manager_token_changes_only_what_is_in_its_teams() {
     let tmp = tempfile::tempdir().unwrap();
     let decl = small_copy(tmp.path());
     server.apply_ok(&decl);
-    let db = server.database();
-    let token = server.roster(
-        &[
-            "token",
-            "create",
-            "--manager",
-            "marie@acme.example",
-            "--database",
-            &db,
-        ],
-        None,
-    );
-    assert_eq!(token.code, 0, "{token}");
-    let manager_token = token.stdout.trim().to_string();
+    let manager_token = server.manager_token("marie@acme.example");
     let people = decl.join("people.yaml");
     edit(&people, "language: fr", "language: de"); // jdoe, in Europe/Paris: in scope
     edit(&people, "language: pl", "language: it"); // bnoel, in Americas: out of scope
 
-    let as_manager = |args: &[&str]| {
-        let mut cmd = server.command(args, server.dir.path(), Some(&decl));
-        cmd.env("ROSTER_TOKEN", &manager_token);
-        server.finish(cmd, &args.join(" "))
-    };
+    let as_manager = |args: &[&str]| server.roster_as(&manager_token, args, &decl);
     let d = decl.to_str().unwrap();
     let apply = as_manager(&["apply", d, "--auto-approve"]);
     assert_eq!(apply.code, 0, "{apply}");
@@ -802,29 +803,12 @@ fn acting_as_a_manager_the_console_names_a_new_representative() {
         server.get("/v1/representatives/bnoel%40acme.example")["username"],
         "yno"
     );
-    let db = server.database();
-    let token = server.roster(
-        &[
-            "token",
-            "create",
-            "--manager",
-            "marie@acme.example",
-            "--database",
-            &db,
-        ],
-        None,
-    );
-    assert_eq!(token.code, 0, "{token}");
-    let manager_token = token.stdout.trim().to_string();
+    let manager_token = server.manager_token("marie@acme.example");
     let people = decl.join("people.yaml");
     let text = std::fs::read_to_string(&people).unwrap();
     let newcomer = "  - login: a.yno@acme.example\n    email: a.yno@acme.example\n    first_name: Yann\n    last_name: \"No\"\n    team: Europe/Paris\n";
     std::fs::write(&people, format!("{text}{newcomer}")).unwrap();
-    let as_manager = |args: &[&str]| {
-        let mut cmd = server.command(args, server.dir.path(), Some(&decl));
-        cmd.env("ROSTER_TOKEN", &manager_token);
-        server.finish(cmd, &args.join(" "))
-    };
+    let as_manager = |args: &[&str]| server.roster_as(&manager_token, args, &decl);
     let d = decl.to_str().unwrap();
     let apply = as_manager(&["apply", d, "--auto-approve"]);
     assert_eq!(apply.code, 0, "{apply}");

@@ -149,6 +149,14 @@ pub struct RefRow {
     pub rel: String,
 }
 
+/// `$from, $from+1, …`: `n` numbered parameters for an `IN (…)` list.
+fn placeholders(from: usize, n: usize) -> String {
+    (from..from + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The SQLite file path of a `sqlite:` URL, if it is one.
 pub fn sqlite_path(url: &str) -> Option<PathBuf> {
     let rest = url
@@ -505,10 +513,10 @@ impl Tx {
         if keys.is_empty() {
             return Ok(vec![]);
         }
-        let list: Vec<String> = (2..keys.len() + 2).map(|i| format!("${i}")).collect();
+        let list = placeholders(2, keys.len());
         let sql = format!(
             "SELECT key FROM objects WHERE kind = $1 AND key IN ({})",
-            list.join(", ")
+            list
         );
         let mut args = vec![Arg::Text(kind.name())];
         args.extend(keys.iter().map(|k| Arg::Text(k)));
@@ -545,10 +553,10 @@ impl Tx {
         if names.is_empty() {
             return Ok(vec![]);
         }
-        let list: Vec<String> = (2..names.len() + 2).map(|i| format!("${i}")).collect();
+        let list = placeholders(2, names.len());
         let sql = format!(
             "SELECT username, key FROM objects WHERE kind = $1 AND username IN ({})",
-            list.join(", ")
+            list
         );
         let mut args = vec![Arg::Text(Kind::Representative.name())];
         args.extend(names.iter().map(|n| Arg::Text(n)));
@@ -838,11 +846,11 @@ impl Tx {
         if keys.is_empty() {
             return Ok(vec![]);
         }
-        let list: Vec<String> = (3..keys.len() + 3).map(|i| format!("${i}")).collect();
+        let list = placeholders(3, keys.len());
         let sql = format!(
             "SELECT idem_key, request_hash, status, body FROM idempotency \
              WHERE actor = $1 AND created_at >= $2 AND idem_key IN ({})",
-            list.join(", ")
+            list
         );
         let mut args = vec![Arg::Text(actor), Arg::Text(not_before)];
         args.extend(keys.iter().map(|k| Arg::Text(k)));
