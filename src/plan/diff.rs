@@ -724,8 +724,8 @@ impl Cx<'_> {
 
 /// Computes the plan that brings the live system to the declaration, or every reason it
 /// cannot (rename conflicts, protected objects, seats, scope, removal threshold). The
-/// declaration's default user names are settled against the live ones first
-/// ([`super::settle_usernames`]).
+/// caller settles the declaration's default user names against the live ones first
+/// ([`super::settle_usernames`]); `diff` compares the names as it finds them.
 pub fn diff(
     desired: &Desired,
     observed: &Observed,
@@ -1061,36 +1061,6 @@ fn status_field(kind: Kind) -> &'static str {
     }
 }
 
-/// Looks keys up in a sorted map by walking it once: the keys asked must increase.
-struct Walk<'a, V> {
-    entries: std::iter::Peekable<std::collections::btree_map::Iter<'a, String, V>>,
-    #[cfg(debug_assertions)]
-    last: Option<&'a str>,
-}
-
-impl<'a, V> Walk<'a, V> {
-    fn new(map: &'a BTreeMap<String, V>) -> Self {
-        Walk {
-            entries: map.iter().peekable(),
-            #[cfg(debug_assertions)]
-            last: None,
-        }
-    }
-
-    fn get(&mut self, key: &'a str) -> Option<&'a V> {
-        #[cfg(debug_assertions)]
-        {
-            debug_assert!(self.last.is_none_or(|l| l < key), "keys out of order");
-            self.last = Some(key);
-        }
-        while self.entries.next_if(|(k, _)| k.as_str() < key).is_some() {}
-        self.entries
-            .peek()
-            .filter(|(k, _)| k.as_str() == key)
-            .map(|(_, v)| *v)
-    }
-}
-
 /// Below this many declared objects of a kind, comparing on every core is not worth it.
 pub(super) const PARALLEL_COMPARE_FROM: usize = 4096;
 
@@ -1098,16 +1068,6 @@ fn diff_kind<T: Object>(cx: &mut Cx) {
     let kind = T::KIND;
     let desired_map = T::of(&cx.desired.org);
     let live_map = T::of(&cx.observed.org);
-    let unchanged = if cx.renames.is_empty() && desired_map.len() >= PARALLEL_COMPARE_FROM {
-        // Whether each declared object equals its live namesake (no password to set
-        // either): most of a large no-op plan's diff, on every core. Only when the plan
-        // renames nothing, so that live objects compare as they are (`translated`).
-        super::join::par_join(desired_map, live_map, |_, d, live| {
-            live.is_some_and(|l| password_to_set(d.password(), l.password()).is_none() && d.same(l))
-        })
-    } else {
-        vec![]
-    };
 
     // Administrators are account-level: a manager token can neither read (403) nor
     // change them, so every declared or live one is reported out of scope, never diffed.
@@ -1121,9 +1081,19 @@ fn diff_kind<T: Object>(cx: &mut Cx) {
         return;
     }
 
+    let unchanged = if cx.renames.is_empty() && desired_map.len() >= PARALLEL_COMPARE_FROM {
+        // Whether each declared object equals its live namesake (no password to set
+        // either): most of a large no-op plan's diff, on every core. Only when the plan
+        // renames nothing, so that live objects compare as they are (`translated`).
+        super::join::par_join(desired_map, live_map, |_, d, live| {
+            live.is_some_and(|l| password_to_set(d.password(), l.password()).is_none() && d.same(l))
+        })
+    } else {
+        vec![]
+    };
     // Both maps are sorted and the plain lookups come in key order: walk each map once
     // instead of searching it for every object.
-    let mut live_walk = Walk::new(live_map);
+    let mut live_walk = super::join::Walk::new(live_map);
     for (i, (key, d)) in desired_map.iter().enumerate() {
         // Built only when the object has something to report (most have not).
         let id = || ObjectId::new(kind, key.as_str());
@@ -1191,7 +1161,7 @@ fn diff_kind<T: Object>(cx: &mut Cx) {
 
     // Live objects nothing declares.
     let mut unmatched = vec![];
-    let mut desired_walk = Walk::new(desired_map);
+    let mut desired_walk = super::join::Walk::new(desired_map);
     for (old_key, live) in live_map {
         if cx.renames.is_source(kind, old_key) {
             let new = if kind == Kind::Team {
@@ -1841,24 +1811,6 @@ mod tests {
         assert_eq!(
             relationship_removals(Kind::ContactGroup, &id, &fc),
             vec!["contact_group/g is no longer shared with x"]
-        );
-    }
-
-    #[test]
-    fn a_walk_finds_what_a_search_finds() {
-        let map: BTreeMap<String, u32> = ["b", "d", "e", "h"]
-            .iter()
-            .enumerate()
-            .map(|(i, k)| (k.to_string(), i as u32))
-            .collect();
-        let asked = ["a", "b", "c", "d", "f", "h", "z"];
-        let mut walk = Walk::new(&map);
-        let walked: Vec<Option<&u32>> = asked.iter().map(|k| walk.get(k)).collect();
-        let searched: Vec<Option<&u32>> = asked.iter().map(|k| map.get(*k)).collect();
-        assert_eq!(walked, searched);
-        assert_eq!(
-            walked,
-            [None, Some(&0), None, Some(&1), None, Some(&3), None]
         );
     }
 }

@@ -1,11 +1,56 @@
-//! A merge-join of two maps sorted by key, spread over every core.
+//! Merge-joins over maps sorted by key: [`Walk`] looks keys up in increasing order by
+//! walking a map once; [`par_join`] spreads such a walk over every core.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, btree_map};
+use std::iter::Peekable;
+use std::ops::Bound;
 
 use rayon::prelude::*;
 
+/// Looks keys up in a sorted map (or a stretch of one) by walking it once: the keys asked
+/// must increase.
+pub(super) struct Walk<'a, V: 'a, I = btree_map::Iter<'a, String, V>>
+where
+    I: Iterator<Item = (&'a String, &'a V)>,
+{
+    entries: Peekable<I>,
+    #[cfg(debug_assertions)]
+    last: Option<&'a str>,
+}
+
+impl<'a, V> Walk<'a, V> {
+    pub(super) fn new(map: &'a BTreeMap<String, V>) -> Self {
+        Walk::over(map.iter())
+    }
+}
+
+impl<'a, V: 'a, I: Iterator<Item = (&'a String, &'a V)>> Walk<'a, V, I> {
+    /// A walk over sorted entries.
+    pub(super) fn over(entries: I) -> Self {
+        Walk {
+            entries: entries.peekable(),
+            #[cfg(debug_assertions)]
+            last: None,
+        }
+    }
+
+    pub(super) fn get(&mut self, key: &'a str) -> Option<&'a V> {
+        #[cfg(debug_assertions)]
+        {
+            debug_assert!(self.last.is_none_or(|l| l < key), "keys out of order");
+            self.last = Some(key);
+        }
+        while self.entries.next_if(|(k, _)| k.as_str() < key).is_some() {}
+        self.entries
+            .peek()
+            .filter(|(k, _)| k.as_str() == key)
+            .map(|(_, v)| *v)
+    }
+}
+
 /// `f(key, left value, right value under the same key)` for every entry of `left`, in
-/// `left`'s order, on every core: each chunk of `left` walks its own stretch of `right`.
+/// `left`'s order, on every core: each chunk of `left` [`Walk`]s its own stretch of
+/// `right`.
 /// For the comparisons that make up most of a large no-op plan and run once everything
 /// else is done, when one core would otherwise idle.
 pub(super) fn par_join<A, B, R>(
@@ -19,7 +64,6 @@ where
     R: Send,
 {
     let left: Vec<(&String, &A)> = left.iter().collect();
-    let right: Vec<(&String, &B)> = right.iter().collect();
     let chunk = left
         .len()
         .div_ceil(rayon::current_num_threads() * 4)
@@ -27,14 +71,10 @@ where
     let parts: Vec<Vec<R>> = left
         .par_chunks(chunk)
         .map(|part| {
-            let start = right.partition_point(|(k, _)| *k < part[0].0);
-            let mut walk = right[start..].iter().peekable();
+            let from = (Bound::Included(part[0].0.as_str()), Bound::Unbounded);
+            let mut walk = Walk::over(right.range::<str, _>(from));
             part.iter()
-                .map(|(key, a)| {
-                    while walk.next_if(|(k, _)| k < key).is_some() {}
-                    let b = walk.peek().filter(|(k, _)| k == key).map(|(_, b)| *b);
-                    f(key, a, b)
-                })
+                .map(|(key, a)| f(key, a, walk.get(key)))
                 .collect()
         })
         .collect();
@@ -44,6 +84,24 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_walk_finds_what_a_search_finds() {
+        let map: BTreeMap<String, u32> = ["b", "d", "e", "h"]
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (k.to_string(), i as u32))
+            .collect();
+        let asked = ["a", "b", "c", "d", "f", "h", "z"];
+        let mut walk = Walk::new(&map);
+        let walked: Vec<Option<&u32>> = asked.iter().map(|k| walk.get(k)).collect();
+        let searched: Vec<Option<&u32>> = asked.iter().map(|k| map.get(*k)).collect();
+        assert_eq!(walked, searched);
+        assert_eq!(
+            walked,
+            [None, Some(&0), None, Some(&1), None, Some(&3), None]
+        );
+    }
 
     #[test]
     fn pairs_every_left_entry_with_its_right_namesake_in_order() {

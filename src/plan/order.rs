@@ -82,8 +82,9 @@ pub(super) fn order(mut drafts: Vec<Draft>, live: &Org) -> Vec<Change> {
             Action::Create | Action::Rename | Action::Move | Action::Reactivate
         )
     };
-    // Every change of every object, in order: a hard dependency waits for the latest
-    // change of that object before this one (a name freed by a deferred change is free
+    // The later changes (deferred leaders, user names written last) of the objects that
+    // have some, in order: a hard dependency waits for the latest change of that object
+    // before this one, not only its first (a name freed by a deferred change is free
     // only after it).
     let mut all: HashMap<&ObjectId, Vec<usize>> = HashMap::new();
     for (i, d) in drafts.iter().enumerate() {

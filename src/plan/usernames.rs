@@ -24,6 +24,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use serde_json::{Map, Value};
 
 use super::diff::{Cx, Draft, field_change};
+use super::join::Walk;
 use super::{Action, PlanError};
 use crate::config::rules::{UsernamePool, default_username};
 use crate::model::rules::RuleCode;
@@ -51,19 +52,16 @@ pub fn settle_usernames(desired: &mut Desired, observed: &Observed) {
     // proposes the same default, numbered past every name it holds.
     let console_names_new = matches!(observed.principal, Some(Principal::Manager { .. }));
     let mut unsettled: Vec<Login> = Vec::new();
-    let mut live_walk = live.iter().peekable();
+    let mut live_walk = Walk::new(live);
     let mut declared_walk = declared.iter().peekable();
     for (login, r) in reps.iter_mut() {
         while declared_walk.next_if(|d| *d < login).is_some() {}
         if declared_walk.next_if(|d| *d == login).is_some() {
             continue;
         }
-        while live_walk.next_if(|(l, _)| *l < login).is_some() {}
-        let same_login = live_walk
-            .peek()
-            .filter(|(l, _)| *l == login)
-            .map(|(_, l)| *l);
-        let continued = same_login.or_else(|| r.previously.as_deref().and_then(|p| live.get(p)));
+        let continued = live_walk
+            .get(login)
+            .or_else(|| r.previously.as_deref().and_then(|p| live.get(p)));
         if continued.is_none() && console_names_new {
             r.username = None;
             continue;
