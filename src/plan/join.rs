@@ -3,7 +3,6 @@
 
 use std::collections::{BTreeMap, btree_map};
 use std::iter::Peekable;
-use std::ops::Bound;
 
 use rayon::prelude::*;
 
@@ -63,7 +62,10 @@ where
     B: Sync,
     R: Send,
 {
+    // Pointer vectors: each chunk finds its stretch of `right` by binary search and walks
+    // it as a slice (faster than a B-tree range per chunk).
     let left: Vec<(&String, &A)> = left.iter().collect();
+    let right: Vec<(&String, &B)> = right.iter().collect();
     let chunk = left
         .len()
         .div_ceil(rayon::current_num_threads() * 4)
@@ -71,8 +73,8 @@ where
     let parts: Vec<Vec<R>> = left
         .par_chunks(chunk)
         .map(|part| {
-            let from = (Bound::Included(part[0].0.as_str()), Bound::Unbounded);
-            let mut walk = Walk::over(right.range::<str, _>(from));
+            let start = right.partition_point(|(k, _)| *k < part[0].0);
+            let mut walk = Walk::over(right[start..].iter().copied());
             part.iter()
                 .map(|(key, a)| f(key, a, walk.get(key)))
                 .collect()
