@@ -99,13 +99,11 @@ pub async fn make_plan(
     let observed = observed
         .with_context(|| format!("cannot read the live system at {}", provider.base_url()))?;
     let mut desired = loaded.desired;
-    plan::settle_usernames(&mut desired, &observed);
-    tracing::debug!(elapsed = ?started.elapsed(), "plan: usernames settled");
     let options = PlanOptions {
         allow_delete: safety.allow_delete,
         force: safety.force,
     };
-    let diffed = plan::diff(&desired, &observed, &options);
+    let diffed = plan::make(&mut desired, &observed, &options);
     tracing::debug!(elapsed = ?started.elapsed(), "plan: diffed");
     match diffed {
         Ok(plan) => {

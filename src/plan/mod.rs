@@ -1,19 +1,32 @@
 //! The plan: pure data computed from `Desired` × `Observed`, rendered, saved, applied.
 //!
-//! Owns: diff (`diff`), dependency order, safety checks (thresholds, protection, deletion
-//! policy), the fingerprint of a saved plan, and the renderings (`render`). Pure: no I/O.
-//! Data comes from `config` (Desired) and `provider` (Observed); `apply` executes it.
+//! Owns the plan's data types (this file), the one entry point [`make()`], the
+//! staleness check of a saved plan ([`stale()`]) and the renderings ([`render`]). Pure:
+//! no I/O. Data comes from `config` (Desired) and `provider` (Observed); `ops` calls
+//! `make`, `apply` executes the plan.
 //!
 //! A [`Change`] carries everything apply needs: the object key, the HTTP-level intent
 //! (`action`), the full `after` object for creates, the `patch` (changed fields only) for
 //! updates, the live `version` planned against, and the indices of the changes it depends
 //! on. `reason` explains; it never drives apply (DESIGN §6).
 //!
-//! Layout: [`diff()`] (the merge-join of declared and live objects, field by field) in
-//! `diff.rs`; scope, protection, seats and the removal threshold in `safety.rs`; phases
-//! and `depends_on` in `order.rs`; [`stale()`] in `stale.rs`; [`render`] for text, JSON
-//! and Markdown; [`settle_usernames`] (default user names are chosen once) in
-//! `usernames.rs`, applied to the declaration before the diff.
+//! [`make()`] takes the declaration as `&mut Desired`: it settles default user names on
+//! it in place (`usernames.rs`) before comparing, so the caller keeps the declaration
+//! the plan was made from (for secrets and source positions) without a copy of it (at
+//! 100,000 representatives a clone would cost more than the diff).
+//!
+//! Layout, each file building only on those before it (no import circle):
+//! - this file: the data types;
+//! - `draft.rs`: the state of a plan being built (the run `Cx`, `Draft`, the renames, the
+//!   token's scope as data, `field_change`); `join.rs`: merge-joins of sorted maps;
+//! - `kinds.rs`: what each kind offers the stages (the `Object` trait);
+//! - `scope.rs`: rule 6, a manager token's reach; `diff.rs`: renames and the per-kind
+//!   comparison into drafts; `safety.rs`: every refusal (and the team deletions it turns
+//!   into deactivations); `order.rs`: every deferral, then phases and `depends_on`;
+//!   `usernames.rs`: default user names settled against the live ones;
+//! - `make.rs`: the stage runner behind [`make()`].
+//!
+//! [`stale()`] (`stale.rs`) and [`render`] read finished plans only.
 //!
 //! Contract with apply (what a change means on the wire):
 //! - `Create`: POST `after`; when `set_password` is present, apply resolves it and adds
@@ -29,10 +42,14 @@
 //!   references through the renames it plans, so none of them shows as drift.
 
 mod diff;
+mod draft;
 mod join;
+mod kinds;
+mod make;
 mod order;
 pub mod render;
 mod safety;
+mod scope;
 mod stale;
 #[cfg(test)]
 mod tests;
@@ -47,9 +64,8 @@ use serde::{Deserialize, Serialize};
 use crate::model::rules::RuleCode;
 use crate::model::{Kind, ObjectId, Principal, SecretRef};
 
-pub use diff::diff;
+pub use make::make;
 pub use stale::stale;
-pub use usernames::settle_usernames;
 
 /// Version of the saved-plan format.
 pub const PLAN_FORMAT_VERSION: u32 = 1;

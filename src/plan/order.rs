@@ -1,9 +1,15 @@
-//! Ordering and dependencies of a plan's changes (DESIGN §3).
+//! Deferrals, ordering and dependencies of a plan's changes (DESIGN §3).
+//!
+//! Owns every change that must wait for another one: a team's leader written after the
+//! representative it names ([`defer_leaders`]), a user name written after the change
+//! that frees it ([`defer_usernames`]), then the sort into phases and `depends_on`
+//! ([`order`]). Reads the drafts on the run ([`Cx`]) after the diff and the safety
+//! checks that reshape removals; hands `make` the ordered [`Change`]s.
 //!
 //! Phases: portals → teams (parents first) → administrators → managers →
 //! representatives → deferred team leaders → campaigns → contact groups; then the
 //! removals in reverse (contact groups first, teams children first, portals last); last,
-//! user names that a change before frees (`usernames::defer`).
+//! user names that a change before frees ([`defer_usernames`]).
 //! Within a phase, by key. The sort is stable and total, so a plan is deterministic.
 //!
 //! `depends_on` holds indices of earlier changes that must succeed first; apply runs
@@ -20,11 +26,221 @@
 //! change before it makes the rename wait; a sub-team's own later move names the path it
 //! will have by then.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use super::diff::Draft;
+use serde_json::{Map, Value, json};
+
+use super::draft::{Cx, Draft, NameCycle, field_change};
 use super::{Action, Change, ObjectId};
 use crate::model::{Kind, Org};
+
+/// A team whose new leader is a representative this plan creates, renames or moves in:
+/// the team is written without the leader, and the leader set after the representative.
+pub(super) fn defer_leaders(cx: &mut Cx) {
+    let moving: BTreeSet<String> = cx
+        .drafts
+        .iter()
+        .filter(|d| {
+            d.change.id.kind == Kind::Representative
+                && matches!(
+                    d.change.action,
+                    Action::Create | Action::Rename | Action::Move | Action::Reactivate
+                )
+        })
+        .map(|d| d.change.id.key.clone())
+        .collect();
+    if moving.is_empty() {
+        return;
+    }
+    let mut extra = vec![];
+    for d in &mut cx.drafts {
+        if d.change.id.kind != Kind::Team || d.change.action.is_removal() || d.deferred {
+            continue;
+        }
+        let Some(team) = cx.desired.org.teams.get(&d.change.id.key) else {
+            continue;
+        };
+        let Some(leader) = &team.leader else { continue };
+        if !moving.contains(leader) {
+            continue;
+        }
+        let rep = ObjectId::new(Kind::Representative, leader.as_str());
+        let leader_fc;
+        if d.change.action == Action::Create {
+            if let Some(Value::Object(after)) = &mut d.change.after {
+                after.remove("leader");
+            }
+            leader_fc = field_change("leader", &Value::Null, &json!(leader));
+        } else {
+            let Some(i) = d.change.fields.iter().position(|f| f.field == "leader") else {
+                continue;
+            };
+            leader_fc = d.change.fields.remove(i);
+            if let Some(p) = &mut d.change.patch {
+                p.remove("leader");
+            }
+            let empty = d.change.patch.as_ref().is_none_or(Map::is_empty)
+                && d.change.set_password.is_none()
+                && d.change.action == Action::Update;
+            if empty {
+                // The leader was the only change: move it after the representative.
+                let mut p = Map::new();
+                p.insert("leader".into(), json!(leader));
+                d.change.patch = Some(p);
+                d.change.fields = vec![leader_fc];
+                d.change.reason = format!("leader {leader} is written after the representative");
+                d.deferred = true;
+                d.hard_deps.push(rep);
+                continue;
+            }
+        }
+        let mut later = d.follow_up(
+            leader_fc,
+            json!(leader),
+            format!("leader {leader} is set once the representative is written"),
+            rep,
+        );
+        later.deferred = true;
+        extra.push(later);
+    }
+    cx.drafts.extend(extra);
+}
+
+/// The live system holds a user name for one representative at a time (rule 2, `409
+/// username-taken`). A name that this plan frees — its holder gets another one, or is
+/// deleted — is written to its new holder last, after the change that frees it: a
+/// create sends `username: null` and a later update sets it; an update leaves it to a
+/// later one. Two representatives exchanging names (or a longer cycle) cannot be written in
+/// any order are returned, for `safety::username_cycles` to refuse before anything is written.
+pub(super) fn defer_usernames(cx: &mut Cx) -> Vec<NameCycle> {
+    let live = &cx.observed.org.representatives;
+    let is_rep = |d: &Draft| d.change.id.kind == Kind::Representative;
+    // Name (lower case) → the representative whose change frees it.
+    let mut freed: HashMap<String, ObjectId> = HashMap::new();
+    for d in cx.drafts.iter().filter(|d| is_rep(d)) {
+        let Some(old) = d
+            .live_key
+            .as_ref()
+            .and_then(|k| live.get(k))
+            .and_then(|l| l.username.as_deref())
+        else {
+            continue;
+        };
+        let frees = d.change.action == Action::Delete
+            || d.change
+                .patch
+                .as_ref()
+                .is_some_and(|p| p.contains_key("username"));
+        if frees {
+            freed.insert(old.to_lowercase(), d.change.id.clone());
+        }
+    }
+    if freed.is_empty() {
+        return vec![];
+    }
+    let taken = |d: &Draft| -> Option<String> {
+        let fields = match d.change.action {
+            Action::Create => d.change.after.as_ref()?.as_object()?,
+            _ => d.change.patch.as_ref()?,
+        };
+        Some(fields.get("username")?.as_str()?.to_lowercase())
+    };
+    // Taker → (name, the representative freeing it).
+    let mut takes: BTreeMap<ObjectId, (String, ObjectId)> = BTreeMap::new();
+    for d in cx.drafts.iter() {
+        if !is_rep(d) || d.change.action.is_removal() {
+            continue;
+        }
+        if let Some(name) = taken(d) {
+            if let Some(from) = freed.get(&name).filter(|from| **from != d.change.id) {
+                takes.insert(d.change.id.clone(), (name, from.clone()));
+            }
+        }
+    }
+    // Levels: a taker whose name is freed by another taker's deferred change comes after
+    // it, one level up. Each chain is walked once; a chain that closes on itself is a
+    // cycle.
+    let mut levels: HashMap<&ObjectId, u16> = HashMap::with_capacity(takes.len());
+    let mut cycles: Vec<Vec<&ObjectId>> = vec![];
+    for taker in takes.keys() {
+        let mut path: Vec<&ObjectId> = vec![];
+        let mut on_path: HashMap<&ObjectId, usize> = HashMap::new();
+        let mut at = taker;
+        let base = loop {
+            if let Some(&l) = levels.get(at) {
+                break l;
+            }
+            if let Some(&i) = on_path.get(at) {
+                cycles.push(path[i..].to_vec());
+                break 0;
+            }
+            on_path.insert(at, path.len());
+            path.push(at);
+            match takes.get(at) {
+                Some((_, from)) if takes.contains_key(from) => at = from,
+                _ => break 0,
+            }
+        };
+        for (i, id) in path.iter().rev().enumerate() {
+            levels.insert(id, base.saturating_add(i as u16 + 1));
+        }
+    }
+    let cycles: Vec<NameCycle> = cycles
+        .iter()
+        .map(|c| {
+            c.iter()
+                .map(|id| ((*id).clone(), takes[*id].0.clone()))
+                .collect()
+        })
+        .collect();
+    let level = |id: &ObjectId| levels.get(id).copied().unwrap_or(1);
+    let mut extra = vec![];
+    for d in cx.drafts.iter_mut() {
+        let Some((name, from)) = takes.get(&d.change.id) else {
+            continue;
+        };
+        let written = match d.change.action {
+            // `null`, not absent: the console would otherwise propose a name of its own
+            // for the time between.
+            Action::Create => d
+                .change
+                .after
+                .as_mut()
+                .and_then(Value::as_object_mut)
+                .and_then(|a| a.insert("username".into(), Value::Null)),
+            _ => d.change.patch.as_mut().and_then(|p| p.remove("username")),
+        };
+        let Some(value) = written else { continue };
+        let before = match d.change.fields.iter().position(|f| f.field == "username") {
+            Some(i) => d.change.fields.remove(i).before.unwrap_or(Value::Null),
+            None => Value::Null,
+        };
+        let fc = field_change("username", &before, &value);
+        let reason = format!(
+            "user name `{name}` is written once representative `{}` has given it up",
+            from.key
+        );
+        let nothing_else = d.change.action == Action::Update
+            && d.change.patch.as_ref().is_none_or(Map::is_empty)
+            && d.change.set_password.is_none();
+        if nothing_else {
+            // The name was the only change: the whole update moves to the end.
+            let mut patch = Map::new();
+            patch.insert("username".into(), value);
+            d.change.patch = Some(patch);
+            d.change.fields = vec![fc];
+            d.change.reason = reason;
+            d.last = level(&d.change.id);
+            d.hard_deps.push(from.clone());
+            continue;
+        }
+        let mut later = d.follow_up(fc, value, reason, from.clone());
+        later.last = level(&d.change.id);
+        extra.push(later);
+    }
+    cx.drafts.extend(extra);
+    cycles
+}
 
 fn rank(kind: Kind) -> u16 {
     match kind {

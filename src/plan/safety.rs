@@ -1,499 +1,266 @@
-//! Safety checks over draft changes, before any write: protection, licensed seats
-//! (rule 5), a manager token's scope (rule 6) and the removal threshold.
+//! Refusals and the removals they soften: every check of the draft changes, before
+//! any write, that can stop a plan or turn a removal into a milder one.
 //!
-//! Inputs are the drafts `diff` built and the `Observed` state; outputs are
-//! [`PlanError`](super::PlanError)s pushed on the diff context. A plan with any error is
-//! refused as a whole: nothing is silently skipped.
+//! Owns: team deletions that would leave members behind (deactivated instead, and made
+//! to wait for the changes that empty the team), deletions the live system would refuse
+//! for a reference that stays, protection, licensed seats (rule 5), user names held by
+//! undeclared representatives or handed round in a cycle, and the removal threshold.
+//! Reads the drafts the diff built, the `Desired` and the `Observed` state on the run
+//! ([`Cx`]); pushes [`PlanError`]s and warnings on it. A plan with any error is refused as
+//! a whole: nothing is silently skipped. (Rule 6, a manager token's scope, is
+//! `scope.rs`'s; rename conflicts are found by the diff as it collects the renames.)
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use super::diff::{Cx, relationships};
-use super::{Action, Change, PlanError};
+use serde_json::json;
+
+use super::draft::{Cx, NameCycle, field_change, parent_of};
+use super::kinds::status_patch;
+use super::{Action, PlanError};
 use crate::model::rules::RuleCode;
-use crate::model::{
-    Campaign, ContactGroup, Feature, Kind, Manager, ObjectId, Observed, Principal, Representative,
-    Status, Team, TeamRight,
-};
+use crate::model::{Kind, ObjectId, Org, Status};
 
 /// How many removals a threshold error lists before "and N more".
 const LISTED_REMOVALS: usize = 20;
 
-/// What a manager token may touch: its teams and their sub-teams, its rights.
-#[derive(Debug, Clone)]
-pub(super) struct Scope {
-    pub login: String,
-    pub teams: BTreeSet<String>,
-    pub rights: BTreeSet<TeamRight>,
-    pub grantable: BTreeSet<Feature>,
-    /// Representatives in scope, live (what the token could read) or declared in one of
-    /// the manager's teams, by login (campaign members must be among them).
-    pub reps: BTreeSet<String>,
-    /// Managers in scope (itself, and those whose every team is in scope), by login
-    /// (with `reps`: who a contact group may be shared with).
-    pub managers: BTreeSet<String>,
-}
-
-/// One rule-6 problem on a declared object (turned into an `escalation` error).
-#[derive(Debug, Clone)]
-pub(super) struct ScopeIssue {
-    pub pointer: String,
-    pub message: String,
-    pub help: String,
-}
-
-impl Scope {
-    /// `None` for an administrator (or unknown) principal.
-    pub fn from_observed(o: &Observed) -> Result<Option<Scope>, PlanError> {
-        let Some(Principal::Manager { login }) = &o.principal else {
-            return Ok(None);
-        };
-        let login = login.to_lowercase();
-        match o.org.managers.get(&login) {
-            Some(m) => {
-                let mut s = Scope {
-                    login: login.clone(),
-                    teams: m.teams.clone(),
-                    rights: m.team_rights.clone(),
-                    grantable: m.grantable.clone(),
-                    reps: BTreeSet::new(),
-                    managers: [login].into(),
-                };
-                s.add_people(&o.org);
-                Ok(Some(s))
-            }
-            None => Err(PlanError {
-                rule: RuleCode::Escalation,
-                id: ObjectId::new(Kind::Manager, login.as_str()),
-                pointer: String::new(),
-                message: format!(
-                    "the token acts as manager {login}, who is not among the live managers, \
-                     so the scope of this plan cannot be worked out"
-                ),
-                help: "use a token of an existing manager, or an administrator token".into(),
-            }),
-        }
-    }
-
-    /// Adds the representatives and managers of `org` that sit in scope (the live ones,
-    /// then the declared ones: a representative created in scope is in scope).
-    pub fn add_people(&mut self, org: &crate::model::Org) {
-        let reps: Vec<String> = org
-            .representatives
-            .values()
-            .filter(|r| r.team.as_deref().is_some_and(|t| self.team(t)))
-            .map(|r| r.login.clone())
-            .collect();
-        self.reps.extend(reps);
-        let managers: Vec<String> = org
-            .managers
-            .values()
-            .filter(|m| !m.teams.is_empty() && m.teams.iter().all(|t| self.team(t)))
-            .map(|m| m.login.clone())
-            .collect();
-        self.managers.extend(managers);
-    }
-
-    /// Strictly below one of the manager's teams: what it may create, move or delete.
-    pub fn strictly_below(&self, path: &str) -> bool {
-        path.rfind('/').is_some_and(|i| self.team(&path[..i]))
-    }
-
-    fn lacks(&self, right: TeamRight, what: &str, pointer: &str) -> Option<ScopeIssue> {
-        (!self.rights.contains(&right)).then(|| ScopeIssue {
-            pointer: pointer.into(),
-            message: format!(
-                "manager {} lacks the team right `{}` needed to {what} (rule 6)",
-                self.login,
-                right.id()
-            ),
-            help: format!(
-                "apply this change with an administrator token, or ask an administrator to \
-                 grant `{}`",
-                right.id()
-            ),
-        })
-    }
-
-    /// Whether a team path is one of the manager's teams or below one of them.
-    pub fn team(&self, path: &str) -> bool {
-        let mut end = path.len();
-        loop {
-            if self.teams.contains(&path[..end]) {
-                return true;
-            }
-            match path[..end].rfind('/') {
-                Some(i) => end = i,
-                None => return false,
-            }
-        }
-    }
-
-    fn teams_list(&self) -> String {
-        if self.teams.is_empty() {
-            "none".into()
-        } else {
-            self.teams.iter().cloned().collect::<Vec<_>>().join(", ")
-        }
-    }
-
-    fn outside(&self, what: &str, pointer: &str) -> ScopeIssue {
-        ScopeIssue {
-            pointer: pointer.into(),
-            message: format!(
-                "{what}, outside the teams of manager {} ({}) (rule 6)",
-                self.login,
-                self.teams_list()
-            ),
-            help: "apply this change with an administrator token, or leave it out of what \
-                   this manager applies"
-                .into(),
-        }
-    }
-}
-
-/// Portals and administrators are account-level: a manager token changes none.
-pub(super) fn scope_account_level(c: &Change, s: &Scope) -> Vec<ScopeIssue> {
-    vec![ScopeIssue {
-        pointer: String::new(),
-        message: format!(
-            "manager {} cannot {} {}: {}s are account-level (rule 6)",
-            s.login,
-            c.action.verb(),
-            c.id,
-            c.id.kind
-        ),
-        help: format!(
-            "apply `{}` with an administrator token, or declare it exactly as it is live",
-            c.id.kind.section()
-        ),
-    }]
-}
-
-pub(super) fn scope_team(d: &Team, live: Option<&Team>, c: &Change, s: &Scope) -> Vec<ScopeIssue> {
-    let mut v = vec![];
-    if !s.team(&d.path) {
-        v.push(s.outside(
-            &format!("team {} would {}", d.path, action_target(c.action)),
-            "",
-        ));
-    }
-    if let Some(old) = c.previously.as_deref().or(live.map(|l| l.path.as_str()))
-        && !s.team(old)
-    {
-        v.push(s.outside(&format!("team {old} is"), "/previously"));
-    }
-    // Creating, renaming, moving or deleting one of its own teams is refused: only
-    // teams strictly below them.
-    if matches!(
-        c.action,
-        Action::Create | Action::Rename | Action::Move | Action::Delete
-    ) {
-        for p in [Some(d.path.as_str()), c.previously.as_deref()]
-            .into_iter()
-            .flatten()
-        {
-            if s.team(p) && !s.strictly_below(p) {
-                v.push(s.outside(
-                    &format!(
-                        "team {p} is one of the manager's own teams and would {}; a manager \
-                         creates, moves or deletes only teams below its own",
-                        action_target(c.action)
-                    ),
-                    "",
-                ));
-            }
-        }
-    }
-    v.extend(s.lacks(
-        TeamRight::ManageSubteams,
-        &format!("change team {}", d.path),
-        "",
-    ));
-    v
-}
-
-fn action_target(a: Action) -> &'static str {
-    match a {
-        Action::Create => "be created",
-        Action::Update => "change",
-        Action::Rename => "be renamed",
-        Action::Move => "move",
-        Action::Deactivate => "be deactivated",
-        Action::Reactivate => "be reactivated",
-        Action::Delete => "be deleted",
-    }
-}
-
-pub(super) fn scope_representative(
-    d: &Representative,
-    live: Option<&Representative>,
-    c: &Change,
-    s: &Scope,
-) -> Vec<ScopeIssue> {
-    let mut v = vec![];
-    match &d.team {
-        Some(t) if s.team(t) => {}
-        Some(t) => v.push(s.outside(
-            &format!("representative {} would be in team {t}", d.login),
-            "/team",
-        )),
-        None => v.push(s.outside(
-            &format!("representative {} would be in no team", d.login),
-            "/team",
-        )),
-    }
-    if let Some(l) = live {
-        match &l.team {
-            Some(t) if s.team(t) => {}
-            Some(t) => v.push(s.outside(
-                &format!("representative {} is live in team {t}", l.login),
-                "/team",
-            )),
-            None => v.push(s.outside(
-                &format!("representative {} is live in no team", l.login),
-                "/team",
-            )),
-        }
-    }
-    // Features granted or revoked must be in the manager's `grantable`.
-    let touched: BTreeSet<Feature> = match live {
-        None => d.features.clone(),
-        Some(l) => d
-            .features
-            .symmetric_difference(&l.features)
-            .copied()
-            .collect(),
-    };
-    let mut denied: Vec<Feature> = touched
-        .into_iter()
-        .filter(|f| !s.grantable.contains(f))
+/// Deletions and the live objects that refer to the deleted one (a contact group shared
+/// with a representative or manager, a campaign member, a team leader, a representative's
+/// portal). A referrer this plan changes (drops the reference, or is removed itself) is
+/// written first; one that no file declares and that stays would make the live system
+/// refuse the deletion, so the plan is refused, naming it, rather than failing half-way
+/// through apply.
+pub(super) fn deleted_still_referenced(cx: &mut Cx) {
+    let deleted: BTreeSet<ObjectId> = cx
+        .drafts
+        .iter()
+        .filter(|d| d.change.action == Action::Delete)
+        .map(|d| ObjectId::new(d.change.id.kind, d.live_key.as_deref().unwrap_or("")))
         .collect();
-    let ms_touched = match live {
-        None => d.multisession > 1,
-        Some(l) => d.multisession != l.multisession,
-    };
-    if ms_touched && !s.grantable.contains(&Feature::Multisession) {
-        denied.push(Feature::Multisession);
+    if deleted.is_empty() {
+        return;
     }
-    match (c.action, live) {
-        (Action::Create, _) => {
-            v.extend(s.lacks(
-                TeamRight::ManageRepresentatives,
-                &format!("add representative {}", d.login),
-                "",
-            ));
+    let unmatched =
+        |kind: Kind, key: &str| cx.unmatched[kind as usize].iter().any(|u| u.old_key == key);
+    let org = &cx.observed.org;
+    let mut errs = vec![];
+    let mut hard: Vec<(usize, Vec<ObjectId>)> = vec![];
+    for (i, d) in cx.drafts.iter().enumerate() {
+        if d.change.action != Action::Delete {
+            continue;
         }
-        (Action::Delete, _) => {
-            v.extend(s.lacks(
-                TeamRight::ManageRepresentatives,
-                &format!("delete representative {}", d.login),
-                "",
-            ));
-        }
-        (_, Some(l)) => {
-            let renamed = c.previously.is_some();
-            for (field, changed) in [
-                ("/login", renamed),
-                ("/first_name", d.first_name != l.first_name),
-                ("/last_name", d.last_name != l.last_name),
-                ("/username", d.username != l.username),
-            ] {
-                if changed {
-                    v.extend(s.lacks(
-                        TeamRight::EditRepNameLogin,
-                        &format!("change the name or login of representative {}", d.login),
-                        field,
-                    ));
-                    break;
+        let Some(key) = d.live_key.as_deref() else {
+            continue;
+        };
+        // (referrer, what refers)
+        let mut refs: Vec<(ObjectId, &str)> = vec![];
+        match d.change.id.kind {
+            Kind::Representative | Kind::Manager => {
+                for (g, group) in &org.contact_groups {
+                    if group.shared_with.contains_key(key) {
+                        refs.push((ObjectId::new(Kind::ContactGroup, g.as_str()), "shared_with"));
+                    }
+                }
+                if d.change.id.kind == Kind::Representative {
+                    for (c, campaign) in &org.campaigns {
+                        if campaign.representatives.contains(key) {
+                            refs.push((
+                                ObjectId::new(Kind::Campaign, c.as_str()),
+                                "representatives",
+                            ));
+                        }
+                    }
+                    for (p, team) in &org.teams {
+                        if team.leader.as_deref() == Some(key) {
+                            refs.push((ObjectId::new(Kind::Team, p.as_str()), "leader"));
+                        }
+                    }
                 }
             }
+            Kind::Portal => {
+                for (r, rep) in &org.representatives {
+                    if rep.portals.contains(key) {
+                        refs.push((ObjectId::new(Kind::Representative, r.as_str()), "portals"));
+                    }
+                }
+            }
+            _ => {}
         }
-        _ => {}
-    }
-    if c.set_password.is_some() {
-        v.extend(s.lacks(
-            TeamRight::EditRepPassword,
-            &format!("set the password of representative {}", d.login),
-            "/password",
-        ));
-    }
-    if !denied.is_empty() {
-        let names: Vec<&str> = denied.iter().map(|f| f.id()).collect();
-        v.push(ScopeIssue {
-            pointer: if denied == [Feature::Multisession] {
-                "/multisession".into()
-            } else {
-                "/features".into()
-            },
-            message: format!(
-                "manager {} may not grant or revoke {} on {} (not in its `grantable`) (rule 6)",
-                s.login,
-                names.join(", "),
-                c.id
-            ),
-            help: format!(
-                "leave these features as they are live, or apply with an administrator \
-                 token; grantable: {}",
-                s.grantable
-                    .iter()
-                    .map(|f| f.id())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        });
-    }
-    v
-}
-
-pub(super) fn scope_manager(
-    d: &Manager,
-    live: Option<&Manager>,
-    c: &Change,
-    s: &Scope,
-) -> Vec<ScopeIssue> {
-    let mut v = vec![];
-    // The live system asks for `manage_managers` on every manager write, the token's own
-    // manager included.
-    if !s.rights.contains(&TeamRight::ManageManagers) {
-        v.push(ScopeIssue {
+        if refs.is_empty() {
+            continue;
+        }
+        let staying: Vec<String> = refs
+            .iter()
+            .filter(|(id, _)| unmatched(id.kind, &id.key) && !deleted.contains(id))
+            .map(|(id, what)| format!("{id} ({what})"))
+            .collect();
+        hard.push((i, refs.into_iter().map(|(id, _)| id).collect()));
+        if staying.is_empty() {
+            continue;
+        }
+        errs.push(PlanError {
+            rule: RuleCode::UnresolvedReference,
+            id: d.change.id.clone(),
             pointer: String::new(),
             message: format!(
-                "manager {} cannot {} manager {} without the `manage_managers` right (rule 6)",
-                s.login,
-                c.action.verb(),
-                d.login
+                "{} would be deleted, but live objects that no file declares still refer to \
+                 it and would stay: {}; the live system refuses such a deletion",
+                d.change.id,
+                staying.join(", ")
             ),
-            help: "ask an administrator to grant `manage_managers`, or apply managers with \
-                   an administrator token"
+            help: "declare those objects without the reference, or let the policy remove \
+                   them too (`unmanaged: remove`), or keep this object"
                 .into(),
         });
     }
-    let outside: Vec<&str> = d
-        .teams
+    for (i, ids) in hard {
+        cx.drafts[i].hard_deps.extend(ids);
+    }
+    cx.errors.extend(errs);
+}
+
+/// A team is deleted only when the plan leaves it without members and sub-teams;
+/// otherwise it is deactivated, with a warning. A delete depends on the changes that
+/// empty the team.
+pub(super) fn team_deletes(cx: &mut Cx) {
+    let deleting: BTreeSet<String> = cx
+        .drafts
         .iter()
-        .filter(|t| !s.team(t))
-        .map(String::as_str)
+        .filter(|d| d.is(Kind::Team, Action::Delete))
+        .map(|d| d.change.id.key.clone())
         .collect();
-    if !outside.is_empty() {
-        v.push(s.outside(
-            &format!("manager {} would manage {}", d.login, outside.join(", ")),
-            "/teams",
-        ));
+    if deleting.is_empty() {
+        return;
     }
-    if d.teams.is_empty() && d.login != s.login && c.action != Action::Delete {
-        v.push(s.outside(&format!("manager {} would have no team", d.login), "/teams"));
+    let rep_removed: BTreeMap<&str, Action> = cx
+        .drafts
+        .iter()
+        .filter(|d| d.change.id.kind == Kind::Representative)
+        .map(|d| (d.change.id.key.as_str(), d.change.action))
+        .collect();
+    let mut occupied: BTreeSet<String> = BTreeSet::new();
+    let mut leaving: BTreeMap<String, Vec<ObjectId>> = BTreeMap::new();
+    // Members after the plan: declared reps' teams, and undeclared reps that stay.
+    for r in cx.desired.org.representatives.values() {
+        if let Some(t) = &r.team
+            && deleting.contains(t)
+        {
+            occupied.insert(t.clone());
+        }
     }
-    if let Some(l) = live
-        && l.login != s.login
-        && (l.teams.is_empty() || !l.teams.iter().all(|t| s.team(t)))
+    for u in &cx.unmatched[Kind::Representative as usize] {
+        let live = &cx.observed.org.representatives[&u.old_key];
+        let Some(t) = &live.team else { continue };
+        let t = cx.renames.team_path(t);
+        if !deleting.contains(t.as_ref()) {
+            continue;
+        }
+        if rep_removed.get(u.key.as_str()) == Some(&Action::Delete) {
+            leaving
+                .entry(t.into_owned())
+                .or_default()
+                .push(ObjectId::new(Kind::Representative, u.key.as_str()));
+        } else {
+            occupied.insert(t.into_owned());
+        }
+    }
+    // Declared reps whose change takes them out of a team being deleted.
+    for d in cx
+        .drafts
+        .iter()
+        .filter(|d| d.change.id.kind == Kind::Representative)
     {
-        v.push(s.outside(&format!("manager {} is live", l.login), ""));
+        let live_key = d.change.previously.as_deref().unwrap_or(&d.change.id.key);
+        if let Some(live) = cx.observed.org.representatives.get(live_key)
+            && let Some(t) = &live.team
+        {
+            let t = cx.renames.team_path(t);
+            if deleting.contains(t.as_ref()) {
+                leaving
+                    .entry(t.into_owned())
+                    .or_default()
+                    .push(d.change.id.clone());
+            }
+        }
     }
-    let extra_rights: Vec<&str> = d
-        .team_rights
-        .iter()
-        .filter(|r| !s.rights.contains(r))
-        .map(|r| r.id())
-        .collect();
-    if !extra_rights.is_empty() {
-        v.push(ScopeIssue {
-            pointer: "/team_rights".into(),
-            message: format!(
-                "manager {} would hold {} that manager {} does not hold (rule 6)",
-                d.login,
-                extra_rights.join(", "),
-                s.login
-            ),
-            help: "a manager may give at most its own rights; remove them".into(),
-        });
+    // Sub-teams that stay.
+    for t in cx.desired.org.teams.keys() {
+        if let Some(p) = parent_of(t)
+            && deleting.contains(p)
+        {
+            occupied.insert(p.to_string());
+        }
     }
-    let extra_grantable: Vec<&str> = d
-        .grantable
-        .iter()
-        .filter(|f| !s.grantable.contains(f))
-        .map(|f| f.id())
-        .collect();
-    if !extra_grantable.is_empty() {
-        v.push(ScopeIssue {
-            pointer: "/grantable".into(),
-            message: format!(
-                "manager {} would be able to grant {}, which manager {} cannot (rule 6)",
-                d.login,
-                extra_grantable.join(", "),
-                s.login
-            ),
-            help: "a manager may pass on at most its own `grantable`; remove them".into(),
-        });
+    for u in &cx.unmatched[Kind::Team as usize] {
+        if let Some(p) = parent_of(&u.key)
+            && deleting.contains(p)
+        {
+            if deleting.contains(&u.key) {
+                leaving
+                    .entry(p.to_string())
+                    .or_default()
+                    .push(ObjectId::new(Kind::Team, u.key.as_str()));
+            } else {
+                occupied.insert(p.to_string());
+            }
+        }
     }
-    v
+    let mut extra_warnings = vec![];
+    cx.drafts.retain_mut(|d| {
+        if !d.is(Kind::Team, Action::Delete) {
+            return true;
+        }
+        let key = d.change.id.key.clone();
+        if occupied.contains(&key) {
+            let live_active = cx.observed.org.teams.get(&key).is_none_or(|t| t.active);
+            extra_warnings.push(format!(
+                "team/{key} keeps members or sub-teams after this plan, so it is \
+                 deactivated instead of deleted; move them out to delete it"
+            ));
+            if !live_active {
+                return false;
+            }
+            let patch = status_patch(Kind::Team, false);
+            d.change.action = Action::Deactivate;
+            d.change.fields = vec![field_change("active", &json!(true), &json!(false))];
+            d.change.patch = Some(patch);
+            d.change.reason =
+                "not declared and `unmanaged: remove` (not empty, so not deleted)".into();
+            d.removals = vec![format!("team/{key} is deactivated")];
+        } else if let Some(deps) = leaving.get(&key) {
+            d.hard_deps.extend(deps.iter().cloned());
+        }
+        true
+    });
+    cx.warnings.extend(extra_warnings);
 }
 
-pub(super) fn scope_campaign(
-    d: &Campaign,
-    live: Option<&Campaign>,
-    _: &Change,
-    s: &Scope,
-) -> Vec<ScopeIssue> {
-    let mut v = vec![];
-    for (c, verb) in [(Some(d), "would select"), (live, "selects")] {
-        let Some(c) = c else { continue };
-        let teams: Vec<&str> = c
-            .teams
-            .iter()
-            .filter(|t| !s.team(t))
-            .map(String::as_str)
-            .collect();
-        if !teams.is_empty() {
-            v.push(s.outside(
-                &format!("campaign {} {verb} team {}", c.name, teams.join(", ")),
-                "/teams",
-            ));
-        }
-        let reps: Vec<&str> = c
-            .representatives
-            .iter()
-            .filter(|r| !s.reps.contains(r.as_str()))
-            .map(String::as_str)
-            .collect();
-        if !reps.is_empty() {
-            v.push(s.outside(
-                &format!(
-                    "campaign {} {verb} representative {}",
-                    c.name,
-                    reps.join(", ")
+/// Representatives handing a user name round in a cycle (`order::defer_usernames`):
+/// each holds the name the next one wants, and the live system holds a name for one
+/// representative at a time, so no order of writes works.
+pub(super) fn username_cycles(cx: &mut Cx, cycles: &[NameCycle]) {
+    for cycle in cycles {
+        for (j, (member, name)) in cycle.iter().enumerate() {
+            let order: Vec<&str> = cycle[j..]
+                .iter()
+                .chain(&cycle[..j])
+                .map(|(id, _)| id.key.as_str())
+                .collect();
+            cx.errors.push(PlanError {
+                rule: RuleCode::Duplicate,
+                id: member.clone(),
+                pointer: "/username".into(),
+                message: format!(
+                    "user name `{name}` goes round in a cycle of representatives ({}): each \
+                     holds the name the next one wants, and the live system holds a name \
+                     for one representative at a time; nothing was written",
+                    order.join(" → ")
                 ),
-                "/representatives",
-            ));
+                help: "give one of them a name nobody holds in this plan, apply, then the \
+                       name you want in the next plan"
+                    .into(),
+            });
         }
     }
-    v
-}
-
-/// A contact group is written only when everyone it is shared with (before and after)
-/// is in scope.
-pub(super) fn scope_contact_group(
-    d: &ContactGroup,
-    live: Option<&ContactGroup>,
-    _: &Change,
-    s: &Scope,
-) -> Vec<ScopeIssue> {
-    let mut v = vec![];
-    for (g, verb) in [(Some(d), "would be shared with"), (live, "is shared with")] {
-        let Some(g) = g else { continue };
-        let outside: Vec<&str> = g
-            .shared_with
-            .keys()
-            .filter(|l| !s.reps.contains(l.as_str()) && !s.managers.contains(l.as_str()))
-            .map(String::as_str)
-            .collect();
-        if !outside.is_empty() {
-            v.push(s.outside(
-                &format!("contact group {} {verb} {}", g.name, outside.join(", ")),
-                "/shared_with",
-            ));
-        }
-    }
-    v
 }
 
 /// Protected objects are never deactivated or deleted; the plan is refused, naming them.
@@ -593,12 +360,7 @@ pub(super) fn seats(cx: &mut Cx) {
 /// end up with two representatives of one user name. (Declared names are unique when
 /// the declaration is loaded; default names avoid every live one, `settle_usernames`.)
 pub(super) fn usernames(cx: &mut Cx) {
-    let deleted: BTreeSet<&str> = cx
-        .drafts
-        .iter()
-        .filter(|d| d.change.id.kind == Kind::Representative && d.change.action == Action::Delete)
-        .map(|d| d.change.id.key.as_str())
-        .collect();
+    let deleted = cx.keys_of(Kind::Representative, Action::Delete);
     let held: HashMap<String, &str> = cx.unmatched[Kind::Representative as usize]
         .iter()
         .filter(|u| !deleted.contains(u.key.as_str()))
@@ -702,26 +464,28 @@ pub(super) fn threshold(cx: &mut Cx) {
     });
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn scope_covers_sub_teams_by_path_prefix_only() {
-        let s = Scope {
-            login: "m@x.example".into(),
-            teams: ["Europe/Paris".to_string()].into(),
-            rights: BTreeSet::new(),
-            grantable: BTreeSet::new(),
-            reps: BTreeSet::new(),
-            managers: BTreeSet::new(),
-        };
-        assert!(s.strictly_below("Europe/Paris/North"));
-        assert!(!s.strictly_below("Europe/Paris"));
-        assert!(s.team("Europe/Paris"));
-        assert!(s.team("Europe/Paris/North"));
-        assert!(!s.team("Europe"));
-        assert!(!s.team("Europe/Parisians"));
-        assert!(!s.team("Asia"));
-    }
+/// How the number of relationships of a live object counts toward "what exists".
+fn relationships(org: &Org) -> usize {
+    let reps: usize = org
+        .representatives
+        .values()
+        .map(|r| r.team.is_some() as usize + r.features.len() + r.portals.len())
+        .sum();
+    let managers: usize = org
+        .managers
+        .values()
+        .map(|m| m.teams.len() + m.team_rights.len() + m.grantable.len())
+        .sum();
+    let campaigns: usize = org
+        .campaigns
+        .values()
+        .map(|c| c.representatives.len() + c.teams.len())
+        .sum();
+    let groups: usize = org
+        .contact_groups
+        .values()
+        .map(|g| g.shared_with.len())
+        .sum();
+    let portals: usize = org.portals.values().map(|p| p.features.len()).sum();
+    reps + managers + campaigns + groups + portals
 }

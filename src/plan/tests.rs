@@ -1,12 +1,16 @@
-//! Tests of `diff`, safety, order, staleness and the renderings, over `Desired` and
-//! `Observed` built in code. Snapshots live in `src/plan/snapshots/`.
+//! Tests of the plan stages (diff, scope, safety, order, user names), staleness and the
+//! renderings, over `Desired` and `Observed` built in code. Most compare user names as
+//! the test writes them (`make_settled`); those of default names settle them first.
+//! Snapshots live in `src/plan/snapshots/`.
 
 use std::collections::BTreeSet;
 use std::time::Instant;
 
 use serde_json::{Value, json};
 
+use super::make::make_settled;
 use super::render;
+use super::usernames::settle_usernames;
 use super::*;
 use crate::model::rules::RuleCode;
 use crate::model::{
@@ -195,14 +199,14 @@ fn opts() -> PlanOptions {
 }
 
 fn plan(d: &Desired, o: &Observed) -> Plan {
-    match diff(d, o, &opts()) {
+    match make_settled(d, o, &opts()) {
         Ok(p) => p,
         Err(e) => panic!("unexpected plan errors: {e}"),
     }
 }
 
 fn errors(d: &Desired, o: &Observed, opts: PlanOptions) -> PlanErrors {
-    match diff(d, o, &opts) {
+    match make_settled(d, o, &opts) {
         Ok(p) => panic!("expected errors, got a plan:\n{}", render::text(&p, false)),
         Err(e) => e,
     }
@@ -570,11 +574,11 @@ fn deleting_a_rep_needs_the_policy_and_allow_delete() {
         on_remove: OnRemove::Deactivate,
     };
     // Policy deactivate + --allow-delete: still deactivates.
-    let p = diff(&d, &l, &allow_delete(false)).unwrap();
+    let p = make_settled(&d, &l, &allow_delete(false)).unwrap();
     assert_eq!(p.changes[0].action, Action::Deactivate);
     // Policy delete without --allow-delete: deactivates and says what the flag would do.
     d.policy.representatives.on_remove = OnRemove::Delete;
-    let p = diff(&d, &l, &opts()).unwrap();
+    let p = make_settled(&d, &l, &opts()).unwrap();
     assert_eq!(p.changes[0].action, Action::Deactivate);
     assert!(
         p.warnings
@@ -582,7 +586,7 @@ fn deleting_a_rep_needs_the_policy_and_allow_delete() {
             .any(|w| w.contains("`--allow-delete` would delete"))
     );
     // Both: delete, with the reason in words.
-    let p = diff(&d, &l, &allow_delete(false)).unwrap();
+    let p = make_settled(&d, &l, &allow_delete(false)).unwrap();
     let c = &p.changes[0];
     assert_eq!(c.action, Action::Delete);
     assert!(
@@ -722,7 +726,7 @@ fn threshold_stops_a_plan_that_keeps_objects_but_empties_memberships_and_rights(
     assert!(err.message.contains("… and 400 more"));
     assert!(err.help.contains("--force"));
     // --force passes.
-    let p = diff(
+    let p = make_settled(
         &d,
         &o,
         &PlanOptions {
@@ -780,7 +784,7 @@ fn seats_are_checked_before_any_write() {
     assert_eq!(e.0[0].id.key, "x1@acme.example");
     assert!(e.0[0].message.contains("5 representatives would be active"));
     o.account.seats = 5;
-    assert!(diff(&d, &o, &opts()).is_ok());
+    assert!(make_settled(&d, &o, &opts()).is_ok());
 }
 
 #[test]
@@ -804,7 +808,7 @@ fn a_user_name_held_by_an_undeclared_live_representative_is_refused() {
     // Another user name, or declaring the holder, clears it.
     let mut other = rep("x1@acme.example", "Europe/Lyon");
     other.username = Some("xone".into());
-    assert!(diff(&desired(base().rep(other).0), &o, &opts()).is_ok());
+    assert!(make_settled(&desired(base().rep(other).0), &o, &opts()).is_ok());
     let mut declared = rep("ghost@acme.example", "Europe/Lyon");
     declared.username = Some("ghost".into());
     let both = desired(
@@ -813,14 +817,14 @@ fn a_user_name_held_by_an_undeclared_live_representative_is_refused() {
             .rep(declared)
             .0,
     );
-    assert!(diff(&both, &o, &opts()).is_ok());
+    assert!(make_settled(&both, &o, &opts()).is_ok());
     // A name both already hold live is not this plan's doing.
     let mut live_x1 = rep("x1@acme.example", "Europe/Lyon");
     live_x1.username = Some("x1".into());
     let mut ghost = rep("ghost@acme.example", "Europe/Lyon");
     ghost.username = Some("x1".into());
     let o = observed(base().rep(ghost).rep(live_x1).0);
-    assert!(diff(&d, &o, &opts()).is_ok());
+    assert!(make_settled(&d, &o, &opts()).is_ok());
     // A holder this plan deletes frees the name; one it only deactivates keeps it.
     let mut ghost = rep("ghost@acme.example", "Europe/Lyon");
     ghost.username = Some("x1".into());
@@ -828,7 +832,7 @@ fn a_user_name_held_by_an_undeclared_live_representative_is_refused() {
     let mut d = desired(base().rep(rep("x1@acme.example", "Europe/Lyon")).0);
     d.policy.representatives = delete_unmanaged();
     let delete = allow_delete(true);
-    let p = diff(&d, &o, &delete).expect("a holder the plan deletes frees the name");
+    let p = make_settled(&d, &o, &delete).expect("a holder the plan deletes frees the name");
     let at = |action: Action, key: &str| {
         p.changes
             .iter()
@@ -919,7 +923,7 @@ fn manager_token_grants_only_grantable_features() {
         .unwrap()
         .features
         .remove(&Feature::Reports);
-    assert!(diff(&desired(d.0), &o, &opts()).is_ok());
+    assert!(make_settled(&desired(d.0), &o, &opts()).is_ok());
 }
 
 #[test]
@@ -943,7 +947,7 @@ fn manager_token_creates_managers_only_with_manage_managers_and_its_rights() {
         .team_rights
         .insert(TeamRight::ManageManagers);
     let o = as_manager(observed(live2.clone().0), "marie@acme.example");
-    assert!(diff(&desired(live2.clone().manager(newm.clone()).0), &o, &opts()).is_ok());
+    assert!(make_settled(&desired(live2.clone().manager(newm.clone()).0), &o, &opts()).is_ok());
     newm.team_rights.insert(TeamRight::ExportSessionReplay);
     newm.grantable.insert(Feature::SessionReplay);
     let e = errors(&desired(live2.clone().manager(newm.clone()).0), &o, opts());
@@ -1082,7 +1086,7 @@ fn removals_come_last_children_first() {
     let l = OrgB::default()
         .teams(&["Keep", "Old", "Old/Sub"])
         .rep(rep("gone@acme.example", "Old/Sub"));
-    let p = diff(&d, &observed(l.0), &allow_delete(true)).unwrap();
+    let p = make_settled(&d, &observed(l.0), &allow_delete(true)).unwrap();
     let order: Vec<String> = p
         .changes
         .iter()
@@ -1113,7 +1117,7 @@ fn a_team_that_keeps_members_is_deactivated_not_deleted() {
         .teams(&["Keep", "Old"])
         .rep(rep("stay@acme.example", "Keep"))
         .rep(rep("other@acme.example", "Old"));
-    let p = diff(&d, &observed(l.0), &allow_delete(false)).unwrap();
+    let p = make_settled(&d, &observed(l.0), &allow_delete(false)).unwrap();
     let c = change(&p, Kind::Team, "Old");
     assert_eq!(c.action, Action::Deactivate);
     assert!(
@@ -1135,7 +1139,7 @@ fn a_team_emptied_by_the_plan_is_deleted_after_its_members_move() {
     let l = OrgB::default()
         .teams(&["Keep", "Old"])
         .rep(rep("mover@acme.example", "Old"));
-    let p = diff(&d, &observed(l.0), &allow_delete(true)).unwrap();
+    let p = make_settled(&d, &observed(l.0), &allow_delete(true)).unwrap();
     assert_eq!(p.changes[0].action, Action::Move);
     let del = change(&p, Kind::Team, "Old");
     assert_eq!(del.action, Action::Delete);
@@ -1224,7 +1228,7 @@ fn diff_of_100k_reps_is_fast() {
     let mut o = observed(live);
     o.account.seats = 200_000;
     let t = Instant::now();
-    let p = diff(&d, &o, &opts()).unwrap();
+    let p = make_settled(&d, &o, &opts()).unwrap();
     let took = t.elapsed();
     assert_eq!(p.summary.update, 10);
     // Debug builds are several times slower than release (where this is ~0.1 s).
@@ -1337,7 +1341,7 @@ pub(super) fn showcase() -> Plan {
     desired.policy.contact_groups.unmanaged = Policy::Warn;
     let mut o = observed(live.0);
     o.account.seats = 10;
-    diff(&desired, &o, &allow_delete(false)).unwrap_or_else(|e| panic!("{e}"))
+    make_settled(&desired, &o, &allow_delete(false)).unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[test]
@@ -1447,7 +1451,7 @@ fn a_team_is_deleted_after_a_renamed_member_leaves_it() {
     let l = OrgB::default()
         .teams(&["Keep", "Old"])
         .rep(rep("old-login@acme.example", "Old"));
-    let p = diff(&d, &observed(l.0), &allow_delete(true)).unwrap();
+    let p = make_settled(&d, &observed(l.0), &allow_delete(true)).unwrap();
     assert_eq!(p.changes[0].action, Action::Rename);
     let del = change(&p, Kind::Team, "Old");
     assert_eq!(del.action, Action::Delete);
@@ -1580,7 +1584,7 @@ fn every_kind_of_relationship_counts_as_a_removal() {
     d.0.portals.get_mut("web").unwrap().features.clear();
     let r = d.0.representatives.get_mut("jdoe@acme.example").unwrap();
     r.portals.clear();
-    let p = diff(
+    let p = make_settled(
         &desired(d.0),
         &observed(live.0),
         &PlanOptions {
@@ -1766,7 +1770,7 @@ fn a_deletion_the_live_system_would_refuse_for_a_remaining_reference_is_refused(
     // Removing the group in the same plan lifts the objection, and the group goes first
     // (the two deletions never race).
     d.policy.contact_groups.unmanaged = Policy::Remove;
-    let p = diff(&d, &observed(live.0), &delete).unwrap();
+    let p = make_settled(&d, &observed(live.0), &delete).unwrap();
     let at = |kind: Kind, key: &str| {
         p.changes
             .iter()
@@ -1837,7 +1841,7 @@ fn a_newcomer_does_not_rename_the_representatives_who_hold_default_names() {
             ("kate@x.example", "jdoe2")
         ]
     );
-    let p = diff(&d, &o, &opts()).unwrap();
+    let p = make_settled(&d, &o, &opts()).unwrap();
     let ids: Vec<String> = p.changes.iter().map(|c| c.id.to_string()).collect();
     assert_eq!(ids, ["representative/aaron@x.example"], "only the create");
 }
@@ -1888,7 +1892,7 @@ fn a_renamed_representative_and_a_dropped_username_line_keep_the_live_name() {
         usernames(&d),
         [("a.kate@x.example", "kd"), ("john@x.example", "boss")]
     );
-    let p = diff(&d, &o, &opts()).unwrap();
+    let p = make_settled(&d, &o, &opts()).unwrap();
     assert!(
         p.changes
             .iter()
@@ -1925,7 +1929,7 @@ fn a_user_name_moving_between_representatives_is_written_after_it_is_freed() {
     let mut b = named("b@acme.example", "boss");
     b.language = "de".into();
     let d = desired(base().rep(named("a@acme.example", "ace")).rep(b).0);
-    let p = diff(&d, &o, &opts()).unwrap();
+    let p = make_settled(&d, &o, &opts()).unwrap();
     let summary: Vec<(String, Value)> = p
         .changes
         .iter()
@@ -1960,7 +1964,7 @@ fn a_user_name_moving_between_representatives_is_written_after_it_is_freed() {
         .get_mut("a@acme.example")
         .unwrap()
         .username = Some("Boss".into());
-    let p = diff(&d, &o2, &opts()).unwrap();
+    let p = make_settled(&d, &o2, &opts()).unwrap();
     let keys: Vec<&str> = p.changes.iter().map(|c| c.id.key.as_str()).collect();
     assert_eq!(keys, ["a@acme.example", "b@acme.example"]);
     assert_eq!(p.changes[1].depends_on, [0]);
@@ -2000,7 +2004,7 @@ fn a_large_kind_is_compared_on_every_core_with_the_same_result() {
     }
     let mut o = observed(live.0);
     o.account.seats = n as u32 + 100;
-    let p = diff(&desired(declared.0), &o, &opts()).unwrap();
+    let p = make_settled(&desired(declared.0), &o, &opts()).unwrap();
     let mut got: Vec<(Action, String)> = p
         .changes
         .iter()
@@ -2038,7 +2042,7 @@ fn a_long_chain_of_user_names_handed_down_is_written_from_its_end() {
     }
     let mut o = observed(live.0);
     o.account.seats = 10_000;
-    let p = diff(&desired(declared.0), &o, &opts()).unwrap();
+    let p = make_settled(&desired(declared.0), &o, &opts()).unwrap();
     let at = |i: usize| p.changes.iter().position(|c| c.id.key == key(i)).unwrap();
     for i in 0..n - 1 {
         assert!(at(i) > at(i + 1), "{} before {}", key(i), key(i + 1));

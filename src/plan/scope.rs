@@ -1,0 +1,582 @@
+//! Rule 6: what a manager token may touch, and every change it may not make.
+//!
+//! Owns the behaviour of [`Scope`] (its data sits in `draft.rs`, carried by the run):
+//! working it out from the live manager the token acts as and the declaration
+//! ([`work_out`]), and the [`Scoped`] trait, each kind's test of whether the scope
+//! covers an object and its `escalation` issues for one change. The diff asks here which
+//! objects the token cannot see or must leave alone (they go to `out_of_scope`), and
+//! [`check`]s each change it drafts; the issues become [`PlanError`]s on the run. With an
+//! administrator token there is no scope and nothing here applies.
+
+use std::collections::BTreeSet;
+
+use super::draft::{Cx, Scope};
+use super::kinds::Object;
+use super::{Action, Change, PlanError};
+use crate::model::rules::RuleCode;
+use crate::model::{
+    Administrator, Campaign, ContactGroup, Feature, Kind, Manager, ObjectId, Observed, Org, Portal,
+    Principal, Representative, Team, TeamRight,
+};
+
+/// One rule-6 problem on a declared object (turned into an `escalation` error).
+#[derive(Debug, Clone)]
+pub(super) struct ScopeIssue {
+    pub pointer: String,
+    pub message: String,
+    pub help: String,
+}
+
+/// Sets the run's scope when the token acts as a manager, or refuses the plan when that
+/// manager is not live (the scope cannot be known).
+pub(super) fn work_out(cx: &mut Cx) {
+    match Scope::from_observed(cx.observed) {
+        Ok(s) => {
+            cx.scope = s.map(|mut s| {
+                s.add_people(&cx.desired.org);
+                s
+            })
+        }
+        Err(e) => cx.errors.push(e),
+    }
+}
+
+/// A manager token can neither read (403) nor change administrators: the diff reports
+/// every declared or live one out of scope instead of comparing them.
+pub(super) fn unreadable(cx: &Cx, kind: Kind) -> bool {
+    kind == Kind::Administrator && cx.scope.is_some()
+}
+
+/// A declared object with no live namesake that the token could not have seen: it may
+/// well exist, so it is reported, never created. (Portals, campaigns and contact groups
+/// are all visible: a missing one is a create, which [`check`] judges.)
+pub(super) fn unseen<T: Scoped>(cx: &Cx, declared: &T) -> bool {
+    !matches!(T::KIND, Kind::Portal | Kind::Campaign | Kind::ContactGroup) && outside(cx, declared)
+}
+
+/// A live object outside the token's reach.
+pub(super) fn outside<T: Scoped>(cx: &Cx, live: &T) -> bool {
+    cx.scope.as_ref().is_some_and(|s| !live.in_scope(s))
+}
+
+/// An undeclared live object never touched: outside the token's reach, or the token's
+/// own manager.
+pub(super) fn untouchable<T: Scoped>(cx: &Cx, key: &str, live: &T) -> bool {
+    cx.scope
+        .as_ref()
+        .is_some_and(|s| !live.in_scope(s) || (T::KIND == Kind::Manager && key == s.login))
+}
+
+/// Every rule-6 issue of one change becomes an `escalation` error (none without a scope).
+pub(super) fn check<T: Scoped>(cx: &mut Cx, obj: &T, live: Option<&T>, change: &Change) {
+    let Some(scope) = &cx.scope else { return };
+    for i in obj.scope_issues(live, change, scope) {
+        cx.errors.push(PlanError {
+            rule: RuleCode::Escalation,
+            id: change.id.clone(),
+            pointer: i.pointer,
+            message: i.message,
+            help: i.help,
+        });
+    }
+}
+
+/// What a kind tells rule 6. Portals and administrators are account-level: never in
+/// scope, and any change of one is refused.
+pub(super) trait Scoped: Object {
+    /// Whether a manager token's scope covers the object.
+    fn in_scope(&self, _scope: &Scope) -> bool {
+        false
+    }
+    /// What the token may not do in `change` of this object (`live`: as it is now,
+    /// references renamed as this plan renames them).
+    fn scope_issues(
+        &self,
+        _live: Option<&Self>,
+        change: &Change,
+        scope: &Scope,
+    ) -> Vec<ScopeIssue> {
+        account_level(change, scope)
+    }
+}
+
+impl Scoped for Portal {}
+
+impl Scoped for Administrator {}
+
+impl Scope {
+    /// `None` for an administrator (or unknown) principal.
+    fn from_observed(o: &Observed) -> Result<Option<Scope>, PlanError> {
+        let Some(Principal::Manager { login }) = &o.principal else {
+            return Ok(None);
+        };
+        let login = login.to_lowercase();
+        match o.org.managers.get(&login) {
+            Some(m) => {
+                let mut s = Scope {
+                    login: login.clone(),
+                    teams: m.teams.clone(),
+                    rights: m.team_rights.clone(),
+                    grantable: m.grantable.clone(),
+                    reps: BTreeSet::new(),
+                    managers: [login].into(),
+                };
+                s.add_people(&o.org);
+                Ok(Some(s))
+            }
+            None => Err(PlanError {
+                rule: RuleCode::Escalation,
+                id: ObjectId::new(Kind::Manager, login.as_str()),
+                pointer: String::new(),
+                message: format!(
+                    "the token acts as manager {login}, who is not among the live managers, \
+                     so the scope of this plan cannot be worked out"
+                ),
+                help: "use a token of an existing manager, or an administrator token".into(),
+            }),
+        }
+    }
+
+    /// Adds the representatives and managers of `org` that sit in scope (the live ones,
+    /// then the declared ones: a representative created in scope is in scope).
+    fn add_people(&mut self, org: &Org) {
+        let reps: Vec<String> = org
+            .representatives
+            .values()
+            .filter(|r| r.team.as_deref().is_some_and(|t| self.team(t)))
+            .map(|r| r.login.clone())
+            .collect();
+        self.reps.extend(reps);
+        let managers: Vec<String> = org
+            .managers
+            .values()
+            .filter(|m| !m.teams.is_empty() && m.teams.iter().all(|t| self.team(t)))
+            .map(|m| m.login.clone())
+            .collect();
+        self.managers.extend(managers);
+    }
+
+    /// Strictly below one of the manager's teams: what it may create, move or delete.
+    pub(super) fn strictly_below(&self, path: &str) -> bool {
+        path.rfind('/').is_some_and(|i| self.team(&path[..i]))
+    }
+
+    fn lacks(&self, right: TeamRight, what: &str, pointer: &str) -> Option<ScopeIssue> {
+        (!self.rights.contains(&right)).then(|| ScopeIssue {
+            pointer: pointer.into(),
+            message: format!(
+                "manager {} lacks the team right `{}` needed to {what} (rule 6)",
+                self.login,
+                right.id()
+            ),
+            help: format!(
+                "apply this change with an administrator token, or ask an administrator to \
+                 grant `{}`",
+                right.id()
+            ),
+        })
+    }
+
+    /// Whether a team path is one of the manager's teams or below one of them.
+    pub(super) fn team(&self, path: &str) -> bool {
+        let mut end = path.len();
+        loop {
+            if self.teams.contains(&path[..end]) {
+                return true;
+            }
+            match path[..end].rfind('/') {
+                Some(i) => end = i,
+                None => return false,
+            }
+        }
+    }
+
+    fn teams_list(&self) -> String {
+        if self.teams.is_empty() {
+            "none".into()
+        } else {
+            self.teams.iter().cloned().collect::<Vec<_>>().join(", ")
+        }
+    }
+
+    /// The issue when any of `names` is not `inside`: `what` words it, given them joined.
+    fn outside_any<'n>(
+        &self,
+        names: impl IntoIterator<Item = &'n String>,
+        inside: impl Fn(&str) -> bool,
+        what: impl FnOnce(String) -> String,
+        pointer: &str,
+    ) -> Option<ScopeIssue> {
+        let out: Vec<&str> = names
+            .into_iter()
+            .map(String::as_str)
+            .filter(|n| !inside(n))
+            .collect();
+        (!out.is_empty()).then(|| self.outside(&what(out.join(", ")), pointer))
+    }
+
+    fn outside(&self, what: &str, pointer: &str) -> ScopeIssue {
+        ScopeIssue {
+            pointer: pointer.into(),
+            message: format!(
+                "{what}, outside the teams of manager {} ({}) (rule 6)",
+                self.login,
+                self.teams_list()
+            ),
+            help: "apply this change with an administrator token, or leave it out of what \
+                   this manager applies"
+                .into(),
+        }
+    }
+}
+
+/// Portals and administrators are account-level: a manager token changes none.
+fn account_level(c: &Change, s: &Scope) -> Vec<ScopeIssue> {
+    vec![ScopeIssue {
+        pointer: String::new(),
+        message: format!(
+            "manager {} cannot {} {}: {}s are account-level (rule 6)",
+            s.login,
+            c.action.verb(),
+            c.id,
+            c.id.kind
+        ),
+        help: format!(
+            "apply `{}` with an administrator token, or declare it exactly as it is live",
+            c.id.kind.section()
+        ),
+    }]
+}
+
+impl Scoped for Team {
+    fn in_scope(&self, s: &Scope) -> bool {
+        s.team(&self.path)
+    }
+    fn scope_issues(&self, live: Option<&Self>, c: &Change, s: &Scope) -> Vec<ScopeIssue> {
+        let d = self;
+        let mut v = vec![];
+        if !s.team(&d.path) {
+            v.push(s.outside(
+                &format!("team {} would {}", d.path, action_target(c.action)),
+                "",
+            ));
+        }
+        if let Some(old) = c.previously.as_deref().or(live.map(|l| l.path.as_str()))
+            && !s.team(old)
+        {
+            v.push(s.outside(&format!("team {old} is"), "/previously"));
+        }
+        // Creating, renaming, moving or deleting one of its own teams is refused: only
+        // teams strictly below them.
+        if matches!(
+            c.action,
+            Action::Create | Action::Rename | Action::Move | Action::Delete
+        ) {
+            for p in [Some(d.path.as_str()), c.previously.as_deref()]
+                .into_iter()
+                .flatten()
+            {
+                if s.team(p) && !s.strictly_below(p) {
+                    v.push(s.outside(
+                        &format!(
+                            "team {p} is one of the manager's own teams and would {}; a manager \
+                             creates, moves or deletes only teams below its own",
+                            action_target(c.action)
+                        ),
+                        "",
+                    ));
+                }
+            }
+        }
+        v.extend(s.lacks(
+            TeamRight::ManageSubteams,
+            &format!("change team {}", d.path),
+            "",
+        ));
+        v
+    }
+}
+
+fn action_target(a: Action) -> &'static str {
+    match a {
+        Action::Create => "be created",
+        Action::Update => "change",
+        Action::Rename => "be renamed",
+        Action::Move => "move",
+        Action::Deactivate => "be deactivated",
+        Action::Reactivate => "be reactivated",
+        Action::Delete => "be deleted",
+    }
+}
+
+impl Scoped for Representative {
+    fn in_scope(&self, s: &Scope) -> bool {
+        self.team.as_deref().is_some_and(|t| s.team(t))
+    }
+    fn scope_issues(&self, live: Option<&Self>, c: &Change, s: &Scope) -> Vec<ScopeIssue> {
+        let d = self;
+        let mut v = vec![];
+        match &d.team {
+            Some(t) if s.team(t) => {}
+            Some(t) => v.push(s.outside(
+                &format!("representative {} would be in team {t}", d.login),
+                "/team",
+            )),
+            None => v.push(s.outside(
+                &format!("representative {} would be in no team", d.login),
+                "/team",
+            )),
+        }
+        if let Some(l) = live {
+            match &l.team {
+                Some(t) if s.team(t) => {}
+                Some(t) => v.push(s.outside(
+                    &format!("representative {} is live in team {t}", l.login),
+                    "/team",
+                )),
+                None => v.push(s.outside(
+                    &format!("representative {} is live in no team", l.login),
+                    "/team",
+                )),
+            }
+        }
+        // Features granted or revoked must be in the manager's `grantable`.
+        let touched: BTreeSet<Feature> = match live {
+            None => d.features.clone(),
+            Some(l) => d
+                .features
+                .symmetric_difference(&l.features)
+                .copied()
+                .collect(),
+        };
+        let mut denied: Vec<Feature> = touched
+            .into_iter()
+            .filter(|f| !s.grantable.contains(f))
+            .collect();
+        let ms_touched = match live {
+            None => d.multisession > 1,
+            Some(l) => d.multisession != l.multisession,
+        };
+        if ms_touched && !s.grantable.contains(&Feature::Multisession) {
+            denied.push(Feature::Multisession);
+        }
+        match (c.action, live) {
+            (Action::Create, _) => {
+                v.extend(s.lacks(
+                    TeamRight::ManageRepresentatives,
+                    &format!("add representative {}", d.login),
+                    "",
+                ));
+            }
+            (Action::Delete, _) => {
+                v.extend(s.lacks(
+                    TeamRight::ManageRepresentatives,
+                    &format!("delete representative {}", d.login),
+                    "",
+                ));
+            }
+            (_, Some(l)) => {
+                let renamed = c.previously.is_some();
+                for (field, changed) in [
+                    ("/login", renamed),
+                    ("/first_name", d.first_name != l.first_name),
+                    ("/last_name", d.last_name != l.last_name),
+                    ("/username", d.username != l.username),
+                ] {
+                    if changed {
+                        v.extend(s.lacks(
+                            TeamRight::EditRepNameLogin,
+                            &format!("change the name or login of representative {}", d.login),
+                            field,
+                        ));
+                        break;
+                    }
+                }
+            }
+            _ => {}
+        }
+        if c.set_password.is_some() {
+            v.extend(s.lacks(
+                TeamRight::EditRepPassword,
+                &format!("set the password of representative {}", d.login),
+                "/password",
+            ));
+        }
+        if !denied.is_empty() {
+            let names: Vec<&str> = denied.iter().map(|f| f.id()).collect();
+            v.push(ScopeIssue {
+                pointer: if denied == [Feature::Multisession] {
+                    "/multisession".into()
+                } else {
+                    "/features".into()
+                },
+                message: format!(
+                    "manager {} may not grant or revoke {} on {} (not in its `grantable`) (rule 6)",
+                    s.login,
+                    names.join(", "),
+                    c.id
+                ),
+                help: format!(
+                    "leave these features as they are live, or apply with an administrator \
+                     token; grantable: {}",
+                    s.grantable
+                        .iter()
+                        .map(|f| f.id())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            });
+        }
+        v
+    }
+}
+
+impl Scoped for Manager {
+    fn in_scope(&self, s: &Scope) -> bool {
+        self.login == s.login || (!self.teams.is_empty() && self.teams.iter().all(|t| s.team(t)))
+    }
+    fn scope_issues(&self, live: Option<&Self>, c: &Change, s: &Scope) -> Vec<ScopeIssue> {
+        let d = self;
+        let mut v = vec![];
+        // The live system asks for `manage_managers` on every manager write, the token's own
+        // manager included.
+        if !s.rights.contains(&TeamRight::ManageManagers) {
+            v.push(ScopeIssue {
+                pointer: String::new(),
+                message: format!(
+                    "manager {} cannot {} manager {} without the `manage_managers` right (rule 6)",
+                    s.login,
+                    c.action.verb(),
+                    d.login
+                ),
+                help: "ask an administrator to grant `manage_managers`, or apply managers with \
+                       an administrator token"
+                    .into(),
+            });
+        }
+        v.extend(s.outside_any(
+            &d.teams,
+            |t| s.team(t),
+            |teams| format!("manager {} would manage {teams}", d.login),
+            "/teams",
+        ));
+        if d.teams.is_empty() && d.login != s.login && c.action != Action::Delete {
+            v.push(s.outside(&format!("manager {} would have no team", d.login), "/teams"));
+        }
+        if let Some(l) = live
+            && l.login != s.login
+            && (l.teams.is_empty() || !l.teams.iter().all(|t| s.team(t)))
+        {
+            v.push(s.outside(&format!("manager {} is live", l.login), ""));
+        }
+        let extra_rights: Vec<&str> = d
+            .team_rights
+            .iter()
+            .filter(|r| !s.rights.contains(r))
+            .map(|r| r.id())
+            .collect();
+        if !extra_rights.is_empty() {
+            v.push(ScopeIssue {
+                pointer: "/team_rights".into(),
+                message: format!(
+                    "manager {} would hold {} that manager {} does not hold (rule 6)",
+                    d.login,
+                    extra_rights.join(", "),
+                    s.login
+                ),
+                help: "a manager may give at most its own rights; remove them".into(),
+            });
+        }
+        let extra_grantable: Vec<&str> = d
+            .grantable
+            .iter()
+            .filter(|f| !s.grantable.contains(f))
+            .map(|f| f.id())
+            .collect();
+        if !extra_grantable.is_empty() {
+            v.push(ScopeIssue {
+                pointer: "/grantable".into(),
+                message: format!(
+                    "manager {} would be able to grant {}, which manager {} cannot (rule 6)",
+                    d.login,
+                    extra_grantable.join(", "),
+                    s.login
+                ),
+                help: "a manager may pass on at most its own `grantable`; remove them".into(),
+            });
+        }
+        v
+    }
+}
+
+impl Scoped for Campaign {
+    fn in_scope(&self, _: &Scope) -> bool {
+        true
+    }
+    fn scope_issues(&self, live: Option<&Self>, _: &Change, s: &Scope) -> Vec<ScopeIssue> {
+        let d = self;
+        let mut v = vec![];
+        for (c, verb) in [(Some(d), "would select"), (live, "selects")] {
+            let Some(c) = c else { continue };
+            v.extend(s.outside_any(
+                &c.teams,
+                |t| s.team(t),
+                |teams| format!("campaign {} {verb} team {teams}", c.name),
+                "/teams",
+            ));
+            v.extend(s.outside_any(
+                &c.representatives,
+                |r| s.reps.contains(r),
+                |reps| format!("campaign {} {verb} representative {reps}", c.name),
+                "/representatives",
+            ));
+        }
+        v
+    }
+}
+
+impl Scoped for ContactGroup {
+    fn in_scope(&self, _: &Scope) -> bool {
+        true
+    }
+    /// A contact group is written only when everyone it is shared with (before and after)
+    /// is in scope.
+    fn scope_issues(&self, live: Option<&Self>, _: &Change, s: &Scope) -> Vec<ScopeIssue> {
+        let d = self;
+        let mut v = vec![];
+        for (g, verb) in [(Some(d), "would be shared with"), (live, "is shared with")] {
+            let Some(g) = g else { continue };
+            v.extend(s.outside_any(
+                g.shared_with.keys(),
+                |l| s.reps.contains(l) || s.managers.contains(l),
+                |who| format!("contact group {} {verb} {who}", g.name),
+                "/shared_with",
+            ));
+        }
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scope_covers_sub_teams_by_path_prefix_only() {
+        let s = Scope {
+            login: "m@x.example".into(),
+            teams: ["Europe/Paris".to_string()].into(),
+            rights: BTreeSet::new(),
+            grantable: BTreeSet::new(),
+            reps: BTreeSet::new(),
+            managers: BTreeSet::new(),
+        };
+        assert!(s.strictly_below("Europe/Paris/North"));
+        assert!(!s.strictly_below("Europe/Paris"));
+        assert!(s.team("Europe/Paris"));
+        assert!(s.team("Europe/Paris/North"));
+        assert!(!s.team("Europe"));
+        assert!(!s.team("Europe/Parisians"));
+        assert!(!s.team("Asia"));
+    }
+}
