@@ -289,6 +289,11 @@ object! {
     fn active(&self) -> Option<bool> {
         Some(self.active)
     }
+    fn refs(&self) -> Vec<ObjectId> {
+        ids(Kind::Representative, &self.representatives)
+            .chain(ids(Kind::Team, &self.teams))
+            .collect()
+    }
     fn translate<'a>(&'a self, r: &Renames) -> Cow<'a, Self> {
         translated(self, r, || {
             let mut c = self.clone();
@@ -296,11 +301,6 @@ object! {
             c.teams = renamed(&self.teams, |t| r.team_path(t));
             c
         })
-    }
-    fn refs(&self) -> Vec<ObjectId> {
-        ids(Kind::Representative, &self.representatives)
-            .chain(ids(Kind::Team, &self.teams))
-            .collect()
     }
 }
 

@@ -139,6 +139,9 @@ pub(super) fn team_deletes(cx: &mut Cx) {
         .collect();
     let mut occupied: BTreeSet<String> = BTreeSet::new();
     let mut leaving: BTreeMap<String, Vec<ObjectId>> = BTreeMap::new();
+    // `who`'s change takes it out of `team` (the delete waits for it).
+    let mut leave =
+        |team: &str, who: ObjectId| leaving.entry(team.to_string()).or_default().push(who);
     // Members after the plan: declared reps' teams, and undeclared reps that stay.
     for r in cx.desired.org.representatives.values() {
         if let Some(t) = &r.team
@@ -155,10 +158,7 @@ pub(super) fn team_deletes(cx: &mut Cx) {
             continue;
         }
         if rep_removed.get(u.key.as_str()) == Some(&Action::Delete) {
-            leaving
-                .entry(t.into_owned())
-                .or_default()
-                .push(ObjectId::new(Kind::Representative, u.key.as_str()));
+            leave(&t, ObjectId::new(Kind::Representative, u.key.as_str()));
         } else {
             occupied.insert(t.into_owned());
         }
@@ -175,10 +175,7 @@ pub(super) fn team_deletes(cx: &mut Cx) {
         {
             let t = cx.renames.team_path(t);
             if deleting.contains(t.as_ref()) {
-                leaving
-                    .entry(t.into_owned())
-                    .or_default()
-                    .push(d.change.id.clone());
+                leave(&t, d.change.id.clone());
             }
         }
     }
@@ -195,10 +192,7 @@ pub(super) fn team_deletes(cx: &mut Cx) {
             && deleting.contains(p)
         {
             if deleting.contains(&u.key) {
-                leaving
-                    .entry(p.to_string())
-                    .or_default()
-                    .push(ObjectId::new(Kind::Team, u.key.as_str()));
+                leave(p, ObjectId::new(Kind::Team, u.key.as_str()));
             } else {
                 occupied.insert(p.to_string());
             }

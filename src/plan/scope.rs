@@ -316,29 +316,16 @@ impl Scoped for Representative {
     fn scope_issues(&self, live: Option<&Self>, c: &Change, s: &Scope) -> Vec<ScopeIssue> {
         let d = self;
         let mut v = vec![];
-        match &d.team {
-            Some(t) if s.team(t) => {}
-            Some(t) => v.push(s.outside(
-                &format!("representative {} would be in team {t}", d.login),
+        for (r, verb) in declared_and_live(d, live, "would be in", "is live in") {
+            let team = match &r.team {
+                Some(t) if s.team(t) => continue,
+                Some(t) => format!("team {t}"),
+                None => "no team".to_string(),
+            };
+            v.push(s.outside(
+                &format!("representative {} {verb} {team}", r.login),
                 "/team",
-            )),
-            None => v.push(s.outside(
-                &format!("representative {} would be in no team", d.login),
-                "/team",
-            )),
-        }
-        if let Some(l) = live {
-            match &l.team {
-                Some(t) if s.team(t) => {}
-                Some(t) => v.push(s.outside(
-                    &format!("representative {} is live in team {t}", l.login),
-                    "/team",
-                )),
-                None => v.push(s.outside(
-                    &format!("representative {} is live in no team", l.login),
-                    "/team",
-                )),
-            }
+            ));
         }
         // Features granted or revoked must be in the manager's `grantable`.
         let touched: BTreeSet<Feature> = match live {
@@ -469,44 +456,60 @@ impl Scoped for Manager {
         {
             v.push(s.outside(&format!("manager {} is live", l.login), ""));
         }
-        let extra_rights: Vec<&str> = d
+        // A manager passes on at most what it holds itself.
+        let rights: Vec<&str> = d
             .team_rights
-            .iter()
-            .filter(|r| !s.rights.contains(r))
+            .difference(&s.rights)
             .map(|r| r.id())
             .collect();
-        if !extra_rights.is_empty() {
-            v.push(ScopeIssue {
-                pointer: "/team_rights".into(),
-                message: format!(
-                    "manager {} would hold {} that manager {} does not hold (rule 6)",
-                    d.login,
-                    extra_rights.join(", "),
-                    s.login
-                ),
-                help: "a manager may give at most its own rights; remove them".into(),
-            });
-        }
-        let extra_grantable: Vec<&str> = d
+        let grantable: Vec<&str> = d
             .grantable
-            .iter()
-            .filter(|f| !s.grantable.contains(f))
+            .difference(&s.grantable)
             .map(|f| f.id())
             .collect();
-        if !extra_grantable.is_empty() {
-            v.push(ScopeIssue {
-                pointer: "/grantable".into(),
-                message: format!(
-                    "manager {} would be able to grant {}, which manager {} cannot (rule 6)",
-                    d.login,
-                    extra_grantable.join(", "),
+        for (pointer, extra, message, help) in [
+            (
+                "/team_rights",
+                &rights,
+                format!(
+                    "would hold {} that manager {} does not hold",
+                    rights.join(", "),
                     s.login
                 ),
-                help: "a manager may pass on at most its own `grantable`; remove them".into(),
-            });
+                "a manager may give at most its own rights; remove them",
+            ),
+            (
+                "/grantable",
+                &grantable,
+                format!(
+                    "would be able to grant {}, which manager {} cannot",
+                    grantable.join(", "),
+                    s.login
+                ),
+                "a manager may pass on at most its own `grantable`; remove them",
+            ),
+        ] {
+            if !extra.is_empty() {
+                v.push(ScopeIssue {
+                    pointer: pointer.into(),
+                    message: format!("manager {} {message} (rule 6)", d.login),
+                    help: help.into(),
+                });
+            }
         }
         v
     }
+}
+
+/// The declared object and, when there is one, the live one, each with the verb that
+/// words what it does: both sides of a change must stay in scope.
+fn declared_and_live<'a, T>(
+    declared: &'a T,
+    live: Option<&'a T>,
+    declared_verb: &'static str,
+    live_verb: &'static str,
+) -> impl Iterator<Item = (&'a T, &'static str)> {
+    std::iter::once((declared, declared_verb)).chain(live.map(|l| (l, live_verb)))
 }
 
 impl Scoped for Campaign {
@@ -514,10 +517,8 @@ impl Scoped for Campaign {
         true
     }
     fn scope_issues(&self, live: Option<&Self>, _: &Change, s: &Scope) -> Vec<ScopeIssue> {
-        let d = self;
         let mut v = vec![];
-        for (c, verb) in [(Some(d), "would select"), (live, "selects")] {
-            let Some(c) = c else { continue };
+        for (c, verb) in declared_and_live(self, live, "would select", "selects") {
             v.extend(s.outside_any(
                 &c.teams,
                 |t| s.team(t),
@@ -542,18 +543,16 @@ impl Scoped for ContactGroup {
     /// A contact group is written only when everyone it is shared with (before and after)
     /// is in scope.
     fn scope_issues(&self, live: Option<&Self>, _: &Change, s: &Scope) -> Vec<ScopeIssue> {
-        let d = self;
-        let mut v = vec![];
-        for (g, verb) in [(Some(d), "would be shared with"), (live, "is shared with")] {
-            let Some(g) = g else { continue };
-            v.extend(s.outside_any(
-                g.shared_with.keys(),
-                |l| s.reps.contains(l) || s.managers.contains(l),
-                |who| format!("contact group {} {verb} {who}", g.name),
-                "/shared_with",
-            ));
-        }
-        v
+        declared_and_live(self, live, "would be shared with", "is shared with")
+            .filter_map(|(g, verb)| {
+                s.outside_any(
+                    g.shared_with.keys(),
+                    |l| s.reps.contains(l) || s.managers.contains(l),
+                    |who| format!("contact group {} {verb} {who}", g.name),
+                    "/shared_with",
+                )
+            })
+            .collect()
     }
 }
 

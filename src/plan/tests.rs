@@ -102,39 +102,30 @@ fn feats(fs: &[Feature]) -> BTreeSet<Feature> {
 #[derive(Default, Clone)]
 struct OrgB(Org);
 
+/// `OrgB::rep(r)` and the like: adds one object under its key.
+macro_rules! adders {
+    ($($name:ident($t:ty) => $map:ident by $key:ident;)*) => {
+        $(fn $name(mut self, x: $t) -> Self {
+            self.0.$map.insert(x.$key.clone(), x);
+            self
+        })*
+    };
+}
+
 impl OrgB {
-    fn team(mut self, t: Team) -> Self {
-        self.0.teams.insert(t.path.clone(), t);
-        self
+    adders! {
+        team(Team) => teams by path;
+        rep(Representative) => representatives by login;
+        portal(Portal) => portals by name;
+        manager(Manager) => managers by login;
+        admin(Administrator) => administrators by login;
+        campaign(Campaign) => campaigns by name;
+        group(ContactGroup) => contact_groups by name;
     }
     fn teams(mut self, paths: &[&str]) -> Self {
         for p in paths {
             self.0.teams.insert(p.to_string(), Team::new(*p));
         }
-        self
-    }
-    fn rep(mut self, r: Representative) -> Self {
-        self.0.representatives.insert(r.login.clone(), r);
-        self
-    }
-    fn portal(mut self, p: Portal) -> Self {
-        self.0.portals.insert(p.name.clone(), p);
-        self
-    }
-    fn manager(mut self, m: Manager) -> Self {
-        self.0.managers.insert(m.login.clone(), m);
-        self
-    }
-    fn admin(mut self, a: Administrator) -> Self {
-        self.0.administrators.insert(a.login.clone(), a);
-        self
-    }
-    fn campaign(mut self, c: Campaign) -> Self {
-        self.0.campaigns.insert(c.name.clone(), c);
-        self
-    }
-    fn group(mut self, g: ContactGroup) -> Self {
-        self.0.contact_groups.insert(g.name.clone(), g);
         self
     }
 }
@@ -217,6 +208,90 @@ fn change<'a>(p: &'a Plan, kind: Kind, key: &str) -> &'a Change {
         .iter()
         .find(|c| c.id == ObjectId::new(kind, key))
         .unwrap_or_else(|| panic!("no change for {kind}/{key} in\n{}", render::text(p, false)))
+}
+
+/// The action of the change of `kind/key`, and the value its patch writes to `field`.
+fn patched(p: &Plan, kind: Kind, key: &str, field: &str) -> (Action, Value) {
+    let c = change(p, kind, key);
+    (c.action, c.patch.as_ref().unwrap()[field].clone())
+}
+
+/// Each change as `verb kind/key`, in plan order.
+fn verbs(p: &Plan) -> Vec<String> {
+    p.changes
+        .iter()
+        .map(|c| format!("{} {}", c.action.verb(), c.id))
+        .collect()
+}
+
+fn warns(p: &Plan, text: &str) -> bool {
+    p.warnings.iter().any(|w| w.contains(text))
+}
+
+fn strings(xs: &[&str]) -> BTreeSet<String> {
+    xs.iter().map(|x| x.to_string()).collect()
+}
+
+/// A campaign of these representatives and teams.
+fn campaign_of(name: &str, reps: &[&str], teams: &[&str]) -> Campaign {
+    let mut c = campaign(name);
+    c.representatives = strings(reps);
+    c.teams = strings(teams);
+    c
+}
+
+/// `base()` with ann moved from Lyon into Paris.
+fn ann_in_paris() -> OrgB {
+    let mut d = base();
+    d.0.representatives
+        .get_mut("ann@acme.example")
+        .unwrap()
+        .team = Some("Europe/Paris".into());
+    d
+}
+
+/// The plan that deletes the live teams `declared` leaves out (`unmanaged: remove`,
+/// `on_remove: delete`).
+fn deleting_teams(declared: OrgB, live: OrgB, opts: PlanOptions) -> Plan {
+    let mut d = desired(declared.0);
+    d.policy.teams = delete_unmanaged();
+    make_settled(&d, &observed(live.0), &opts).unwrap()
+}
+
+/// Team `Old` is deleted (with `--allow-delete`) once the first change, `first`, takes
+/// its live member `live_login` out into team `Keep`, as `member`.
+fn assert_old_deleted_after(member: Representative, live_login: &str, first: Action) {
+    let p = deleting_teams(
+        OrgB::default().teams(&["Keep"]).rep(member),
+        OrgB::default()
+            .teams(&["Keep", "Old"])
+            .rep(rep(live_login, "Old")),
+        allow_delete(true),
+    );
+    assert_eq!(p.changes[0].action, first);
+    let del = change(&p, Kind::Team, "Old");
+    assert_eq!(del.action, Action::Delete);
+    assert_eq!(del.depends_on, vec![0]);
+}
+
+/// A team of `path` that says `previously: {previously}`.
+fn team_from(path: &str, previously: &str) -> Team {
+    let mut t = Team::new(path);
+    t.previously = Some(previously.into());
+    t
+}
+
+fn set_username(org: &mut Org, login: &str, name: &str) {
+    org.representatives.get_mut(login).unwrap().username = Some(name.into());
+}
+
+/// The errors of a plan that would deactivate the live, protected, undeclared `ghost`.
+fn removing_a_protected_ghost() -> PlanErrors {
+    let mut ghost = rep("ghost@acme.example", "Europe/Lyon");
+    ghost.protect = true;
+    let mut d = desired(base().0);
+    d.policy.representatives.unmanaged = Policy::Remove;
+    errors(&d, &observed(base().rep(ghost).0), opts())
 }
 
 /// A small organization used by many tests (declared = live).
@@ -429,11 +504,7 @@ fn rename_whose_old_key_is_absent_creates() {
 
 #[test]
 fn rep_team_change_is_a_move_and_counts_one_removal() {
-    let mut d = base();
-    d.0.representatives
-        .get_mut("ann@acme.example")
-        .unwrap()
-        .team = Some("Europe/Paris".into());
+    let d = ann_in_paris();
     let p = plan(&desired(d.0), &observed(base().0));
     let c = change(&p, Kind::Representative, "ann@acme.example");
     assert_eq!(c.action, Action::Move);
@@ -446,28 +517,22 @@ fn rep_team_change_is_a_move_and_counts_one_removal() {
 fn team_rename_and_move_carry_sub_teams_and_members_without_drift() {
     // Europe → EU (rename, same parent: none); EU/Lyon's members follow without drift.
     let mut d = OrgB::default().teams(&["EU/Paris", "EU/Lyon", "France"]);
-    let mut eu = Team::new("EU");
-    eu.previously = Some("Europe".into());
+    let eu = team_from("EU", "Europe");
     d = d.team(eu);
     // Lyon moves under France.
     d.0.teams.remove("EU/Lyon");
-    let mut lyon = Team::new("France/Lyon");
-    lyon.previously = Some("Europe/Lyon".into());
+    let lyon = team_from("France/Lyon", "Europe/Lyon");
     d = d.team(lyon);
     d = d
         .rep(rep("a@acme.example", "EU/Paris"))
         .rep(rep("b@acme.example", "France/Lyon"));
-    let mut c = campaign("c");
-    c.teams = ["EU/Paris".to_string()].into();
-    d = d.campaign(c);
+    d = d.campaign(campaign_of("c", &[], &["EU/Paris"]));
 
     let mut l = OrgB::default().teams(&["Europe", "Europe/Paris", "Europe/Lyon", "France"]);
     l = l
         .rep(rep("a@acme.example", "Europe/Paris"))
         .rep(rep("b@acme.example", "Europe/Lyon"));
-    let mut c = campaign("c");
-    c.teams = ["Europe/Paris".to_string()].into();
-    l = l.campaign(c);
+    l = l.campaign(campaign_of("c", &[], &["Europe/Paris"]));
 
     let p = plan(&desired(d.0), &observed(l.0));
     let text = render::text(&p, false);
@@ -492,12 +557,14 @@ fn declared_deactivation_and_reactivation() {
     let mut l = base();
     l.0.teams.get_mut("Europe/Lyon").unwrap().active = false;
     let p = plan(&desired(d.0), &observed(l.0));
-    let c = change(&p, Kind::Representative, "ann@acme.example");
-    assert_eq!(c.action, Action::Deactivate);
-    assert_eq!(c.patch.as_ref().unwrap()["status"], "inactive");
-    let t = change(&p, Kind::Team, "Europe/Lyon");
-    assert_eq!(t.action, Action::Reactivate);
-    assert_eq!(t.patch.as_ref().unwrap()["active"], true);
+    assert_eq!(
+        patched(&p, Kind::Representative, "ann@acme.example", "status"),
+        (Action::Deactivate, json!("inactive"))
+    );
+    assert_eq!(
+        patched(&p, Kind::Team, "Europe/Lyon", "active"),
+        (Action::Reactivate, json!(true))
+    );
     assert_eq!(p.summary.deactivate, 1);
     assert_eq!(p.summary.reactivate, 1);
 }
@@ -535,23 +602,24 @@ fn unmanaged_objects_follow_the_kind_policy() {
         k.unmanaged = Policy::Remove;
     }
     let p = plan(&d, &observed(l.clone().0));
-    let r = change(&p, Kind::Representative, "ghost@acme.example");
-    assert_eq!(r.action, Action::Deactivate);
-    assert_eq!(r.patch.as_ref().unwrap()["status"], "inactive");
-    let c = change(&p, Kind::Campaign, "old");
-    assert_eq!(c.action, Action::Deactivate);
-    assert_eq!(c.patch.as_ref().unwrap()["active"], false);
+    for (kind, key, field, value) in [
+        (
+            Kind::Representative,
+            "ghost@acme.example",
+            "status",
+            json!("inactive"),
+        ),
+        (Kind::Campaign, "old", "active", json!(false)),
+    ] {
+        assert_eq!(patched(&p, kind, key, field), (Action::Deactivate, value));
+    }
     assert_eq!(change(&p, Kind::Portal, "legacy").action, Action::Delete);
 
     // remove, but the section is not declared: nothing removed, one warning.
     d.sections.remove(&Kind::Representative);
     let p = plan(&d, &observed(l.0));
     assert!(p.changes_of(Kind::Representative).next().is_none());
-    assert!(
-        p.warnings
-            .iter()
-            .any(|w| w.contains("no file declares a `representatives` section"))
-    );
+    assert!(warns(&p, "no file declares a `representatives` section"));
 }
 
 #[test]
@@ -580,11 +648,7 @@ fn deleting_a_rep_needs_the_policy_and_allow_delete() {
     d.policy.representatives.on_remove = OnRemove::Delete;
     let p = make_settled(&d, &l, &opts()).unwrap();
     assert_eq!(p.changes[0].action, Action::Deactivate);
-    assert!(
-        p.warnings
-            .iter()
-            .any(|w| w.contains("`--allow-delete` would delete"))
-    );
+    assert!(warns(&p, "`--allow-delete` would delete"));
     // Both: delete, with the reason in words.
     let p = make_settled(&d, &l, &allow_delete(false)).unwrap();
     let c = &p.changes[0];
@@ -600,11 +664,7 @@ fn deleting_a_rep_needs_the_policy_and_allow_delete() {
 
 #[test]
 fn live_only_protection_still_refuses_removal() {
-    let mut ghost = rep("ghost@acme.example", "Europe/Lyon");
-    ghost.protect = true;
-    let mut d = desired(base().0);
-    d.policy.representatives.unmanaged = Policy::Remove;
-    let e = errors(&d, &observed(base().rep(ghost).0), opts());
+    let e = removing_a_protected_ghost();
     assert_eq!(e.0.len(), 1);
     assert_eq!(e.0[0].rule, RuleCode::Protected);
     assert_eq!(e.0[0].id.key, "ghost@acme.example");
@@ -1037,13 +1097,8 @@ fn order_and_depends_on_follow_the_references() {
         .campaign(c)
         .group(g);
     let p = plan(&desired(d.0), &observed(base().0));
-    let order: Vec<String> = p
-        .changes
-        .iter()
-        .map(|c| format!("{} {}", c.action.verb(), c.id))
-        .collect();
     assert_eq!(
-        order,
+        verbs(&p),
         vec![
             "create portal/apac",
             "create team/Asia",
@@ -1087,63 +1142,39 @@ fn removals_come_last_children_first() {
         .teams(&["Keep", "Old", "Old/Sub"])
         .rep(rep("gone@acme.example", "Old/Sub"));
     let p = make_settled(&d, &observed(l.0), &allow_delete(true)).unwrap();
-    let order: Vec<String> = p
-        .changes
-        .iter()
-        .map(|c| format!("{} {}", c.action.verb(), c.id))
-        .collect();
     assert_eq!(
-        order,
+        verbs(&p),
         vec![
             "delete representative/gone@acme.example",
             "delete team/Old/Sub",
             "delete team/Old",
         ]
     );
-    assert_eq!(p.changes[1].depends_on, vec![0]);
-    assert_eq!(p.changes[2].depends_on, vec![1]);
+    // Each removal waits for the one before.
+    let deps: Vec<&[usize]> = p.changes.iter().map(|c| &c.depends_on[..]).collect();
+    assert_eq!(deps[1..], [&[0][..], &[1]]);
 }
 
 #[test]
 fn a_team_that_keeps_members_is_deactivated_not_deleted() {
-    let mut d = desired(
+    let stay = || rep("stay@acme.example", "Keep");
+    let p = deleting_teams(
+        OrgB::default().teams(&["Keep"]).rep(stay()),
         OrgB::default()
-            .teams(&["Keep"])
-            .rep(rep("stay@acme.example", "Keep"))
-            .0,
+            .teams(&["Keep", "Old"])
+            .rep(stay())
+            .rep(rep("other@acme.example", "Old")),
+        allow_delete(false),
     );
-    d.policy.teams = delete_unmanaged();
-    let l = OrgB::default()
-        .teams(&["Keep", "Old"])
-        .rep(rep("stay@acme.example", "Keep"))
-        .rep(rep("other@acme.example", "Old"));
-    let p = make_settled(&d, &observed(l.0), &allow_delete(false)).unwrap();
     let c = change(&p, Kind::Team, "Old");
     assert_eq!(c.action, Action::Deactivate);
-    assert!(
-        p.warnings
-            .iter()
-            .any(|w| w.contains("team/Old keeps members"))
-    );
+    assert!(warns(&p, "team/Old keeps members"));
 }
 
 #[test]
 fn a_team_emptied_by_the_plan_is_deleted_after_its_members_move() {
-    let mut d = desired(
-        OrgB::default()
-            .teams(&["Keep"])
-            .rep(rep("mover@acme.example", "Keep"))
-            .0,
-    );
-    d.policy.teams = delete_unmanaged();
-    let l = OrgB::default()
-        .teams(&["Keep", "Old"])
-        .rep(rep("mover@acme.example", "Old"));
-    let p = make_settled(&d, &observed(l.0), &allow_delete(true)).unwrap();
-    assert_eq!(p.changes[0].action, Action::Move);
-    let del = change(&p, Kind::Team, "Old");
-    assert_eq!(del.action, Action::Delete);
-    assert_eq!(del.depends_on, vec![0]);
+    let mover = rep("mover@acme.example", "Keep");
+    assert_old_deleted_after(mover, "mover@acme.example", Action::Move);
 }
 
 // ---------- fingerprint and staleness ----------
@@ -1264,12 +1295,11 @@ pub(super) fn showcase() -> Plan {
     });
     let mut inactive = rep("back@acme.example", "Europe/Lyon");
     inactive.status = Status::Inactive;
-    let mut c = campaign("winter-renewals");
-    c.representatives = [
-        "jdoe@acme.example".to_string(),
-        "old@acme.example".to_string(),
-    ]
-    .into();
+    let c = campaign_of(
+        "winter-renewals",
+        &["jdoe@acme.example", "old@acme.example"],
+        &[],
+    );
     live = live
         .rep(jdoe.clone())
         .rep(rep("old@acme.example", "Europe/Lyon"))
@@ -1320,12 +1350,11 @@ pub(super) fn showcase() -> Plan {
         ..Default::default()
     });
     m.team_rights.remove(&TeamRight::SessionReplay);
-    let mut c = campaign("winter-renewals");
-    c.representatives = [
-        "jdoe@acme.example".to_string(),
-        "older@acme.example".to_string(),
-    ]
-    .into();
+    let c = campaign_of(
+        "winter-renewals",
+        &["jdoe@acme.example", "older@acme.example"],
+        &[],
+    );
     d = d
         .rep(jd)
         .rep(newrep)
@@ -1433,8 +1462,7 @@ fn a_manager_token_never_removes_its_own_manager() {
 #[test]
 fn a_declared_sub_team_under_a_renamed_parent_path_is_a_conflict() {
     // `EU` says `previously: Europe`, and `Europe/Paris` is still declared by its old path.
-    let mut eu = Team::new("EU");
-    eu.previously = Some("Europe".into());
+    let eu = team_from("EU", "Europe");
     let d = OrgB::default().team(eu).teams(&["Europe/Paris"]);
     let l = OrgB::default().teams(&["Europe", "Europe/Paris"]);
     let e = errors(&desired(d.0), &observed(l.0), opts());
@@ -1446,16 +1474,7 @@ fn a_declared_sub_team_under_a_renamed_parent_path_is_a_conflict() {
 fn a_team_is_deleted_after_a_renamed_member_leaves_it() {
     let mut r = rep("new-login@acme.example", "Keep");
     r.previously = Some("old-login@acme.example".into());
-    let mut d = desired(OrgB::default().teams(&["Keep"]).rep(r).0);
-    d.policy.teams = delete_unmanaged();
-    let l = OrgB::default()
-        .teams(&["Keep", "Old"])
-        .rep(rep("old-login@acme.example", "Old"));
-    let p = make_settled(&d, &observed(l.0), &allow_delete(true)).unwrap();
-    assert_eq!(p.changes[0].action, Action::Rename);
-    let del = change(&p, Kind::Team, "Old");
-    assert_eq!(del.action, Action::Delete);
-    assert_eq!(del.depends_on, vec![0]);
+    assert_old_deleted_after(r, "old-login@acme.example", Action::Rename);
 }
 
 #[test]
@@ -1470,11 +1489,7 @@ fn markdown_escapes_user_data() {
 
 #[test]
 fn plan_errors_display_names_rule_object_and_help() {
-    let mut ghost = rep("ghost@acme.example", "Europe/Lyon");
-    ghost.protect = true;
-    let mut d = desired(base().0);
-    d.policy.representatives.unmanaged = Policy::Remove;
-    let e = errors(&d, &observed(base().rep(ghost).0), opts());
+    let e = removing_a_protected_ghost();
     let s = e.to_string();
     assert!(s.starts_with("the plan was refused (1 error)"), "{s}");
     assert!(
@@ -1499,8 +1514,7 @@ fn the_json_rendering_validates_against_the_plan_schema() {
 
 #[test]
 fn writes_under_a_renamed_team_wait_for_the_rename() {
-    let mut eu = Team::new("EU");
-    eu.previously = Some("Europe".into());
+    let eu = team_from("EU", "Europe");
     let mut paris = Team::new("EU/Paris");
     paris.description = Some("changed".into());
     let d = OrgB::default()
@@ -1512,13 +1526,8 @@ fn writes_under_a_renamed_team_wait_for_the_rename() {
         .teams(&["Europe", "Europe/Paris"])
         .rep(rep("a@acme.example", "Europe/Paris"));
     let p = plan(&desired(d.0), &observed(l.0));
-    let order: Vec<String> = p
-        .changes
-        .iter()
-        .map(|c| format!("{} {}", c.action.verb(), c.id))
-        .collect();
     assert_eq!(
-        order,
+        verbs(&p),
         vec![
             "rename team/EU",
             "update team/EU/Paris",
@@ -1635,20 +1644,11 @@ fn an_unmanaged_team_is_deactivated_by_default() {
 #[test]
 fn the_deferred_leader_update_of_an_existing_team() {
     // Paris gets a new leader who is moved into Paris in the same plan.
-    let mut d = base();
-    d.0.representatives
-        .get_mut("ann@acme.example")
-        .unwrap()
-        .team = Some("Europe/Paris".into());
+    let mut d = ann_in_paris();
     d.0.teams.get_mut("Europe/Paris").unwrap().leader = Some("ann@acme.example".into());
     let p = plan(&desired(d.0), &observed(base().0));
-    let order: Vec<String> = p
-        .changes
-        .iter()
-        .map(|c| format!("{} {}", c.action.verb(), c.id))
-        .collect();
     assert_eq!(
-        order,
+        verbs(&p),
         vec![
             "move representative/ann@acme.example",
             "update team/Europe/Paris"
@@ -1663,10 +1663,8 @@ fn the_deferred_leader_update_of_an_existing_team() {
 fn renames_cascade_versions_and_keys_like_the_live_system() {
     // Europe → EU (rename); Europe/Lyon → France/Lyon (move, under the renamed parent);
     // rep jdoe → john (rename) who leads Europe/Paris and is in a campaign.
-    let mut eu = Team::new("EU");
-    eu.previously = Some("Europe".into());
-    let mut lyon = Team::new("France/Lyon");
-    lyon.previously = Some("Europe/Lyon".into());
+    let eu = team_from("EU", "Europe");
+    let lyon = team_from("France/Lyon", "Europe/Lyon");
     let mut paris = Team::new("EU/Paris");
     paris.leader = Some("john@acme.example".into());
     paris.description = Some("now described".into());
@@ -1855,10 +1853,7 @@ fn a_kept_default_name_gives_way_to_a_declared_one_and_live_only_names_stay_take
     // The YAML now gives kate the name `jdoe` (declared); john must take another one, and
     // not `jdoe3` (held live).
     let mut org = does(&["john@x.example", "kate@x.example"]).0;
-    org.representatives
-        .get_mut("kate@x.example")
-        .unwrap()
-        .username = Some("JDoe".into());
+    set_username(&mut org, "kate@x.example", "JDoe");
     let mut d = loaded(org, &["kate@x.example"]);
     settle_usernames(&mut d, &observed(live));
     assert_eq!(
@@ -1870,14 +1865,8 @@ fn a_kept_default_name_gives_way_to_a_declared_one_and_live_only_names_stay_take
 #[test]
 fn a_renamed_representative_and_a_dropped_username_line_keep_the_live_name() {
     let mut live = does(&["john@x.example", "kate@x.example"]).0;
-    live.representatives
-        .get_mut("john@x.example")
-        .unwrap()
-        .username = Some("boss".into());
-    live.representatives
-        .get_mut("kate@x.example")
-        .unwrap()
-        .username = Some("kd".into());
+    set_username(&mut live, "john@x.example", "boss");
+    set_username(&mut live, "kate@x.example", "kd");
     // john's YAML no longer writes `username: boss`; kate is renamed to a login that
     // sorts first and would otherwise take `jdoe`.
     let mut org = does(&["a.kate@x.example", "john@x.example"]).0;
@@ -1959,11 +1948,7 @@ fn a_user_name_moving_between_representatives_is_written_after_it_is_freed() {
             .0,
     );
     let mut o2 = o.clone();
-    o2.org
-        .representatives
-        .get_mut("a@acme.example")
-        .unwrap()
-        .username = Some("Boss".into());
+    set_username(&mut o2.org, "a@acme.example", "Boss");
     let p = make_settled(&d, &o2, &opts()).unwrap();
     let keys: Vec<&str> = p.changes.iter().map(|c| c.id.key.as_str()).collect();
     assert_eq!(keys, ["a@acme.example", "b@acme.example"]);
@@ -2063,10 +2048,7 @@ fn acting_as_a_manager_a_new_representative_s_default_name_is_left_to_the_consol
     );
     // A name the YAML writes is still sent.
     let mut org = does(&["aaron@x.example", "john@x.example"]).0;
-    org.representatives
-        .get_mut("aaron@x.example")
-        .unwrap()
-        .username = Some("aa".into());
+    set_username(&mut org, "aaron@x.example", "aa");
     let mut d = loaded(org, &["aaron@x.example"]);
     settle_usernames(&mut d, &o);
     assert_eq!(usernames(&d)[0], ("aaron@x.example", "aa"));
