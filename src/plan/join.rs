@@ -1,5 +1,9 @@
 //! Merge-joins over maps sorted by key: [`Walk`] looks keys up in increasing order by
 //! walking a map once; [`par_join`] spreads such a walk over every core.
+//!
+//! Pure helpers over `BTreeMap`s, importing nothing from the plan: the diff pairs
+//! declared with live objects through them, and `usernames` walks the live
+//! representatives.
 
 use std::collections::{BTreeMap, btree_map};
 use std::iter::Peekable;

@@ -18,6 +18,10 @@
 //! only part of the names in use, so it sends a new representative without its default
 //! name and the console proposes it (`server::engine`, the same default, numbered past
 //! every name held).
+//!
+//! Reads the live representatives (`Observed`) and writes the declaration's names in
+//! place: `make` calls it before the diff, which then compares names as settled here.
+//! When a name still changes hands, `order::defer_usernames` orders its writes.
 
 use std::collections::BTreeSet;
 
