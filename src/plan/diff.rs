@@ -1,11 +1,11 @@
 //! The comparison: declared objects × live objects → draft changes, kind by kind.
 //!
 //! Owns the renames a plan makes (`previously:`, and the live sub-teams a renamed team
-//! carries along, with their `rename-conflict` errors) and, per kind, the creates, the
-//! field-by-field updates (renames, moves, (re)activations) and the removals of
-//! undeclared objects that the policy asks for. Reads `Desired` and `Observed` from the
-//! run ([`Cx`]) and the kinds' accessors (`kinds.rs`); asks `scope.rs` what a manager
-//! token may see and touch; leaves [`Draft`]s on the run for safety and order.
+//! carries along) and, per kind, the creates, the field-by-field updates (renames,
+//! moves, (re)activations) and the removals of undeclared objects that the policy asks
+//! for. Reads `Desired` and `Observed` from the run ([`Cx`]) and the kinds' accessors
+//! (`kinds.rs`); asks `scope.rs` what a manager token may see and touch, and `safety.rs`
+//! whether a rename conflicts; leaves [`Draft`]s on the run for safety and order.
 //!
 //! How it stays fast (100,000 representatives well under a second): one pass over each
 //! kind's declared `BTreeMap`, a keyed lookup of the live object (renames resolved
@@ -22,9 +22,9 @@ use serde_json::{Map, Value, json};
 use super::draft::{Cx, Draft, Unmatched, field_change, parent_of, scalar_change};
 use super::join::{Walk, par_join};
 use super::kinds::{Object, api_json, status_field, status_patch};
+use super::safety;
 use super::scope::{self, Scoped};
 use super::{Action, Change, FieldChange, Unmanaged};
-use crate::model::rules::RuleCode;
 use crate::model::{
     Administrator, Campaign, ContactGroup, Kind, Manager, ObjectId, OnRemove, Portal,
     Representative, SecretRef, Team, Unmanaged as Policy,
@@ -55,7 +55,7 @@ pub(super) fn kinds(cx: &mut Cx) {
     each_kind!(diff_kind, cx);
 }
 
-/// `previously:` → renames, or `rename-conflict` errors.
+/// `previously:` → renames (`safety` refuses the conflicting ones).
 fn collect_renames<T: Object>(cx: &mut Cx) {
     let desired = T::of(&cx.desired.org);
     let live = T::of(&cx.observed.org);
@@ -65,40 +65,8 @@ fn collect_renames<T: Object>(cx: &mut Cx) {
         if old == key {
             continue;
         }
-        let id = ObjectId::new(k, key.as_str());
-        if desired.contains_key(old) {
-            cx.error(
-                RuleCode::RenameConflict,
-                id,
-                "/previously",
-                format!("`{key}` says `previously: {old}`, but `{old}` is declared too"),
-                format!("remove the declaration of `{old}`, or drop `previously` from `{key}`"),
-            );
-            continue;
-        }
-        if !live.contains_key(old) {
-            continue; // neither: a create; only the new key: already renamed
-        }
-        if live.contains_key(key.as_str()) {
-            cx.error(
-                RuleCode::RenameConflict,
-                id,
-                "/previously",
-                format!("cannot rename {k} `{old}` to `{key}`: both exist in the live system"),
-                format!("remove or rename the live {k} `{key}` first, or drop `previously: {old}`"),
-            );
-            continue;
-        }
-        if let Some(other) = cx.renames.by_old[k as usize].get(old) {
-            let other = other.clone();
-            cx.error(
-                RuleCode::RenameConflict,
-                id,
-                "/previously",
-                format!("`{key}` and `{other}` both say `previously: {old}`"),
-                "keep `previously` on one of them only".into(),
-            );
-            continue;
+        if safety::rename_conflict::<T>(cx, key, old) || !live.contains_key(old) {
+            continue; // refused; or a create, or already renamed
         }
         cx.renames.by_old[k as usize].insert(old.to_string(), key.clone());
         cx.renames.by_new[k as usize].insert(key.clone(), old.to_string());
@@ -228,17 +196,7 @@ fn diff_kind<T: Scoped>(cx: &mut Cx) {
         } else if cx.renames.is_source(kind, key) {
             // Only a sub-team carried along by a renamed ancestor gets here (an explicit
             // `previously` whose old key is declared is refused while collecting).
-            let new = cx.renames.team_path(key).into_owned();
-            cx.error(
-                RuleCode::RenameConflict,
-                id(),
-                "",
-                format!(
-                    "team `{key}` is declared, but the live team of that path moves to \
-                     `{new}` with its renamed parent"
-                ),
-                format!("declare it as `{new}`, or give it `previously: {key}` to keep it apart"),
-            );
+            safety::carried_away(cx, id(), key);
             continue;
         } else {
             (live_walk.get(key), None)

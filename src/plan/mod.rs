@@ -20,10 +20,12 @@
 //! - `draft.rs`: the state of a plan being built (the run `Cx`, `Draft`, the renames, the
 //!   token's scope as data, `field_change`); `join.rs`: merge-joins of sorted maps;
 //! - `kinds.rs`: what each kind offers the stages (the `Object` trait);
-//! - `scope.rs`: rule 6, a manager token's reach; `diff.rs`: renames and the per-kind
-//!   comparison into drafts; `safety.rs`: every refusal (and the team deletions it turns
-//!   into deactivations); `order.rs`: every deferral, then phases and `depends_on`;
-//!   `usernames.rs`: default user names settled against the live ones;
+//! - `scope.rs`: rule 6, a manager token's reach; `safety.rs`: every other refusal (and
+//!   the team deletions it turns into deactivations); `order.rs`: every deferral, then
+//!   phases and `depends_on`; `usernames.rs`: default user names settled against the
+//!   live ones;
+//! - `diff.rs`: renames and the per-kind comparison into drafts (asking scope and
+//!   safety);
 //! - `make.rs`: the stage runner behind [`make()`].
 //!
 //! [`stale()`] (`stale.rs`) and [`render`] read finished plans only.

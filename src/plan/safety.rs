@@ -4,24 +4,77 @@
 //! Owns: team deletions that would leave members behind (deactivated instead, and made
 //! to wait for the changes that empty the team), deletions the live system would refuse
 //! for a reference that stays, protection, licensed seats (rule 5), user names held by
-//! undeclared representatives or handed round in a cycle, and the removal threshold.
+//! undeclared representatives or handed round in a cycle, the removal threshold, and
+//! rename conflicts (the diff asks while it collects renames).
 //! Reads the drafts the diff built, the `Desired` and the `Observed` state on the run
 //! ([`Cx`]); pushes [`PlanError`]s and warnings on it. A plan with any error is refused as
 //! a whole: nothing is silently skipped. (Rule 6, a manager token's scope, is
-//! `scope.rs`'s; rename conflicts are found by the diff as it collects the renames.)
+//! `scope.rs`'s.)
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde_json::json;
 
 use super::draft::{Cx, NameCycle, field_change, parent_of};
-use super::kinds::status_patch;
+use super::kinds::{Object, status_patch};
 use super::{Action, PlanError};
 use crate::model::rules::RuleCode;
 use crate::model::{Kind, ObjectId, Org, Status};
 
 /// How many removals a threshold error lists before "and N more".
 const LISTED_REMOVALS: usize = 20;
+
+/// Whether `key`'s `previously: old` is refused as a `rename-conflict` (the error is
+/// pushed): `old` is declared too, both keys are live, or another declaration already
+/// renames `old`. The diff records the renames that pass.
+pub(super) fn rename_conflict<T: Object>(cx: &mut Cx, key: &str, old: &str) -> bool {
+    let live = T::of(&cx.observed.org);
+    let k = T::KIND;
+    let (message, help) = if T::of(&cx.desired.org).contains_key(old) {
+        (
+            format!("`{key}` says `previously: {old}`, but `{old}` is declared too"),
+            format!("remove the declaration of `{old}`, or drop `previously` from `{key}`"),
+        )
+    } else if !live.contains_key(old) {
+        return false;
+    } else if live.contains_key(key) {
+        (
+            format!("cannot rename {k} `{old}` to `{key}`: both exist in the live system"),
+            format!("remove or rename the live {k} `{key}` first, or drop `previously: {old}`"),
+        )
+    } else if let Some(other) = cx.renames.by_old[k as usize].get(old) {
+        (
+            format!("`{key}` and `{other}` both say `previously: {old}`"),
+            "keep `previously` on one of them only".into(),
+        )
+    } else {
+        return false;
+    };
+    cx.error(
+        RuleCode::RenameConflict,
+        ObjectId::new(k, key),
+        "/previously",
+        message,
+        help,
+    );
+    true
+}
+
+/// A declared team whose path the live team of that path leaves, carried along by its
+/// renamed parent: refused, since the declaration would silently describe another team.
+pub(super) fn carried_away(cx: &mut Cx, id: ObjectId, key: &str) {
+    let new = cx.renames.team_path(key).into_owned();
+    cx.error(
+        RuleCode::RenameConflict,
+        id,
+        "",
+        format!(
+            "team `{key}` is declared, but the live team of that path moves to `{new}` with \
+             its renamed parent"
+        ),
+        format!("declare it as `{new}`, or give it `previously: {key}` to keep it apart"),
+    );
+}
 
 /// Deletions and the live objects that refer to the deleted one (a contact group shared
 /// with a representative or manager, a campaign member, a team leader, a representative's
