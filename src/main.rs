@@ -14,7 +14,7 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = roster::cli::Cli::parse();
-    roster::ops::init_logging(cli.verbose, cli.color);
+    roster::ops::init_logging(cli.verbose, cli.color.into());
     match roster::ops::run(cli) {
         Ok(code) => code.into(),
         Err(err) => {

@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 use super::*;
 use crate::model::ObjectId;
 use crate::plan::Summary;
-use crate::provider::RetryPolicy;
 use crate::provider::testing::{MockServer, problem};
+use crate::provider::{HttpProvider, RetryPolicy};
 
 fn change(kind: Kind, key: &str, action: Action, deps: &[usize]) -> Change {
     Change {

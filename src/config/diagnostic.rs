@@ -12,11 +12,19 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::cli::DiagnosticFormat;
 use crate::model::ObjectId;
 use crate::model::rules::RuleCode;
 
 use super::yaml;
+
+/// How diagnostics (and apply's report) are written: text for people (snippets on a
+/// terminal, plain lines on a pipe), JSON for machines. The CLI's `--format` maps onto it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DiagnosticFormat {
+    #[default]
+    Text,
+    Json,
+}
 
 /// How bad a diagnostic is: errors fail validation, warnings do not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -31,10 +31,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub use crate::cli::DiagnosticFormat;
 use crate::model::rules::RuleCode;
 use crate::model::{Desired, ObjectId, Origin};
-pub use diagnostic::{Diagnostic, Severity};
+pub use diagnostic::{Diagnostic, DiagnosticFormat, Severity};
 
 /// Largest declaration file accepted (`input-limit` above it).
 pub const MAX_FILE_BYTES: usize = 64 << 20;
@@ -65,8 +64,8 @@ impl fmt::Display for Diagnostics {
         write!(
             f,
             "the declaration is not valid: {e} error{}, {w} warning{}",
-            if e == 1 { "" } else { "s" },
-            if w == 1 { "" } else { "s" }
+            crate::model::text::s(e),
+            crate::model::text::s(w)
         )?;
         if let Some(first) = self.0.iter().find(|d| d.is_error()) {
             write!(f, "; first: {}: {}", first.place(), first.message)?;

@@ -12,6 +12,10 @@
 
 pub mod catalog;
 pub mod rules;
+#[cfg(test)]
+pub(crate) mod testing;
+pub mod text;
+pub mod usernames;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;

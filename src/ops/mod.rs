@@ -1,10 +1,14 @@
-//! Commands as glue: each submodule has one `run` function and its options.
+//! Commands as glue: each submodule has one `run` function taking its plain `Options`
+//! (no clap type: `cli` maps its arguments onto them with `From`, and [`run`] only
+//! dispatches with `.into()`).
 //!
-//! `run` dispatches; errors are `anyhow` with context, mapped to exit code 1 by `main`.
+//! Shared by the commands: [`term`] (runtime, colours, plurals, the confirmation
+//! prompt) and [`connect`] (the endpoint, or the embedded server). Errors are `anyhow`
+//! with context, mapped to exit code 1 by `main`.
 
 use std::process::ExitCode;
 
-use crate::cli::{Cli, ColorChoice, Command};
+use crate::cli::{Cli, Command};
 
 /// Exit codes, as Terraform: 0 success / no changes, 1 error, 2 changes present
 /// (`plan --detailed-exitcode`).
@@ -22,7 +26,7 @@ impl From<Exit> for ExitCode {
 }
 
 /// Logs go to stderr; `-v` info, `-vv` debug, `-vvv` trace; `RUST_LOG` overrides.
-pub fn init_logging(verbose: u8, color: ColorChoice) {
+pub fn init_logging(verbose: u8, color: anstream::ColorChoice) {
     let level = match verbose {
         0 => "warn",
         1 => "info",
@@ -32,9 +36,9 @@ pub fn init_logging(verbose: u8, color: ColorChoice) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("roster={level},warn")));
     let ansi = match color {
-        ColorChoice::Always => true,
-        ColorChoice::Never => false,
-        ColorChoice::Auto => {
+        anstream::ColorChoice::Always | anstream::ColorChoice::AlwaysAnsi => true,
+        anstream::ColorChoice::Never => false,
+        anstream::ColorChoice::Auto => {
             std::env::var_os("NO_COLOR").is_none()
                 && std::io::IsTerminal::is_terminal(&std::io::stderr())
         }
@@ -45,10 +49,8 @@ pub fn init_logging(verbose: u8, color: ColorChoice) {
         .with_ansi(ansi)
         .with_target(false)
         .try_init();
-    match color {
-        ColorChoice::Always => anstream::ColorChoice::Always.write_global(),
-        ColorChoice::Never => anstream::ColorChoice::Never.write_global(),
-        ColorChoice::Auto => {}
+    if color != anstream::ColorChoice::Auto {
+        color.write_global();
     }
 }
 
@@ -63,21 +65,23 @@ pub fn report_error(err: &anyhow::Error) {
 
 pub fn run(cli: Cli) -> anyhow::Result<Exit> {
     match cli.command {
-        Command::Validate(a) => validate::run(a),
-        Command::Schema(a) => schema::run(a),
-        Command::Generate(a) => generate::run(a),
-        Command::Plan(a) => plan::run(a),
-        Command::Apply(a) => apply::run(a),
-        Command::Export(a) => export::run(a),
-        Command::Serve(a) => serve::run(a),
-        Command::Token(t) => serve::token(t),
+        Command::Validate(a) => validate::run(a.into()),
+        Command::Schema(a) => schema::run(a.kind.into()),
+        Command::Generate(a) => generate::run(a.into()),
+        Command::Plan(a) => plan::run(a.into()),
+        Command::Apply(a) => apply::run(a.into()),
+        Command::Export(a) => export::run(a.into()),
+        Command::Serve(a) => serve::run(a.into()),
+        Command::Token(t) => serve::token(t.into()),
     }
 }
 
 pub mod apply;
+pub mod connect;
 pub mod export;
 pub mod generate;
 pub mod plan;
 pub mod schema;
 pub mod serve;
+pub mod term;
 pub mod validate;

@@ -26,8 +26,8 @@ use serde_json::{Map, Value};
 use super::diff::{Cx, Draft, field_change};
 use super::join::Walk;
 use super::{Action, PlanError};
-use crate::config::rules::{UsernamePool, default_username};
 use crate::model::rules::RuleCode;
+use crate::model::usernames::{UsernamePool, default_username};
 use crate::model::{Desired, Kind, Login, ObjectId, Observed, Principal};
 
 /// Keeps the live user name of every representative without a declared one and makes
