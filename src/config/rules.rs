@@ -5,7 +5,8 @@
 //! them into positioned diagnostics through each object's `Origin`. Object-level checks
 //! come from [`crate::model::rules`] (shared with the server); this module adds the checks
 //! that need several objects (collisions, references, leaders, portals), the policy
-//! warning, the seats check, and the default usernames.
+//! warning and the seats check. The default user names are [`crate::model::usernames`],
+//! re-exported here for the loader.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
