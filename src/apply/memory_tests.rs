@@ -1,45 +1,17 @@
 //! Executor tests against the in-memory provider: what was sent, in which order, with
 //! which `If-Match`, and what a failure does to the rest, without any HTTP in between.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use serde_json::json;
-
+use super::tests::plan;
 use super::*;
-use crate::model::ObjectId;
-use crate::plan::Summary;
 use crate::provider::memory::{MemoryProvider, Write};
 
+/// A change of the HTTP tests (`super::tests::change`), planned against `version`.
 fn change(kind: Kind, key: &str, action: Action, version: Option<i64>, deps: &[usize]) -> Change {
     Change {
-        id: ObjectId::new(kind, key),
-        action,
-        previously: None,
         version,
-        after: (action == Action::Create).then(|| json!({ kind.key_field(): key })),
-        patch: (action == Action::Update).then(|| {
-            let mut m = Map::new();
-            m.insert("description".into(), json!("x"));
-            m
-        }),
-        fields: vec![],
-        set_password: None,
-        depends_on: deps.to_vec(),
-        reason: String::new(),
-    }
-}
-
-fn plan(changes: Vec<Change>) -> Plan {
-    Plan {
-        format_version: 1,
-        principal: None,
-        changes,
-        summary: Summary::default(),
-        unmanaged: vec![],
-        out_of_scope: vec![],
-        warnings: vec![],
-        fingerprint: BTreeMap::new(),
+        ..super::tests::change(kind, key, action, deps)
     }
 }
 

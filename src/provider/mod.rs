@@ -80,55 +80,6 @@ pub trait Provider: Sync {
     ) -> impl Future<Output = Result<Vec<Result<Value, ProviderError>>, ProviderError>> + Send;
 }
 
-// Inherent methods win method resolution, so each of these calls the HTTP code, not
-// itself.
-impl Provider for HttpProvider {
-    fn base_url(&self) -> &str {
-        HttpProvider::base_url(self)
-    }
-
-    async fn read(&self) -> Result<Observed, ProviderError> {
-        HttpProvider::read(self).await
-    }
-
-    async fn create(
-        &self,
-        kind: Kind,
-        body: &Value,
-        idempotency_key: &str,
-    ) -> Result<Value, ProviderError> {
-        HttpProvider::create(self, kind, body, idempotency_key).await
-    }
-
-    async fn update(
-        &self,
-        kind: Kind,
-        key: &str,
-        if_match: i64,
-        patch: &Value,
-    ) -> Result<Value, ProviderError> {
-        HttpProvider::update(self, kind, key, if_match, patch).await
-    }
-
-    async fn delete(
-        &self,
-        kind: Kind,
-        key: &str,
-        if_match: i64,
-        purge_statistics: bool,
-    ) -> Result<(), ProviderError> {
-        HttpProvider::delete(self, kind, key, if_match, purge_statistics).await
-    }
-
-    async fn batch(
-        &self,
-        kind: Kind,
-        ops: &[BatchOp],
-    ) -> Result<Vec<Result<Value, ProviderError>>, ProviderError> {
-        HttpProvider::batch(self, kind, ops).await
-    }
-}
-
 /// How a request is retried.
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
@@ -231,16 +182,6 @@ impl HttpProvider {
     pub fn with_retry(mut self, retry: RetryPolicy) -> HttpProvider {
         self.retry = retry;
         self
-    }
-
-    /// The base URL (no token in it).
-    pub fn base_url(&self) -> &str {
-        &self.base
-    }
-
-    /// Reads the whole live state (every kind concurrently, paged): see `read.rs`.
-    pub async fn read(&self) -> Result<Observed, ProviderError> {
-        read::read(self).await
     }
 
     /// One attempt: send, receive the whole body, classify the status.
