@@ -4,7 +4,8 @@
 //! for plan-time rules); rendered by [`render`] for `roster validate`, `plan` and `apply`:
 //! a source snippet on a terminal (miette's graphical handler), one plain line per
 //! problem on a pipe, or JSON for machines. A snippet never shows the value of a
-//! `password` key, whatever it holds.
+//! `password` key, whatever it holds. The choice between text and JSON is
+//! [`DiagnosticFormat`], defined here (not in `cli`) so that the core needs no clap type.
 
 use std::collections::HashMap;
 use std::fmt;

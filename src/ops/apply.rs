@@ -5,7 +5,9 @@
 //! `--auto-approve`. `roster apply --plan FILE` re-reads the live system and refuses a
 //! stale plan, naming every object that changed since the plan was made. The executor
 //! (`crate::apply`) then runs the changes and the report goes to stdout; exit 1 when any
-//! change failed or was skipped.
+//! change failed or was skipped. A fresh plan comes from `ops::plan::make_plan`, whose
+//! warnings and failures are rendered here as `roster plan` renders them; the terminal
+//! helpers (runtime, colours, the `yes` prompt) are `ops::term`'s.
 //!
 //! Testing aid (hidden, for the end-to-end tests): `ROSTER_TEST_PAUSE_BEFORE_WRITES_MS`
 //! sleeps that long after the plan is final (and checked not stale) and before the first

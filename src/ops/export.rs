@@ -3,7 +3,8 @@
 //! `administrators.yaml`, `managers.yaml`, `representatives.yaml`, `campaigns.yaml`,
 //! `contact_groups.yaml`), plus `roster.schema.json` that each file names for editors.
 //!
-//! Data comes from the provider's [`Observed`]; the files go to `--out`. `roster plan` on
+//! Data comes from any [`Provider`]'s [`Observed`] (the connection is `ops::connect`'s,
+//! from [`Options`]); the files go to `--out`. `roster plan` on
 //! the result shows no change (the round trip is tested end to end).
 //!
 //! Passwords are never exported: the live system holds only hashes, and a declaration

@@ -1,5 +1,6 @@
 //! `roster generate`: writes a deterministic organization (see [`crate::generate`]) and
-//! says what it wrote.
+//! says what it wrote. [`Options`] (the organization's shape and the directory) come
+//! from `cli`.
 
 use std::time::Instant;
 

@@ -4,6 +4,7 @@
 //! `model::Declaration` and identical to `schemas/roster.schema.json`; `--kind plan` is the
 //! schema of saved and JSON plans (`plan::Plan`); `--kind openapi` is the live API's
 //! OpenAPI document of the reference server, identical to `schemas/openapi.json`.
+//! `cli` maps `--kind` onto [`Schema`].
 
 use std::io::Write;
 
