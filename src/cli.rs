@@ -1,8 +1,16 @@
-//! Command-line types (clap). No behaviour here: `ops` turns these into work.
+//! Command-line types (clap), and their mapping onto the plain options of `ops` and the
+//! core (`From` impls at the end of this file): the only module that knows both, so that
+//! no layer below `ops` and no `ops` command sees a clap type. `ops::run` dispatches a
+//! [`Command`] by converting its arguments with `.into()`.
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::generate::GenerateOptions;
+use crate::ops;
+use crate::plan::PlanOptions;
+use crate::server::ServerConfig;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -239,4 +247,169 @@ pub struct GenerateArgs {
     /// Representatives per file.
     #[arg(long, default_value_t = 5000)]
     pub per_file: usize,
+}
+
+impl From<Command> for ops::Command {
+    fn from(c: Command) -> ops::Command {
+        match c {
+            Command::Validate(a) => ops::Command::Validate(a.into()),
+            Command::Schema(a) => ops::Command::Schema(a.kind.into()),
+            Command::Generate(a) => ops::Command::Generate(a.into()),
+            Command::Plan(a) => ops::Command::Plan(a.into()),
+            Command::Apply(a) => ops::Command::Apply(a.into()),
+            Command::Export(a) => ops::Command::Export(a.into()),
+            Command::Serve(a) => ops::Command::Serve(a.into()),
+            Command::Token(t) => ops::Command::Token(t.into()),
+        }
+    }
+}
+
+impl From<ColorChoice> for anstream::ColorChoice {
+    fn from(c: ColorChoice) -> anstream::ColorChoice {
+        match c {
+            ColorChoice::Auto => anstream::ColorChoice::Auto,
+            ColorChoice::Always => anstream::ColorChoice::Always,
+            ColorChoice::Never => anstream::ColorChoice::Never,
+        }
+    }
+}
+
+impl From<DiagnosticFormat> for crate::config::DiagnosticFormat {
+    fn from(f: DiagnosticFormat) -> Self {
+        match f {
+            DiagnosticFormat::Text => Self::Text,
+            DiagnosticFormat::Json => Self::Json,
+        }
+    }
+}
+
+impl From<PlanFormat> for ops::plan::Format {
+    fn from(f: PlanFormat) -> Self {
+        match f {
+            PlanFormat::Text => Self::Text,
+            PlanFormat::Json => Self::Json,
+            PlanFormat::Markdown => Self::Markdown,
+        }
+    }
+}
+
+impl From<SchemaKind> for ops::schema::Schema {
+    fn from(k: SchemaKind) -> Self {
+        match k {
+            SchemaKind::Declaration => Self::Declaration,
+            SchemaKind::Plan => Self::Plan,
+            SchemaKind::Openapi => Self::Openapi,
+        }
+    }
+}
+
+impl From<EndpointArgs> for ops::connect::Endpoint {
+    fn from(a: EndpointArgs) -> Self {
+        ops::connect::Endpoint {
+            url: a.endpoint,
+            token_file: a.token_file,
+            state_dir: a.state_dir,
+        }
+    }
+}
+
+impl From<SafetyArgs> for PlanOptions {
+    fn from(a: SafetyArgs) -> Self {
+        PlanOptions {
+            allow_delete: a.allow_delete,
+            force: a.force,
+        }
+    }
+}
+
+impl From<ValidateArgs> for ops::validate::Options {
+    fn from(a: ValidateArgs) -> Self {
+        ops::validate::Options {
+            paths: a.paths,
+            format: a.format.into(),
+            seats: a.seats,
+        }
+    }
+}
+
+impl From<PlanArgs> for ops::plan::Options {
+    fn from(a: PlanArgs) -> Self {
+        ops::plan::Options {
+            paths: a.paths,
+            endpoint: a.endpoint.into(),
+            safety: a.safety.into(),
+            format: a.format.into(),
+            out: a.out,
+            detailed_exitcode: a.detailed_exitcode,
+        }
+    }
+}
+
+impl From<ApplyArgs> for ops::apply::Options {
+    fn from(a: ApplyArgs) -> Self {
+        ops::apply::Options {
+            paths: a.paths,
+            plan: a.plan,
+            endpoint: a.endpoint.into(),
+            safety: a.safety.into(),
+            auto_approve: a.auto_approve,
+            parallelism: usize::from(a.parallelism),
+            format: a.format.into(),
+        }
+    }
+}
+
+impl From<ExportArgs> for ops::export::Options {
+    fn from(a: ExportArgs) -> Self {
+        ops::export::Options {
+            endpoint: a.endpoint.into(),
+            out: a.out,
+        }
+    }
+}
+
+impl From<ServeArgs> for ServerConfig {
+    fn from(a: ServeArgs) -> Self {
+        ServerConfig {
+            listen: a.listen,
+            database: a
+                .database
+                .unwrap_or_else(|| ops::serve::DEFAULT_DATABASE.into()),
+            admin_token_file: a.admin_token_file,
+            seats: a.seats,
+            rate_limit: a.rate_limit,
+            inject_faults: a.inject_faults,
+            fault_seed: a.fault_seed,
+        }
+    }
+}
+
+impl From<TokenCommand> for ops::serve::TokenFor {
+    fn from(t: TokenCommand) -> Self {
+        let TokenCommand::Create(a) = t;
+        let database = a
+            .database
+            .unwrap_or_else(|| ops::serve::DEFAULT_DATABASE.into());
+        match (a.manager, a.administrator) {
+            (Some(login), _) => ops::serve::TokenFor::Manager { login, database },
+            (None, Some(login)) => ops::serve::TokenFor::Administrator { login, database },
+            (None, None) => ops::serve::TokenFor::Nobody,
+        }
+    }
+}
+
+impl From<GenerateArgs> for ops::generate::Options {
+    fn from(a: GenerateArgs) -> Self {
+        ops::generate::Options {
+            out: a.out,
+            org: GenerateOptions {
+                representatives: a.representatives,
+                teams: a.teams,
+                managers: a.managers,
+                portals: a.portals,
+                seed: a.seed,
+                per_file: a.per_file,
+            },
+        }
+    }
 }

@@ -14,8 +14,8 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = roster::cli::Cli::parse();
-    roster::ops::init_logging(cli.verbose, cli.color);
-    match roster::ops::run(cli) {
+    roster::ops::init_logging(cli.verbose, cli.color.into());
+    match roster::ops::run(cli.command.into()) {
         Ok(code) => code.into(),
         Err(err) => {
             roster::ops::report_error(&err);

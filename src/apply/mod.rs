@@ -7,7 +7,8 @@
 //! `Idempotency-Key`s, and the [`ApplyReport`].
 //!
 //! Data comes from `plan` (the changes) and `config::secrets` (through
-//! [`ApplyOptions::resolve_secret`]); requests go to [`crate::provider::HttpProvider`].
+//! [`ApplyOptions::resolve_secret`]); requests go to any [`Provider`]: the HTTP client in
+//! the binary, an in-memory one in the unit tests (`memory_tests`).
 //!
 //! Failures do not stop the run: a failed change makes every change that depends on it,
 //! directly or not, skipped (with the reason), and everything else still runs. A re-run
@@ -28,7 +29,7 @@ pub use report::{ApplyReport, ChangeResult, Outcome, ReportSummary};
 
 use crate::model::{Kind, SecretRef, SecretValue};
 use crate::plan::{Action, Change, Plan};
-use crate::provider::{BatchOp, HttpProvider, ProviderError};
+use crate::provider::{BatchOp, Provider, ProviderError};
 
 /// Most operations in one batch when the batch sets passwords.
 pub const BATCH_MAX_WITH_PASSWORDS: usize = 50;
@@ -273,8 +274,8 @@ fn version_of(v: &Value) -> Option<i64> {
 }
 
 /// Sends one request; `Ok` holds the object's new version (none after a delete).
-async fn send_one(
-    provider: &HttpProvider,
+async fn send_one<P: Provider>(
+    provider: &P,
     kind: Kind,
     req: BatchOp,
 ) -> Result<Option<i64>, Failure> {
@@ -306,7 +307,11 @@ async fn send_one(
     .map_err(Failure::from)
 }
 
-async fn send_batch(provider: &HttpProvider, kind: Kind, items: Vec<(usize, BatchOp)>) -> Results {
+async fn send_batch<P: Provider>(
+    provider: &P,
+    kind: Kind,
+    items: Vec<(usize, BatchOp)>,
+) -> Results {
     let (indices, ops): (Vec<usize>, Vec<BatchOp>) = items.into_iter().unzip();
     match provider.batch(kind, &ops).await {
         Ok(results) => indices
@@ -332,9 +337,9 @@ enum State {
 }
 
 /// Runs the plan. Never fails as a whole: every change gets an outcome in the report.
-pub async fn execute(
+pub async fn execute<P: Provider>(
     plan: &Plan,
-    provider: &HttpProvider,
+    provider: &P,
     opts: &ApplyOptions,
     progress: Progress,
 ) -> ApplyReport {
@@ -535,5 +540,7 @@ fn skip_dependents(
     }
 }
 
+#[cfg(test)]
+mod memory_tests;
 #[cfg(test)]
 mod tests;

@@ -160,7 +160,7 @@ impl ApplyReport {
                 "{} {} change{} done in {secs}.\n",
                 paint(green, "apply complete:"),
                 s.done,
-                if s.done == 1 { "" } else { "s" }
+                crate::model::text::s(s.done)
             ));
         } else {
             out.push_str(&format!(

@@ -9,10 +9,10 @@ use serde_json::{Value, json};
 use super::*;
 use crate::model::ObjectId;
 use crate::plan::Summary;
-use crate::provider::RetryPolicy;
 use crate::provider::testing::{MockServer, problem};
+use crate::provider::{HttpProvider, RetryPolicy};
 
-fn change(kind: Kind, key: &str, action: Action, deps: &[usize]) -> Change {
+pub(super) fn change(kind: Kind, key: &str, action: Action, deps: &[usize]) -> Change {
     Change {
         id: ObjectId::new(kind, key),
         action,
@@ -31,7 +31,7 @@ fn change(kind: Kind, key: &str, action: Action, deps: &[usize]) -> Change {
     }
 }
 
-fn plan(changes: Vec<Change>) -> Plan {
+pub(super) fn plan(changes: Vec<Change>) -> Plan {
     Plan {
         format_version: 1,
         principal: None,

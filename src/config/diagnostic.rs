@@ -4,7 +4,8 @@
 //! for plan-time rules); rendered by [`render`] for `roster validate`, `plan` and `apply`:
 //! a source snippet on a terminal (miette's graphical handler), one plain line per
 //! problem on a pipe, or JSON for machines. A snippet never shows the value of a
-//! `password` key, whatever it holds.
+//! `password` key, whatever it holds. The choice between text and JSON is
+//! [`DiagnosticFormat`], defined here (not in `cli`) so that the core needs no clap type.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -12,11 +13,19 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::cli::DiagnosticFormat;
 use crate::model::ObjectId;
 use crate::model::rules::RuleCode;
 
 use super::yaml;
+
+/// How diagnostics (and apply's report) are written: text for people (snippets on a
+/// terminal, plain lines on a pipe), JSON for machines. The CLI's `--format` maps onto it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DiagnosticFormat {
+    #[default]
+    Text,
+    Json,
+}
 
 /// How bad a diagnostic is: errors fail validation, warnings do not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

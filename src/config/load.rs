@@ -8,7 +8,11 @@
 //! tree.
 //! Then, in file order: merge the declarations (an object declared twice is an error),
 //! flatten nested teams into paths, lower-case logins, run the rules
-//! ([`super::rules`]) and fill default usernames.
+//! ([`super::rules`]) and fill default usernames (`model::usernames`).
+//!
+//! [`load`] reads as those steps: [`expand`] the paths into files, [`parse_and_merge`]
+//! (parsing on the rayon pool through [`super::parallel::ordered_map`] while this thread
+//! merges in file order), [`check_rules`], then [`resolve`] the problems' positions.
 //!
 //! Nothing on this path keeps a span per node: each object remembers only its file and
 //! JSON pointer ([`Origin`]). Problems are collected as [`Pending`]s and positioned at the
@@ -21,6 +25,7 @@ use rayon::prelude::*;
 use serde_json::Value;
 
 use crate::model::rules::RuleCode;
+use crate::model::usernames;
 use crate::model::{Declaration, Desired, Kind, ObjectId, Org, Origin, Policy, Team, TeamDecl};
 
 use super::diagnostic::{self, Diagnostic, Severity};
@@ -678,72 +683,80 @@ pub(crate) fn load(paths: &[PathBuf]) -> Result<Loaded, Diagnostics> {
     let mut pending = Vec::new();
     let files = expand(paths, &mut pending);
     let started = std::time::Instant::now();
-    let mut merge = Merge {
-        org: Org::default(),
-        policy: None,
-        sections: BTreeSet::new(),
-        origins: BTreeMap::new(),
-        pending,
-    };
-    let mut complete = true;
-    let mut unprotect_at: HashMap<PathBuf, HashSet<String>> = HashMap::new();
-    // Files are read on the rayon pool while this thread merges the finished ones in file
-    // order, so the sequential merge overlaps the parallel parsing. Each worker takes the
-    // next file in order (not a fixed half of the list, as `par_iter` would split it):
-    // results then arrive about in file order and the merge keeps pace instead of
-    // finding the second half of the files waiting for it at the end.
-    std::thread::scope(|scope| {
-        let (tx, rx) = std::sync::mpsc::channel::<(usize, FileResult)>();
-        let files = &files;
-        scope.spawn(move || {
-            let next = std::sync::atomic::AtomicUsize::new(0);
-            let next = &next;
-            let workers = rayon::current_num_threads().min(files.len()).max(1);
-            rayon::scope(|pool| {
-                for _ in 0..workers {
-                    let tx = tx.clone();
-                    pool.spawn(move |_| {
-                        loop {
-                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            let Some(f) = files.get(i) else { break };
-                            // The receiver lives until every result is in; a send cannot
-                            // fail unless this scope is already unwinding.
-                            let _ = tx.send((i, load_file(f)));
-                        }
-                    });
-                }
-            });
-            drop(tx);
-        });
-        let mut waiting: BTreeMap<usize, FileResult> = BTreeMap::new();
-        let mut next = 0;
-        for (i, r) in rx {
-            waiting.insert(i, r);
-            while let Some(r) = waiting.remove(&next) {
-                next += 1;
-                if !r.unprotect.is_empty() {
-                    unprotect_at
-                        .entry(r.file.clone())
-                        .or_default()
-                        .extend(r.unprotect);
-                }
-                merge.pending.extend(r.pending);
-                merge.sections.extend(r.sections);
-                match r.decl {
-                    Some(d) => merge.add(&r.file, d),
-                    None => complete = false,
-                }
-            }
-        }
-    });
+    let merged = parse_and_merge(&files, pending);
     tracing::debug!(elapsed = ?started.elapsed(), files = files.len(), "config: files read and merged");
-    let Merge {
-        mut org,
-        policy,
-        sections,
-        origins,
-        mut pending,
-    } = merge;
+    let (desired, pending) = check_rules(merged, started);
+    let diags = resolve(pending);
+    if diags.iter().any(Diagnostic::is_error) {
+        Err(Diagnostics(diags))
+    } else {
+        Ok(Loaded {
+            desired,
+            warnings: diags,
+        })
+    }
+}
+
+/// The files merged in file order, and what the rules need to know about them.
+struct Merged {
+    merge: Merge,
+    /// Whether every file gave a declaration (the cross-object rules that need the whole
+    /// declaration stay quiet otherwise).
+    complete: bool,
+    /// Per file, the pointers of the objects that write `protect: false`.
+    unprotect_at: HashMap<PathBuf, HashSet<String>>,
+}
+
+/// Parses every file in parallel and merges the results in file order as they arrive.
+fn parse_and_merge(files: &[PathBuf], pending: Vec<Pending>) -> Merged {
+    let mut merged = Merged {
+        merge: Merge {
+            org: Org::default(),
+            policy: None,
+            sections: BTreeSet::new(),
+            origins: BTreeMap::new(),
+            pending,
+        },
+        complete: true,
+        unprotect_at: HashMap::new(),
+    };
+    super::parallel::ordered_map(
+        files,
+        |f| load_file(f),
+        |r| {
+            if !r.unprotect.is_empty() {
+                merged
+                    .unprotect_at
+                    .entry(r.file.clone())
+                    .or_default()
+                    .extend(r.unprotect);
+            }
+            merged.merge.pending.extend(r.pending);
+            merged.merge.sections.extend(r.sections);
+            match r.decl {
+                Some(d) => merged.merge.add(&r.file, d),
+                None => merged.complete = false,
+            }
+        },
+    );
+    merged
+}
+
+/// Runs the rules over the merged declaration and fills default user names; returns the
+/// [`Desired`] and every problem still to be positioned.
+fn check_rules(merged: Merged, started: std::time::Instant) -> (Desired, Vec<Pending>) {
+    let Merged {
+        merge:
+            Merge {
+                mut org,
+                policy,
+                sections,
+                origins,
+                mut pending,
+            },
+        complete,
+        unprotect_at,
+    } = merged;
     let (policy, policy_file) = match policy {
         Some((p, f)) => (p, Some(f)),
         None => (Policy::default(), None),
@@ -751,7 +764,7 @@ pub(crate) fn load(paths: &[PathBuf]) -> Result<Loaded, Diagnostics> {
     // The default user names only read the names: folded while the rules run.
     let (findings, bases) = rayon::join(
         || rules::check(&org, &policy, policy_file.as_ref(), complete),
-        || rules::username_bases(&org.representatives),
+        || usernames::username_bases(&org.representatives),
     );
     for f in findings {
         pending.extend(finding_to_pending(f, &origins));
@@ -764,9 +777,8 @@ pub(crate) fn load(paths: &[PathBuf]) -> Result<Loaded, Diagnostics> {
         .filter(|(_, base)| base.is_none())
         .map(|(login, _)| login.clone())
         .collect();
-    rules::assign_usernames_from(&mut org.representatives, bases);
+    usernames::assign_usernames_from(&mut org.representatives, bases);
     tracing::debug!(elapsed = ?started.elapsed(), "config: usernames assigned");
-    let diags = resolve(pending);
     let unprotect = origins
         .iter()
         .filter(|(_, o)| {
@@ -784,14 +796,7 @@ pub(crate) fn load(paths: &[PathBuf]) -> Result<Loaded, Diagnostics> {
         unprotect,
         declared_usernames,
     };
-    if diags.iter().any(Diagnostic::is_error) {
-        Err(Diagnostics(diags))
-    } else {
-        Ok(Loaded {
-            desired,
-            warnings: diags,
-        })
-    }
+    (desired, pending)
 }
 
 /// Positions pending diagnostics: re-reads each concerned file once, finds every pointer,

@@ -6,15 +6,17 @@
 //!   keys, alias and size limits), and "locate" mode: a JSON pointer → line:column.
 //! - [`schema`]: the JSON Schema generated from [`crate::model::Declaration`] (checked in
 //!   as `schemas/roster.schema.json`), compiled once, errors mapped to rule codes.
-//! - [`rules`]: the product rules over the merged declaration, and default usernames.
-//! - [`diagnostic`]: [`Diagnostic`] and its renderings (snippet, plain, JSON).
+//! - [`rules`]: the product rules over the merged declaration (the default user names
+//!   are `model::usernames`, re-exported there, shared with `plan` and `server`).
+//! - [`diagnostic`]: [`Diagnostic`], its renderings (snippet, plain, JSON) and
+//!   [`DiagnosticFormat`] (a core type: the CLI maps `--format` onto it).
 //! - [`secrets`]: reading `{env}` / `{file}` password references at plan/apply time.
 //!
 //! Data flow: `ops::validate`/`ops::plan` call [`load`]; the resulting [`Desired`] goes to
 //! `plan`. Plan-time rules (seats, non-escalation) come back through [`diagnostic_for`] to
 //! be positioned in the user's files.
 //!
-//! Performance: files are parsed in parallel; a file without problems goes from YAML
+//! Performance: files are parsed in parallel (`parallel`, an ordered parallel map); a file without problems goes from YAML
 //! events straight to typed objects (`fast`), others through a `Value` tree that is dropped
 //! once typed. Objects keep only an [`Origin`] (file + JSON pointer). Line and column are
 //! computed only for problems, by re-reading the files concerned.
@@ -22,6 +24,7 @@
 pub mod diagnostic;
 mod fast;
 mod load;
+mod parallel;
 pub mod rules;
 pub mod schema;
 pub mod secrets;
@@ -31,10 +34,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub use crate::cli::DiagnosticFormat;
 use crate::model::rules::RuleCode;
 use crate::model::{Desired, ObjectId, Origin};
-pub use diagnostic::{Diagnostic, Severity};
+pub use diagnostic::{Diagnostic, DiagnosticFormat, Severity};
 
 /// Largest declaration file accepted (`input-limit` above it).
 pub const MAX_FILE_BYTES: usize = 64 << 20;
@@ -65,8 +67,8 @@ impl fmt::Display for Diagnostics {
         write!(
             f,
             "the declaration is not valid: {e} error{}, {w} warning{}",
-            if e == 1 { "" } else { "s" },
-            if w == 1 { "" } else { "s" }
+            crate::model::text::s(e),
+            crate::model::text::s(w)
         )?;
         if let Some(first) = self.0.iter().find(|d| d.is_error()) {
             write!(f, "; first: {}: {}", first.place(), first.message)?;

@@ -7,11 +7,20 @@
 //! Data flow: `config` builds a [`Desired`] from YAML, the provider builds an
 //! [`Observed`] from the live API; `plan` diffs the two [`Org`]s.
 //!
+//! Submodules: [`catalog`] (rights and features), [`rules`] (object-level rules),
+//! [`usernames`] (default user names, shared by the loader, `plan` and `server`),
+//! [`text`] (plural endings for every layer's messages) and, for unit tests, `testing`
+//! (builders of model objects).
+//!
 //! Logins are compared ignoring case: `config` and the server lower-case them, so map keys
 //! and stored values are lower case.
 
 pub mod catalog;
 pub mod rules;
+#[cfg(test)]
+pub(crate) mod testing;
+pub mod text;
+pub mod usernames;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;

@@ -5,29 +5,51 @@
 //! `--auto-approve`. `roster apply --plan FILE` re-reads the live system and refuses a
 //! stale plan, naming every object that changed since the plan was made. The executor
 //! (`crate::apply`) then runs the changes and the report goes to stdout; exit 1 when any
-//! change failed or was skipped.
+//! change failed or was skipped. A fresh plan comes from `ops::plan::make_plan`, whose
+//! warnings and failures are rendered here as `roster plan` renders them; the terminal
+//! helpers (runtime, colours, the `yes` prompt) are `ops::term`'s.
 //!
 //! Testing aid (hidden, for the end-to-end tests): `ROSTER_TEST_PAUSE_BEFORE_WRITES_MS`
 //! sleeps that long after the plan is final (and checked not stale) and before the first
 //! write, announcing the pause on stderr, so that a test can change the live system in
 //! between deterministically.
 
-use std::io::{BufRead, IsTerminal, Write};
-use std::path::Path;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 
 use crate::apply::{ApplyOptions, Progress, SecretResolver};
-use crate::cli::{ApplyArgs, DiagnosticFormat, PlanFormat};
-use crate::plan::{PLAN_FORMAT_VERSION, Plan};
+use crate::config::DiagnosticFormat;
+use crate::plan::{PLAN_FORMAT_VERSION, Plan, PlanOptions};
+use crate::provider::Provider;
 
 use super::Exit;
-use super::plan::{make_plan, render, stdout_color};
+use super::connect::{Endpoint, connect};
+use super::plan::{Format, make_plan, render, show_diagnostics};
+use super::term::{confirm, runtime, s, stderr_color, stdout_color};
 
 /// The environment variable of the testing pause.
 pub const PAUSE_ENV: &str = "ROSTER_TEST_PAUSE_BEFORE_WRITES_MS";
+
+/// `roster apply`'s options.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Files or directories of the declaration (empty with `plan`).
+    pub paths: Vec<PathBuf>,
+    /// A plan saved with `plan --out`, run instead of a fresh one.
+    pub plan: Option<PathBuf>,
+    pub endpoint: Endpoint,
+    /// `--force`, `--allow-delete` (of a fresh plan).
+    pub safety: PlanOptions,
+    pub auto_approve: bool,
+    /// Independent changes sent at once, at least 1.
+    pub parallelism: usize,
+    /// Of the report on stdout.
+    pub format: DiagnosticFormat,
+}
 
 /// Reads a plan saved by `roster plan --out`.
 pub fn load_plan(path: &Path) -> anyhow::Result<Plan> {
@@ -52,34 +74,16 @@ fn resolver() -> SecretResolver {
     Arc::new(|s| crate::config::secrets::resolve(s).map_err(|e| e.to_string()))
 }
 
-/// Asks for `yes` on the terminal.
-fn confirm(changes: usize) -> anyhow::Result<bool> {
-    let mut err = std::io::stderr();
-    write!(
-        err,
-        "\napply these {changes} change{}? only `yes` is accepted: ",
-        if changes == 1 { "" } else { "s" }
-    )?;
-    err.flush()?;
-    let mut line = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .context("cannot read the confirmation")?;
-    Ok(line.trim() == "yes")
-}
-
 /// Shows the plan about to be applied: on stdout, or on stderr when stdout carries the
 /// JSON report (`--format json`), so that stdout stays one JSON document.
 fn show_plan(plan: &Plan, format: DiagnosticFormat) {
     match format {
         DiagnosticFormat::Text => {
-            anstream::print!("{}", render(plan, PlanFormat::Text, stdout_color()))
+            anstream::print!("{}", render(plan, Format::Text, stdout_color()))
         }
-        DiagnosticFormat::Json => anstream::eprint!(
-            "{}",
-            render(plan, PlanFormat::Text, super::plan::stderr_color())
-        ),
+        DiagnosticFormat::Json => {
+            anstream::eprint!("{}", render(plan, Format::Text, stderr_color()))
+        }
     }
 }
 
@@ -93,7 +97,7 @@ async fn pause_for_tests() {
     }
 }
 
-pub fn run(args: ApplyArgs) -> anyhow::Result<Exit> {
+pub fn run(args: Options) -> anyhow::Result<Exit> {
     // Refuse before any work when nobody can confirm.
     if args.plan.is_none() && !args.auto_approve && !std::io::stdin().is_terminal() {
         anyhow::bail!(
@@ -103,19 +107,19 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<Exit> {
         );
     }
     let saved = args.plan.as_deref().map(load_plan).transpose()?;
-    let rt = super::plan::runtime()?;
+    let rt = runtime()?;
     rt.block_on(async {
-        let conn = crate::provider::connect(&args.endpoint).await?;
+        let conn = connect(&args.endpoint).await?;
         let result = apply(&args, saved, &conn.provider).await;
         conn.close().await;
         result
     })
 }
 
-async fn apply(
-    args: &ApplyArgs,
+async fn apply<P: Provider>(
+    args: &Options,
     saved: Option<Plan>,
-    provider: &crate::provider::HttpProvider,
+    provider: &P,
 ) -> anyhow::Result<Exit> {
     let plan = match saved {
         Some(plan) => {
@@ -127,7 +131,7 @@ async fn apply(
                 let mut msg = format!(
                     "the saved plan is stale: {} object{} changed on the live system since it was made:",
                     stale.len(),
-                    if stale.len() == 1 { "" } else { "s" }
+                    s(stale.len())
                 );
                 for s in &stale {
                     msg.push_str("\n  - ");
@@ -142,10 +146,11 @@ async fn apply(
             plan
         }
         None => {
-            let planned = match make_plan(&args.paths, provider, &args.safety).await? {
+            let planned = match make_plan(&args.paths, provider, &args.safety).await {
                 Ok(p) => p,
-                Err(exit) => return Ok(exit),
+                Err(failure) => return failure.report(),
             };
+            show_diagnostics(&planned.warnings);
             let plan = planned.plan;
             show_plan(&plan, args.format);
             if !args.auto_approve && !plan.is_empty() {
@@ -163,7 +168,7 @@ async fn apply(
     };
     pause_for_tests().await;
     let opts = ApplyOptions {
-        parallelism: usize::from(args.parallelism),
+        parallelism: args.parallelism,
         ..ApplyOptions::new(resolver())
     };
     let progress = if args.format == DiagnosticFormat::Json {

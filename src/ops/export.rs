@@ -3,7 +3,8 @@
 //! `administrators.yaml`, `managers.yaml`, `representatives.yaml`, `campaigns.yaml`,
 //! `contact_groups.yaml`), plus `roster.schema.json` that each file names for editors.
 //!
-//! Data comes from the provider's [`Observed`]; the files go to `--out`. `roster plan` on
+//! Data comes from any [`Provider`]'s [`Observed`] (the connection is `ops::connect`'s,
+//! from [`Options`]); the files go to `--out`. `roster plan` on
 //! the result shows no change (the round trip is tested end to end).
 //!
 //! Passwords are never exported: the live system holds only hashes, and a declaration
@@ -21,9 +22,8 @@ use anyhow::Context;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::cli::ExportArgs;
 use crate::model::{Kind, Observed, Team, TeamDecl};
-use crate::provider::HttpProvider;
+use crate::provider::Provider;
 
 use super::Exit;
 
@@ -190,7 +190,7 @@ fn write_atomic(path: &Path, contents: &str) -> anyhow::Result<()> {
 }
 
 /// Reads the live state and writes it into `out`. Returns the files written.
-pub async fn export_to(provider: &HttpProvider, out: &Path) -> anyhow::Result<Vec<PathBuf>> {
+pub async fn export_to<P: Provider>(provider: &P, out: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let obs = provider
         .read()
         .await
@@ -232,10 +232,18 @@ pub fn write_files(obs: &Observed, out: &Path) -> anyhow::Result<Vec<PathBuf>> {
     Ok(written)
 }
 
-pub fn run(args: ExportArgs) -> anyhow::Result<Exit> {
-    let rt = super::plan::runtime()?;
+/// `roster export`'s options.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub endpoint: super::connect::Endpoint,
+    /// Directory to write into (created if missing).
+    pub out: PathBuf,
+}
+
+pub fn run(args: Options) -> anyhow::Result<Exit> {
+    let rt = super::term::runtime()?;
     rt.block_on(async {
-        let conn = crate::provider::connect(&args.endpoint).await?;
+        let conn = super::connect::connect(&args.endpoint).await?;
         let result = export_to(&conn.provider, &args.out).await;
         conn.close().await;
         let written = result?;
@@ -251,7 +259,7 @@ pub fn run(args: ExportArgs) -> anyhow::Result<Exit> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Manager, Representative, SecretRef, SignIn, Status};
+    use crate::model::{Manager, SecretRef};
     use std::collections::BTreeSet;
 
     #[test]
@@ -307,23 +315,10 @@ mod tests {
         );
         obs.org.representatives.insert(
             "no".into(),
-            Representative {
-                login: "no".into(),
-                email: "no@acme.example".into(),
-                first_name: "Yes".into(),
-                last_name: "123".into(),
-                username: Some("yno".into()),
-                language: "en".into(),
-                team: Some("Europe".into()),
-                status: Status::Active,
-                sign_in: SignIn::default(),
-                features: BTreeSet::new(),
-                multisession: 1,
-                portals: BTreeSet::new(),
-                password: None,
-                protect: false,
-                previously: None,
-            },
+            crate::model::testing::rep("no", Some("Europe"))
+                .with_email("no@acme.example")
+                .with_names("Yes", "123")
+                .with_username("yno"),
         );
         let files: BTreeMap<String, String> = files(&obs).into_iter().collect();
         assert_eq!(files.len(), 7);

@@ -1,24 +1,24 @@
 //! `roster generate`: writes a deterministic organization (see [`crate::generate`]) and
-//! says what it wrote.
+//! says what it wrote. [`Options`] (the organization's shape and the directory) come
+//! from `cli`.
 
 use std::time::Instant;
 
 use anyhow::Context;
 
-use crate::cli::GenerateArgs;
 use crate::generate::{GenerateOptions, generate};
 
 use super::Exit;
 
-pub fn run(args: GenerateArgs) -> anyhow::Result<Exit> {
-    let opts = GenerateOptions {
-        representatives: args.representatives,
-        teams: args.teams,
-        managers: args.managers,
-        portals: args.portals,
-        seed: args.seed,
-        per_file: args.per_file,
-    };
+/// What to generate, and where.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub out: std::path::PathBuf,
+    pub org: GenerateOptions,
+}
+
+pub fn run(args: Options) -> anyhow::Result<Exit> {
+    let opts = args.org;
     let started = Instant::now();
     let stats = generate(&opts, &args.out).with_context(|| {
         format!(

@@ -1,10 +1,13 @@
-//! Commands as glue: each submodule has one `run` function and its options.
+//! Commands as glue: each submodule has one `run` function taking its plain `Options`
+//! (no clap type: `cli` maps its arguments onto a [`Command`] with `From`, and [`run`]
+//! only dispatches; `ops` never imports `cli`).
 //!
-//! `run` dispatches; errors are `anyhow` with context, mapped to exit code 1 by `main`.
+//! Shared by the commands: [`term`] (runtime, colours, plurals, the confirmation
+//! prompt) and [`connect`] (the endpoint, or the embedded server). Errors are `anyhow`
+//! with context, mapped to exit code 1 by `main`.
 
 use std::process::ExitCode;
 
-use crate::cli::{Cli, ColorChoice, Command};
 
 /// Exit codes, as Terraform: 0 success / no changes, 1 error, 2 changes present
 /// (`plan --detailed-exitcode`).
@@ -22,7 +25,7 @@ impl From<Exit> for ExitCode {
 }
 
 /// Logs go to stderr; `-v` info, `-vv` debug, `-vvv` trace; `RUST_LOG` overrides.
-pub fn init_logging(verbose: u8, color: ColorChoice) {
+pub fn init_logging(verbose: u8, color: anstream::ColorChoice) {
     let level = match verbose {
         0 => "warn",
         1 => "info",
@@ -32,9 +35,9 @@ pub fn init_logging(verbose: u8, color: ColorChoice) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("roster={level},warn")));
     let ansi = match color {
-        ColorChoice::Always => true,
-        ColorChoice::Never => false,
-        ColorChoice::Auto => {
+        anstream::ColorChoice::Always | anstream::ColorChoice::AlwaysAnsi => true,
+        anstream::ColorChoice::Never => false,
+        anstream::ColorChoice::Auto => {
             std::env::var_os("NO_COLOR").is_none()
                 && std::io::IsTerminal::is_terminal(&std::io::stderr())
         }
@@ -45,10 +48,8 @@ pub fn init_logging(verbose: u8, color: ColorChoice) {
         .with_ansi(ansi)
         .with_target(false)
         .try_init();
-    match color {
-        ColorChoice::Always => anstream::ColorChoice::Always.write_global(),
-        ColorChoice::Never => anstream::ColorChoice::Never.write_global(),
-        ColorChoice::Auto => {}
+    if color != anstream::ColorChoice::Auto {
+        color.write_global();
     }
 }
 
@@ -61,23 +62,38 @@ pub fn report_error(err: &anyhow::Error) {
     anstream::eprintln!("{msg}");
 }
 
-pub fn run(cli: Cli) -> anyhow::Result<Exit> {
-    match cli.command {
-        Command::Validate(a) => validate::run(a),
-        Command::Schema(a) => schema::run(a),
-        Command::Generate(a) => generate::run(a),
-        Command::Plan(a) => plan::run(a),
-        Command::Apply(a) => apply::run(a),
-        Command::Export(a) => export::run(a),
-        Command::Serve(a) => serve::run(a),
-        Command::Token(t) => serve::token(t),
+/// A command and its plain options, as `cli` maps them from the command line.
+#[derive(Debug)]
+pub enum Command {
+    Validate(validate::Options),
+    Schema(schema::Schema),
+    Generate(generate::Options),
+    Plan(plan::Options),
+    Apply(apply::Options),
+    Export(export::Options),
+    Serve(crate::server::ServerConfig),
+    Token(serve::TokenFor),
+}
+
+pub fn run(command: Command) -> anyhow::Result<Exit> {
+    match command {
+        Command::Validate(o) => validate::run(o),
+        Command::Schema(o) => schema::run(o),
+        Command::Generate(o) => generate::run(o),
+        Command::Plan(o) => plan::run(o),
+        Command::Apply(o) => apply::run(o),
+        Command::Export(o) => export::run(o),
+        Command::Serve(o) => serve::run(o),
+        Command::Token(o) => serve::token(o),
     }
 }
 
 pub mod apply;
+pub mod connect;
 pub mod export;
 pub mod generate;
 pub mod plan;
 pub mod schema;
 pub mod serve;
+pub mod term;
 pub mod validate;

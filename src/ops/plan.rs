@@ -10,62 +10,141 @@
 //! So is a password the plan would set but cannot read (a missing variable or file):
 //! every such reference is resolved at plan time and its value dropped at once.
 //!
+//! [`make_plan`] (shared with `apply`) prints nothing: it returns the plan with the
+//! warnings, or a [`PlanFailure`]; [`run`] (and `ops::apply`) render them.
+//!
 //! Exit codes (`--detailed-exitcode`): 0 no changes, 1 error, 2 changes.
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use crate::cli::{DiagnosticFormat, PlanArgs, PlanFormat, SafetyArgs};
+use crate::config::{Diagnostic, DiagnosticFormat, Severity};
+use crate::model::text::s;
 use crate::model::{Desired, Observed};
 use crate::plan::{self, Plan, PlanOptions};
-use crate::provider::HttpProvider;
+use crate::provider::{Provider, ProviderError};
 
 use super::Exit;
+use super::connect::{Endpoint, connect};
+use super::term::{stderr_color, stdout_color};
 
-/// The tokio runtime of the commands that talk to a live system.
-pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")
+/// How a plan is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    #[default]
+    Text,
+    Json,
+    Markdown,
 }
 
-/// Whether to colour output written to a stream: `--color always/never` (recorded
-/// globally by `init_logging`), else only on a terminal and without `NO_COLOR`.
-pub(crate) fn color_for(is_terminal: bool) -> bool {
-    match anstream::ColorChoice::global() {
-        anstream::ColorChoice::Always | anstream::ColorChoice::AlwaysAnsi => true,
-        anstream::ColorChoice::Never => false,
-        anstream::ColorChoice::Auto => is_terminal && std::env::var_os("NO_COLOR").is_none(),
-    }
+/// `roster plan`'s options.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Files or directories of the declaration.
+    pub paths: Vec<PathBuf>,
+    pub endpoint: Endpoint,
+    /// `--force`, `--allow-delete`.
+    pub safety: PlanOptions,
+    pub format: Format,
+    /// Where to save the plan for `apply --plan`.
+    pub out: Option<PathBuf>,
+    /// Exit 2 when there are changes.
+    pub detailed_exitcode: bool,
 }
 
-pub(crate) fn stdout_color() -> bool {
-    color_for(std::io::stdout().is_terminal())
-}
-
-pub(crate) fn stderr_color() -> bool {
-    color_for(std::io::stderr().is_terminal())
-}
-
-/// A fresh plan and what it was made from.
+/// A fresh plan, what it was made from, and the declaration's warnings (to be shown).
 #[derive(Debug)]
 pub struct Planned {
     pub plan: Plan,
     pub desired: Desired,
     pub observed: Observed,
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// Why no plan was made. Every variant but `Live` carries diagnostics positioned in
+/// the declaration's files, ready to render; nothing was written in any case.
+#[derive(Debug)]
+pub enum PlanFailure {
+    /// The declaration does not load (schema, YAML, declaration rules); its warnings
+    /// are among the diagnostics.
+    Invalid(Vec<Diagnostic>),
+    /// The plan breaks plan-time rules (seats, escalation, protected objects, the
+    /// removal threshold, deletion without permission, rename conflicts).
+    Refused {
+        warnings: Vec<Diagnostic>,
+        errors: Vec<Diagnostic>,
+    },
+    /// Passwords the plan would set cannot be read now.
+    Secrets {
+        warnings: Vec<Diagnostic>,
+        errors: Vec<Diagnostic>,
+    },
+    /// The live system could not be read.
+    Live {
+        warnings: Vec<Diagnostic>,
+        base_url: String,
+        error: ProviderError,
+    },
+    /// The loader's thread stopped (a panic); not the user's doing.
+    Internal(anyhow::Error),
+}
+
+impl PlanFailure {
+    /// Prints the failure on stderr as `plan` and `apply` always have, and gives the
+    /// exit: diagnostics are the user's to fix (exit 1 after showing them); a live or
+    /// internal error goes back as an `anyhow` error for `main` to report.
+    pub fn report(self) -> anyhow::Result<Exit> {
+        let (errors, tail) = match self {
+            PlanFailure::Invalid(diags) => {
+                show_diagnostics(&diags);
+                return Ok(Exit::Error);
+            }
+            PlanFailure::Refused { warnings, errors } => {
+                show_diagnostics(&warnings);
+                let n = errors.len();
+                (errors, format!("the plan breaks {n} rule{}", s(n)))
+            }
+            PlanFailure::Secrets { warnings, errors } => {
+                show_diagnostics(&warnings);
+                let n = errors.len();
+                (errors, format!("{n} password{} cannot be read", s(n)))
+            }
+            PlanFailure::Live {
+                warnings,
+                base_url,
+                error,
+            } => {
+                show_diagnostics(&warnings);
+                return Err(anyhow::Error::new(error)
+                    .context(format!("cannot read the live system at {base_url}")));
+            }
+            PlanFailure::Internal(e) => return Err(e),
+        };
+        show_diagnostics(&errors);
+        anstream::eprintln!("error: {tail}; nothing was changed");
+        Ok(Exit::Error)
+    }
+}
+
+/// Diagnostics of `plan` and `apply` go to stderr as text (stdout is the plan's).
+pub(crate) fn show_diagnostics(diags: &[Diagnostic]) {
+    if !diags.is_empty() {
+        anstream::eprint!(
+            "{}",
+            crate::config::render(diags, DiagnosticFormat::Text, stderr_color())
+        );
+    }
 }
 
 /// Loads the declaration (on a blocking thread) while reading the live system, then
-/// diffs. Diagnostics are printed to stderr; `Err(Exit::Error)` means they were and the
-/// command must stop; an `anyhow` error is anything else (the live system unreachable…).
-pub async fn make_plan(
+/// diffs. Prints nothing: the warnings come back in [`Planned`], every reason to stop
+/// in a [`PlanFailure`], for the command to show.
+pub async fn make_plan<P: Provider>(
     paths: &[PathBuf],
-    provider: &HttpProvider,
-    safety: &SafetyArgs,
-) -> anyhow::Result<Result<Planned, Exit>> {
+    provider: &P,
+    safety: &PlanOptions,
+) -> Result<Planned, PlanFailure> {
     let owned: Vec<PathBuf> = paths.to_vec();
     let started = std::time::Instant::now();
     let load = tokio::task::spawn_blocking(move || {
@@ -79,45 +158,33 @@ pub async fn make_plan(
         observed
     };
     let (loaded, observed) = tokio::join!(load, read);
-    let loaded = loaded.context("the declaration loader stopped unexpectedly")?;
-    let loaded = match loaded {
-        Ok(l) => l,
-        Err(diags) => {
-            anstream::eprint!(
-                "{}",
-                crate::config::render(&diags.0, DiagnosticFormat::Text, stderr_color())
-            );
-            return Ok(Err(Exit::Error));
+    let loaded = loaded
+        .map_err(|e| {
+            PlanFailure::Internal(
+                anyhow::Error::new(e).context("the declaration loader stopped unexpectedly"),
+            )
+        })?
+        .map_err(|diags| PlanFailure::Invalid(diags.0))?;
+    let crate::config::Loaded {
+        mut desired,
+        warnings,
+    } = loaded;
+    let observed = match observed {
+        Ok(o) => o,
+        Err(error) => {
+            return Err(PlanFailure::Live {
+                warnings,
+                base_url: provider.base_url().to_string(),
+                error,
+            });
         }
     };
-    if !loaded.warnings.is_empty() {
-        anstream::eprint!(
-            "{}",
-            crate::config::render(&loaded.warnings, DiagnosticFormat::Text, stderr_color())
-        );
-    }
-    let observed = observed
-        .with_context(|| format!("cannot read the live system at {}", provider.base_url()))?;
-    let mut desired = loaded.desired;
-    let options = PlanOptions {
-        allow_delete: safety.allow_delete,
-        force: safety.force,
-    };
-    let diffed = plan::make(&mut desired, &observed, &options);
+    let diffed = plan::make(&mut desired, &observed, safety);
     tracing::debug!(elapsed = ?started.elapsed(), "plan: diffed");
-    match diffed {
-        Ok(plan) => {
-            if let Err(exit) = check_secrets(&plan, &desired) {
-                return Ok(Err(exit));
-            }
-            Ok(Ok(Planned {
-                plan,
-                desired,
-                observed,
-            }))
-        }
-        Err(errors) => {
-            let diags: Vec<crate::config::Diagnostic> = errors
+    let plan = match diffed {
+        Ok(plan) => plan,
+        Err(refused) => {
+            let errors = refused
                 .0
                 .iter()
                 .map(|e| {
@@ -128,31 +195,31 @@ pub async fn make_plan(
                         e.rule,
                         e.message.clone(),
                         e.help.clone(),
-                        crate::config::Severity::Error,
+                        Severity::Error,
                     )
                 })
                 .collect();
-            anstream::eprint!(
-                "{}",
-                crate::config::render(&diags, DiagnosticFormat::Text, stderr_color())
-            );
-            anstream::eprintln!(
-                "error: the plan breaks {} rule{}; nothing was changed",
-                diags.len(),
-                if diags.len() == 1 { "" } else { "s" }
-            );
-            Ok(Err(Exit::Error))
+            return Err(PlanFailure::Refused { warnings, errors });
         }
+    };
+    let errors = unreadable_secrets(&plan, &desired);
+    if !errors.is_empty() {
+        return Err(PlanFailure::Secrets { warnings, errors });
     }
+    Ok(Planned {
+        plan,
+        desired,
+        observed,
+        warnings,
+    })
 }
 
 /// Rule 8 at plan time: every password the plan would set (creates, changed
 /// `rotation`) must be readable now, not only when apply sends it. Each reference is
 /// resolved and the value dropped at once; the errors name the object and the variable
 /// or file, never a value.
-fn check_secrets(plan: &Plan, desired: &Desired) -> Result<(), Exit> {
-    let diags: Vec<crate::config::Diagnostic> = plan
-        .changes
+fn unreadable_secrets(plan: &Plan, desired: &Desired) -> Vec<Diagnostic> {
+    plan.changes
         .iter()
         .filter_map(|c| {
             let r = c.set_password.as_ref()?;
@@ -166,31 +233,18 @@ fn check_secrets(plan: &Plan, desired: &Desired) -> Result<(), Exit> {
                 "provide the variable or file the declaration names (or fix the reference); \
                  roster reads it at plan time and sends it only on create or when `rotation` \
                  changes",
-                crate::config::Severity::Error,
+                Severity::Error,
             ))
         })
-        .collect();
-    if diags.is_empty() {
-        return Ok(());
-    }
-    anstream::eprint!(
-        "{}",
-        crate::config::render(&diags, DiagnosticFormat::Text, stderr_color())
-    );
-    anstream::eprintln!(
-        "error: {} password{} cannot be read; nothing was changed",
-        diags.len(),
-        if diags.len() == 1 { "" } else { "s" }
-    );
-    Err(Exit::Error)
+        .collect()
 }
 
 /// Renders a plan in the chosen format.
-pub fn render(plan: &Plan, format: PlanFormat, color: bool) -> String {
+pub fn render(plan: &Plan, format: Format, color: bool) -> String {
     match format {
-        PlanFormat::Text => plan::render::text(plan, color),
-        PlanFormat::Json => plan::render::json(plan),
-        PlanFormat::Markdown => plan::render::markdown(plan),
+        Format::Text => plan::render::text(plan, color),
+        Format::Json => plan::render::json(plan),
+        Format::Markdown => plan::render::markdown(plan),
     }
 }
 
@@ -201,25 +255,26 @@ pub fn save(plan: &Plan, path: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("cannot write the plan to {}", path.display()))
 }
 
-pub fn run(args: PlanArgs) -> anyhow::Result<Exit> {
-    let rt = runtime()?;
+pub fn run(opts: Options) -> anyhow::Result<Exit> {
+    let rt = super::term::runtime()?;
     rt.block_on(async {
-        let conn = crate::provider::connect(&args.endpoint).await?;
-        let result = make_plan(&args.paths, &conn.provider, &args.safety).await;
+        let conn = connect(&opts.endpoint).await?;
+        let result = make_plan(&opts.paths, &conn.provider, &opts.safety).await;
         conn.close().await;
-        let planned = match result? {
-            Ok(p) => p,
-            Err(exit) => return Ok(exit),
-        };
         let Planned {
             plan,
             desired,
             observed,
-        } = planned;
+            warnings,
+        } = match result {
+            Ok(p) => p,
+            Err(failure) => return failure.report(),
+        };
+        show_diagnostics(&warnings);
         // The process ends right after: freeing both organisations object by object
         // (200,000 objects at scale) would only delay the exit.
         std::mem::forget((desired, observed));
-        if let Some(out) = &args.out {
+        if let Some(out) = &opts.out {
             save(&plan, out)?;
             anstream::eprintln!(
                 "saved the plan to {}; run `roster apply --plan {}` to apply exactly this",
@@ -227,8 +282,8 @@ pub fn run(args: PlanArgs) -> anyhow::Result<Exit> {
                 out.display()
             );
         }
-        anstream::print!("{}", render(&plan, args.format, stdout_color()));
-        Ok(if args.detailed_exitcode && !plan.is_empty() {
+        anstream::print!("{}", render(&plan, opts.format, stdout_color()));
+        Ok(if opts.detailed_exitcode && !plan.is_empty() {
             Exit::Changes
         } else {
             Exit::Success

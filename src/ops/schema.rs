@@ -4,21 +4,29 @@
 //! `model::Declaration` and identical to `schemas/roster.schema.json`; `--kind plan` is the
 //! schema of saved and JSON plans (`plan::Plan`); `--kind openapi` is the live API's
 //! OpenAPI document of the reference server, identical to `schemas/openapi.json`.
+//! `cli` maps `--kind` onto [`Schema`].
 
 use std::io::Write;
 
 use anyhow::Context;
 
-use crate::cli::{SchemaArgs, SchemaKind};
 use crate::config::schema::declaration_schema_text;
 
 use super::Exit;
 
-pub fn run(args: SchemaArgs) -> anyhow::Result<Exit> {
-    let text = match args.kind {
-        SchemaKind::Declaration => declaration_schema_text(),
-        SchemaKind::Plan => crate::plan::render::schema(),
-        SchemaKind::Openapi => crate::server::openapi_json(),
+/// Which schema to print.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Schema {
+    Declaration,
+    Plan,
+    Openapi,
+}
+
+pub fn run(schema: Schema) -> anyhow::Result<Exit> {
+    let text = match schema {
+        Schema::Declaration => declaration_schema_text(),
+        Schema::Plan => crate::plan::render::schema(),
+        Schema::Openapi => crate::server::openapi_json(),
     };
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())

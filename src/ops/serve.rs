@@ -1,4 +1,5 @@
-//! `roster serve` and `roster token create`: glue from the CLI flags to [`crate::server`].
+//! `roster serve` and `roster token create`: glue from a [`ServerConfig`] / [`TokenFor`]
+//! (mapped from the flags by `cli`) to [`crate::server`].
 //!
 //! `serve` builds a tokio runtime, starts the server, prints where it listens and where
 //! the first administrator token was written (never the token), and serves until
@@ -8,31 +9,31 @@
 
 use anyhow::Context;
 
-use crate::cli::{ServeArgs, TokenCommand};
 use crate::server::{self, ServerConfig};
 
 use super::Exit;
+use super::term::runtime;
 
 /// The database when neither `--database` nor ROSTER_DATABASE is given.
 pub const DEFAULT_DATABASE: &str = "sqlite://.roster/live.db";
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")
+/// Whom `token create` makes a token for, and in which database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenFor {
+    Manager {
+        login: String,
+        database: String,
+    },
+    Administrator {
+        login: String,
+        database: String,
+    },
+    /// Neither was given (clap requires one; kept for a caller that is not clap).
+    Nobody,
 }
 
-pub fn run(args: ServeArgs) -> anyhow::Result<Exit> {
-    let cfg = ServerConfig {
-        listen: args.listen,
-        database: args.database.unwrap_or_else(|| DEFAULT_DATABASE.into()),
-        admin_token_file: args.admin_token_file,
-        seats: args.seats,
-        rate_limit: args.rate_limit,
-        inject_faults: args.inject_faults,
-        fault_seed: args.fault_seed,
-    };
+/// `cfg.database` is already defaulted (to [`DEFAULT_DATABASE`]) by the caller.
+pub fn run(cfg: ServerConfig) -> anyhow::Result<Exit> {
     runtime()?.block_on(async move {
         // Listen for SIGINT/SIGTERM before anything else: once "listening on" is printed
         // a signal must always mean a graceful shutdown (exit 0), never the default
@@ -108,20 +109,17 @@ impl Signals {
     }
 }
 
-pub fn token(cmd: TokenCommand) -> anyhow::Result<Exit> {
-    match cmd {
-        TokenCommand::Create(a) => {
-            let database = a.database.unwrap_or_else(|| DEFAULT_DATABASE.into());
-            let token = runtime()?.block_on(async {
-                match (&a.manager, &a.administrator) {
-                    (Some(m), _) => server::create_token(&database, m).await,
-                    (None, Some(ad)) => server::create_admin_token(&database, ad).await,
-                    (None, None) => anyhow::bail!("give --manager LOGIN or --administrator LOGIN"),
-                }
-            })?;
-            // The one place a token is ever shown.
-            println!("{token}");
-            Ok(Exit::Success)
+pub fn token(who: TokenFor) -> anyhow::Result<Exit> {
+    let token = runtime()?.block_on(async {
+        match &who {
+            TokenFor::Manager { login, database } => server::create_token(database, login).await,
+            TokenFor::Administrator { login, database } => {
+                server::create_admin_token(database, login).await
+            }
+            TokenFor::Nobody => anyhow::bail!("give --manager LOGIN or --administrator LOGIN"),
         }
-    }
+    })?;
+    // The one place a token is ever shown.
+    println!("{token}");
+    Ok(Exit::Success)
 }

@@ -6,27 +6,31 @@
 //! valid (warnings allowed), 1 when not.
 
 use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
 
 use anyhow::Context;
 
-use crate::cli::{DiagnosticFormat, ValidateArgs};
-use crate::config::{self, Diagnostic};
+use crate::config::{self, Diagnostic, DiagnosticFormat};
 
 use super::Exit;
+use super::term::{NoColor, color_for, s};
+
+/// `roster validate`'s options.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Files or directories of the declaration.
+    pub paths: Vec<PathBuf>,
+    pub format: DiagnosticFormat,
+    /// Licensed seats, to check rule 5 without a live system.
+    pub seats: Option<u32>,
+}
 
 /// Whether stdout gets colours and snippets: `--color`, `NO_COLOR`, and a terminal.
 pub fn stdout_color() -> bool {
-    match anstream::ColorChoice::global() {
-        anstream::ColorChoice::Always | anstream::ColorChoice::AlwaysAnsi => true,
-        anstream::ColorChoice::Never => false,
-        anstream::ColorChoice::Auto => {
-            std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-                && std::io::stdout().is_terminal()
-        }
-    }
+    color_for(std::io::stdout().is_terminal(), NoColor::WhenNonEmpty)
 }
 
-pub fn run(args: ValidateArgs) -> anyhow::Result<Exit> {
+pub fn run(args: Options) -> anyhow::Result<Exit> {
     let (mut diags, summary) = match config::load(&args.paths) {
         Ok(loaded) => {
             let mut diags = loaded.warnings;
@@ -37,10 +41,7 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<Exit> {
             // The process ends right after: freeing 100,000 objects one by one would only
             // delay the exit.
             std::mem::forget(loaded.desired);
-            (
-                diags,
-                format!("{n} object{} declared", if n == 1 { "" } else { "s" }),
-            )
+            (diags, format!("{n} object{} declared", s(n)))
         }
         Err(e) => (e.0, String::new()),
     };
@@ -64,7 +65,7 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<Exit> {
 }
 
 fn summary_line(errors: usize, warnings: usize, objects: &str) -> String {
-    let plural = |n: usize, w: &str| format!("{n} {w}{}", if n == 1 { "" } else { "s" });
+    let plural = |n: usize, w: &str| format!("{n} {w}{}", s(n));
     if errors == 0 {
         format!("valid: {objects}, {}\n", plural(warnings, "warning"))
     } else {

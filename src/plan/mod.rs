@@ -252,7 +252,7 @@ impl fmt::Display for PlanErrors {
         write!(
             f,
             "the plan was refused ({n} error{})",
-            if n == 1 { "" } else { "s" }
+            crate::model::text::s(n)
         )?;
         for e in &self.0 {
             write!(f, "\n  {e}\n    help: {}", e.help)?;

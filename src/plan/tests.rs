@@ -1798,7 +1798,7 @@ fn does(logins: &[&str]) -> OrgB {
 /// The declaration as the loader leaves it: default names assigned on an empty system,
 /// `declared` naming the representatives whose YAML writes `username:`.
 fn loaded(mut org: Org, declared: &[&str]) -> Desired {
-    crate::config::rules::assign_usernames(&mut org.representatives);
+    crate::model::usernames::assign_usernames(&mut org.representatives);
     let mut d = desired(org);
     d.declared_usernames = declared.iter().map(|l| l.to_string()).collect();
     d
@@ -1816,7 +1816,7 @@ fn usernames(d: &Desired) -> Vec<(&str, &str)> {
 fn a_newcomer_does_not_rename_the_representatives_who_hold_default_names() {
     let live = {
         let mut o = does(&["john@x.example", "kate@x.example"]).0;
-        crate::config::rules::assign_usernames(&mut o.representatives);
+        crate::model::usernames::assign_usernames(&mut o.representatives);
         o
     };
     assert_eq!(
@@ -1849,7 +1849,7 @@ fn a_kept_default_name_gives_way_to_a_declared_one_and_live_only_names_stay_take
     // Live: john is `jdoe`, kate `jdoe2`, and `jdoe3` belongs to a representative that no
     // file declares.
     let mut live = does(&["john@x.example", "kate@x.example", "zed@x.example"]).0;
-    crate::config::rules::assign_usernames(&mut live.representatives);
+    crate::model::usernames::assign_usernames(&mut live.representatives);
     // The YAML now gives kate the name `jdoe` (declared); john must take another one, and
     // not `jdoe3` (held live).
     let mut org = does(&["john@x.example", "kate@x.example"]).0;
@@ -1894,7 +1894,7 @@ fn a_renamed_representative_and_a_dropped_username_line_keep_the_live_name() {
 #[test]
 fn settling_an_unchanged_declaration_changes_nothing() {
     let mut live = does(&["john@x.example", "kate@x.example"]).0;
-    crate::config::rules::assign_usernames(&mut live.representatives);
+    crate::model::usernames::assign_usernames(&mut live.representatives);
     let mut d = loaded(does(&["john@x.example", "kate@x.example"]).0, &[]);
     let before = d.org.clone();
     settle_usernames(&mut d, &observed(live));
@@ -2038,7 +2038,7 @@ fn a_long_chain_of_user_names_handed_down_is_written_from_its_end() {
 #[test]
 fn acting_as_a_manager_a_new_representative_s_default_name_is_left_to_the_console() {
     let mut live = does(&["john@x.example"]).0;
-    crate::config::rules::assign_usernames(&mut live.representatives);
+    crate::model::usernames::assign_usernames(&mut live.representatives);
     let mut d = loaded(does(&["aaron@x.example", "john@x.example"]).0, &[]);
     let o = as_manager(observed(live), "marie@acme.example");
     settle_usernames(&mut d, &o);

@@ -26,7 +26,7 @@
 use std::collections::BTreeSet;
 
 use super::join::Walk;
-use crate::config::rules::{UsernamePool, default_username};
+use crate::model::usernames::{UsernamePool, default_username};
 use crate::model::{Desired, Login, Observed, Principal};
 
 /// Keeps the live user name of every representative without a declared one and makes

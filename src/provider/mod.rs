@@ -1,11 +1,12 @@
 //! The live API's HTTP client: reads the whole live state into an [`Observed`] and sends
-//! the writes that `apply` asks for.
+//! the writes that `apply` asks for, behind the [`Provider`] trait.
 //!
-//! Owns: the endpoint and token ([`connect`], including the embedded default server), the
-//! request loop (bearer auth, retries with exponential backoff on 429/502/503/504 and
-//! transport failures honouring `Retry-After`, never on a 412 or another 4xx), the paged
-//! concurrent read ([`HttpProvider::read`]), single writes and `:batch` writes, and the
-//! parsing of RFC 9457 problems ([`Problem`]).
+//! Owns: the request loop (bearer auth, retries with exponential backoff on
+//! 429/502/503/504 and transport failures honouring `Retry-After`, never on a 412 or
+//! another 4xx), the paged concurrent read ([`HttpProvider::read`]), single writes and
+//! `:batch` writes, and the parsing of RFC 9457 problems ([`Problem`]). It is given an
+//! endpoint URL and a token and nothing else: choosing them, and starting the embedded
+//! server when there is no endpoint, is `ops::connect`'s job.
 //!
 //! Data comes from the API described in docs/api.md; [`Observed`] goes to `plan`, write
 //! results go back to `apply`. This is the only module besides `server` that speaks HTTP.
@@ -16,8 +17,9 @@
 //! 404: when that happens on a retry, the provider reads the object back and counts the
 //! write as done if the object is exactly what the write would have made.
 
-mod connect;
 mod error;
+#[cfg(test)]
+pub(crate) mod memory;
 mod read;
 mod write;
 
@@ -30,11 +32,53 @@ use bytes::Bytes;
 use reqwest::Method;
 use serde_json::Value;
 
-pub use connect::{Connection, connect, token_from};
 pub use error::{Problem, ProblemItem, ProviderError};
 pub use write::BatchOp;
 
-use crate::model::Observed;
+use crate::model::{Kind, Observed};
+
+/// What `plan` and `apply` need of a live system: read it whole, write one object, write
+/// many of one kind at once. [`HttpProvider`] is the real one; unit tests of the
+/// executor use an in-memory one (`provider::memory`).
+///
+/// Writes answer the object as the live system now holds it (its `version` is what the
+/// next `If-Match` of the same object must carry); a batch answers one result per
+/// operation, in order, or fails as a whole.
+pub trait Provider: Sync {
+    /// Where the live system is, for messages (never holds the token).
+    fn base_url(&self) -> &str;
+
+    fn read(&self) -> impl Future<Output = Result<Observed, ProviderError>> + Send;
+
+    fn create(
+        &self,
+        kind: Kind,
+        body: &Value,
+        idempotency_key: &str,
+    ) -> impl Future<Output = Result<Value, ProviderError>> + Send;
+
+    fn update(
+        &self,
+        kind: Kind,
+        key: &str,
+        if_match: i64,
+        patch: &Value,
+    ) -> impl Future<Output = Result<Value, ProviderError>> + Send;
+
+    fn delete(
+        &self,
+        kind: Kind,
+        key: &str,
+        if_match: i64,
+        purge_statistics: bool,
+    ) -> impl Future<Output = Result<(), ProviderError>> + Send;
+
+    fn batch(
+        &self,
+        kind: Kind,
+        ops: &[BatchOp],
+    ) -> impl Future<Output = Result<Vec<Result<Value, ProviderError>>, ProviderError>> + Send;
+}
 
 /// How a request is retried.
 #[derive(Debug, Clone, Copy)]
@@ -138,16 +182,6 @@ impl HttpProvider {
     pub fn with_retry(mut self, retry: RetryPolicy) -> HttpProvider {
         self.retry = retry;
         self
-    }
-
-    /// The base URL (no token in it).
-    pub fn base_url(&self) -> &str {
-        &self.base
-    }
-
-    /// Reads the whole live state (every kind concurrently, paged): see `read.rs`.
-    pub async fn read(&self) -> Result<Observed, ProviderError> {
-        read::read(self).await
     }
 
     /// One attempt: send, receive the whole body, classify the status.

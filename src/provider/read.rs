@@ -19,7 +19,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use super::{HttpProvider, ProviderError, encode_key};
+use super::{HttpProvider, Provider, ProviderError, encode_key};
 use crate::model::{
     Account, Administrator, Campaign, ContactGroup, Kind, Manager, ObjectId, Observed, Portal,
     Principal, Representative, Team,

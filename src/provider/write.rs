@@ -9,8 +9,8 @@ use reqwest::Method;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::{HttpProvider, Problem, ProviderError, Sent, encode_key};
-use crate::model::Kind;
+use super::{HttpProvider, Problem, Provider, ProviderError, Sent, encode_key};
+use crate::model::{Kind, Observed};
 
 /// One operation of `POST /v1/{collection}:batch`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -127,136 +127,6 @@ impl HttpProvider {
             _ => Err(err),
         }
     }
-
-    /// POST a new object. A retry sends the same `Idempotency-Key`, so the server replays
-    /// the first answer instead of creating twice.
-    pub async fn create(
-        &self,
-        kind: Kind,
-        body: &Value,
-        idempotency_key: &str,
-    ) -> Result<Value, ProviderError> {
-        let path = format!("/v1/{}", kind.collection());
-        let Sent { result, attempts } = self
-            .send(
-                Method::POST,
-                &path,
-                Some(body),
-                &[("idempotency-key", idempotency_key.to_string())],
-            )
-            .await;
-        match result {
-            Ok((_, bytes)) => parse_object(format!("{}{path}", self.base), &bytes),
-            Err(e) if attempts > 1 && is_problem(&e, 409) => {
-                let key = body
-                    .get(kind.key_field())
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string();
-                self.confirm(kind, &key, body, None, e).await
-            }
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Merge-PATCH the object at `key` (its key before a rename), planned against `if_match`.
-    pub async fn update(
-        &self,
-        kind: Kind,
-        key: &str,
-        if_match: i64,
-        patch: &Value,
-    ) -> Result<Value, ProviderError> {
-        let path = Self::object_path(kind, key);
-        let Sent { result, attempts } = self
-            .send(
-                Method::PATCH,
-                &path,
-                Some(patch),
-                &[("if-match", format!("\"{if_match}\""))],
-            )
-            .await;
-        match result {
-            Ok((_, bytes)) => parse_object(format!("{}{path}", self.base), &bytes),
-            Err(e) if attempts > 1 && (is_problem(&e, 412) || is_problem(&e, 404)) => {
-                let after = Self::key_after(kind, key, patch);
-                self.confirm(kind, &after, patch, Some(if_match + 1), e)
-                    .await
-            }
-            Err(e) => Err(e),
-        }
-    }
-
-    /// DELETE the object at `key`, planned against `if_match`.
-    pub async fn delete(
-        &self,
-        kind: Kind,
-        key: &str,
-        if_match: i64,
-        purge_statistics: bool,
-    ) -> Result<(), ProviderError> {
-        let mut path = Self::object_path(kind, key);
-        if purge_statistics {
-            path.push_str("?purge_statistics=true");
-        }
-        let Sent { result, attempts } = self
-            .send(
-                Method::DELETE,
-                &path,
-                None,
-                &[("if-match", format!("\"{if_match}\""))],
-            )
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            // Gone after a retry: the earlier attempt deleted it.
-            Err(e) if attempts > 1 && is_problem(&e, 404) => Ok(()),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Sends up to 1000 operations of one kind in one request. The outer result fails
-    /// when the request as a whole does; otherwise one result per operation, in order.
-    /// Operations answered 429/503 inside the batch are sent again one by one.
-    pub async fn batch(
-        &self,
-        kind: Kind,
-        ops: &[BatchOp],
-    ) -> Result<Vec<Result<Value, ProviderError>>, ProviderError> {
-        let path = format!("/v1/{}:batch", kind.collection());
-        let url = format!("{}{path}", self.base);
-        let body = json!({ "operations": ops });
-        let Sent { result, attempts } = self.send(Method::POST, &path, Some(&body), &[]).await;
-        let (_, bytes) = result?;
-        let answer: Value = parse_object(url.clone(), &bytes)?;
-        let results = answer
-            .get("results")
-            .and_then(Value::as_array)
-            .filter(|r| r.len() == ops.len())
-            .ok_or_else(|| ProviderError::Unexpected {
-                url: url.clone(),
-                detail: format!(
-                    "a batch answer must hold `results`, one per operation ({})",
-                    ops.len()
-                ),
-            })?;
-        let mut out = Vec::with_capacity(ops.len());
-        for (op, r) in ops.iter().zip(results) {
-            let status = r.get("status").and_then(Value::as_u64).unwrap_or(0) as u16;
-            let body = r.get("body").cloned().unwrap_or(Value::Null);
-            let res = if (200..300).contains(&status) {
-                Ok(body)
-            } else {
-                Err(ProviderError::Problem(Box::new(Problem::from_body(
-                    status,
-                    body.to_string().as_bytes(),
-                ))))
-            };
-            out.push(self.settle(kind, op, res, attempts).await);
-        }
-        Ok(out)
-    }
-
     /// One batch operation's result: transient failures are retried alone; a conflict
     /// after a retried batch is checked against the live object.
     async fn settle(
@@ -311,6 +181,148 @@ impl HttpProvider {
             BatchOp::Delete { .. } if is_problem(&err, 404) => Ok(Value::Null),
             _ => Err(err),
         }
+    }
+}
+
+// The HTTP client is the live system's real provider: its writes are the trait's, with
+// retries and lost-answer confirmation.
+impl Provider for HttpProvider {
+    fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    /// Reads the whole live state (every kind concurrently, paged): see `read.rs`.
+    async fn read(&self) -> Result<Observed, ProviderError> {
+        super::read::read(self).await
+    }
+
+    /// POST a new object. A retry sends the same `Idempotency-Key`, so the server replays
+    /// the first answer instead of creating twice.
+    async fn create(
+        &self,
+        kind: Kind,
+        body: &Value,
+        idempotency_key: &str,
+    ) -> Result<Value, ProviderError> {
+        let path = format!("/v1/{}", kind.collection());
+        let Sent { result, attempts } = self
+            .send(
+                Method::POST,
+                &path,
+                Some(body),
+                &[("idempotency-key", idempotency_key.to_string())],
+            )
+            .await;
+        match result {
+            Ok((_, bytes)) => parse_object(format!("{}{path}", self.base), &bytes),
+            Err(e) if attempts > 1 && is_problem(&e, 409) => {
+                let key = body
+                    .get(kind.key_field())
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
+                self.confirm(kind, &key, body, None, e).await
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Merge-PATCH the object at `key` (its key before a rename), planned against `if_match`.
+    async fn update(
+        &self,
+        kind: Kind,
+        key: &str,
+        if_match: i64,
+        patch: &Value,
+    ) -> Result<Value, ProviderError> {
+        let path = Self::object_path(kind, key);
+        let Sent { result, attempts } = self
+            .send(
+                Method::PATCH,
+                &path,
+                Some(patch),
+                &[("if-match", format!("\"{if_match}\""))],
+            )
+            .await;
+        match result {
+            Ok((_, bytes)) => parse_object(format!("{}{path}", self.base), &bytes),
+            Err(e) if attempts > 1 && (is_problem(&e, 412) || is_problem(&e, 404)) => {
+                let after = Self::key_after(kind, key, patch);
+                self.confirm(kind, &after, patch, Some(if_match + 1), e)
+                    .await
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// DELETE the object at `key`, planned against `if_match`.
+    async fn delete(
+        &self,
+        kind: Kind,
+        key: &str,
+        if_match: i64,
+        purge_statistics: bool,
+    ) -> Result<(), ProviderError> {
+        let mut path = Self::object_path(kind, key);
+        if purge_statistics {
+            path.push_str("?purge_statistics=true");
+        }
+        let Sent { result, attempts } = self
+            .send(
+                Method::DELETE,
+                &path,
+                None,
+                &[("if-match", format!("\"{if_match}\""))],
+            )
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // Gone after a retry: the earlier attempt deleted it.
+            Err(e) if attempts > 1 && is_problem(&e, 404) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Sends up to 1000 operations of one kind in one request. The outer result fails
+    /// when the request as a whole does; otherwise one result per operation, in order.
+    /// Operations answered 429/503 inside the batch are sent again one by one.
+    async fn batch(
+        &self,
+        kind: Kind,
+        ops: &[BatchOp],
+    ) -> Result<Vec<Result<Value, ProviderError>>, ProviderError> {
+        let path = format!("/v1/{}:batch", kind.collection());
+        let url = format!("{}{path}", self.base);
+        let body = json!({ "operations": ops });
+        let Sent { result, attempts } = self.send(Method::POST, &path, Some(&body), &[]).await;
+        let (_, bytes) = result?;
+        let answer: Value = parse_object(url.clone(), &bytes)?;
+        let results = answer
+            .get("results")
+            .and_then(Value::as_array)
+            .filter(|r| r.len() == ops.len())
+            .ok_or_else(|| ProviderError::Unexpected {
+                url: url.clone(),
+                detail: format!(
+                    "a batch answer must hold `results`, one per operation ({})",
+                    ops.len()
+                ),
+            })?;
+        let mut out = Vec::with_capacity(ops.len());
+        for (op, r) in ops.iter().zip(results) {
+            let status = r.get("status").and_then(Value::as_u64).unwrap_or(0) as u16;
+            let body = r.get("body").cloned().unwrap_or(Value::Null);
+            let res = if (200..300).contains(&status) {
+                Ok(body)
+            } else {
+                Err(ProviderError::Problem(Box::new(Problem::from_body(
+                    status,
+                    body.to_string().as_bytes(),
+                ))))
+            };
+            out.push(self.settle(kind, op, res, attempts).await);
+        }
+        Ok(out)
     }
 }
 

@@ -1162,15 +1162,15 @@ async fn cross_checks_renaming(
 }
 
 /// A representative created without a user name gets the console's proposal (seed 004):
-/// the default name (`crate::config::rules::default_username`, the one roster's loader
+/// the default name (`crate::model::usernames::default_username`, the one roster's loader
 /// uses), or the first of `name2`, `name3`, … that no representative holds — as the
 /// store stands inside this transaction, so earlier creates of a batch count.
 async fn default_free_username(
     tx: &mut Tx,
     r: &crate::model::Representative,
 ) -> Result<String, sqlx::Error> {
-    let base = crate::config::rules::default_username(&r.first_name, &r.last_name, &r.login);
-    let mut pool = crate::config::rules::UsernamePool::default();
+    let base = crate::model::usernames::default_username(&r.first_name, &r.last_name, &r.login);
+    let mut pool = crate::model::usernames::UsernamePool::default();
     for name in tx.usernames_starting_with(&base).await? {
         pool.take(&name);
     }

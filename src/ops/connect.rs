@@ -1,13 +1,29 @@
-//! Where the live system is: `--endpoint` / `ROSTER_ENDPOINT` with `--token-file` /
-//! `ROSTER_TOKEN`, or the embedded default (the reference server started in-process on
-//! loopback over `<state-dir>/live.db`, talked to over HTTP like any endpoint).
+//! Where the live system is, for `plan`, `apply` and `export`: an endpoint with a token
+//! ([`Endpoint`], from `--endpoint` / `ROSTER_ENDPOINT` and `--token-file` /
+//! `ROSTER_TOKEN`), or the embedded default: the reference server started in-process
+//! on loopback over `<state-dir>/live.db`, talked to over HTTP like any endpoint.
+//!
+//! Here in `ops`, not in `provider`, because starting the embedded server puts `server`
+//! below the command, not below the HTTP client: the provider only gets a URL and a
+//! token. The [`Connection`] goes back to the command, which closes it when done.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use super::HttpProvider;
-use crate::cli::EndpointArgs;
+use anyhow::Context;
 
+use crate::provider::HttpProvider;
 use crate::server;
+
+/// Where the live system is (the endpoint options of `plan`, `apply`, `export`).
+#[derive(Debug, Clone, Default)]
+pub struct Endpoint {
+    /// Base URL of the live API; none (or blank) means the embedded default.
+    pub url: Option<String>,
+    /// File holding the API token (otherwise `ROSTER_TOKEN`).
+    pub token_file: Option<PathBuf>,
+    /// Directory of the embedded live system's database and token.
+    pub state_dir: PathBuf,
+}
 
 /// A provider and, for the embedded default, the in-process server it talks to (kept
 /// alive as long as the connection; [`Connection::close`] stops it cleanly).
@@ -40,9 +56,8 @@ impl Connection {
 }
 
 /// Reads the token: `--token-file` (trimmed), else `ROSTER_TOKEN`, else none.
-pub fn token_from(args: &EndpointArgs) -> anyhow::Result<Option<String>> {
-    use anyhow::Context;
-    if let Some(path) = &args.token_file {
+pub fn token_from(endpoint: &Endpoint) -> anyhow::Result<Option<String>> {
+    if let Some(path) = &endpoint.token_file {
         let t = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read the token file {}", path.display()))?;
         let t = t.trim().to_string();
@@ -59,21 +74,20 @@ pub fn token_from(args: &EndpointArgs) -> anyhow::Result<Option<String>> {
         .filter(|t| !t.is_empty()))
 }
 
-/// Connects to `--endpoint` / `ROSTER_ENDPOINT`, or, with neither, starts the embedded
-/// reference server on loopback over `<state-dir>/live.db` and connects to it over HTTP.
-pub async fn connect(args: &EndpointArgs) -> anyhow::Result<Connection> {
-    let token = token_from(args)?;
-    match args.endpoint.as_deref().filter(|e| !e.trim().is_empty()) {
-        Some(endpoint) => Ok(Connection {
-            provider: HttpProvider::new(endpoint, token)?,
+/// Connects to the endpoint, or, without one, starts the embedded reference server on
+/// loopback over `<state-dir>/live.db` and connects to it over HTTP.
+pub async fn connect(endpoint: &Endpoint) -> anyhow::Result<Connection> {
+    let token = token_from(endpoint)?;
+    match endpoint.url.as_deref().filter(|e| !e.trim().is_empty()) {
+        Some(url) => Ok(Connection {
+            provider: HttpProvider::new(url, token)?,
             embedded: None,
         }),
-        None => connect_embedded(&args.state_dir, token).await,
+        None => connect_embedded(&endpoint.state_dir, token).await,
     }
 }
 
 async fn connect_embedded(state_dir: &Path, token: Option<String>) -> anyhow::Result<Connection> {
-    use anyhow::Context;
     std::fs::create_dir_all(state_dir).with_context(|| {
         format!(
             "cannot create the embedded live system's directory {}",
