@@ -6,6 +6,9 @@
 //! during apply gets 412 while the other changes land; a flaky server (fault injection)
 //! still converges without creating anything twice; export → plan round trips.
 
+// Its own copy of the harness: this module adds its own `impl Server` methods.
+#[allow(clippy::duplicate_mod)]
+#[path = "support/cli.rs"]
 mod e2e_support;
 
 use std::collections::BTreeMap;
