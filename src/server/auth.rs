@@ -42,6 +42,24 @@ pub fn new_token() -> String {
     format!("rst_{}", hex::encode(bytes))
 }
 
+/// Issues a new token acting as `role` `login` inside `tx` and records the creation in
+/// the audit log as done by `actor`; returns the token (shown once, stored hashed).
+pub async fn issue_token(
+    tx: &mut Tx,
+    actor: &str,
+    role: &str,
+    login: &str,
+) -> Result<String, sqlx::Error> {
+    let token = new_token();
+    let now = super::engine::now_rfc3339();
+    tx.insert_token(&hash_token(&token), role, login, &now)
+        .await?;
+    let after = serde_json::json!({"role": role, "login": login}).to_string();
+    tx.audit(&now, actor, "create", "token", login, None, Some(&after))
+        .await?;
+    Ok(token)
+}
+
 /// Whether `path` is `team` or one of its sub-teams.
 pub fn is_within(path: &str, team: &str) -> bool {
     path == team

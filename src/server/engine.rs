@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 use super::auth::{Actor, authorize_write, is_within, login_in_scope};
 use super::domain::{Obj, merge_patch};
 use super::problem::Problem;
-use super::store::{Db, Tx};
+use super::store::{Db, StoredObject, Tx};
 use crate::model::rules::{RuleCode, Violation};
 use crate::model::{Feature, Kind};
 
@@ -589,6 +589,24 @@ fn stale(kind: Kind, key: &str, have: i64, want: i64) -> Problem {
     ))
 }
 
+/// The opening of an update or a delete: the stored row of `kind` `key` and the object
+/// it holds; 404 when there is none, 412 when it is not at version `if_match`.
+async fn current(
+    tx: &mut Tx,
+    kind: Kind,
+    key: &str,
+    if_match: i64,
+) -> Result<(StoredObject, Obj), Fail> {
+    let Some(row) = tx.get(kind, key).await? else {
+        return Err(Problem::not_found(format!("no {kind} `{key}`")).into());
+    };
+    if row.version != if_match {
+        return Err(stale(kind, key, row.version, if_match).into());
+    }
+    let before = Obj::from_stored(kind, &row.body)?;
+    Ok((row, before))
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn update(
     tx: &mut Tx,
@@ -600,13 +618,7 @@ async fn update(
     patch: Value,
     secret: Option<String>,
 ) -> Result<Done, Fail> {
-    let Some(row) = tx.get(kind, key).await? else {
-        return Err(Problem::not_found(format!("no {kind} `{key}`")).into());
-    };
-    if row.version != if_match {
-        return Err(stale(kind, key, row.version, if_match).into());
-    }
-    let before = Obj::from_stored(kind, &row.body)?;
+    let (row, before) = current(tx, kind, key, if_match).await?;
     let mut merged: Value =
         serde_json::from_str(&row.body).map_err(|e| Problem::internal(e.to_string()))?;
     merge_patch(&mut merged, &patch);
@@ -897,13 +909,7 @@ async fn delete(
     if_match: i64,
     purge: bool,
 ) -> Result<Done, Fail> {
-    let Some(row) = tx.get(kind, key).await? else {
-        return Err(Problem::not_found(format!("no {kind} `{key}`")).into());
-    };
-    if row.version != if_match {
-        return Err(stale(kind, key, row.version, if_match).into());
-    }
-    let before = Obj::from_stored(kind, &row.body)?;
+    let (row, before) = current(tx, kind, key, if_match).await?;
     authorize_write(actor, tx, kind, Some(&before), None, false).await?;
     if kind == Kind::Representative && !purge {
         return Err(Problem::new(

@@ -265,21 +265,7 @@ async fn issue_token(
                 store::redact_url(database)
             );
         }
-        let token = auth::new_token();
-        let now = engine::now_rfc3339();
-        tx.insert_token(&auth::hash_token(&token), role, &login, &now)
-            .await?;
-        let after = serde_json::json!({"role": role, "login": login}).to_string();
-        tx.audit(
-            &now,
-            "roster token create",
-            "create",
-            "token",
-            &login,
-            None,
-            Some(&after),
-        )
-        .await?;
+        let token = auth::issue_token(&mut tx, "roster token create", role, &login).await?;
         tx.commit().await?;
         Ok(token)
     }

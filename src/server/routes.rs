@@ -724,21 +724,7 @@ async fn tokens_create(
             format!("no {kind} `{login}`"),
         ));
     }
-    let token = super::auth::new_token();
-    let now = engine::now_rfc3339();
-    tx.insert_token(&super::auth::hash_token(&token), role, &login, &now)
-        .await?;
-    let after = json!({"role": role, "login": login}).to_string();
-    tx.audit(
-        &now,
-        actor.login(),
-        "create",
-        "token",
-        &login,
-        None,
-        Some(&after),
-    )
-    .await?;
+    let token = super::auth::issue_token(&mut tx, actor.login(), role, &login).await?;
     tx.commit().await?;
     Ok(json_response(
         StatusCode::CREATED,

@@ -16,6 +16,9 @@
 //! The harness (server, commands, HTTP) is shared with tests/reconcile.rs:
 //! tests/e2e_support/mod.rs.
 
+// Its own copy of the harness: this module adds its own `impl Server` methods.
+#[allow(clippy::duplicate_mod)]
+#[path = "support/cli.rs"]
 mod e2e_support;
 
 use std::path::{Path, PathBuf};

@@ -1,9 +1,9 @@
-//! Shared end-to-end harness for tests/reconcile.rs and tests/safety.rs: the real `roster`
+//! Shared end-to-end harness for the `reconcile` and `safety` test modules: the real `roster`
 //! binary (this build's, or `ROSTER_E2E_BIN`) against a real `roster serve` child on a free
 //! loopback port over its own SQLite file in a temporary directory. Every command and wait
 //! is bounded; the server is killed when its [`Server`] is dropped.
 //!
-//! Each test file keeps its own specifics (default seats, command timeout, whether HTTP
+//! Each test module keeps its own specifics (default seats, command timeout, whether HTTP
 //! requests retry a busy server, how commands get their environment) in a [`Harness`] and
 //! in its own `impl Server` block.
 
