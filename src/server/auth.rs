@@ -51,7 +51,7 @@ pub async fn issue_token(
     login: &str,
 ) -> Result<String, sqlx::Error> {
     let token = new_token();
-    let now = super::engine::now_rfc3339();
+    let now = super::store::now_rfc3339();
     tx.insert_token(&hash_token(&token), role, login, &now)
         .await?;
     let after = serde_json::json!({"role": role, "login": login}).to_string();

@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 use super::auth::{Actor, authorize_write, is_within, login_in_scope};
 use super::domain::{Obj, merge_patch};
 use super::problem::Problem;
-use super::store::{Db, StoredObject, Tx};
+use super::store::{self, Db, StoredObject, Tx};
 use crate::model::rules::{RuleCode, Violation};
 use crate::model::{Feature, Kind};
 
@@ -150,17 +150,7 @@ pub const IDEMPOTENCY_TTL: time::Duration = time::Duration::hours(24);
 
 /// The oldest `created_at` of an idempotency record still in force at `now`.
 pub fn idempotency_cutoff(now: time::OffsetDateTime) -> String {
-    rfc3339(now - IDEMPOTENCY_TTL)
-}
-
-/// A time as stored (`created_at`, `at`): RFC 3339.
-pub fn rfc3339(t: time::OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
-}
-
-pub fn now_rfc3339() -> String {
-    rfc3339(time::OffsetDateTime::now_utc())
+    store::rfc3339(now - IDEMPOTENCY_TTL)
 }
 
 /// Adds `version` to a public body.
@@ -426,7 +416,7 @@ pub async fn run(
     drop(stream);
     let mut tx = db.begin().await?;
     let mut ctx = Ctx {
-        now: now_rfc3339(),
+        now: store::now_rfc3339(),
         ..Default::default()
     };
     let creates: Vec<&Obj> = prepared

@@ -289,7 +289,7 @@ async fn bootstrap(db: &Db, seats: u32) -> anyhow::Result<Option<String>> {
         previously: None,
     };
     let body = serde_json::to_value(&admin)?;
-    let now = engine::now_rfc3339();
+    let now = store::now_rfc3339();
     tx.insert(
         Kind::Administrator,
         FIRST_ADMIN,

@@ -631,7 +631,7 @@ async fn account_patch(
     let before = json!({"name": name, "seats": seats, "version": version});
     let after = json!({"name": new_name, "seats": new_seats, "version": version + 1});
     tx.audit(
-        &engine::now_rfc3339(),
+        &super::store::now_rfc3339(),
         actor.login(),
         "update",
         "account",

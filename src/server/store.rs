@@ -934,6 +934,17 @@ pub fn sqlite_dir(url: &str) -> Option<PathBuf> {
     })
 }
 
+/// A time as stored (`created_at`, `at`): RFC 3339.
+pub fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// Now, as stored.
+pub fn now_rfc3339() -> String {
+    rfc3339(time::OffsetDateTime::now_utc())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1034,7 +1045,7 @@ mod tests {
         let url = format!("sqlite://{}", dir.path().join("t.db").display());
         let db = Db::connect(&url).await.unwrap();
         let now = time::OffsetDateTime::now_utc();
-        let rfc = crate::server::engine::rfc3339;
+        let rfc = super::rfc3339;
         let cutoff = idempotency_cutoff(now);
         let mut tx = db.begin().await.unwrap();
         let old = rfc(now - time::Duration::hours(25));
