@@ -5,6 +5,7 @@
 #[macro_use]
 mod support;
 
+mod architecture;
 mod reconcile;
 mod safety;
 mod server;
