@@ -8,7 +8,6 @@
 
 use std::process::ExitCode;
 
-
 /// Exit codes, as Terraform: 0 success / no changes, 1 error, 2 changes present
 /// (`plan --detailed-exitcode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
