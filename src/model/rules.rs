@@ -181,9 +181,43 @@ pub fn is_email(s: &str) -> bool {
         && !s.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
+/// The longest user name, in characters.
+pub const USERNAME_MAX_CHARS: usize = 100;
+
+/// What is wrong with a user name's shape, if anything: it is typed at the console's
+/// sign-in, so it is non-empty, at most [`USERNAME_MAX_CHARS`] characters, and holds no
+/// white space or control character. Default names (`model::usernames`) always pass.
+pub fn username_problem(name: &str) -> Option<String> {
+    if name.is_empty() {
+        return Some("is empty".into());
+    }
+    let chars = name.chars().count();
+    if chars > USERNAME_MAX_CHARS {
+        return Some(format!(
+            "has {chars} characters, more than {USERNAME_MAX_CHARS}"
+        ));
+    }
+    if let Some(c) = name.chars().find(|c| c.is_whitespace() || c.is_control()) {
+        return Some(format!("holds {c:?}, a space or control character"));
+    }
+    None
+}
+
 /// Every object-level rule on a representative.
 pub fn check_representative(rep: &Representative) -> Vec<Violation> {
     let mut v = feature_requirements(&rep.features, "features");
+    if let Some(why) = rep.username.as_deref().and_then(username_problem) {
+        v.push(Violation {
+            rule: RuleCode::Schema,
+            pointer: "/username".into(),
+            message: format!("`username` {why}"),
+            help: format!(
+                "write a user name of 1 to {USERNAME_MAX_CHARS} characters without spaces, \
+                 or leave `username` out for the default (first letter of the first name \
+                 and the last name)"
+            ),
+        });
+    }
     if rep.features.contains(&Feature::Multisession) {
         v.push(Violation {
             rule: RuleCode::FeatureNotAllowed,
@@ -298,5 +332,34 @@ mod tests {
         assert!(!is_email("marie"));
         assert!(!is_email("marie@acme"));
         assert!(!is_email("a b@acme.example"));
+    }
+
+    #[test]
+    fn user_names_are_non_empty_short_and_without_spaces() {
+        assert_eq!(username_problem("jdoe"), None);
+        assert_eq!(username_problem("j.doe-2_x"), None);
+        assert!(username_problem("").unwrap().contains("empty"));
+        assert!(username_problem("j doe").unwrap().contains("space"));
+        assert!(username_problem("jdoe\t").is_some());
+        assert!(username_problem("j\u{7}doe").is_some());
+        assert_eq!(username_problem(&"é".repeat(USERNAME_MAX_CHARS)), None);
+        assert!(username_problem(&"a".repeat(USERNAME_MAX_CHARS + 1)).is_some());
+        let mut r = crate::model::testing::rep("a@x.example", None);
+        r.username = Some(" ".into());
+        let v = check_representative(&r);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!(
+            (v[0].rule, v[0].pointer.as_str()),
+            (RuleCode::Schema, "/username")
+        );
+        // every default name passes
+        for (first, last, login) in [
+            ("John", "Doe", "j@x"),
+            ("\u{E000}", "", "zoë.k@x"),
+            ("", "", "a@x"),
+        ] {
+            let d = crate::model::usernames::default_username(first, last, login);
+            assert_eq!(username_problem(&d), None, "{d:?}");
+        }
     }
 }

@@ -364,6 +364,17 @@ async fn usernames_are_unique_ignoring_case(s: &Srv) {
     let bob = "/v1/representatives/bob@acme.example";
     let r = s.patch(a, bob, Some(1), &json!({"username": "alee"})).await;
     assert_eq!((r.status, r.code()), (409, "username-taken"));
+    // The shape of a user name is the loader's (model::rules::username_problem).
+    for bad in ["", "b lee", "b\u{7}lee"] {
+        let r = s.patch(a, bob, Some(1), &json!({ "username": bad })).await;
+        assert_eq!(
+            (r.status, r.code()),
+            (422, "validation"),
+            "{bad:?}: {}",
+            r.body
+        );
+        assert_eq!(r.body["errors"][0]["pointer"], "/username", "{}", r.body);
+    }
     // Changing case, or anything else, of one's own name is no conflict.
     let ann = "/v1/representatives/ann@acme.example";
     let r = s.patch(a, ann, Some(1), &json!({"username": "ALee"})).await;

@@ -115,6 +115,7 @@ const CASES: &[(&str, i32, &str, usize, usize)] = &[
     ("unknown-key.yaml", 1, "error[unknown-key]", 7, 5),
     ("unknown-right.yaml", 1, "error[unknown-value]", 6, 43),
     ("unknown-section.yaml", 1, "error[unknown-key]", 2, 1),
+    ("username-shape.yaml", 1, "error[schema]", 11, 15),
     ("version.yaml", 1, "error[version]", 2, 10),
     (
         "warn-rule4-feature-without-portal.yaml",
