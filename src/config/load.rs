@@ -180,7 +180,7 @@ fn pos_of_byte(bytes: &[u8], offset: usize) -> yaml::Pos {
 
 /// Reads one file's text, within the limits.
 pub(crate) fn read_text(file: &Path) -> Result<String, Box<Pending>> {
-    let meta = std::fs::metadata(file).map_err(|e| {
+    let unreadable = |e: std::io::Error| {
         Box::new(file_problem(
             file,
             RuleCode::Unreadable,
@@ -188,7 +188,8 @@ pub(crate) fn read_text(file: &Path) -> Result<String, Box<Pending>> {
             format!("cannot read `{}`: {}", file.display(), io_reason(&e)),
             "check the path and its permissions",
         ))
-    })?;
+    };
+    let meta = std::fs::metadata(file).map_err(unreadable)?;
     if meta.len() > MAX_FILE_BYTES as u64 {
         return Err(Box::new(file_problem(
             file,
@@ -202,15 +203,7 @@ pub(crate) fn read_text(file: &Path) -> Result<String, Box<Pending>> {
             "split the declaration into several files in one directory",
         )));
     }
-    let bytes = std::fs::read(file).map_err(|e| {
-        Box::new(file_problem(
-            file,
-            RuleCode::Unreadable,
-            (1, 1),
-            format!("cannot read `{}`: {}", file.display(), io_reason(&e)),
-            "check the path and its permissions",
-        ))
-    })?;
+    let bytes = std::fs::read(file).map_err(unreadable)?;
     match String::from_utf8(bytes) {
         Ok(mut s) => {
             if s.starts_with('\u{feff}') {

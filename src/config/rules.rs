@@ -136,32 +136,42 @@ fn nth<T: ToString>(set: &BTreeSet<T>, i: usize) -> Option<String> {
 /// Rule 1 and the feature-set restrictions, object by object.
 pub fn object_rules(org: &Org) -> Vec<Finding> {
     let mut out = Vec::new();
-    for rep in org.representatives.values() {
-        let violations = mrules::check_representative(rep);
+    // A violation's pointer into a set (`/features/2`) is given back as the item's text.
+    // The id is built only for an object with violations: most have none.
+    let mut push = |kind: Kind,
+                    key: &str,
+                    violations: Vec<Violation>,
+                    item: &dyn Fn(&str, usize) -> Option<String>| {
         if violations.is_empty() {
-            continue;
+            return;
         }
-        let id = ObjectId::new(Kind::Representative, &rep.login);
+        let id = ObjectId::new(kind, key);
         for v in violations {
-            out.push(from_violation(&id, v, |field, i| match field {
+            out.push(from_violation(&id, v, item));
+        }
+    };
+    for rep in org.representatives.values() {
+        push(
+            Kind::Representative,
+            &rep.login,
+            mrules::check_representative(rep),
+            &|field, i| match field {
                 "features" => nth(&rep.features, i),
                 _ => None,
-            }));
-        }
+            },
+        );
     }
     for m in org.managers.values() {
-        let violations = mrules::check_manager(m);
-        if violations.is_empty() {
-            continue;
-        }
-        let id = ObjectId::new(Kind::Manager, &m.login);
-        for v in violations {
-            out.push(from_violation(&id, v, |field, i| match field {
+        push(
+            Kind::Manager,
+            &m.login,
+            mrules::check_manager(m),
+            &|field, i| match field {
                 "grantable" => nth(&m.grantable, i),
                 "team_rights" => nth(&m.team_rights, i),
                 _ => None,
-            }));
-        }
+            },
+        );
     }
     for p in org.portals.values() {
         let id = ObjectId::new(Kind::Portal, &p.name);

@@ -124,28 +124,30 @@ fn index_of<T: Ord>(set: &BTreeSet<T>, item: &T) -> usize {
 /// Rule 1 over a feature set (a representative's features or a manager's `grantable`).
 /// `field` is the set's field name, for the pointer.
 pub fn feature_requirements(set: &BTreeSet<Feature>, field: &str) -> Vec<Violation> {
-    FEATURE_REQUIRES
+    requirements(set, FEATURE_REQUIRES, field, "")
+}
+
+/// Rule 1 over team rights.
+pub fn right_requirements(set: &BTreeSet<TeamRight>) -> Vec<Violation> {
+    requirements(set, RIGHT_REQUIRES, "team_rights", "team right ")
+}
+
+/// Rule 1 over a set and its (item, item it requires) pairs; `what` names the items in
+/// the message (`team right `), empty for features.
+fn requirements<T: Ord + fmt::Display>(
+    set: &BTreeSet<T>,
+    requires: &[(T, T)],
+    field: &str,
+    what: &str,
+) -> Vec<Violation> {
+    requires
         .iter()
         .filter(|(f, req)| set.contains(f) && !set.contains(req))
         .map(|(f, req)| Violation {
             rule: RuleCode::FeatureRequires,
             pointer: format!("/{field}/{}", index_of(set, f)),
-            message: format!("`{f}` requires `{req}`, which is not in `{field}`"),
+            message: format!("{what}`{f}` requires `{req}`, which is not in `{field}`"),
             help: format!("add `{req}` to `{field}`, or remove `{f}`"),
-        })
-        .collect()
-}
-
-/// Rule 1 over team rights.
-pub fn right_requirements(set: &BTreeSet<TeamRight>) -> Vec<Violation> {
-    RIGHT_REQUIRES
-        .iter()
-        .filter(|(r, req)| set.contains(r) && !set.contains(req))
-        .map(|(r, req)| Violation {
-            rule: RuleCode::FeatureRequires,
-            pointer: format!("/team_rights/{}", index_of(set, r)),
-            message: format!("team right `{r}` requires `{req}`, which is not in `team_rights`"),
-            help: format!("add `{req}` to `team_rights`, or remove `{r}`"),
         })
         .collect()
 }
