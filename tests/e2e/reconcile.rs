@@ -6,17 +6,12 @@
 //! during apply gets 412 while the other changes land; a flaky server (fault injection)
 //! still converges without creating anything twice; export → plan round trips.
 
-// Its own copy of the harness: this module adds its own `impl Server` methods.
-#[allow(clippy::duplicate_mod)]
-#[path = "support/cli.rs"]
-mod e2e_support;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use e2e_support::{Harness, PAUSE, Paused, Run, Server, bin, wait_output};
+use crate::support::cli::{self as e2e_support, Harness, PAUSE, Paused, Run, bin, wait_output};
 use serde_json::{Value, json};
 
 /// Longest any single command may run.
@@ -79,10 +74,20 @@ fn password_vars(dir: &Path) -> Vec<String> {
     vars
 }
 
+/// The shared harness's server, with this module's helpers.
+struct Server(e2e_support::Server);
+
+impl std::ops::Deref for Server {
+    type Target = e2e_support::Server;
+    fn deref(&self) -> &e2e_support::Server {
+        &self.0
+    }
+}
+
 impl Server {
     /// Starts a server; `extra` flags are added (2000 seats unless `--seats` is given).
     fn start(extra: &[&str]) -> Server {
-        Server::start_with(&HARNESS, extra)
+        Server(e2e_support::Server::start_with(&HARNESS, extra))
     }
 
     /// A `roster` command aimed at this server, run in `cwd`, passwords provided.

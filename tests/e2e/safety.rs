@@ -13,19 +13,14 @@
 //! named and then proceeds; the policy's threshold is configurable); secrets: a planted
 //! value followed through every output, file and log; a manager token's scope (rule 6).
 //!
-//! The harness (server, commands, HTTP) is shared with tests/reconcile.rs:
-//! tests/e2e_support/mod.rs.
-
-// Its own copy of the harness: this module adds its own `impl Server` methods.
-#[allow(clippy::duplicate_mod)]
-#[path = "support/cli.rs"]
-mod e2e_support;
+//! The harness (server, commands, HTTP) is shared with `reconcile`:
+//! tests/e2e/support/cli.rs.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use e2e_support::{Harness, PAUSE, Paused, Run, Server, encode};
+use crate::support::cli::{self as e2e_support, Harness, PAUSE, Paused, Run, encode};
 use serde_json::{Value, json};
 
 /// Longest any single command may run.
@@ -38,9 +33,19 @@ const HARNESS: Harness = Harness {
     retry_busy: false,
 };
 
+/// The shared harness's server, with this module's helpers.
+struct Server(e2e_support::Server);
+
+impl std::ops::Deref for Server {
+    type Target = e2e_support::Server;
+    fn deref(&self) -> &e2e_support::Server {
+        &self.0
+    }
+}
+
 impl Server {
     fn start(extra: &[&str]) -> Server {
-        Server::start_with(&HARNESS, extra)
+        Server(e2e_support::Server::start_with(&HARNESS, extra))
     }
 
     /// A `roster` command aimed at this server with the administrator token, run in `cwd`.

@@ -1,8 +1,8 @@
 //! Helpers shared by the test modules. `server` starts a server in-process and talks
-//! HTTP to it. `cli.rs` (the real binary against a `roster serve` child) is not a
-//! submodule here: `reconcile` and `safety` each include it as their own
-//! `e2e_support` (`#[path]`), because each adds its own `impl Server` methods, some of
-//! the same names.
+//! HTTP to it; `cli` runs the real binary against a `roster serve` child. `reconcile`
+//! and `safety` each wrap `cli::Server` in a `Server` of their own for the helpers
+//! they add (some of the same names).
 
+pub mod cli;
 #[macro_use]
 pub mod server;
