@@ -1,7 +1,7 @@
 //! The live system over HTTP (reqwest against `roster::server::start` on 127.0.0.1:0):
 //! every resource, every error path, the authorization matrix, concurrency, idempotency,
-//! batches and bad input — on SQLite and, run with `--ignored` once ROSTER_TEST_POSTGRES
-//! is set (see .ci/postgres.sh and .ci/run), on PostgreSQL too.
+//! batches and bad input — on SQLite and, when ROSTER_TEST_POSTGRES is set (see build.rs,
+//! .ci/postgres.sh and .ci/run), on PostgreSQL too.
 
 use crate::support::server as server_support;
 
@@ -1637,7 +1637,10 @@ both_backends!(manager_tokens_cannot_escalate);
 /// Two server replicas over one PostgreSQL database: the version check in SQL keeps
 /// concurrent writers through different replicas from losing an update.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs PostgreSQL: run `. .ci/postgres.sh; roster_pg_start` (sets ROSTER_TEST_POSTGRES), then `cargo test --test e2e -- --ignored postgres`"]
+#[cfg_attr(
+    not(roster_test_postgres),
+    ignore = "needs PostgreSQL: run `. .ci/postgres.sh; roster_pg_start` (sets ROSTER_TEST_POSTGRES), then `cargo test --all-targets`"
+)]
 async fn two_replicas_share_one_postgresql() {
     let Some(s) = server_support::start(Backend::Postgres).await else {
         return;

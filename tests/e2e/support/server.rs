@@ -44,13 +44,14 @@ impl Resp {
     }
 }
 
-/// Why a PostgreSQL test is ignored unless asked for: `.ci/run` asks for it (`--ignored`)
-/// once `.ci/postgres.sh` has started a cluster and set `ROSTER_TEST_POSTGRES`.
-pub const NEEDS_POSTGRES: &str = "needs PostgreSQL: run `. .ci/postgres.sh; roster_pg_start` (sets ROSTER_TEST_POSTGRES), then `cargo test --test e2e -- --ignored postgres`";
+/// Why a PostgreSQL test is ignored: it runs only when `ROSTER_TEST_POSTGRES` was set at
+/// build time (`cfg(roster_test_postgres)`, see build.rs), as `.ci/run` does after
+/// `.ci/postgres.sh` has started a cluster.
+pub const NEEDS_POSTGRES: &str = "needs PostgreSQL: run `. .ci/postgres.sh; roster_pg_start` (sets ROSTER_TEST_POSTGRES), then `cargo test --all-targets`";
 
-/// A fresh database URL for the backend (always `Some`). A PostgreSQL test is
-/// `#[ignore]`d by default ([`NEEDS_POSTGRES`]); run without `ROSTER_TEST_POSTGRES` it
-/// fails rather than passing with nothing checked.
+/// A fresh database URL for the backend (always `Some`). A PostgreSQL test is ignored
+/// without `ROSTER_TEST_POSTGRES` ([`NEEDS_POSTGRES`]); forced to run without it
+/// (`--include-ignored`) it fails rather than passing with nothing checked.
 pub async fn fresh_database(backend: Backend, dir: &std::path::Path) -> Option<String> {
     match backend {
         Backend::Sqlite => Some(format!("sqlite://{}", dir.join("live.db").display())),
@@ -218,7 +219,7 @@ impl Srv {
 }
 
 /// Runs a test body against SQLite (`NAME::sqlite`) and PostgreSQL (`NAME::postgres`,
-/// ignored unless asked for, see [`NEEDS_POSTGRES`]; the `#[ignore]` reason repeats it
+/// ignored without PostgreSQL, see [`NEEDS_POSTGRES`]; the `ignore` reason repeats it
 /// because the attribute takes a literal only).
 macro_rules! both_backends {
     ($name:ident) => {
@@ -231,7 +232,10 @@ macro_rules! both_backends {
                 }
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            #[ignore = "needs PostgreSQL: run `. .ci/postgres.sh; roster_pg_start` (sets ROSTER_TEST_POSTGRES), then `cargo test --test e2e -- --ignored postgres`"]
+            #[cfg_attr(
+                not(roster_test_postgres),
+                ignore = "needs PostgreSQL: run `. .ci/postgres.sh; roster_pg_start` (sets ROSTER_TEST_POSTGRES), then `cargo test --all-targets`"
+            )]
             async fn postgres() {
                 if let Some(s) = $crate::support::server::start($crate::support::server::Backend::Postgres).await {
                     super::$name(&s).await;
