@@ -488,12 +488,22 @@ async fn exec(
             if_match,
             patch,
             secret,
-        } => update(tx, ctx, actor, kind, &key, if_match, patch, secret).await,
+        } => {
+            update(
+                tx,
+                ctx,
+                actor,
+                Target::new(kind, &key, if_match),
+                patch,
+                secret,
+            )
+            .await
+        }
         Prepared::Delete {
             key,
             if_match,
             purge,
-        } => delete(tx, ctx, actor, kind, &key, if_match, purge).await,
+        } => delete(tx, ctx, actor, Target::new(kind, &key, if_match), purge).await,
     }
 }
 
@@ -579,14 +589,32 @@ fn stale(kind: Kind, key: &str, have: i64, want: i64) -> Problem {
     ))
 }
 
-/// The opening of an update or a delete: the stored row of `kind` `key` and the object
-/// it holds; 404 when there is none, 412 when it is not at version `if_match`.
-async fn current(
-    tx: &mut Tx,
+/// What an update or a delete is aimed at: an object and the version it was read at.
+#[derive(Debug, Clone, Copy)]
+struct Target<'k> {
     kind: Kind,
-    key: &str,
+    key: &'k str,
     if_match: i64,
-) -> Result<(StoredObject, Obj), Fail> {
+}
+
+impl<'k> Target<'k> {
+    fn new(kind: Kind, key: &'k str, if_match: i64) -> Self {
+        Target {
+            kind,
+            key,
+            if_match,
+        }
+    }
+}
+
+/// The opening of an update or a delete: the stored row of the target and the object it
+/// holds; 404 when there is none, 412 when it is not at version `if_match`.
+async fn current(tx: &mut Tx, target: Target<'_>) -> Result<(StoredObject, Obj), Fail> {
+    let Target {
+        kind,
+        key,
+        if_match,
+    } = target;
     let Some(row) = tx.get(kind, key).await? else {
         return Err(Problem::not_found(format!("no {kind} `{key}`")).into());
     };
@@ -597,18 +625,20 @@ async fn current(
     Ok((row, before))
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn update(
     tx: &mut Tx,
     ctx: &mut Ctx,
     actor: &Actor,
-    kind: Kind,
-    key: &str,
-    if_match: i64,
+    target: Target<'_>,
     patch: Value,
     secret: Option<String>,
 ) -> Result<Done, Fail> {
-    let (row, before) = current(tx, kind, key, if_match).await?;
+    let (row, before) = current(tx, target).await?;
+    let Target {
+        kind,
+        key,
+        if_match,
+    } = target;
     let mut merged: Value =
         serde_json::from_str(&row.body).map_err(|e| Problem::internal(e.to_string()))?;
     merge_patch(&mut merged, &patch);
@@ -894,12 +924,15 @@ async fn delete(
     tx: &mut Tx,
     ctx: &mut Ctx,
     actor: &Actor,
-    kind: Kind,
-    key: &str,
-    if_match: i64,
+    target: Target<'_>,
     purge: bool,
 ) -> Result<Done, Fail> {
-    let (row, before) = current(tx, kind, key, if_match).await?;
+    let (row, before) = current(tx, target).await?;
+    let Target {
+        kind,
+        key,
+        if_match,
+    } = target;
     authorize_write(actor, tx, kind, Some(&before), None, false).await?;
     if kind == Kind::Representative && !purge {
         return Err(Problem::new(
