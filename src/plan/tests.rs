@@ -15,31 +15,17 @@ use super::*;
 use crate::model::rules::RuleCode;
 use crate::model::{
     Account, Administrator, Campaign, ContactGroup, Desired, Feature, KindPolicy, Manager,
-    Observed, OnRemove, Org, Permission, Portal, Representative, SecretRef, SecretValue, SignIn,
-    Status, Team, TeamRight, Unmanaged as Policy,
+    Observed, OnRemove, Org, Permission, Portal, Representative, SecretRef, SecretValue, Status,
+    Team, TeamRight, Unmanaged as Policy,
 };
 
 // ---------- builders ----------
 
 fn rep(login: &str, team: &str) -> Representative {
     let local = login.split('@').next().unwrap();
-    Representative {
-        login: login.into(),
-        email: login.into(),
-        first_name: "Ann".into(),
-        last_name: local.into(),
-        username: Some(local.into()),
-        language: "en".into(),
-        team: Some(team.into()),
-        status: Status::Active,
-        sign_in: SignIn::default(),
-        features: BTreeSet::new(),
-        multisession: 1,
-        portals: BTreeSet::new(),
-        password: None,
-        protect: false,
-        previously: None,
-    }
+    crate::model::testing::rep(login, Some(team))
+        .with_names("Ann", local)
+        .with_username(local)
 }
 
 fn portal(name: &str) -> Portal {
