@@ -28,7 +28,8 @@ use crate::provider::Provider;
 
 use super::Exit;
 use super::connect::{Endpoint, connect};
-use super::plan::{Format, make_plan, render, show_diagnostics};
+use super::plan::{Format, make_plan, render};
+use super::term::show_diagnostics;
 use super::term::{confirm, runtime, s, stderr_color, stdout_color};
 
 /// The environment variable of the testing pause.

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use crate::config::{Diagnostic, DiagnosticFormat, Severity};
+use crate::config::{Diagnostic, Severity};
 use crate::model::text::s;
 use crate::model::{Desired, Observed};
 use crate::plan::{self, Plan, PlanOptions};
@@ -27,7 +27,7 @@ use crate::provider::{Provider, ProviderError};
 
 use super::Exit;
 use super::connect::{Endpoint, connect};
-use super::term::{stderr_color, stdout_color};
+use super::term::{show_diagnostics, stdout_color};
 
 /// How a plan is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -124,16 +124,6 @@ impl PlanFailure {
         show_diagnostics(&errors);
         anstream::eprintln!("error: {tail}; nothing was changed");
         Ok(Exit::Error)
-    }
-}
-
-/// Diagnostics of `plan` and `apply` go to stderr as text (stdout is the plan's).
-pub(crate) fn show_diagnostics(diags: &[Diagnostic]) {
-    if !diags.is_empty() {
-        anstream::eprint!(
-            "{}",
-            crate::config::render(diags, DiagnosticFormat::Text, stderr_color())
-        );
     }
 }
 

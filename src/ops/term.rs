@@ -1,5 +1,6 @@
 //! The terminal, for every command: the async runtime, whether a stream gets colours,
-//! the `yes` confirmation prompt, and plural endings ([`s`], from [`crate::model::text`]).
+//! the `yes` confirmation prompt, diagnostics on stderr, and plural endings ([`s`], from
+//! [`crate::model::text`]).
 //!
 //! The colour decision reads `--color` from the global choice `ops::init_logging`
 //! records, then `NO_COLOR` and whether the stream is a terminal.
@@ -67,4 +68,14 @@ pub fn confirm(changes: usize) -> anyhow::Result<bool> {
         .read_line(&mut line)
         .context("cannot read the confirmation")?;
     Ok(line.trim() == "yes")
+}
+
+/// Diagnostics of `plan` and `apply` go to stderr as text (stdout is the plan's).
+pub(crate) fn show_diagnostics(diags: &[crate::config::Diagnostic]) {
+    if !diags.is_empty() {
+        anstream::eprint!(
+            "{}",
+            crate::config::render(diags, crate::config::DiagnosticFormat::Text, stderr_color())
+        );
+    }
 }
