@@ -16,6 +16,7 @@
 //! and stored values are lower case.
 
 pub mod catalog;
+pub mod rights;
 pub mod rules;
 #[cfg(test)]
 pub(crate) mod testing;

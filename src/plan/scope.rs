@@ -13,10 +13,11 @@ use std::collections::BTreeSet;
 use super::draft::{Cx, Scope};
 use super::kinds::Object;
 use super::{Action, Change, PlanError};
+use crate::model::rights::{self, RepWrite};
 use crate::model::rules::RuleCode;
 use crate::model::{
     Administrator, Campaign, ContactGroup, Feature, Kind, Manager, ObjectId, Observed, Org, Portal,
-    Principal, Representative, Team, TeamRight,
+    Principal, Representative, Status, Team, TeamRight,
 };
 
 /// One rule-6 problem on a declared object (turned into an `escalation` error).
@@ -347,47 +348,34 @@ impl Scoped for Representative {
         if ms_touched && !s.grantable.contains(&Feature::Multisession) {
             denied.push(Feature::Multisession);
         }
-        match (c.action, live) {
-            (Action::Create, _) => {
-                v.extend(s.lacks(
-                    TeamRight::ManageRepresentatives,
-                    &format!("add representative {}", d.login),
-                    "",
-                ));
+        // The rights the write needs: `model::rights`, as the server checks them. A
+        // removal deactivates the live object itself (`d` is `live` there).
+        let deactivated;
+        let (before, after) = match c.action {
+            Action::Create => (None, Some(d)),
+            Action::Delete => (live, None),
+            Action::Deactivate if d.status == Status::Active => {
+                deactivated = Representative {
+                    status: Status::Inactive,
+                    ..d.clone()
+                };
+                (live, Some(&deactivated))
             }
-            (Action::Delete, _) => {
-                v.extend(s.lacks(
-                    TeamRight::ManageRepresentatives,
-                    &format!("delete representative {}", d.login),
-                    "",
-                ));
-            }
-            (_, Some(l)) => {
-                let renamed = c.previously.is_some();
-                for (field, changed) in [
-                    ("/login", renamed),
-                    ("/first_name", d.first_name != l.first_name),
-                    ("/last_name", d.last_name != l.last_name),
-                    ("/username", d.username != l.username),
-                ] {
-                    if changed {
-                        v.extend(s.lacks(
-                            TeamRight::EditRepNameLogin,
-                            &format!("change the name or login of representative {}", d.login),
-                            field,
-                        ));
-                        break;
-                    }
-                }
-            }
-            _ => {}
-        }
-        if c.set_password.is_some() {
-            v.extend(s.lacks(
-                TeamRight::EditRepPassword,
-                &format!("set the password of representative {}", d.login),
-                "/password",
-            ));
+            _ => (live, Some(d)),
+        };
+        for w in rights::rep_writes(before, after, c.set_password.is_some()) {
+            let (what, pointer) = match w {
+                RepWrite::Add => ("add representative", ""),
+                RepWrite::Remove => ("delete representative", ""),
+                RepWrite::Manage(p) => (
+                    "change the status, team, e-mail, language, sign-in settings or portals \
+                     of representative",
+                    p,
+                ),
+                RepWrite::NameOrLogin(p) => ("change the name or login of representative", p),
+                RepWrite::Password => ("set the password of representative", "/password"),
+            };
+            v.extend(s.lacks(w.right(), &format!("{what} {}", d.login), pointer));
         }
         if !denied.is_empty() {
             let names: Vec<&str> = denied.iter().map(|f| f.id()).collect();

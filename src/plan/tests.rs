@@ -1041,6 +1041,46 @@ fn manager_token_needs_the_rights_the_live_system_asks_for() {
 }
 
 #[test]
+fn without_manage_representatives_a_manager_may_not_deactivate_move_or_rewrite_a_rep() {
+    // marie without manage_representatives: every field group it covers is refused at
+    // plan time, at the field, as the server refuses it (`model::rights`).
+    let mut live = scoped_live();
+    live.0
+        .managers
+        .get_mut("marie@acme.example")
+        .unwrap()
+        .team_rights = [TeamRight::EditRepNameLogin].into();
+    let o = as_manager(observed(live.clone().0), "marie@acme.example");
+    type Edit = fn(&mut Representative);
+    let edits: [(&str, Edit); 6] = [
+        ("/status", |r| r.status = Status::Inactive),
+        ("/team", |r| r.team = Some("Europe/Paris/North".into())),
+        ("/email", |r| r.email = "attacker@evil.example".into()),
+        ("/language", |r| r.language = "de".into()),
+        ("/sign_in", |r| r.sign_in.self_service_password_reset = true),
+        ("/portals", |r| r.portals.clear()),
+    ];
+    for (pointer, edit) in edits {
+        let mut d = live.clone();
+        edit(d.0.representatives.get_mut("jdoe@acme.example").unwrap());
+        let e = errors(&desired(d.0), &o, opts());
+        assert!(
+            e.0.iter()
+                .any(|e| e.pointer == pointer && e.message.contains("`manage_representatives`")),
+            "{pointer}: {e:#?}"
+        );
+    }
+    // A name change needs only the right marie holds.
+    let mut d = live.clone();
+    d.0.representatives
+        .get_mut("jdoe@acme.example")
+        .unwrap()
+        .last_name = "Doe-Martin".into();
+    let p = make_settled(&desired(d.0), &o, &opts()).expect("a name change is in scope");
+    assert_eq!(p.changes.len(), 1);
+}
+
+#[test]
 fn manager_token_cannot_touch_portals_and_lists_live_out_of_scope() {
     let live = scoped_live();
     let o = as_manager(observed(live.clone().0), "marie@acme.example");

@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 use super::domain::Obj;
 use super::problem::Problem;
 use super::store::{Db, Tx};
+use crate::model::rights::{self, RepWrite};
 use crate::model::{Feature, Kind, Manager, Principal, Representative, TeamRight};
 
 /// The authenticated caller.
@@ -352,45 +353,22 @@ pub async fn authorize_write(
                     ));
                 }
             }
-            match (b, a) {
-                (None, Some(a)) => {
-                    need_right(me, TeamRight::ManageRepresentatives, "add representatives")?;
-                    if password_set {
-                        need_right(
-                            me,
-                            TeamRight::EditRepPassword,
-                            "set a representative's password",
-                        )?;
+            for w in rights::rep_writes(b, a, password_set) {
+                let what = match w {
+                    RepWrite::Add => "add representatives",
+                    RepWrite::Remove => "remove representatives",
+                    RepWrite::Manage(_) => {
+                        "change a representative's status, team, e-mail, language, sign-in \
+                         settings or portals"
                     }
-                    check_rep_features(me, None, a)
-                }
-                (Some(_), None) => need_right(
-                    me,
-                    TeamRight::ManageRepresentatives,
-                    "remove representatives",
-                ),
-                (Some(b), Some(a)) => {
-                    if b.login != a.login
-                        || b.first_name != a.first_name
-                        || b.last_name != a.last_name
-                        || b.username != a.username
-                    {
-                        need_right(
-                            me,
-                            TeamRight::EditRepNameLogin,
-                            "change a representative's name or login",
-                        )?;
-                    }
-                    if password_set {
-                        need_right(
-                            me,
-                            TeamRight::EditRepPassword,
-                            "change a representative's password",
-                        )?;
-                    }
-                    check_rep_features(me, Some(b), a)
-                }
-                (None, None) => Ok(()),
+                    RepWrite::NameOrLogin(_) => "change a representative's name or login",
+                    RepWrite::Password => "set a representative's password",
+                };
+                need_right(me, w.right(), what)?;
+            }
+            match a {
+                Some(a) => check_rep_features(me, b, a),
+                None => Ok(()),
             }
         }
         Kind::Manager => {

@@ -1595,6 +1595,50 @@ async fn manager_tokens_cannot_escalate(s: &Srv) {
         })
         .await;
     assert_eq!(r.status, 201, "{}", r.body);
+    // Without manage_representatives a manager may not deactivate a representative,
+    // move it between its own teams, or change its e-mail, language, sign-in settings or
+    // portals (the same rights as `model::rights`, which the plan predicts with).
+    s.create(
+        a,
+        "managers",
+        json!({"login": "klaus@acme.example", "email": "klaus@acme.example", "name": "Klaus",
+        "teams": ["Europe"], "team_rights": ["edit_rep_name_login"]}),
+    )
+    .await;
+    let klaus = s.manager_token("klaus@acme.example").await;
+    let felix = "/v1/representatives/ok@acme.example";
+    let v = s.get(a, felix).await.version();
+    for patch in [
+        json!({"status": "inactive", "email": "attacker@evil.example", "portals": []}),
+        json!({"status": "inactive"}),
+        json!({"team": "Europe"}),
+        json!({"email": "attacker@evil.example"}),
+        json!({"language": "de"}),
+        json!({"sign_in": {"force_password_change": true}}),
+        json!({"portals": ["web"]}),
+    ] {
+        let r = s.patch(&klaus, felix, Some(v), &patch).await;
+        assert_eq!(
+            (r.status, r.code()),
+            (403, "forbidden"),
+            "{patch}: {}",
+            r.body
+        );
+        assert!(
+            r.body["detail"]
+                .as_str()
+                .unwrap()
+                .contains("manage_representatives"),
+            "{}",
+            r.body
+        );
+    }
+    assert_eq!(s.get(a, felix).await.version(), v, "nothing was written");
+    // What its one right covers it may do.
+    let r = s
+        .patch(&klaus, felix, Some(v), &json!({"last_name": "Weber"}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
     // A manager without manage_managers cannot create managers; with it, not above itself.
     let m = json!({"login": "sub@acme.example", "email": "sub@acme.example", "name": "Sub", "teams": ["Europe/Paris"]});
     assert_eq!(s.post(&nora, "/v1/managers", &m).await.status, 403);
