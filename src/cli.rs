@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 use crate::generate::GenerateOptions;
 use crate::ops;
@@ -58,6 +58,24 @@ pub enum Command {
     Token(TokenCommand),
     /// Write a large, deterministic organization (for benchmarks and tests).
     Generate(GenerateArgs),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish) on stdout.
+    Completions(CompletionsArgs),
+    /// Write a man page for roster and one for each of its commands into a directory.
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// The directory to write `roster.1` and `roster-<command>.1` into (created if missing).
+    #[arg(long, default_value = "man")]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -260,6 +278,14 @@ impl From<Command> for ops::Command {
             Command::Export(a) => ops::Command::Export(a.into()),
             Command::Serve(a) => ops::Command::Serve(a.into()),
             Command::Token(t) => ops::Command::Token(t.into()),
+            Command::Completions(a) => ops::Command::Completions(ops::docs::Completions {
+                shell: a.shell,
+                command: Cli::command(),
+            }),
+            Command::Man(a) => ops::Command::Man(ops::docs::Man {
+                out: a.out,
+                command: Cli::command(),
+            }),
         }
     }
 }

@@ -72,6 +72,8 @@ pub enum Command {
     Export(export::Options),
     Serve(crate::server::ServerConfig),
     Token(serve::TokenFor),
+    Completions(docs::Completions),
+    Man(docs::Man),
 }
 
 pub fn run(command: Command) -> anyhow::Result<Exit> {
@@ -84,11 +86,14 @@ pub fn run(command: Command) -> anyhow::Result<Exit> {
         Command::Export(o) => export::run(o),
         Command::Serve(o) => serve::run(o),
         Command::Token(o) => serve::token(o),
+        Command::Completions(o) => docs::completions(o),
+        Command::Man(o) => docs::man(o),
     }
 }
 
 pub mod apply;
 pub mod connect;
+pub mod docs;
 pub mod export;
 pub mod generate;
 pub mod plan;
