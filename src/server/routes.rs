@@ -29,6 +29,8 @@ use crate::model::rules::RuleCode;
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/openapi.json", get(openapi))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .route("/v1/whoami", get(whoami))
         .route("/v1/account", get(account_get).patch(account_patch))
         .route("/v1/catalog", get(catalog))
@@ -537,6 +539,23 @@ async fn delete_one(
         purge_statistics: purge,
     };
     single(&st, &actor, kind, op).await
+}
+
+/// Liveness, without a token: the process answers.
+async fn healthz() -> Response {
+    json_response(StatusCode::OK, &json!({"status": "ok"}))
+}
+
+/// Readiness, without a token: the database answers and its migrations are applied
+/// (503 otherwise, with the reason), for a load balancer or an orchestrator.
+async fn readyz(State(st): State<AppState>) -> Response {
+    match st.db.ready().await {
+        Ok(()) => json_response(StatusCode::OK, &json!({"status": "ready"})),
+        Err(why) => json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &json!({"status": "not ready", "reason": why}),
+        ),
+    }
 }
 
 async fn whoami(State(st): State<AppState>, headers: HeaderMap) -> Res {

@@ -167,6 +167,28 @@ pub fn sqlite_path(url: &str) -> Option<PathBuf> {
 }
 
 impl Db {
+    /// Readiness: the database answers, and every migration this build carries is
+    /// applied (a replica of an older build behind a newer schema is not ready either
+    /// way round). `Err` says which, for the probe's body.
+    pub async fn ready(&self) -> Result<(), String> {
+        const APPLIED: &str = "SELECT COUNT(*) FROM _sqlx_migrations WHERE success";
+        let (applied, known) = match self {
+            Db::Sqlite { read, .. } => (
+                sqlx::query_scalar::<_, i64>(APPLIED).fetch_one(read).await,
+                sqlx::migrate!("./migrations/sqlite").migrations.len(),
+            ),
+            Db::Postgres(pool) => (
+                sqlx::query_scalar::<_, i64>(APPLIED).fetch_one(pool).await,
+                sqlx::migrate!("./migrations/postgres").migrations.len(),
+            ),
+        };
+        match applied {
+            Ok(n) if n as usize == known => Ok(()),
+            Ok(n) => Err(format!("{n} of {known} migrations applied")),
+            Err(e) => Err(format!("the database does not answer: {e}")),
+        }
+    }
+
     /// Connects (creating the SQLite file and its directory when missing) and runs the
     /// migrations.
     pub async fn connect(url: &str) -> anyhow::Result<Db> {

@@ -1402,6 +1402,51 @@ async fn concurrent_batches_create_every_representative_once() {
     bulk_create(20_000).await;
 }
 
+/// The probes answer without a token: `/healthz` while the process runs, `/readyz` only
+/// while the database answers with every migration applied (503 with the reason when one
+/// goes missing, 200 again once it is back); on both backends.
+async fn health_and_readiness_probes(s: &Srv) {
+    let r = s.call(Method::GET, "/healthz", None, &[], None).await;
+    assert_eq!((r.status, r.body["status"].clone()), (200, json!("ok")));
+    let r = s.call(Method::GET, "/readyz", None, &[], None).await;
+    assert_eq!(
+        (r.status, r.body["status"].clone()),
+        (200, json!("ready")),
+        "{}",
+        r.body
+    );
+    // Take the last migration's record away behind the server's back, then restore it.
+    let set_success = |on: bool| {
+        let url = s.database.clone();
+        async move {
+            let sql = format!(
+                "UPDATE _sqlx_migrations SET success = {} WHERE version = 2",
+                if on { "TRUE" } else { "FALSE" }
+            );
+            if url.starts_with("sqlite") {
+                let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+                sqlx::query(&sql).execute(&pool).await.unwrap();
+                pool.close().await;
+            } else {
+                let pool = sqlx::PgPool::connect(&url).await.unwrap();
+                sqlx::query(&sql).execute(&pool).await.unwrap();
+                pool.close().await;
+            }
+        }
+    };
+    set_success(false).await;
+    let r = s.call(Method::GET, "/readyz", None, &[], None).await;
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert_eq!(r.body["reason"], json!("1 of 2 migrations applied"));
+    let r = s.call(Method::GET, "/healthz", None, &[], None).await;
+    assert_eq!(r.status, 200, "alive while not ready");
+    set_success(true).await;
+    let r = s.call(Method::GET, "/readyz", None, &[], None).await;
+    assert_eq!(r.status, 200, "ready again: {}", r.body);
+}
+
+both_backends!(health_and_readiness_probes);
+
 /// Every path and method of the OpenAPI document is routed (an anonymous request gets
 /// the documented 401, never 404/405), and what it documents for 401 is a problem.
 #[tokio::test]
@@ -1427,7 +1472,7 @@ async fn openapi_paths_are_all_served() {
                 "{method} {path} answered {} which the document does not list",
                 r.status
             );
-            if path != "/openapi.json" {
+            if !["/openapi.json", "/healthz", "/readyz"].contains(&path.as_str()) {
                 assert_eq!(r.status, 401, "{method} {path}");
             }
             checked += 1;
