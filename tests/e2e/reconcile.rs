@@ -74,22 +74,9 @@ fn password_vars(dir: &Path) -> Vec<String> {
     vars
 }
 
-/// The shared harness's server, with this module's helpers.
-struct Server(e2e_support::Server);
-
-impl std::ops::Deref for Server {
-    type Target = e2e_support::Server;
-    fn deref(&self) -> &e2e_support::Server {
-        &self.0
-    }
-}
+module_server!();
 
 impl Server {
-    /// Starts a server; `extra` flags are added (2000 seats unless `--seats` is given).
-    fn start(extra: &[&str]) -> Server {
-        Server(e2e_support::Server::start_with(&HARNESS, extra))
-    }
-
     /// A `roster` command aimed at this server, run in `cwd`, passwords provided.
     fn command(&self, args: &[&str], cwd: &Path, passwords_from: Option<&Path>) -> Command {
         let mut cmd = self.base_command(args, cwd);

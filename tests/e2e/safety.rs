@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::support::cli::{self as e2e_support, Harness, PAUSE, Paused, Run, encode};
+use crate::support::cli::{Harness, PAUSE, Paused, Run, encode};
 use serde_json::{Value, json};
 
 /// Longest any single command may run.
@@ -33,21 +33,9 @@ const HARNESS: Harness = Harness {
     retry_busy: false,
 };
 
-/// The shared harness's server, with this module's helpers.
-struct Server(e2e_support::Server);
-
-impl std::ops::Deref for Server {
-    type Target = e2e_support::Server;
-    fn deref(&self) -> &e2e_support::Server {
-        &self.0
-    }
-}
+module_server!();
 
 impl Server {
-    fn start(extra: &[&str]) -> Server {
-        Server(e2e_support::Server::start_with(&HARNESS, extra))
-    }
-
     /// A `roster` command aimed at this server with the administrator token, run in `cwd`.
     fn command(&self, args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Command {
         let mut cmd = self.base_command(args, cwd);

@@ -367,3 +367,27 @@ impl Paused {
         (status, stdout, stderr)
     }
 }
+
+/// Defines `Server` in the calling test module: the harness's server with that module's
+/// own helpers (its `impl Server { … }`), started by `Server::start(extra)` with the
+/// module's `HARNESS` (extra flags added; 2000 seats unless `--seats` is given).
+#[macro_export]
+macro_rules! module_server {
+    () => {
+        /// The shared harness's server, with this module's helpers.
+        struct Server($crate::support::cli::Server);
+
+        impl std::ops::Deref for Server {
+            type Target = $crate::support::cli::Server;
+            fn deref(&self) -> &$crate::support::cli::Server {
+                &self.0
+            }
+        }
+
+        impl Server {
+            fn start(extra: &[&str]) -> Server {
+                Server($crate::support::cli::Server::start_with(&HARNESS, extra))
+            }
+        }
+    };
+}

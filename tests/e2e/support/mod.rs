@@ -3,6 +3,7 @@
 //! and `safety` each wrap `cli::Server` in a `Server` of their own for the helpers
 //! they add (some of the same names).
 
+#[macro_use]
 pub mod cli;
 #[macro_use]
 pub mod server;
