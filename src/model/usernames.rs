@@ -70,7 +70,7 @@ pub fn username_bases(reps: &BTreeMap<Login, Representative>) -> Vec<Option<Stri
 /// taken in login order, so the result does not depend on how files are split.
 ///
 /// These are the names a representative gets on a system that does not hold it yet; a
-/// plan keeps the live name of one that exists (`plan::settle_usernames`).
+/// plan keeps the live name of one that exists (`plan::make` settles it first).
 pub fn assign_usernames(reps: &mut BTreeMap<Login, Representative>) {
     let bases = username_bases(reps);
     assign_usernames_from(reps, bases);

@@ -1765,7 +1765,7 @@ fn renames_cascade_versions_and_keys_like_the_live_system() {
     assert_eq!(p.changes[john].version, Some(2));
 }
 
-/// Regression (tests/safety.rs): a representative deleted while an undeclared contact
+/// Regression (tests/e2e/safety.rs): a representative deleted while an undeclared contact
 /// group left in place is still shared with it made apply fail with 409 half-way.
 #[test]
 fn a_deletion_the_live_system_would_refuse_for_a_remaining_reference_is_refused() {
