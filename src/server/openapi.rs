@@ -353,12 +353,12 @@ fn paths() -> Map<String, Value> {
     }
     p.insert("/healthz".into(), json!({"get": {"operationId": "healthz",
         "description": "liveness: the process answers; no token",
-        "responses": {"200": {"description": "alive", "content": {"application/json": {"schema": {"type": "object", "properties": {"status": {"const": "ok"}}, "required": ["status"]}}}}}}}));
+        "responses": {"200": {"description": "alive", "content": {"application/json": {"schema": {"type": "object", "properties": {"status": {"type": "string", "enum": ["ok"]}}, "required": ["status"]}}}}}}}));
     p.insert("/readyz".into(), json!({"get": {"operationId": "readyz",
         "description": "readiness: the database answers and every migration is applied; no token",
         "responses": {
-            "200": {"description": "ready", "content": {"application/json": {"schema": {"type": "object", "properties": {"status": {"const": "ready"}}, "required": ["status"]}}}},
-            "503": {"description": "not ready, with the reason", "content": {"application/json": {"schema": {"type": "object", "properties": {"status": {"const": "not ready"}, "reason": {"type": "string"}}, "required": ["status", "reason"]}}}}
+            "200": {"description": "ready", "content": {"application/json": {"schema": {"type": "object", "properties": {"status": {"type": "string", "enum": ["ready"]}}, "required": ["status"]}}}},
+            "503": {"description": "not ready, with the reason", "content": {"application/json": {"schema": {"type": "object", "properties": {"status": {"type": "string", "enum": ["not ready"]}, "reason": {"type": "string"}}, "required": ["status", "reason"]}}}}
         }}}));
     p.insert("/v1/whoami".into(), json!({"get": {"operationId": "whoami", "security": auth(),
         "responses": responses(vec![("200", json_response("who the token acts as", r("Principal"), false))], &[])}}));
