@@ -33,23 +33,16 @@ pub fn init_logging(verbose: u8, color: anstream::ColorChoice) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("roster={level},warn")));
-    let ansi = match color {
-        anstream::ColorChoice::Always | anstream::ColorChoice::AlwaysAnsi => true,
-        anstream::ColorChoice::Never => false,
-        anstream::ColorChoice::Auto => {
-            std::env::var_os("NO_COLOR").is_none()
-                && std::io::IsTerminal::is_terminal(&std::io::stderr())
-        }
-    };
+    if color != anstream::ColorChoice::Auto {
+        color.write_global();
+    }
+    let ansi = term::stderr_color();
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(ansi)
         .with_target(false)
         .try_init();
-    if color != anstream::ColorChoice::Auto {
-        color.write_global();
-    }
 }
 
 /// Prints a top-level error with its chain of causes, lower case, on stderr.

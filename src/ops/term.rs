@@ -2,10 +2,10 @@
 //! the `yes` confirmation prompt, diagnostics on stderr, and plural endings ([`s`], from
 //! [`crate::model::text`]).
 //!
-//! The colour decision reads `--color` from the global choice `ops::init_logging`
-//! records, then `NO_COLOR` and whether the stream is a terminal.
+//! The colour decision is anstream's ([`color_for`]), after `--color`, which
+//! `ops::init_logging` records globally.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, Write};
 
 use anyhow::Context;
 
@@ -19,38 +19,20 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-/// How `NO_COLOR` is read. `validate` has always ignored an empty `NO_COLOR` (as the
-/// convention says) while plan and apply honour it whenever set; kept apart so that
-/// neither output changes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NoColor {
-    WhenSet,
-    WhenNonEmpty,
-}
-
-/// Whether to colour output written to a stream: `--color always/never`, else only on a
-/// terminal and without `NO_COLOR`.
-pub fn color_for(is_terminal: bool, no_color: NoColor) -> bool {
-    match anstream::ColorChoice::global() {
-        anstream::ColorChoice::Always | anstream::ColorChoice::AlwaysAnsi => true,
-        anstream::ColorChoice::Never => false,
-        anstream::ColorChoice::Auto => {
-            let var = std::env::var_os("NO_COLOR");
-            let off = match no_color {
-                NoColor::WhenSet => var.is_some(),
-                NoColor::WhenNonEmpty => var.is_some_and(|v| !v.is_empty()),
-            };
-            is_terminal && !off
-        }
-    }
+/// Whether output written to `stream` gets colours, decided in one place by anstream:
+/// `--color always|never` (recorded globally by `ops::init_logging`), else `NO_COLOR`
+/// when non-empty, `CLICOLOR_FORCE`, `CLICOLOR=0`, `TERM=dumb` and whether the stream
+/// is a terminal — the conventions every command follows alike.
+pub fn color_for<S: anstream::stream::RawStream>(stream: &S) -> bool {
+    anstream::AutoStream::choice(stream) != anstream::ColorChoice::Never
 }
 
 pub fn stdout_color() -> bool {
-    color_for(std::io::stdout().is_terminal(), NoColor::WhenSet)
+    color_for(&std::io::stdout())
 }
 
 pub fn stderr_color() -> bool {
-    color_for(std::io::stderr().is_terminal(), NoColor::WhenSet)
+    color_for(&std::io::stderr())
 }
 
 /// Asks on stderr whether to apply `changes` changes; only `yes` is accepted.

@@ -5,7 +5,7 @@
 //! pipe, JSON with `--format json`) and, in text mode, a one-line summary. Exit 0 when
 //! valid (warnings allowed), 1 when not.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -13,7 +13,7 @@ use anyhow::Context;
 use crate::config::{self, Diagnostic, DiagnosticFormat};
 
 use super::Exit;
-use super::term::{NoColor, color_for, s};
+use super::term::{s, stdout_color};
 
 /// `roster validate`'s options.
 #[derive(Debug, Clone)]
@@ -23,11 +23,6 @@ pub struct Options {
     pub format: DiagnosticFormat,
     /// Licensed seats, to check rule 5 without a live system.
     pub seats: Option<u32>,
-}
-
-/// Whether stdout gets colours and snippets: `--color`, `NO_COLOR`, and a terminal.
-pub fn stdout_color() -> bool {
-    color_for(std::io::stdout().is_terminal(), NoColor::WhenNonEmpty)
 }
 
 pub fn run(args: Options) -> anyhow::Result<Exit> {
