@@ -111,8 +111,8 @@ pub struct EndpointArgs {
     /// Base URL of the live API (e.g. https://console.example/api).
     #[arg(long, env = "ROSTER_ENDPOINT")]
     pub endpoint: Option<String>,
-    /// File holding the API token (otherwise ROSTER_TOKEN).
-    #[arg(long)]
+    /// File holding the API token (otherwise the token itself in ROSTER_TOKEN).
+    #[arg(long, env = "ROSTER_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,
     /// Directory of the embedded live system's database and token.
     #[arg(long, default_value = ".roster", env = "ROSTER_STATE_DIR")]

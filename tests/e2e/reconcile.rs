@@ -662,6 +662,36 @@ fn an_unreachable_endpoint_is_said_while_retrying_then_named() {
     assert!(!stderr.contains("not-a-real-token"), "{stderr}");
 }
 
+/// `ROSTER_TOKEN_FILE` names the token file as `--token-file` does: a file that is not
+/// there is an error naming it, before any request.
+#[test]
+fn roster_token_file_is_read_like_token_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("no-such-token");
+    let acme = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/acme");
+    let out = Command::new(bin())
+        .args(["plan", acme.to_str().unwrap()])
+        .args(["--endpoint", "http://127.0.0.1:9"])
+        .env("ROSTER_TOKEN_FILE", &missing)
+        .env_remove("ROSTER_ENDPOINT")
+        .env_remove("ROSTER_TOKEN")
+        .env("NO_COLOR", "1")
+        .current_dir(tmp.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot read the token file {}", missing.display())),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("retrying"),
+        "no request was tried: {stderr}"
+    );
+}
+
 /// A representative of the declaration with no `username:`: the default is `jdoe`, `jdoe2`…
 fn doe(login: &str, first: &str) -> String {
     format!(
