@@ -166,6 +166,11 @@ pub fn sqlite_path(url: &str) -> Option<PathBuf> {
     Some(PathBuf::from(rest))
 }
 
+/// Each backend's migrations, embedded once: run by [`Db::connect`], counted by
+/// [`Db::ready`].
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
 impl Db {
     /// Readiness: the database answers, and every migration this build carries is
     /// applied (a replica of an older build behind a newer schema is not ready either
@@ -175,11 +180,11 @@ impl Db {
         let (applied, known) = match self {
             Db::Sqlite { read, .. } => (
                 sqlx::query_scalar::<_, i64>(APPLIED).fetch_one(read).await,
-                sqlx::migrate!("./migrations/sqlite").migrations.len(),
+                SQLITE_MIGRATIONS.migrations.len(),
             ),
             Db::Postgres(pool) => (
                 sqlx::query_scalar::<_, i64>(APPLIED).fetch_one(pool).await,
-                sqlx::migrate!("./migrations/postgres").migrations.len(),
+                POSTGRES_MIGRATIONS.migrations.len(),
             ),
         };
         match applied {
@@ -221,7 +226,7 @@ impl Db {
                 .connect_with(opts.row_buffer_size(2048))
                 .await
                 .with_context(|| format!("cannot open the sqlite database {}", path.display()))?;
-            sqlx::migrate!("./migrations/sqlite")
+            SQLITE_MIGRATIONS
                 .run(&write)
                 .await
                 .context("cannot run the sqlite migrations")?;
@@ -238,7 +243,7 @@ impl Db {
             sqlx::query("SELECT pg_advisory_lock(7140001)")
                 .execute(&mut *conn)
                 .await?;
-            let migrated = sqlx::migrate!("./migrations/postgres")
+            let migrated = POSTGRES_MIGRATIONS
                 .run(&mut *conn)
                 .await
                 .context("cannot run the postgresql migrations");
