@@ -13,7 +13,18 @@ use clap::Parser;
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let cli = roster::cli::Cli::parse();
+    // clap's own exit code for a usage error is 2, which is "changes" here.
+    let cli = match roster::cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                roster::ops::Exit::Usage.into()
+            } else {
+                roster::ops::Exit::Success.into()
+            };
+        }
+    };
     roster::ops::init_logging(cli.verbose, cli.color.into());
     match roster::ops::run(cli.command.into()) {
         Ok(code) => code.into(),

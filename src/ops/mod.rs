@@ -8,13 +8,33 @@
 
 use std::process::ExitCode;
 
-/// Exit codes, as Terraform: 0 success / no changes, 1 error, 2 changes present
-/// (`plan --detailed-exitcode`).
+/// Exit codes a pipeline can branch on: the one table (README "Exit codes" shows it,
+/// and `tests/e2e` checks every row). 0 and 2 are Terraform's (`--detailed-exitcode`);
+/// each way of stopping has its own code, so that CI can tell "fix the YAML" from
+/// "a reviewer must decide" from "the live system is down".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
+    /// Success; with `--detailed-exitcode`, nothing to change.
     Success = 0,
+    /// An error none of the codes below names (a file that cannot be written, an
+    /// internal failure, a cancelled confirmation).
     Error = 1,
+    /// `--detailed-exitcode`: the plan has changes (apply: it made some).
     Changes = 2,
+    /// The declaration is invalid (schema, YAML, rules): fix the files.
+    Invalid = 3,
+    /// The plan is refused: a safety rule blocks it (removal threshold, protection,
+    /// seats, escalation, a server check), or a saved plan is stale or was made for
+    /// another target. Nothing was written.
+    Refused = 4,
+    /// The live system is unreachable, or refuses the token (401/403 on read).
+    Unreachable = 5,
+    /// Apply ran and some changes failed or were skipped.
+    ApplyFailed = 6,
+    /// Another apply holds the live system's apply lease (`--lock-timeout`).
+    Locked = 7,
+    /// The command line is wrong (an unknown option, a missing argument).
+    Usage = 64,
 }
 
 impl From<Exit> for ExitCode {
