@@ -8,7 +8,7 @@
 //! warning and the seats check. The default user names are [`crate::model::usernames`],
 //! re-exported here for the loader.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use crate::model::catalog::{self, Feature};
@@ -108,70 +108,36 @@ pub fn check(
     out
 }
 
-/// Maps a model violation to a finding, turning set indices (`/features/2`) into the
-/// element's text, found again in the file by value.
-fn from_violation(
-    id: &ObjectId,
-    v: Violation,
-    element: impl Fn(&str, usize) -> Option<String>,
-) -> Finding {
-    let rel = match v.pointer.rsplit_once('/') {
-        Some((field, idx)) if !field.is_empty() && field.matches('/').count() == 1 => match idx
-            .parse::<usize>()
-            .ok()
-            .and_then(|i| element(&field[1..], i))
-        {
-            Some(text) => Rel::Item(field.to_owned(), text),
-            None => Rel::value(v.pointer.clone()),
-        },
+/// Maps a model violation to a finding; a violation about a set's element points at
+/// that element, found again in the file by value.
+fn from_violation(id: &ObjectId, v: Violation) -> Finding {
+    let rel = match (&v.item, v.pointer.rsplit_once('/')) {
+        (Some(item), Some((field, _))) => Rel::Item(field.to_owned(), item.clone()),
         _ => Rel::value(v.pointer.clone()),
     };
     error(v.rule, id, rel, v.message, v.help)
 }
 
-fn nth<T: ToString>(set: &BTreeSet<T>, i: usize) -> Option<String> {
-    set.iter().nth(i).map(ToString::to_string)
-}
-
 /// Rule 1 and the feature-set restrictions, object by object.
 pub fn object_rules(org: &Org) -> Vec<Finding> {
     let mut out = Vec::new();
-    // A violation's pointer into a set (`/features/2`) is given back as the item's text.
     // The id is built only for an object with violations: most have none.
-    let mut push = |kind: Kind,
-                    key: &str,
-                    violations: Vec<Violation>,
-                    item: &dyn Fn(&str, usize) -> Option<String>| {
+    let mut push = |kind: Kind, key: &str, violations: Vec<Violation>| {
         if violations.is_empty() {
             return;
         }
         let id = ObjectId::new(kind, key);
-        for v in violations {
-            out.push(from_violation(&id, v, item));
-        }
+        out.extend(violations.into_iter().map(|v| from_violation(&id, v)));
     };
     for rep in org.representatives.values() {
         push(
             Kind::Representative,
             &rep.login,
             mrules::check_representative(rep),
-            &|field, i| match field {
-                "features" => nth(&rep.features, i),
-                _ => None,
-            },
         );
     }
     for m in org.managers.values() {
-        push(
-            Kind::Manager,
-            &m.login,
-            mrules::check_manager(m),
-            &|field, i| match field {
-                "grantable" => nth(&m.grantable, i),
-                "team_rights" => nth(&m.team_rights, i),
-                _ => None,
-            },
-        );
+        push(Kind::Manager, &m.login, mrules::check_manager(m));
     }
     for p in org.portals.values() {
         let id = ObjectId::new(Kind::Portal, &p.name);
@@ -199,14 +165,45 @@ pub fn object_rules(org: &Org) -> Vec<Finding> {
     out
 }
 
-fn collision(a: ObjectId, b: ObjectId, message: String, help: String) -> Finding {
+/// A login held by a `kind` (manager or administrator) and by an `other` (a
+/// representative with Admin Center access, or a manager).
+fn collision(kind: Kind, login: &str, other: Kind) -> Finding {
+    let (whose, article) = match kind {
+        Kind::Administrator => ("administrator", "an"),
+        _ => ("manager", "a"),
+    };
+    let (message, help) = if other == Kind::Representative {
+        (
+            format!(
+                "login `{login}` is both {article} {whose}'s and a representative's with \
+                 `admin_center_access` (the other is at {{other}})"
+            ),
+            format!(
+                "give the {whose} a different login, or remove `admin_center_access` from \
+                 the representative"
+            ),
+        )
+    } else {
+        (
+            format!(
+                "login `{login}` is both {article} {whose}'s and a manager's (the other is at \
+                 {{other}})"
+            ),
+            "an administrator already has every right: remove the manager, or give one of \
+             them another login"
+                .into(),
+        )
+    };
     Finding {
         severity: Severity::Error,
         rule: RuleCode::LoginCollision,
-        at: At::Object(a, Rel::value("/login")),
+        at: At::Object(ObjectId::new(kind, login), Rel::value("/login")),
         message,
         help,
-        related: Some(At::Object(b, Rel::value("/login"))),
+        related: Some(At::Object(
+            ObjectId::new(other, login),
+            Rel::value("/login"),
+        )),
     }
 }
 
@@ -214,56 +211,24 @@ fn collision(a: ObjectId, b: ObjectId, message: String, help: String) -> Finding
 /// login (unless that representative has no Admin Center access), and administrators
 /// from managers. Duplicates within a kind are found while merging.
 pub fn login_rules(org: &Org) -> Vec<Finding> {
-    let mut out = Vec::new();
     let admin_rep = |login: &str| {
         org.representatives
             .get(login)
-            .filter(|r| r.features.contains(&Feature::AdminCenterAccess))
+            .is_some_and(|r| r.features.contains(&Feature::AdminCenterAccess))
     };
-    for m in org.managers.values() {
-        if let Some(r) = admin_rep(&m.login) {
-            out.push(collision(
-                ObjectId::new(Kind::Manager, &m.login),
-                ObjectId::new(Kind::Representative, &r.login),
-                format!(
-                    "login `{}` is both a manager's and a representative's with \
-                     `admin_center_access` (the other is at {{other}})",
-                    m.login
-                ),
-                "give the manager a different login, or remove `admin_center_access` from \
-                 the representative"
-                    .into(),
-            ));
+    let managers = org
+        .managers
+        .values()
+        .map(|m| (Kind::Manager, m.login.as_str()));
+    let administrators =
+        (org.administrators.values()).map(|a| (Kind::Administrator, a.login.as_str()));
+    let mut out = Vec::new();
+    for (kind, login) in managers.chain(administrators) {
+        if admin_rep(login) {
+            out.push(collision(kind, login, Kind::Representative));
         }
-    }
-    for a in org.administrators.values() {
-        if let Some(r) = admin_rep(&a.login) {
-            out.push(collision(
-                ObjectId::new(Kind::Administrator, &a.login),
-                ObjectId::new(Kind::Representative, &r.login),
-                format!(
-                    "login `{}` is both an administrator's and a representative's with \
-                     `admin_center_access` (the other is at {{other}})",
-                    a.login
-                ),
-                "give the administrator a different login, or remove `admin_center_access` \
-                 from the representative"
-                    .into(),
-            ));
-        }
-        if org.managers.contains_key(&a.login) {
-            out.push(collision(
-                ObjectId::new(Kind::Administrator, &a.login),
-                ObjectId::new(Kind::Manager, &a.login),
-                format!(
-                    "login `{}` is both an administrator's and a manager's (the other is at \
-                     {{other}})",
-                    a.login
-                ),
-                "an administrator already has every right: remove the manager, or give one \
-                 of them another login"
-                    .into(),
-            ));
+        if kind == Kind::Administrator && org.managers.contains_key(login) {
+            out.push(collision(kind, login, Kind::Manager));
         }
     }
     out
@@ -593,6 +558,7 @@ mod tests {
     use super::*;
     use crate::model::Representative;
     use crate::model::{Campaign, ContactGroup, Manager, Portal, Team, TeamRight};
+    use std::collections::BTreeSet;
 
     fn rep(login: &str) -> Representative {
         crate::model::testing::rep(login, None)

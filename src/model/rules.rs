@@ -115,6 +115,36 @@ pub struct Violation {
     pub pointer: String,
     pub message: String,
     pub help: String,
+    /// The set element that `pointer`'s index names (`/features/2` → `file_transfer`),
+    /// so that the loader can find it in the file by value (a set's order in the file is
+    /// not its order here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item: Option<String>,
+}
+
+impl Violation {
+    pub fn new(
+        rule: RuleCode,
+        pointer: impl Into<String>,
+        message: impl Into<String>,
+        help: impl Into<String>,
+    ) -> Violation {
+        Violation {
+            rule,
+            pointer: pointer.into(),
+            message: message.into(),
+            help: help.into(),
+            item: None,
+        }
+    }
+
+    /// A violation about one element of the set `field`: the pointer names its index,
+    /// `item` its text.
+    fn on_item<T: Ord + fmt::Display>(mut self, field: &str, set: &BTreeSet<T>, item: &T) -> Self {
+        self.pointer = format!("/{field}/{}", index_of(set, item));
+        self.item = Some(item.to_string());
+        self
+    }
 }
 
 fn index_of<T: Ord>(set: &BTreeSet<T>, item: &T) -> usize {
@@ -143,11 +173,14 @@ fn requirements<T: Ord + fmt::Display>(
     requires
         .iter()
         .filter(|(f, req)| set.contains(f) && !set.contains(req))
-        .map(|(f, req)| Violation {
-            rule: RuleCode::FeatureRequires,
-            pointer: format!("/{field}/{}", index_of(set, f)),
-            message: format!("{what}`{f}` requires `{req}`, which is not in `{field}`"),
-            help: format!("add `{req}` to `{field}`, or remove `{f}`"),
+        .map(|(f, req)| {
+            Violation::new(
+                RuleCode::FeatureRequires,
+                "",
+                format!("{what}`{f}` requires `{req}`, which is not in `{field}`"),
+                format!("add `{req}` to `{field}`, or remove `{f}`"),
+            )
+            .on_item(field, set, f)
         })
         .collect()
 }
@@ -158,14 +191,12 @@ pub fn secret_shape(secret: &SecretRef, field: &str) -> Vec<Violation> {
     if n == 1 {
         return vec![];
     }
-    vec![Violation {
-        rule: RuleCode::Secret,
-        pointer: format!("/{field}"),
-        message: format!("`{field}` must name exactly one source, `env` or `file` (found {n})"),
-        help: format!(
-            "write `{field}: {{ env: VARIABLE }}` or `{field}: {{ file: path/to/file }}`"
-        ),
-    }]
+    vec![Violation::new(
+        RuleCode::Secret,
+        format!("/{field}"),
+        format!("`{field}` must name exactly one source, `env` or `file` (found {n})"),
+        format!("write `{field}: {{ env: VARIABLE }}` or `{field}: {{ file: path/to/file }}`"),
+    )]
 }
 
 /// A very small e-mail check (`local@domain.tld`), used where the JSON Schema's `format`
@@ -209,35 +240,35 @@ pub fn username_problem(name: &str) -> Option<String> {
 pub fn check_representative(rep: &Representative) -> Vec<Violation> {
     let mut v = feature_requirements(&rep.features, "features");
     if let Some(why) = rep.username.as_deref().and_then(username_problem) {
-        v.push(Violation {
-            rule: RuleCode::Schema,
-            pointer: "/username".into(),
-            message: format!("`username` {why}"),
-            help: format!(
+        v.push(Violation::new(
+            RuleCode::Schema,
+            "/username",
+            format!("`username` {why}"),
+            format!(
                 "write a user name of 1 to {USERNAME_MAX_CHARS} characters without spaces, \
                  or leave `username` out for the default (first letter of the first name \
                  and the last name)"
             ),
-        });
+        ));
     }
     if rep.features.contains(&Feature::Multisession) {
-        v.push(Violation {
-            rule: RuleCode::FeatureNotAllowed,
-            pointer: format!(
-                "/features/{}",
-                index_of(&rep.features, &Feature::Multisession)
-            ),
-            message: "`multisession` is a count, not a feature flag".into(),
-            help: "remove it from `features` and set `multisession: N` (1–10)".into(),
-        });
+        v.push(
+            Violation::new(
+                RuleCode::FeatureNotAllowed,
+                "",
+                "`multisession` is a count, not a feature flag",
+                "remove it from `features` and set `multisession: N` (1–10)",
+            )
+            .on_item("features", &rep.features, &Feature::Multisession),
+        );
     }
     if !(catalog::MULTISESSION_MIN..=catalog::MULTISESSION_MAX).contains(&rep.multisession) {
-        v.push(Violation {
-            rule: RuleCode::Schema,
-            pointer: "/multisession".into(),
-            message: format!("`multisession` is {}, outside 1–10", rep.multisession),
-            help: "use a number from 1 to 10".into(),
-        });
+        v.push(Violation::new(
+            RuleCode::Schema,
+            "/multisession",
+            format!("`multisession` is {}, outside 1–10", rep.multisession),
+            "use a number from 1 to 10",
+        ));
     }
     if let Some(p) = &rep.password {
         v.extend(secret_shape(p, "password"));
@@ -251,28 +282,31 @@ pub fn check_manager(m: &Manager) -> Vec<Violation> {
     v.extend(right_requirements(&m.team_rights));
     for f in &m.grantable {
         if !catalog::is_grantable(*f) {
-            v.push(Violation {
-                rule: RuleCode::FeatureNotAllowed,
-                pointer: format!("/grantable/{}", index_of(&m.grantable, f)),
-                message: format!("`{f}` cannot be granted by a manager"),
-                help: format!(
-                    "grantable features are: {}",
-                    catalog::GRANTABLE_FEATURES
-                        .iter()
-                        .map(|f| f.id())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            });
+            v.push(
+                Violation::new(
+                    RuleCode::FeatureNotAllowed,
+                    "",
+                    format!("`{f}` cannot be granted by a manager"),
+                    format!(
+                        "grantable features are: {}",
+                        catalog::GRANTABLE_FEATURES
+                            .iter()
+                            .map(|f| f.id())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                )
+                .on_item("grantable", &m.grantable, f),
+            );
         }
     }
     if !is_email(&m.login) {
-        v.push(Violation {
-            rule: RuleCode::ManagerLogin,
-            pointer: "/login".into(),
-            message: format!("manager login `{}` is not a valid e-mail address", m.login),
-            help: "a manager logs in to the Admin Center with an e-mail address".into(),
-        });
+        v.push(Violation::new(
+            RuleCode::ManagerLogin,
+            "/login",
+            format!("manager login `{}` is not a valid e-mail address", m.login),
+            "a manager logs in to the Admin Center with an e-mail address",
+        ));
     }
     if let Some(p) = &m.password {
         v.extend(secret_shape(p, "password"));

@@ -112,12 +112,12 @@ fn check_key(field: &str, key: &str) -> Vec<Violation> {
         None
     };
     if let Some(why) = bad {
-        v.push(Violation {
-            rule: RuleCode::Schema,
-            pointer: format!("/{field}"),
-            message: format!("`{field}` {why}"),
-            help: format!("give a non-empty `{field}` without control characters"),
-        });
+        v.push(Violation::new(
+            RuleCode::Schema,
+            format!("/{field}"),
+            format!("`{field}` {why}"),
+            format!("give a non-empty `{field}` without control characters"),
+        ));
     }
     v
 }
@@ -130,12 +130,12 @@ fn check_email(field: &str, s: &str) -> Vec<Violation> {
     if ok {
         vec![]
     } else {
-        vec![Violation {
-            rule: RuleCode::Schema,
-            pointer: format!("/{field}"),
-            message: format!("`{field}` `{s}` is not an e-mail address"),
-            help: "write it as name@domain".into(),
-        }]
+        vec![Violation::new(
+            RuleCode::Schema,
+            format!("/{field}"),
+            format!("`{field}` `{s}` is not an e-mail address"),
+            "write it as name@domain",
+        )]
     }
 }
 
@@ -156,12 +156,12 @@ fn check_language(s: &str) -> Vec<Violation> {
     if ok {
         vec![]
     } else {
-        vec![Violation {
-            rule: RuleCode::Schema,
-            pointer: "/language".into(),
-            message: format!("`language` `{s}` is not an iso 639-1 code"),
-            help: "use a code like `en`, `fr` or `pt-BR`".into(),
-        }]
+        vec![Violation::new(
+            RuleCode::Schema,
+            "/language",
+            format!("`language` `{s}` is not an iso 639-1 code"),
+            "use a code like `en`, `fr` or `pt-BR`",
+        )]
     }
 }
 
@@ -172,14 +172,12 @@ fn check_team_path(path: &str) -> Vec<Violation> {
             .split('/')
             .any(|seg| seg.trim().is_empty() || seg.trim() != seg)
     {
-        v.push(Violation {
-            rule: RuleCode::Schema,
-            pointer: "/path".into(),
-            message: format!(
-                "team path `{path}` has an empty segment or one with outer white space"
-            ),
-            help: "write the path as `Parent/Child`, segments separated by a single `/`".into(),
-        });
+        v.push(Violation::new(
+            RuleCode::Schema,
+            "/path",
+            format!("team path `{path}` has an empty segment or one with outer white space"),
+            "write the path as `Parent/Child`, segments separated by a single `/`",
+        ));
     }
     v
 }
@@ -302,11 +300,11 @@ impl Obj {
                 let mut v = check_key("name", &p.name);
                 for (i, f) in p.features.iter().enumerate() {
                     if !catalog::is_portal_feature(*f) {
-                        v.push(Violation {
-                            rule: RuleCode::FeatureNotAllowed,
-                            pointer: format!("/features/{i}"),
-                            message: format!("`{f}` is not a portal feature"),
-                            help: format!(
+                        v.push(Violation::new(
+                            RuleCode::FeatureNotAllowed,
+                            format!("/features/{i}"),
+                            format!("`{f}` is not a portal feature"),
+                            format!(
                                 "a portal enables only: {}",
                                 catalog::PORTAL_FEATURES
                                     .iter()
@@ -314,7 +312,7 @@ impl Obj {
                                     .collect::<Vec<_>>()
                                     .join(", ")
                             ),
-                        });
+                        ));
                     }
                 }
                 v
@@ -322,12 +320,12 @@ impl Obj {
             Obj::Team(t) => {
                 let mut v = check_team_path(&t.path);
                 if t.max_active_logins == Some(0) {
-                    v.push(Violation {
-                        rule: RuleCode::Schema,
-                        pointer: "/max_active_logins".into(),
-                        message: "`max_active_logins` is 0".into(),
-                        help: "use at least 1, or leave it out for no limit".into(),
-                    });
+                    v.push(Violation::new(
+                        RuleCode::Schema,
+                        "/max_active_logins",
+                        "`max_active_logins` is 0",
+                        "use at least 1, or leave it out for no limit",
+                    ));
                 }
                 v
             }

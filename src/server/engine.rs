@@ -1068,12 +1068,12 @@ async fn resolve_refs(
                 .map(|k| k.name())
                 .collect::<Vec<_>>()
                 .join(" or ");
-            violations.push(Violation {
-                rule: RuleCode::UnresolvedReference,
-                pointer: need.pointer.clone(),
-                message: format!("{what} `{}` does not exist", need.key),
-                help: format!("create the {what} first, or fix the name"),
-            });
+            violations.push(Violation::new(
+                RuleCode::UnresolvedReference,
+                need.pointer.clone(),
+                format!("{what} `{}` does not exist", need.key),
+                format!("create the {what} first, or fix the name"),
+            ));
         }
     }
     Ok((refs, violations))
@@ -1106,16 +1106,11 @@ async fn cross_checks_renaming(
                             _ => rt,
                         });
                         if !team.as_deref().is_some_and(|rt| is_within(rt, &t.path)) {
-                            violations.push(Violation {
-                                rule: RuleCode::LeaderNotMember,
-                                pointer: "/leader".into(),
-                                message: format!(
+                            violations.push(Violation::new(RuleCode::LeaderNotMember, "/leader", format!(
                                     "leader `{leader}` is not a representative of team `{}` or of a sub-team (team: {})",
                                     t.path,
                                     team.as_deref().unwrap_or("none")
-                                ),
-                                help: "move the representative into the team first, or choose another leader".into(),
-                            });
+                                ), "move the representative into the team first, or choose another leader"));
                         }
                     }
                 }
@@ -1125,12 +1120,7 @@ async fn cross_checks_renaming(
             if let Some(row) = tx.get(Kind::Representative, &key).await? {
                 if let Obj::Representative(r) = Obj::from_stored(Kind::Representative, &row.body)? {
                     if r.features.contains(&Feature::AdminCenterAccess) {
-                        violations.push(Violation {
-                            rule: RuleCode::LoginCollision,
-                            pointer: "/login".into(),
-                            message: format!("`{key}` is also the login of a representative with `admin_center_access`"),
-                            help: "use another login, or remove `admin_center_access` from that representative".into(),
-                        });
+                        violations.push(Violation::new(RuleCode::LoginCollision, "/login", format!("`{key}` is also the login of a representative with `admin_center_access`"), "use another login, or remove `admin_center_access` from that representative"));
                     }
                 }
             }
@@ -1140,10 +1130,10 @@ async fn cross_checks_renaming(
                 Kind::Manager
             };
             if ctx.exists(tx, other, &key).await? {
-                violations.push(Violation {
-                    rule: RuleCode::LoginCollision,
-                    pointer: "/login".into(),
-                    message: format!(
+                violations.push(Violation::new(
+                    RuleCode::LoginCollision,
+                    "/login",
+                    format!(
                         "`{key}` is already the login of {} {other}",
                         if other == Kind::Administrator {
                             "an"
@@ -1151,19 +1141,14 @@ async fn cross_checks_renaming(
                             "a"
                         }
                     ),
-                    help: "administrators and managers need different logins".into(),
-                });
+                    "administrators and managers need different logins",
+                ));
             }
         }
         Obj::Representative(r) if r.features.contains(&Feature::AdminCenterAccess) => {
             for other in [Kind::Manager, Kind::Administrator] {
                 if ctx.exists(tx, other, &key).await? {
-                    violations.push(Violation {
-                            rule: RuleCode::LoginCollision,
-                            pointer: "/login".into(),
-                            message: format!("`{key}` is also the login of {} {other}, so this representative cannot have `admin_center_access`", if other == Kind::Administrator { "an" } else { "a" }),
-                            help: "use another login, or leave out `admin_center_access`".into(),
-                        });
+                    violations.push(Violation::new(RuleCode::LoginCollision, "/login", format!("`{key}` is also the login of {} {other}, so this representative cannot have `admin_center_access`", if other == Kind::Administrator { "an" } else { "a" }), "use another login, or leave out `admin_center_access`"));
                 }
             }
         }

@@ -142,12 +142,7 @@ impl Problem {
 
     /// A 422 `validation` problem for one field.
     pub fn invalid_field(rule: RuleCode, pointer: &str, message: impl Into<String>) -> Problem {
-        Problem::validation(vec![Violation {
-            rule,
-            pointer: pointer.to_string(),
-            message: message.into(),
-            help: String::new(),
-        }])
+        Problem::validation(vec![Violation::new(rule, pointer, message, "")])
     }
 
     /// The JSON body (also what a batch result carries).

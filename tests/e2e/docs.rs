@@ -40,8 +40,8 @@ fn completions_for_every_shell_name_every_command() {
     let out = roster().args(["completions", "tcsh"]).output().unwrap();
     assert_eq!(
         out.status.code(),
-        Some(2),
-        "an unknown shell is a usage error"
+        Some(64),
+        "an unknown shell is a usage error (EX_USAGE), not 2 (changes)"
     );
 }
 
