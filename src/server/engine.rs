@@ -634,11 +634,7 @@ async fn update(
     secret: Option<String>,
 ) -> Result<Done, Fail> {
     let (row, before) = current(tx, target).await?;
-    let Target {
-        kind,
-        key,
-        if_match,
-    } = target;
+    let (kind, key, if_match) = (target.kind, target.key, target.if_match);
     let mut merged: Value =
         serde_json::from_str(&row.body).map_err(|e| Problem::internal(e.to_string()))?;
     merge_patch(&mut merged, &patch);
@@ -928,11 +924,7 @@ async fn delete(
     purge: bool,
 ) -> Result<Done, Fail> {
     let (row, before) = current(tx, target).await?;
-    let Target {
-        kind,
-        key,
-        if_match,
-    } = target;
+    let (kind, key, if_match) = (target.kind, target.key, target.if_match);
     authorize_write(actor, tx, kind, Some(&before), None, false).await?;
     if kind == Kind::Representative && !purge {
         return Err(Problem::new(

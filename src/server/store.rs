@@ -35,6 +35,37 @@ pub enum Arg<'a> {
     Int(i64),
 }
 
+impl<'a> From<&'a str> for Arg<'a> {
+    fn from(v: &'a str) -> Self {
+        Arg::Text(v)
+    }
+}
+
+impl<'a> From<&'a String> for Arg<'a> {
+    fn from(v: &'a String) -> Self {
+        Arg::Text(v)
+    }
+}
+
+impl<'a> From<Option<&'a str>> for Arg<'a> {
+    fn from(v: Option<&'a str>) -> Self {
+        Arg::OptText(v)
+    }
+}
+
+impl From<i64> for Arg<'_> {
+    fn from(v: i64) -> Self {
+        Arg::Int(v)
+    }
+}
+
+/// A statement's parameters, `$1, $2, …` in order, each by its type.
+macro_rules! args {
+    ($($a:expr),* $(,)?) => {
+        [$(Arg::from($a)),*]
+    };
+}
+
 /// The indexed columns stored beside an object's body (see the migrations).
 #[derive(Debug, Default)]
 pub struct Columns<'a> {
@@ -90,6 +121,25 @@ macro_rules! fetch_as {
                     .await
             }
         }
+    };
+}
+
+/// `fetch_all`, `fetch_optional`, … of sqlx as methods of [`Db`] (`[]`: `&self`) or
+/// [`Tx`] (`[mut]`: `&mut self`), each over the driver it holds.
+macro_rules! fetch_methods {
+    ([] $sqlite:pat => $s:expr, $pg:pat => $p:expr; $($fetch:ident -> $out:ty),+) => {
+        $(
+            pub async fn $fetch<T: Row>(&self, sql: &str, args: &[Arg<'_>]) -> Result<$out, sqlx::Error> {
+                fetch_as!(self, $sqlite => $s, $pg => $p; T, sql, args, $fetch)
+            }
+        )+
+    };
+    ([mut] $sqlite:pat => $s:expr, $pg:pat => $p:expr; $($fetch:ident -> $out:ty),+) => {
+        $(
+            pub async fn $fetch<T: Row>(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<$out, sqlx::Error> {
+                fetch_as!(self, $sqlite => $s, $pg => $p; T, sql, args, $fetch)
+            }
+        )+
     };
 }
 
@@ -279,7 +329,7 @@ impl Db {
         let n = tx
             .execute(
                 "DELETE FROM idempotency WHERE created_at < $1",
-                &[Arg::Text(before)],
+                &args![before],
             )
             .await?;
         tx.commit().await?;
@@ -300,40 +350,14 @@ impl Db {
         }
     }
 
-    pub async fn fetch_all<T: Row>(
-        &self,
-        sql: &str,
-        args: &[Arg<'_>],
-    ) -> Result<Vec<T>, sqlx::Error> {
-        fetch_as!(self,
-            Db::Sqlite { read, .. } => read,
-            Db::Postgres(p) => p;
-            T, sql, args, fetch_all)
-    }
-
-    pub async fn fetch_optional<T: Row>(
-        &self,
-        sql: &str,
-        args: &[Arg<'_>],
-    ) -> Result<Option<T>, sqlx::Error> {
-        fetch_as!(self,
-            Db::Sqlite { read, .. } => read,
-            Db::Postgres(p) => p;
-            T, sql, args, fetch_optional)
-    }
-
-    pub async fn fetch_one<T: Row>(&self, sql: &str, args: &[Arg<'_>]) -> Result<T, sqlx::Error> {
-        fetch_as!(self,
-            Db::Sqlite { read, .. } => read,
-            Db::Postgres(p) => p;
-            T, sql, args, fetch_one)
-    }
+    fetch_methods!([] Db::Sqlite { read, .. } => read, Db::Postgres(p) => p;
+        fetch_all -> Vec<T>, fetch_optional -> Option<T>, fetch_one -> T);
 
     /// One object by kind and key.
     pub async fn get(&self, kind: Kind, key: &str) -> Result<Option<StoredObject>, sqlx::Error> {
         self.fetch_optional(
             "SELECT key, version, body, secret FROM objects WHERE kind = $1 AND key = $2",
-            &[Arg::Text(kind.name()), Arg::Text(key)],
+            &args![kind.name(), key],
         )
         .await
     }
@@ -400,17 +424,14 @@ impl Db {
             }
         };
         let (bodies, versions, count, last): (Option<String>, Option<String>, i64, Option<String>) =
-            self.fetch_one(
-                sql,
-                &[Arg::Text(kind.name()), Arg::Text(after), Arg::Int(limit)],
-            )
-            .await?;
+            self.fetch_one(sql, &args![kind.name(), after, limit])
+                .await?;
         let more = match &last {
             Some(last) if count >= limit => {
                 let (more,): (bool,) = self
                     .fetch_one(
                         "SELECT EXISTS (SELECT 1 FROM objects WHERE kind = $1 AND key > $2)",
-                        &[Arg::Text(kind.name()), Arg::Text(last)],
+                        &args![kind.name(), last],
                     )
                     .await?;
                 more
@@ -431,7 +452,7 @@ impl Db {
         let rows: Vec<(String,)> = self
             .fetch_all(
                 "SELECT key FROM objects WHERE kind = $1 ORDER BY key",
-                &[Arg::Text(Kind::Team.name())],
+                &args![Kind::Team.name()],
             )
             .await?;
         Ok(rows.into_iter().map(|r| r.0).collect())
@@ -446,7 +467,7 @@ impl Db {
     pub async fn token(&self, hash: &str) -> Result<Option<(String, String)>, sqlx::Error> {
         self.fetch_optional(
             "SELECT role, login FROM tokens WHERE hash = $1",
-            &[Arg::Text(hash)],
+            &args![hash],
         )
         .await
     }
@@ -454,7 +475,7 @@ impl Db {
     pub async fn audit_page(&self, after: i64, limit: i64) -> Result<Vec<AuditRow>, sqlx::Error> {
         self.fetch_all(
             "SELECT id, at, actor, action, kind, key, before, after FROM audit WHERE id > $1 ORDER BY id LIMIT $2",
-            &[Arg::Int(after), Arg::Int(limit)],
+            &args![after, limit],
         )
         .await
     }
@@ -487,27 +508,8 @@ impl Tx {
         }
     }
 
-    pub async fn fetch_all<T: Row>(
-        &mut self,
-        sql: &str,
-        args: &[Arg<'_>],
-    ) -> Result<Vec<T>, sqlx::Error> {
-        fetch_as!(self,
-            Tx::Sqlite(t) => &mut **t,
-            Tx::Pg(t) => &mut **t;
-            T, sql, args, fetch_all)
-    }
-
-    pub async fn fetch_optional<T: Row>(
-        &mut self,
-        sql: &str,
-        args: &[Arg<'_>],
-    ) -> Result<Option<T>, sqlx::Error> {
-        fetch_as!(self,
-            Tx::Sqlite(t) => &mut **t,
-            Tx::Pg(t) => &mut **t;
-            T, sql, args, fetch_optional)
-    }
+    fetch_methods!([mut] Tx::Sqlite(t) => &mut **t, Tx::Pg(t) => &mut **t;
+        fetch_all -> Vec<T>, fetch_optional -> Option<T>);
 
     pub async fn get(
         &mut self,
@@ -516,7 +518,7 @@ impl Tx {
     ) -> Result<Option<StoredObject>, sqlx::Error> {
         self.fetch_optional(
             "SELECT key, version, body, secret FROM objects WHERE kind = $1 AND key = $2",
-            &[Arg::Text(kind.name()), Arg::Text(key)],
+            &args![kind.name(), key],
         )
         .await
     }
@@ -525,7 +527,7 @@ impl Tx {
         let r: Option<(i64,)> = self
             .fetch_optional(
                 "SELECT version FROM objects WHERE kind = $1 AND key = $2",
-                &[Arg::Text(kind.name()), Arg::Text(key)],
+                &args![kind.name(), key],
             )
             .await?;
         Ok(r.is_some())
@@ -562,11 +564,7 @@ impl Tx {
         let rows: Vec<(String,)> = self
             .fetch_all(
                 "SELECT username FROM objects WHERE kind = $1 AND username >= $2 AND username < $3",
-                &[
-                    Arg::Text(Kind::Representative.name()),
-                    Arg::Text(prefix),
-                    Arg::Text(&upper),
-                ],
+                &args![Kind::Representative.name(), prefix, &upper],
             )
             .await?;
         Ok(rows.into_iter().map(|(n,)| n).collect())
@@ -600,14 +598,14 @@ impl Tx {
         self.execute(
             "INSERT INTO objects (kind, key, version, body, team, active, secret, username) \
              VALUES ($1, $2, 1, $3, $4, $5, $6, $7)",
-            &[
-                Arg::Text(kind.name()),
-                Arg::Text(key),
-                Arg::Text(body),
-                Arg::OptText(cols.team),
-                Arg::Int(cols.active as i64),
-                Arg::OptText(cols.secret),
-                Arg::OptText(cols.username.as_deref()),
+            &args![
+                kind.name(),
+                key,
+                body,
+                cols.team,
+                cols.active as i64,
+                cols.secret,
+                cols.username.as_deref()
             ],
         )
         .await?;
@@ -629,23 +627,13 @@ impl Tx {
             .execute(
                 "UPDATE objects SET key = $1, version = version + 1, body = $2, team = $3, \
                  active = $4, secret = $5, username = $6 WHERE kind = $7 AND key = $8 AND version = $9",
-                &[
-                    Arg::Text(new_key),
-                    Arg::Text(body),
-                    Arg::OptText(cols.team),
-                    Arg::Int(cols.active as i64),
-                    Arg::OptText(cols.secret),
-                    Arg::OptText(cols.username.as_deref()),
-                    Arg::Text(kind.name()),
-                    Arg::Text(key),
-                    Arg::Int(expected),
-                ],
+                &args![new_key, body, cols.team, cols.active as i64, cols.secret, cols.username.as_deref(), kind.name(), key, expected],
             )
             .await?;
         if n > 0 && key != new_key {
             self.execute(
                 "UPDATE refs SET key = $1 WHERE kind = $2 AND key = $3",
-                &[Arg::Text(new_key), Arg::Text(kind.name()), Arg::Text(key)],
+                &args![new_key, kind.name(), key],
             )
             .await?;
         }
@@ -662,13 +650,13 @@ impl Tx {
         let n = self
             .execute(
                 "DELETE FROM objects WHERE kind = $1 AND key = $2 AND version = $3",
-                &[Arg::Text(kind.name()), Arg::Text(key), Arg::Int(expected)],
+                &args![kind.name(), key, expected],
             )
             .await?;
         if n > 0 {
             self.execute(
                 "DELETE FROM refs WHERE kind = $1 AND key = $2",
-                &[Arg::Text(kind.name()), Arg::Text(key)],
+                &args![kind.name(), key],
             )
             .await?;
         }
@@ -686,7 +674,7 @@ impl Tx {
         if had_refs {
             self.execute(
                 "DELETE FROM refs WHERE kind = $1 AND key = $2",
-                &[Arg::Text(kind.name()), Arg::Text(key)],
+                &args![kind.name(), key],
             )
             .await?;
         }
@@ -725,7 +713,7 @@ impl Tx {
         let mut rows: Vec<RefRow> = self
             .fetch_all(
                 "SELECT kind, key, rel FROM refs WHERE ref_kind = $1 AND ref_key = $2",
-                &[Arg::Text(kind.name()), Arg::Text(key)],
+                &args![kind.name(), key],
             )
             .await?;
         rows.sort();
@@ -742,7 +730,7 @@ impl Tx {
     ) -> Result<(), sqlx::Error> {
         self.execute(
             "UPDATE refs SET ref_key = $1 WHERE ref_kind = $2 AND ref_key = $3",
-            &[Arg::Text(new), Arg::Text(kind.name()), Arg::Text(old)],
+            &args![new, kind.name(), old],
         )
         .await?;
         Ok(())
@@ -752,7 +740,7 @@ impl Tx {
         let (n,): (i64,) = self
             .fetch_optional(
                 "SELECT COUNT(*) FROM objects WHERE kind = $1 AND active = 1",
-                &[Arg::Text(Kind::Representative.name())],
+                &args![Kind::Representative.name()],
             )
             .await?
             .unwrap_or((0,));
@@ -763,7 +751,7 @@ impl Tx {
         let rows: Vec<(String,)> = self
             .fetch_all(
                 "SELECT key FROM objects WHERE kind = $1 ORDER BY key",
-                &[Arg::Text(Kind::Team.name())],
+                &args![Kind::Team.name()],
             )
             .await?;
         Ok(rows.into_iter().map(|r| r.0).collect())
@@ -779,7 +767,7 @@ impl Tx {
         let n = self
             .execute(
                 "INSERT INTO account (id, name, seats, version) VALUES (1, $1, $2, 1) ON CONFLICT (id) DO NOTHING",
-                &[Arg::Text(name), Arg::Int(seats)],
+                &args![name, seats],
             )
             .await?;
         Ok(n > 0)
@@ -794,7 +782,7 @@ impl Tx {
         let n = self
             .execute(
                 "UPDATE account SET name = $1, seats = $2, version = version + 1 WHERE id = 1 AND version = $3",
-                &[Arg::Text(name), Arg::Int(seats), Arg::Int(expected)],
+                &args![name, seats, expected],
             )
             .await?;
         Ok(n > 0)
@@ -809,12 +797,7 @@ impl Tx {
     ) -> Result<(), sqlx::Error> {
         self.execute(
             "INSERT INTO tokens (hash, role, login, created_at) VALUES ($1, $2, $3, $4)",
-            &[
-                Arg::Text(hash),
-                Arg::Text(role),
-                Arg::Text(login),
-                Arg::Text(at),
-            ],
+            &args![hash, role, login, at],
         )
         .await?;
         Ok(())
@@ -831,14 +814,14 @@ impl Tx {
             Some(new) => {
                 self.execute(
                     "UPDATE tokens SET login = $1 WHERE role = $2 AND login = $3",
-                    &[Arg::Text(new), Arg::Text(role), Arg::Text(old)],
+                    &args![new, role, old],
                 )
                 .await?
             }
             None => {
                 self.execute(
                     "DELETE FROM tokens WHERE role = $1 AND login = $2",
-                    &[Arg::Text(role), Arg::Text(old)],
+                    &args![role, old],
                 )
                 .await?
             }
@@ -857,7 +840,7 @@ impl Tx {
         self.fetch_optional(
             "SELECT request_hash, status, body FROM idempotency \
              WHERE actor = $1 AND idem_key = $2 AND created_at >= $3",
-            &[Arg::Text(actor), Arg::Text(key), Arg::Text(not_before)],
+            &args![actor, key, not_before],
         )
         .await
     }
@@ -899,14 +882,7 @@ impl Tx {
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (actor, idem_key) DO UPDATE SET \
              request_hash = excluded.request_hash, status = excluded.status, \
              body = excluded.body, created_at = excluded.created_at",
-            &[
-                Arg::Text(actor),
-                Arg::Text(key),
-                Arg::Text(hash),
-                Arg::Int(status),
-                Arg::Text(body),
-                Arg::Text(at),
-            ],
+            &args![actor, key, hash, status, body, at],
         )
         .await?;
         Ok(())
@@ -925,15 +901,7 @@ impl Tx {
     ) -> Result<(), sqlx::Error> {
         self.execute(
             "INSERT INTO audit (at, actor, action, kind, key, before, after) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            &[
-                Arg::Text(at),
-                Arg::Text(actor),
-                Arg::Text(action),
-                Arg::Text(kind),
-                Arg::Text(key),
-                Arg::OptText(before),
-                Arg::OptText(after),
-            ],
+            &args![at, actor, action, kind, key, before, after],
         )
         .await?;
         Ok(())
@@ -1041,11 +1009,17 @@ mod tests {
         db.close().await;
     }
 
-    #[tokio::test]
-    async fn cas_update_refuses_a_stale_version() {
+    /// A migrated SQLite database in a directory that lives as long as the guard.
+    async fn fresh_sqlite() -> (tempfile::TempDir, Db) {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("t.db").display());
         let db = Db::connect(&url).await.unwrap();
+        (dir, db)
+    }
+
+    #[tokio::test]
+    async fn cas_update_refuses_a_stale_version() {
+        let (_dir, db) = fresh_sqlite().await;
         let mut tx = db.begin().await.unwrap();
         tx.insert(Kind::Portal, "p", "{}", &Columns::default())
             .await
@@ -1068,9 +1042,7 @@ mod tests {
     #[tokio::test]
     async fn idempotency_records_expire_and_are_purged() {
         use crate::server::engine::idempotency_cutoff;
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("t.db").display());
-        let db = Db::connect(&url).await.unwrap();
+        let (_dir, db) = fresh_sqlite().await;
         let now = time::OffsetDateTime::now_utc();
         let rfc = super::rfc3339;
         let cutoff = idempotency_cutoff(now);
