@@ -49,6 +49,8 @@ pub enum Command {
     Apply(ApplyArgs),
     /// Write the live system's state as declaration files.
     Export(ExportArgs),
+    /// Render a plan saved with `plan --out` (text, JSON or Markdown); no live system needed.
+    Show(ShowArgs),
     /// Print the JSON Schema of declaration files (or of saved plans).
     Schema(SchemaArgs),
     /// Run the reference live system (the console's admin API).
@@ -173,6 +175,15 @@ pub struct ApplyArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// A plan saved with `roster plan --out`.
+    pub plan: PathBuf,
+    /// How to render it.
+    #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+    pub format: PlanFormat,
+}
+
+#[derive(Debug, Args)]
 pub struct ExportArgs {
     #[command(flatten)]
     pub endpoint: EndpointArgs,
@@ -276,6 +287,10 @@ impl From<Command> for ops::Command {
             Command::Plan(a) => ops::Command::Plan(a.into()),
             Command::Apply(a) => ops::Command::Apply(a.into()),
             Command::Export(a) => ops::Command::Export(a.into()),
+            Command::Show(a) => ops::Command::Show(ops::show::Options {
+                plan: a.plan,
+                format: a.format.into(),
+            }),
             Command::Serve(a) => ops::Command::Serve(a.into()),
             Command::Token(t) => ops::Command::Token(t.into()),
             Command::Completions(a) => ops::Command::Completions(ops::docs::Completions {

@@ -35,6 +35,7 @@ pub(super) fn plan(changes: Vec<Change>) -> Plan {
     Plan {
         format_version: 1,
         principal: None,
+        target: None,
         changes,
         summary: Summary::default(),
         unmanaged: vec![],

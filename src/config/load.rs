@@ -93,6 +93,12 @@ fn file_problem(
     }
 }
 
+/// The files `load` reads for `paths`, in its order (what cannot be listed is left out:
+/// `load` reports it).
+pub(crate) fn files(paths: &[PathBuf]) -> Vec<PathBuf> {
+    expand(paths, &mut Vec::new())
+}
+
 /// Expands the given paths into files: a file as is, a directory into every `*.yaml` and
 /// `*.yml` below it (hidden entries skipped) in sorted order. Repeated files count once.
 fn expand(paths: &[PathBuf], pending: &mut Vec<Pending>) -> Vec<PathBuf> {

@@ -85,6 +85,12 @@ pub fn load(paths: &[PathBuf]) -> Result<Loaded, Diagnostics> {
     load::load(paths)
 }
 
+/// The files [`load`] reads for `paths`, in its order (a saved plan records their
+/// digest: see `plan::binding`).
+pub fn files(paths: &[PathBuf]) -> Vec<PathBuf> {
+    load::files(paths)
+}
+
 /// Renders diagnostics: see [`diagnostic::render`].
 pub fn render(diags: &[Diagnostic], format: DiagnosticFormat, color: bool) -> String {
     diagnostic::render(diags, format, color)

@@ -111,7 +111,7 @@ pub fn run(args: Options) -> anyhow::Result<Exit> {
     let rt = runtime()?;
     rt.block_on(async {
         let conn = connect(&args.endpoint).await?;
-        let result = apply(&args, saved, &conn.provider).await;
+        let result = apply(&args, saved, &conn.provider, &conn.name).await;
         conn.close().await;
         result
     })
@@ -121,12 +121,27 @@ async fn apply<P: Provider>(
     args: &Options,
     saved: Option<Plan>,
     provider: &P,
+    endpoint: &str,
 ) -> anyhow::Result<Exit> {
     let plan = match saved {
         Some(plan) => {
             let observed = provider.read().await.with_context(|| {
                 format!("cannot read the live system at {}", provider.base_url())
             })?;
+            let wrong = crate::plan::binding::mismatches(&plan, endpoint, &observed, None);
+            if !wrong.is_empty() {
+                let mut msg =
+                    "refusing the saved plan: it was made for another target:".to_string();
+                for w in &wrong {
+                    msg.push_str("\n  - ");
+                    msg.push_str(w);
+                }
+                msg.push_str(
+                    "\nnothing was changed; make a new plan against this endpoint with this token (`roster plan --out FILE`) and apply that",
+                );
+                anstream::eprintln!("error: {msg}");
+                return Ok(Exit::Refused);
+            }
             let stale = crate::plan::stale(&plan, &observed);
             if !stale.is_empty() {
                 let mut msg = format!(

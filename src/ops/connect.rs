@@ -29,6 +29,9 @@ pub struct Endpoint {
 /// alive as long as the connection; [`Connection::close`] stops it cleanly).
 pub struct Connection {
     pub provider: HttpProvider,
+    /// What a saved plan records as its endpoint: the URL, or `embedded:<database>`
+    /// (the embedded server's port changes from run to run, its database does not).
+    pub name: String,
     embedded: Option<server::RunningServer>,
 }
 
@@ -81,6 +84,7 @@ pub async fn connect(endpoint: &Endpoint) -> anyhow::Result<Connection> {
     match endpoint.url.as_deref().filter(|e| !e.trim().is_empty()) {
         Some(url) => Ok(Connection {
             provider: HttpProvider::new(url, token)?,
+            name: url.trim().to_string(),
             embedded: None,
         }),
         None => connect_embedded(&endpoint.state_dir, token).await,
@@ -103,8 +107,11 @@ async fn connect_embedded(state_dir: &Path, token: Option<String>) -> anyhow::Re
     let base = format!("http://{}", server.addr);
     tracing::info!("using the embedded live system at {base}");
     let provider = HttpProvider::new(&base, Some(token.unwrap_or(admin_token)))?;
+    let db = state_dir.join("live.db");
+    let db = std::fs::canonicalize(&db).unwrap_or(db);
     Ok(Connection {
         provider,
+        name: format!("embedded:{}", db.display()),
         embedded: Some(server),
     })
 }

@@ -83,6 +83,7 @@ pub enum Command {
     Plan(plan::Options),
     Apply(apply::Options),
     Export(export::Options),
+    Show(show::Options),
     Serve(crate::server::ServerConfig),
     Token(serve::TokenFor),
     Completions(docs::Completions),
@@ -97,6 +98,7 @@ pub fn run(command: Command) -> anyhow::Result<Exit> {
         Command::Plan(o) => plan::run(o),
         Command::Apply(o) => apply::run(o),
         Command::Export(o) => export::run(o),
+        Command::Show(o) => show::run(o),
         Command::Serve(o) => serve::run(o),
         Command::Token(o) => serve::token(o),
         Command::Completions(o) => docs::completions(o),
@@ -112,5 +114,6 @@ pub mod generate;
 pub mod plan;
 pub mod schema;
 pub mod serve;
+pub mod show;
 pub mod term;
 pub mod validate;

@@ -229,6 +229,20 @@ fn unreadable_secrets(plan: &Plan, desired: &Desired) -> Vec<Diagnostic> {
         .collect()
 }
 
+/// The digest a saved plan records of the declaration at `paths` (its files as the
+/// loader reads them, read once more: only their bytes count).
+fn declaration_digest(paths: &[PathBuf]) -> anyhow::Result<String> {
+    let mut read = Vec::new();
+    for f in crate::config::files(paths) {
+        let bytes = std::fs::read(&f)
+            .with_context(|| format!("cannot read {} again for its digest", f.display()))?;
+        read.push((f.to_string_lossy().into_owned(), bytes));
+    }
+    Ok(plan::binding::digest(
+        read.iter().map(|(p, b)| (p.as_str(), b.as_slice())),
+    ))
+}
+
 /// Renders a plan in the chosen format.
 pub fn render(plan: &Plan, format: Format, color: bool) -> String {
     match format {
@@ -250,9 +264,10 @@ pub fn run(opts: Options) -> anyhow::Result<Exit> {
     rt.block_on(async {
         let conn = connect(&opts.endpoint).await?;
         let result = make_plan(&opts.paths, &conn.provider, &opts.safety).await;
+        let endpoint = conn.name.clone();
         conn.close().await;
         let Planned {
-            plan,
+            mut plan,
             desired,
             observed,
             warnings,
@@ -261,6 +276,10 @@ pub fn run(opts: Options) -> anyhow::Result<Exit> {
             Err(failure) => return failure.report(),
         };
         show_diagnostics(&warnings);
+        let digest = declaration_digest(&opts.paths)?;
+        plan.target = Some(crate::plan::binding::Target::new(
+            &endpoint, &observed, digest,
+        ));
         // The process ends right after: freeing both organisations object by object
         // (200,000 objects at scale) would only delay the exit.
         std::mem::forget((desired, observed));

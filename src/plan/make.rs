@@ -92,6 +92,7 @@ fn stages(mut cx: Cx) -> Result<Plan, PlanErrors> {
     Ok(Plan {
         format_version: PLAN_FORMAT_VERSION,
         principal: cx.observed.principal.clone(),
+        target: None,
         changes,
         summary,
         unmanaged: cx.unmanaged,

@@ -43,6 +43,7 @@
 //!   team's sub-teams, a representative's memberships); the diff translates live
 //!   references through the renames it plans, so none of them shows as drift.
 
+pub mod binding;
 mod diff;
 mod draft;
 mod join;
@@ -193,6 +194,10 @@ pub struct Plan {
     /// Who the token acts as (scope of the plan).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub principal: Option<Principal>,
+    /// What the plan was made against: `apply --plan` refuses another endpoint, account
+    /// or principal (`binding`). Set by `roster plan`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<binding::Target>,
     pub changes: Vec<Change>,
     pub summary: Summary,
     /// Live objects not declared.

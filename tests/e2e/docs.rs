@@ -9,6 +9,7 @@ const COMMANDS: &[&str] = &[
     "plan",
     "apply",
     "export",
+    "show",
     "schema",
     "serve",
     "token",

@@ -6,6 +6,7 @@
 mod support;
 
 mod architecture;
+mod binding;
 mod docs;
 mod reconcile;
 mod safety;
