@@ -144,7 +144,7 @@ pub struct PlanArgs {
     /// Save the plan (JSON, with the version of every live object read) for `apply --plan`.
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Exit 0 when there are no changes, 2 when there are, 1 on error.
+    /// Exit 0 when there are no changes, 2 when there are (other codes: README "Exit codes").
     #[arg(long)]
     pub detailed_exitcode: bool,
 }
@@ -170,6 +170,9 @@ pub struct ApplyArgs {
     /// Output format of the report.
     #[arg(long, value_enum, default_value_t = DiagnosticFormat::Text)]
     pub format: DiagnosticFormat,
+    /// Exit 0 when there was nothing to change, 2 when changes were applied, 6 when some failed.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
 }
 
 #[derive(Debug, Args)]
@@ -381,6 +384,7 @@ impl From<ApplyArgs> for ops::apply::Options {
             auto_approve: a.auto_approve,
             parallelism: usize::from(a.parallelism),
             format: a.format.into(),
+            detailed_exitcode: a.detailed_exitcode,
         }
     }
 }

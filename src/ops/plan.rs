@@ -4,16 +4,19 @@
 //! The declaration is parsed on a blocking thread while the live read (paged, every kind
 //! concurrently) is in flight, so the slower of the two sets the time, not their sum.
 //! Diagnostics and warnings go to stderr (file:line:col); the plan goes to stdout as text,
-//! JSON or Markdown. Plan-time rule errors (seats, escalation, protected objects, the
-//! removal threshold, deletion without permission, rename conflicts) are mapped back to
-//! the declaring file with `config::diagnostic_for` and stop with exit 1 before any write.
-//! So is a password the plan would set but cannot read (a missing variable or file):
-//! every such reference is resolved at plan time and its value dropped at once.
+//! JSON or Markdown. A plan that safety rules refuse (seats, escalation, protected
+//! objects, the removal threshold, deletion without permission, rename conflicts) is
+//! still shown whole, with a banner naming each refusal, and exits 4 (`Exit::Refused`);
+//! the refusals are also mapped back to the declaring file with `config::diagnostic_for`
+//! and shown on stderr. A password the plan would set but cannot read (a missing
+//! variable or file) makes the declaration invalid (exit 3): every such reference is
+//! resolved at plan time and its value dropped at once.
 //!
 //! [`make_plan`] (shared with `apply`) prints nothing: it returns the plan with the
 //! warnings, or a [`PlanFailure`]; [`run`] (and `ops::apply`) render them.
 //!
-//! Exit codes (`--detailed-exitcode`): 0 no changes, 1 error, 2 changes.
+//! Exit codes: `ops::Exit` (0 no changes, 2 changes with `--detailed-exitcode`, 3
+//! invalid, 4 refused, 5 live system unreadable).
 
 use std::path::{Path, PathBuf};
 
@@ -53,28 +56,26 @@ pub struct Options {
     pub detailed_exitcode: bool,
 }
 
-/// A fresh plan, what it was made from, and the declaration's warnings (to be shown).
+/// A fresh plan, what it was made from, the declaration's warnings (to be shown), and
+/// the plan's refusals as diagnostics positioned in the files (empty unless a safety
+/// rule refuses the plan, which still carries them in `plan.refusals`).
 #[derive(Debug)]
 pub struct Planned {
     pub plan: Plan,
     pub desired: Desired,
     pub observed: Observed,
     pub warnings: Vec<Diagnostic>,
+    pub refusals: Vec<Diagnostic>,
 }
 
 /// Why no plan was made. Every variant but `Live` carries diagnostics positioned in
-/// the declaration's files, ready to render; nothing was written in any case.
+/// the declaration's files, ready to render; nothing was written in any case. (A plan
+/// a safety rule refuses is still made: see [`Planned::refusals`].)
 #[derive(Debug)]
 pub enum PlanFailure {
     /// The declaration does not load (schema, YAML, declaration rules); its warnings
     /// are among the diagnostics.
     Invalid(Vec<Diagnostic>),
-    /// The plan breaks plan-time rules (seats, escalation, protected objects, the
-    /// removal threshold, deletion without permission, rename conflicts).
-    Refused {
-        warnings: Vec<Diagnostic>,
-        errors: Vec<Diagnostic>,
-    },
     /// Passwords the plan would set cannot be read now.
     Secrets {
         warnings: Vec<Diagnostic>,
@@ -92,23 +93,24 @@ pub enum PlanFailure {
 
 impl PlanFailure {
     /// Prints the failure on stderr as `plan` and `apply` always have, and gives the
-    /// exit: diagnostics are the user's to fix (exit 1 after showing them); a live or
+    /// exit: an invalid declaration (and a password that cannot be read) is
+    /// [`Exit::Invalid`], a live system that cannot be read [`Exit::Unreachable`]; an
     /// internal error goes back as an `anyhow` error for `main` to report.
     pub fn report(self) -> anyhow::Result<Exit> {
-        let (errors, tail) = match self {
+        match self {
             PlanFailure::Invalid(diags) => {
                 show_diagnostics(&diags);
-                return Ok(Exit::Error);
-            }
-            PlanFailure::Refused { warnings, errors } => {
-                show_diagnostics(&warnings);
-                let n = errors.len();
-                (errors, format!("the plan breaks {n} rule{}", s(n)))
+                Ok(Exit::Invalid)
             }
             PlanFailure::Secrets { warnings, errors } => {
                 show_diagnostics(&warnings);
+                show_diagnostics(&errors);
                 let n = errors.len();
-                (errors, format!("{n} password{} cannot be read", s(n)))
+                anstream::eprintln!(
+                    "error: {n} password{} cannot be read; nothing was changed",
+                    s(n)
+                );
+                Ok(Exit::Invalid)
             }
             PlanFailure::Live {
                 warnings,
@@ -116,20 +118,44 @@ impl PlanFailure {
                 error,
             } => {
                 show_diagnostics(&warnings);
-                return Err(anyhow::Error::new(error)
-                    .context(format!("cannot read the live system at {base_url}")));
+                Ok(live_unreadable(anyhow::Error::new(error).context(format!(
+                    "cannot read the live system at {base_url}"
+                ))))
             }
-            PlanFailure::Internal(e) => return Err(e),
-        };
-        show_diagnostics(&errors);
-        anstream::eprintln!("error: {tail}; nothing was changed");
-        Ok(Exit::Error)
+            PlanFailure::Internal(e) => Err(e),
+        }
     }
 }
 
+/// Reports that the live system cannot be read (unreachable, or a token it refuses)
+/// and gives its exit code.
+pub fn live_unreadable(err: anyhow::Error) -> Exit {
+    super::report_error(&err);
+    Exit::Unreachable
+}
+
+/// Says on stderr that safety rules refuse `plan` (shown above it in full), nothing
+/// was changed, and gives the exit code.
+pub fn refused(plan: &Plan) -> Exit {
+    let n = plan.refusals.len();
+    anstream::eprintln!(
+        "error: the plan breaks {n} safety rule{} ({}); nothing was changed; the plan shows \
+         what it would do and how to proceed",
+        s(n),
+        plan.refusals
+            .iter()
+            .map(|r| r.rule.as_str())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Exit::Refused
+}
+
 /// Loads the declaration (on a blocking thread) while reading the live system, then
-/// diffs. Prints nothing: the warnings come back in [`Planned`], every reason to stop
-/// in a [`PlanFailure`], for the command to show.
+/// diffs. Prints nothing: the warnings and refusals come back in [`Planned`], every
+/// reason there is no plan in a [`PlanFailure`], for the command to show.
 pub async fn make_plan<P: Provider>(
     paths: &[PathBuf],
     provider: &P,
@@ -169,29 +195,23 @@ pub async fn make_plan<P: Provider>(
             });
         }
     };
-    let diffed = plan::make(&mut desired, &observed, safety);
+    let plan = plan::make(&mut desired, &observed, safety);
     tracing::debug!(elapsed = ?started.elapsed(), "plan: diffed");
-    let plan = match diffed {
-        Ok(plan) => plan,
-        Err(refused) => {
-            let errors = refused
-                .0
-                .iter()
-                .map(|e| {
-                    crate::config::diagnostic_for(
-                        &desired.origins,
-                        &e.id,
-                        &e.pointer,
-                        e.rule,
-                        e.message.clone(),
-                        e.help.clone(),
-                        Severity::Error,
-                    )
-                })
-                .collect();
-            return Err(PlanFailure::Refused { warnings, errors });
-        }
-    };
+    let refusals = plan
+        .refusals
+        .iter()
+        .map(|e| {
+            crate::config::diagnostic_for(
+                &desired.origins,
+                &e.id,
+                &e.pointer,
+                e.rule,
+                e.message.clone(),
+                e.help.clone(),
+                Severity::Error,
+            )
+        })
+        .collect();
     let errors = unreadable_secrets(&plan, &desired);
     if !errors.is_empty() {
         return Err(PlanFailure::Secrets { warnings, errors });
@@ -201,6 +221,7 @@ pub async fn make_plan<P: Provider>(
         desired,
         observed,
         warnings,
+        refusals,
     })
 }
 
@@ -256,11 +277,13 @@ pub fn run(opts: Options) -> anyhow::Result<Exit> {
             desired,
             observed,
             warnings,
+            refusals,
         } = match result {
             Ok(p) => p,
             Err(failure) => return failure.report(),
         };
         show_diagnostics(&warnings);
+        show_diagnostics(&refusals);
         // The process ends right after: freeing both organisations object by object
         // (200,000 objects at scale) would only delay the exit.
         std::mem::forget((desired, observed));
@@ -273,7 +296,9 @@ pub fn run(opts: Options) -> anyhow::Result<Exit> {
             );
         }
         anstream::print!("{}", render(&plan, opts.format, stdout_color()));
-        Ok(if opts.detailed_exitcode && !plan.is_empty() {
+        Ok(if plan.is_refused() {
+            refused(&plan)
+        } else if opts.detailed_exitcode && !plan.is_empty() {
             Exit::Changes
         } else {
             Exit::Success

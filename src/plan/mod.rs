@@ -204,6 +204,9 @@ pub struct Plan {
     /// Warnings for the reviewer (rule 4, unmanaged with `warn`, …).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// Why safety rules refuse this plan: it is shown, never applied, while any is here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refusals: Vec<Refusal>,
     /// `kind/key` → version of every live object read: a saved plan is refused when any
     /// of them changed (or disappeared, or a new object of a planned key appeared).
     pub fingerprint: BTreeMap<String, i64>,
@@ -212,6 +215,28 @@ pub struct Plan {
 impl Plan {
     pub fn is_empty(&self) -> bool {
         self.changes.is_empty()
+    }
+
+    /// Whether a safety rule refuses the plan (apply writes nothing of it).
+    pub fn is_refused(&self) -> bool {
+        !self.refusals.is_empty()
+    }
+
+    /// The plan when no rule refuses it, else every refusal.
+    pub fn into_result(self) -> Result<Plan, PlanErrors> {
+        if self.refusals.is_empty() {
+            Ok(self)
+        } else {
+            Err(PlanErrors(self.refusals))
+        }
+    }
+
+    /// Live objects not declared under `unmanaged: warn`: drift, for
+    /// `--unmanaged-as-changes`.
+    pub fn drift(&self) -> impl Iterator<Item = &Unmanaged> {
+        self.unmanaged
+            .iter()
+            .filter(|u| u.policy == crate::model::Unmanaged::Warn)
     }
 
     pub fn changes_of(&self, kind: Kind) -> impl Iterator<Item = &Change> {
@@ -229,22 +254,40 @@ pub struct PlanOptions {
     pub force: bool,
 }
 
-/// Why a plan cannot be made. `pointer` is relative to the object (`/status`, empty for
-/// the object itself); the caller turns `id` + `pointer` into file:line:column through
-/// `Desired::origins` when the object is declared.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Why a safety rule refuses the plan (removal threshold, protected object, seats,
+/// escalation, deletion without permission, rename conflict, a user name held or
+/// handed round). The plan is still made and shown, carrying its refusals; apply
+/// writes nothing of a plan that has any. `pointer` is relative to the object
+/// (`/status`, empty for the object itself); `ops` turns `id` + `pointer` into
+/// file:line:column through `Desired::origins` when the object is declared.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema, thiserror::Error)]
 #[error("{rule}: {id}: {message}")]
-pub struct PlanError {
+pub struct Refusal {
+    /// The rule's code (`removal-threshold`, `protected`, `seats`, `escalation`, …).
     pub rule: RuleCode,
+    /// The object the refusal is about (where the diagnostic points).
     pub id: ObjectId,
+    /// The other objects concerned (the removal threshold: every object with a removal).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub objects: Vec<ObjectId>,
+    /// JSON pointer of the field, relative to the object (empty: the object itself).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub pointer: String,
     pub message: String,
+    /// How to proceed (`--force`, `protect: false`, `--allow-delete`, …).
     pub help: String,
+}
+
+impl Refusal {
+    /// The object the refusal is about, then every other one concerned.
+    pub fn all_objects(&self) -> impl Iterator<Item = &ObjectId> {
+        std::iter::once(&self.id).chain(self.objects.iter().filter(move |o| **o != self.id))
+    }
 }
 
 /// Every reason a plan was refused, in a deterministic order (by rule, then object).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PlanErrors(pub Vec<PlanError>);
+pub struct PlanErrors(pub Vec<Refusal>);
 
 impl fmt::Display for PlanErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

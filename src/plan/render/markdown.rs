@@ -11,7 +11,9 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
-use super::{counts, password_words, show, summary_line};
+use super::{
+    counts, password_words, refusal_headline, refusal_objects, refused_line, show, summary_line,
+};
 use crate::model::Kind;
 use crate::plan::{Action, Change, FieldChange, Plan};
 
@@ -174,8 +176,32 @@ fn field_words(c: &Change, f: &FieldChange) -> Option<String> {
     ))
 }
 
+/// The refusals, each with its rule code, the objects and how to proceed.
+fn banner(out: &mut String, plan: &Plan) {
+    if !plan.is_refused() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "> [!CAUTION]\n> **{}**",
+        esc(&refused_line(&plan.refusals))
+    );
+    for r in &plan.refusals {
+        let _ = writeln!(
+            out,
+            "> - `{}` — {}: {}<br>**To proceed:** {}",
+            r.rule.as_str(),
+            refusal_objects(r, |o| code(&o)),
+            cap(esc(refusal_headline(r))),
+            cap(esc(&r.help))
+        );
+    }
+    out.push('\n');
+}
+
 fn header(plan: &Plan) -> String {
     let mut out = String::from("## roster plan\n\n");
+    banner(&mut out, plan);
     let _ = writeln!(out, "**{}**\n", summary_line(&plan.summary));
     if plan.changes.is_empty() {
         return out;
