@@ -147,6 +147,10 @@ pub struct PlanArgs {
     /// Exit 0 when there are no changes, 2 when there are (other codes: README "Exit codes").
     #[arg(long)]
     pub detailed_exitcode: bool,
+    /// The most characters of the Markdown plan (also appended to GITHUB_STEP_SUMMARY when
+    /// set); a longer plan keeps its summary, refusals, removals and blocked changes.
+    #[arg(long, default_value_t = crate::plan::render::MARKDOWN_LIMIT, env = "ROSTER_MARKDOWN_LIMIT")]
+    pub markdown_limit: usize,
 }
 
 #[derive(Debug, Args)]
@@ -370,6 +374,7 @@ impl From<PlanArgs> for ops::plan::Options {
             format: a.format.into(),
             out: a.out,
             detailed_exitcode: a.detailed_exitcode,
+            markdown_limit: a.markdown_limit,
         }
     }
 }

@@ -15,6 +15,11 @@
 //! [`make_plan`] (shared with `apply`) prints nothing: it returns the plan with the
 //! warnings, or a [`PlanFailure`]; [`run`] (and `ops::apply`) render them.
 //!
+//! The Markdown plan starts with a hidden marker naming the declaration's root (the paths
+//! given, relative to the root of the repository that holds them: [`declaration_root`]) and keeps under
+//! `--markdown-limit`; when `GITHUB_STEP_SUMMARY` names a file, the Markdown plan is
+//! appended to it too, whatever `--format` is.
+//!
 //! Exit codes: `ops::Exit` (0 no changes, 2 changes with `--detailed-exitcode`, 3
 //! invalid, 4 refused, 5 live system unreadable).
 
@@ -25,6 +30,7 @@ use anyhow::Context;
 use crate::config::{Diagnostic, Severity};
 use crate::model::text::s;
 use crate::model::{Desired, Observed};
+use crate::plan::render::MarkdownOptions;
 use crate::plan::{self, Plan, PlanOptions};
 use crate::provider::{Provider, ProviderError};
 
@@ -54,7 +60,12 @@ pub struct Options {
     pub out: Option<PathBuf>,
     /// Exit 2 when there are changes.
     pub detailed_exitcode: bool,
+    /// The most characters of the Markdown plan (`--markdown-limit`).
+    pub markdown_limit: usize,
 }
+
+/// Where `plan` appends its Markdown plan when set: a GitHub Actions job summary.
+pub const STEP_SUMMARY_ENV: &str = "GITHUB_STEP_SUMMARY";
 
 /// A fresh plan, what it was made from, the declaration's warnings (to be shown), and
 /// the plan's refusals as diagnostics positioned in the files (empty unless a safety
@@ -250,12 +261,96 @@ fn unreadable_secrets(plan: &Plan, desired: &Desired) -> Vec<Diagnostic> {
         .collect()
 }
 
-/// Renders a plan in the chosen format.
+/// Renders a plan in the chosen format (Markdown with the default framing).
 pub fn render(plan: &Plan, format: Format, color: bool) -> String {
+    render_with(plan, format, color, &MarkdownOptions::default())
+}
+
+/// Renders a plan in the chosen format, Markdown framed by `md`.
+pub fn render_with(plan: &Plan, format: Format, color: bool, md: &MarkdownOptions) -> String {
     match format {
         Format::Text => plan::render::text(plan, color),
         Format::Json => plan::render::json(plan),
-        Format::Markdown => plan::render::markdown(plan),
+        Format::Markdown => plan::render::markdown_with(plan, md),
+    }
+}
+
+/// The repository `path` is in: the nearest directory from `path` up that holds `.git`.
+fn repository_root(path: &Path) -> Option<PathBuf> {
+    path.ancestors()
+        .find(|d| d.join(".git").exists())
+        .map(Path::to_path_buf)
+}
+
+/// `path` without `.` and with `..` applied, lexically (no file system access).
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// The declaration's root as the Markdown marker names it: each path given (relative
+/// to `cwd`, or absolute) relative to `repo`, `/`-separated, joined by spaces; a path
+/// outside `repo` as it was given; the repository itself is `.`.
+pub fn declaration_root(paths: &[PathBuf], cwd: &Path, repo: &Path) -> String {
+    let repo = normalize(repo);
+    paths
+        .iter()
+        .map(|p| {
+            let full = normalize(&cwd.join(p));
+            match full.strip_prefix(&repo) {
+                Ok(rel) if rel.as_os_str().is_empty() => ".".to_string(),
+                Ok(rel) => rel
+                    .components()
+                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                    .collect::<Vec<_>>()
+                    .join("/"),
+                Err(_) => p.display().to_string(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The framing of `plan`'s Markdown: the root of `paths` in the repository that holds
+/// the first of them (else relative to the current directory).
+fn markdown_options(paths: &[PathBuf], limit: usize) -> MarkdownOptions {
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let repo = paths
+        .first()
+        .and_then(|p| repository_root(&normalize(&cwd.join(p))))
+        .unwrap_or_else(|| cwd.clone());
+    MarkdownOptions {
+        root: declaration_root(paths, &cwd, &repo),
+        limit,
+    }
+}
+
+/// Appends the Markdown plan to the job summary `GITHUB_STEP_SUMMARY` names, when set.
+/// A summary that cannot be written is a warning: the plan's exit code stays its own.
+fn append_step_summary(plan: &Plan, md: &MarkdownOptions) {
+    let Some(path) = std::env::var_os(STEP_SUMMARY_ENV).filter(|p| !p.is_empty()) else {
+        return;
+    };
+    let text = plan::render::markdown_with(plan, md);
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, format!("{text}\n").as_bytes()));
+    if let Err(e) = written {
+        anstream::eprintln!(
+            "warning: cannot append the plan to {STEP_SUMMARY_ENV} ({}): {e}",
+            Path::new(&path).display()
+        );
     }
 }
 
@@ -295,7 +390,9 @@ pub fn run(opts: Options) -> anyhow::Result<Exit> {
                 out.display()
             );
         }
-        anstream::print!("{}", render(&plan, opts.format, stdout_color()));
+        let md = markdown_options(&opts.paths, opts.markdown_limit);
+        anstream::print!("{}", render_with(&plan, opts.format, stdout_color(), &md));
+        append_step_summary(&plan, &md);
         Ok(if plan.is_refused() {
             refused(&plan)
         } else if opts.detailed_exitcode && !plan.is_empty() {
@@ -304,4 +401,44 @@ pub fn run(opts: Options) -> anyhow::Result<Exit> {
             Exit::Success
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_root_is_each_path_relative_to_the_repository() {
+        let repo = Path::new("/work/repo");
+        let at = |cwd: &str, paths: &[&str]| {
+            let paths: Vec<PathBuf> = paths.iter().map(PathBuf::from).collect();
+            declaration_root(&paths, Path::new(cwd), repo)
+        };
+        assert_eq!(at("/work/repo", &["teams/europe"]), "teams/europe");
+        assert_eq!(at("/work/repo", &["./teams/europe/"]), "teams/europe");
+        assert_eq!(at("/work/repo/teams", &["europe"]), "teams/europe");
+        assert_eq!(
+            at("/work/repo/teams", &["../asia", "europe"]),
+            "asia teams/europe"
+        );
+        assert_eq!(
+            at("/elsewhere", &["/work/repo/teams/europe"]),
+            "teams/europe"
+        );
+        assert_eq!(at("/work/repo", &["."]), ".");
+        assert_eq!(at("/work/repo", &["/outside/decl"]), "/outside/decl");
+    }
+
+    #[test]
+    fn the_repository_root_is_the_nearest_directory_with_git() {
+        let tmp = tempfile::tempdir().unwrap();
+        let sub = tmp.path().join("a/b");
+        std::fs::create_dir_all(&sub).unwrap();
+        std::fs::create_dir(tmp.path().join("a/.git")).unwrap();
+        assert_eq!(repository_root(&sub), Some(tmp.path().join("a")));
+        assert_eq!(
+            repository_root(&tmp.path().join("a")),
+            Some(tmp.path().join("a"))
+        );
+    }
 }

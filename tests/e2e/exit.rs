@@ -1,6 +1,7 @@
 //! End to end, issue 12 "Pull requests and CI pipelines": the exit codes a pipeline
-//! branches on (one test per row of README "Exit codes", `ops::Exit`), and a plan that
-//! safety rules block, still shown whole in every format while nothing is written. The
+//! branches on (one test per row of README "Exit codes", `ops::Exit`), a plan that
+//! safety rules block, still shown whole in every format while nothing is written, and
+//! the Markdown plan where reviewers read it (its root marker, the job summary). The
 //! real `roster` binary against a real `roster serve` on a free loopback port; every
 //! command and wait is bounded.
 //!
@@ -40,6 +41,13 @@ impl Server {
 
     fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
         self.finish(self.command(args, env), &args.join(" "))
+    }
+
+    /// Runs `roster ARGS` in `cwd` with extra environment variables.
+    fn run_in(&self, cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut cmd = self.command(args, env);
+        cmd.current_dir(cwd);
+        self.finish(cmd, &args.join(" "))
     }
 
     fn writes(&self) -> usize {
@@ -373,4 +381,91 @@ fn exit_64_usage() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(64));
+}
+
+#[test]
+fn the_markdown_plan_names_its_root_relative_to_the_repository() {
+    let server = Server::start(&[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    std::fs::create_dir_all(repo.join(".git")).unwrap();
+    let europe = declaration(&repo.join("teams"), "europe", DECLARED);
+    let asia = declaration(
+        &repo.join("teams"),
+        "asia",
+        &DECLARED.replace("acme.example", "asia.example"),
+    );
+    let markdown = |cwd: &Path, path: &str| {
+        let run = server.run_in(cwd, &["plan", path, "--format", "markdown"], &[]);
+        assert_eq!(run.code, 0, "{run}");
+        run.stdout.lines().next().unwrap_or("").to_string()
+    };
+    let first = markdown(&repo.join("teams"), "europe");
+    assert_eq!(first, r#"<!-- roster-plan root="teams/europe" -->"#);
+    assert_eq!(
+        markdown(&repo, "teams/europe/"),
+        first,
+        "the same root from the top"
+    );
+    assert_eq!(
+        markdown(tmp.path(), s(&europe)),
+        first,
+        "and from an absolute path"
+    );
+    assert_eq!(
+        markdown(&repo, s(&asia)),
+        r#"<!-- roster-plan root="teams/asia" -->"#,
+        "two roots of one repository have two markers"
+    );
+}
+
+#[test]
+fn plan_appends_the_markdown_plan_to_the_job_summary_whatever_the_format() {
+    let (server, tmp, decl) = applied();
+    let blocked = declaration(tmp.path(), "blocked", &blocked_yaml());
+    let summary = tmp.path().join("summary.md");
+    std::fs::write(&summary, "# earlier step\n").unwrap();
+    let env = [("GITHUB_STEP_SUMMARY", summary.to_str().unwrap())];
+    let run = server.run_in(tmp.path(), &["plan", "blocked", "--format", "json"], &env);
+    assert_eq!(run.code, 4, "{run}");
+    assert!(run.stdout.starts_with('{'), "stdout stays JSON:\n{run}");
+    let run = server.run_in(tmp.path(), &["plan", "declared"], &env);
+    assert_eq!(run.code, 0, "{run}");
+    let text = std::fs::read_to_string(&summary).unwrap();
+    assert!(
+        text.starts_with("# earlier step\n"),
+        "appended, not replaced:\n{text}"
+    );
+    let blocked_at = text
+        .find("<!-- roster-plan root=\"blocked\" -->\n## roster plan")
+        .expect("the blocked plan");
+    let declared_at = text
+        .find("<!-- roster-plan root=\"declared\" -->\n## roster plan")
+        .expect("the second plan");
+    assert!(blocked_at < declared_at, "{text}");
+    assert!(
+        text[blocked_at..declared_at].contains("> [!CAUTION]"),
+        "{text}"
+    );
+    assert!(text[declared_at..].contains("No changes."), "{text}");
+    let _ = (blocked, decl);
+}
+
+#[test]
+fn markdown_limit_keeps_removals_and_counts_what_is_left_out() {
+    let (server, tmp, _) = applied();
+    let blocked = declaration(tmp.path(), "blocked", &blocked_yaml());
+    let run = server.run(&[
+        "plan",
+        s(&blocked),
+        "--format",
+        "markdown",
+        "--markdown-limit",
+        "1500",
+    ]);
+    assert_eq!(run.code, 4, "{run}");
+    let md = &run.stdout;
+    assert!(md.len() <= 1500, "{} chars:\n{md}", md.len());
+    assert!(md.contains("> [!CAUTION]"), "{md}");
+    assert!(md.contains("**ann@acme.example** is deactivated"), "{md}");
 }

@@ -10,7 +10,7 @@ mod markdown;
 mod text;
 
 pub use json::{json, schema};
-pub use markdown::{MARKDOWN_LIMIT, markdown};
+pub use markdown::{MARKDOWN_LIMIT, MarkdownOptions, markdown, markdown_with, marker};
 pub use text::text;
 
 use serde_json::Value;
