@@ -151,6 +151,10 @@ pub struct PlanArgs {
     /// set); a longer plan keeps its summary, refusals, removals and blocked changes.
     #[arg(long, default_value_t = crate::plan::render::MARKDOWN_LIMIT, env = "ROSTER_MARKDOWN_LIMIT")]
     pub markdown_limit: usize,
+    /// Count live objects no file declares under `unmanaged: warn` as changes (drift) for
+    /// --detailed-exitcode; the JSON plan lists them under `unmanaged`.
+    #[arg(long)]
+    pub unmanaged_as_changes: bool,
 }
 
 #[derive(Debug, Args)]
@@ -375,6 +379,7 @@ impl From<PlanArgs> for ops::plan::Options {
             out: a.out,
             detailed_exitcode: a.detailed_exitcode,
             markdown_limit: a.markdown_limit,
+            unmanaged_as_changes: a.unmanaged_as_changes,
         }
     }
 }

@@ -20,6 +20,10 @@
 //! `--markdown-limit`; when `GITHUB_STEP_SUMMARY` names a file, the Markdown plan is
 //! appended to it too, whatever `--format` is.
 //!
+//! With `--unmanaged-as-changes`, live objects no file declares under `unmanaged: warn`
+//! count as changes for `--detailed-exitcode` (drift, for scheduled jobs); the JSON plan
+//! lists them in `unmanaged` with their policy.
+//!
 //! Exit codes: `ops::Exit` (0 no changes, 2 changes with `--detailed-exitcode`, 3
 //! invalid, 4 refused, 5 live system unreadable).
 
@@ -62,6 +66,9 @@ pub struct Options {
     pub detailed_exitcode: bool,
     /// The most characters of the Markdown plan (`--markdown-limit`).
     pub markdown_limit: usize,
+    /// Live objects no file declares under `unmanaged: warn` (drift) count as changes for
+    /// the exit code (`--unmanaged-as-changes`, for scheduled jobs).
+    pub unmanaged_as_changes: bool,
 }
 
 /// Where `plan` appends its Markdown plan when set: a GitHub Actions job summary.
@@ -162,6 +169,31 @@ pub fn refused(plan: &Plan) -> Exit {
             .join(", ")
     );
     Exit::Refused
+}
+
+/// `--unmanaged-as-changes`: says on stderr which live objects no file declares under
+/// `unmanaged: warn` now count as changes, and how many there are.
+fn show_drift(plan: &Plan) -> usize {
+    let drift: Vec<String> = plan.drift().map(|u| u.id.to_string()).collect();
+    if !drift.is_empty() {
+        let n = drift.len();
+        let listed: Vec<&str> = drift.iter().take(10).map(String::as_str).collect();
+        anstream::eprintln!(
+            "drift: {n} live object{} no file declares (`unmanaged: warn`) count as changes \
+             (--unmanaged-as-changes): {}{}",
+            s(n),
+            listed.join(", "),
+            if n > listed.len() {
+                format!(
+                    " and {} more (the JSON plan lists them all)",
+                    n - listed.len()
+                )
+            } else {
+                String::new()
+            }
+        );
+    }
+    drift.len()
 }
 
 /// Loads the declaration (on a blocking thread) while reading the live system, then
@@ -393,9 +425,14 @@ pub fn run(opts: Options) -> anyhow::Result<Exit> {
         let md = markdown_options(&opts.paths, opts.markdown_limit);
         anstream::print!("{}", render_with(&plan, opts.format, stdout_color(), &md));
         append_step_summary(&plan, &md);
+        let drift = if opts.unmanaged_as_changes {
+            show_drift(&plan)
+        } else {
+            0
+        };
         Ok(if plan.is_refused() {
             refused(&plan)
-        } else if opts.detailed_exitcode && !plan.is_empty() {
+        } else if opts.detailed_exitcode && (!plan.is_empty() || drift > 0) {
             Exit::Changes
         } else {
             Exit::Success

@@ -469,3 +469,63 @@ fn markdown_limit_keeps_removals_and_counts_what_is_left_out() {
     assert!(md.contains("> [!CAUTION]"), "{md}");
     assert!(md.contains("**ann@acme.example** is deactivated"), "{md}");
 }
+
+#[test]
+fn unmanaged_as_changes_makes_drift_under_warn_exit_2_and_the_json_plan_lists_it() {
+    let (server, tmp, decl) = applied();
+    // Bob is live but no longer declared, under `unmanaged: warn`.
+    let (head, _) = DECLARED.split_once("  - login: bob@acme.example").unwrap();
+    let warned = declaration(
+        tmp.path(),
+        "warned",
+        &head.replace("{ unmanaged: remove }", "{ unmanaged: warn }"),
+    );
+    let run = server.run(&["plan", s(&warned), "--detailed-exitcode"]);
+    assert_eq!(run.code, 0, "drift alone is no change by default:\n{run}");
+    let run = server.run(&[
+        "plan",
+        s(&warned),
+        "--detailed-exitcode",
+        "--unmanaged-as-changes",
+    ]);
+    assert_eq!(run.code, 2, "{run}");
+    assert!(
+        run.stderr
+            .contains("drift: 1 live object no file declares (`unmanaged: warn`) count as changes"),
+        "{run}"
+    );
+    assert!(
+        run.stderr.contains("representative/bob@acme.example"),
+        "{run}"
+    );
+    let run = server.run(&[
+        "plan",
+        s(&warned),
+        "--format",
+        "json",
+        "--unmanaged-as-changes",
+    ]);
+    assert_eq!(run.code, 0, "without --detailed-exitcode: 0\n{run}");
+    let plan: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert!(
+        plan["changes"].as_array().is_none_or(Vec::is_empty),
+        "{plan}"
+    );
+    let unmanaged = plan["unmanaged"].as_array().unwrap();
+    assert!(
+        unmanaged.contains(&json!({
+            "id": {"kind": "representative", "key": "bob@acme.example"},
+            "policy": "warn"
+        })),
+        "{plan}"
+    );
+    // Undeclared objects under `unmanaged: ignore` (the local administrator) are no drift.
+    let run = server.run(&[
+        "plan",
+        s(&decl),
+        "--detailed-exitcode",
+        "--unmanaged-as-changes",
+    ]);
+    assert_eq!(run.code, 0, "{run}");
+    assert!(!run.stderr.contains("drift"), "{run}");
+}
