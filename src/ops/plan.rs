@@ -416,11 +416,18 @@ pub fn run(opts: Options) -> anyhow::Result<Exit> {
         std::mem::forget((desired, observed));
         if let Some(out) = &opts.out {
             save(&plan, out)?;
-            anstream::eprintln!(
-                "saved the plan to {}; run `roster apply --plan {}` to apply exactly this",
-                out.display(),
-                out.display()
-            );
+            if plan.is_refused() {
+                anstream::eprintln!(
+                    "saved the refused plan to {}; `roster apply --plan` refuses it too",
+                    out.display()
+                );
+            } else {
+                anstream::eprintln!(
+                    "saved the plan to {}; run `roster apply --plan {}` to apply exactly this",
+                    out.display(),
+                    out.display()
+                );
+            }
         }
         let md = markdown_options(&opts.paths, opts.markdown_limit);
         anstream::print!("{}", render_with(&plan, opts.format, stdout_color(), &md));

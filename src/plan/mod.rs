@@ -193,6 +193,10 @@ pub struct Plan {
     /// Who the token acts as (scope of the plan).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub principal: Option<Principal>,
+    /// Why safety rules refuse this plan, first (the JSON plan's banner): it is shown,
+    /// never applied, while any is here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refusals: Vec<Refusal>,
     pub changes: Vec<Change>,
     pub summary: Summary,
     /// Live objects not declared.
@@ -204,9 +208,6 @@ pub struct Plan {
     /// Warnings for the reviewer (rule 4, unmanaged with `warn`, …).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
-    /// Why safety rules refuse this plan: it is shown, never applied, while any is here.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub refusals: Vec<Refusal>,
     /// `kind/key` → version of every live object read: a saved plan is refused when any
     /// of them changed (or disappeared, or a new object of a planned key appeared).
     pub fingerprint: BTreeMap<String, i64>,

@@ -1639,6 +1639,16 @@ fn the_json_rendering_validates_against_the_plan_schema() {
     let doc: serde_json::Value = serde_json::from_str(&render::json(&showcase())).unwrap();
     let errors: Vec<String> = validator.iter_errors(&doc).map(|e| e.to_string()).collect();
     assert!(errors.is_empty(), "{errors:?}");
+    // A refused plan too, and a refusal of an unknown rule does not.
+    let mut refused: serde_json::Value =
+        serde_json::from_str(&render::json(&refused_showcase())).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(&refused)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    refused["refusals"][0]["rule"] = serde_json::json!("no-such-rule");
+    assert!(!validator.is_valid(&refused));
     // And a broken document does not.
     let mut bad = doc;
     bad["changes"][0]["action"] = serde_json::json!("explode");
