@@ -146,9 +146,17 @@ pub struct PlanArgs {
     /// Save the plan (JSON, with the version of every live object read) for `apply --plan`.
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Exit 0 when there are no changes, 2 when there are, 1 on error.
+    /// Exit 0 when there are no changes, 2 when there are (other codes: README "Exit codes").
     #[arg(long)]
     pub detailed_exitcode: bool,
+    /// The most characters of the Markdown plan (also appended to GITHUB_STEP_SUMMARY when
+    /// set); a longer plan keeps its summary, refusals, removals and blocked changes.
+    #[arg(long, default_value_t = crate::plan::render::MARKDOWN_LIMIT, env = "ROSTER_MARKDOWN_LIMIT")]
+    pub markdown_limit: usize,
+    /// Count live objects no file declares under `unmanaged: warn` as changes (drift) for
+    /// --detailed-exitcode; the JSON plan lists them under `unmanaged`.
+    #[arg(long)]
+    pub unmanaged_as_changes: bool,
 }
 
 #[derive(Debug, Args)]
@@ -172,6 +180,9 @@ pub struct ApplyArgs {
     /// Output format of the report.
     #[arg(long, value_enum, default_value_t = DiagnosticFormat::Text)]
     pub format: DiagnosticFormat,
+    /// Exit 0 when there was nothing to change, 2 when changes were applied, 6 when some failed.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
 }
 
 #[derive(Debug, Args)]
@@ -382,6 +393,8 @@ impl From<PlanArgs> for ops::plan::Options {
             format: a.format.into(),
             out: a.out,
             detailed_exitcode: a.detailed_exitcode,
+            markdown_limit: a.markdown_limit,
+            unmanaged_as_changes: a.unmanaged_as_changes,
         }
     }
 }
@@ -396,6 +409,7 @@ impl From<ApplyArgs> for ops::apply::Options {
             auto_approve: a.auto_approve,
             parallelism: usize::from(a.parallelism),
             format: a.format.into(),
+            detailed_exitcode: a.detailed_exitcode,
         }
     }
 }

@@ -8,9 +8,10 @@
 //!   shared wording; used by every layer, the server included.
 //! - [`config`]: YAML files (with line:column) → JSON Schema → rules → [`model::Desired`],
 //!   or diagnostics.
-//! - [`plan`]: pure: `Desired` × `Observed` → ordered [`plan::Plan`] through one entry
-//!   point, [`plan::make`] (user names, scope, diff, safety, order); renderings (text,
-//!   JSON, Markdown) and the stale check of a saved plan.
+//! - [`plan`]: pure: `Desired` × `Observed` → ordered [`plan::Plan`] (with the refusals of
+//!   safety rules, if any) through one entry point, [`plan::make`] (user names, scope,
+//!   diff, safety, order); renderings (text, JSON, Markdown) and the stale check of a
+//!   saved plan.
 //! - [`provider`]: the [`provider::Provider`] trait and its HTTP client → [`model::Observed`];
 //!   the writes [`apply`] asks for. Knows an endpoint URL and a token, nothing else.
 //! - [`server`]: the reference live system (`roster serve`): axum over sqlx.

@@ -14,7 +14,19 @@ use super::catalog::{self, FEATURE_REQUIRES, RIGHT_REQUIRES};
 use super::{Feature, Manager, Representative, SecretRef, TeamRight};
 
 /// Stable rule codes: they appear in diagnostics, JSON output and API problems.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum RuleCode {
     /// YAML that does not parse.

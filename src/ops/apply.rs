@@ -4,8 +4,10 @@
 //! `yes` on a terminal unless `--auto-approve`; without a terminal it refuses and names
 //! `--auto-approve`. `roster apply --plan FILE` re-reads the live system and refuses a
 //! stale plan, naming every object that changed since the plan was made. The executor
-//! (`crate::apply`) then runs the changes and the report goes to stdout; exit 1 when any
-//! change failed or was skipped. A fresh plan comes from `ops::plan::make_plan`, whose
+//! (`crate::apply`) then runs the changes and the report goes to stdout; exit 6 when any
+//! change failed or was skipped (`--detailed-exitcode`: 2 when changes were applied, 0
+//! when there was nothing to change). A plan that safety rules refuse, fresh or saved,
+//! is shown with its refusals and nothing is written (exit 4, as for a stale plan). A fresh plan comes from `ops::plan::make_plan`, whose
 //! warnings and failures are rendered here as `roster plan` renders them; the terminal
 //! helpers (runtime, colours, the `yes` prompt) are `ops::term`'s.
 //!
@@ -28,7 +30,7 @@ use crate::provider::Provider;
 
 use super::Exit;
 use super::connect::{Endpoint, connect};
-use super::plan::{Format, make_plan, render};
+use super::plan::{Format, live_unreadable, make_plan, refused, render};
 use super::term::show_diagnostics;
 use super::term::{confirm, runtime, s, stderr_color, stdout_color};
 
@@ -50,6 +52,8 @@ pub struct Options {
     pub parallelism: usize,
     /// Of the report on stdout.
     pub format: DiagnosticFormat,
+    /// Exit 2 when changes were applied (0: nothing to change; 6 when some failed).
+    pub detailed_exitcode: bool,
 }
 
 /// Reads a plan saved by `roster plan --out`.
@@ -124,10 +128,20 @@ async fn apply<P: Provider>(
     endpoint: &str,
 ) -> anyhow::Result<Exit> {
     let plan = match saved {
+        Some(plan) if plan.is_refused() => {
+            show_plan(&plan, args.format);
+            return Ok(refused(&plan));
+        }
         Some(plan) => {
-            let observed = provider.read().await.with_context(|| {
-                format!("cannot read the live system at {}", provider.base_url())
-            })?;
+            let observed = match provider.read().await {
+                Ok(o) => o,
+                Err(e) => {
+                    return Ok(live_unreadable(anyhow::Error::new(e).context(format!(
+                        "cannot read the live system at {}",
+                        provider.base_url()
+                    ))));
+                }
+            };
             let wrong = crate::plan::binding::mismatches(&plan, endpoint, &observed, None);
             if !wrong.is_empty() {
                 let mut msg =
@@ -156,7 +170,8 @@ async fn apply<P: Provider>(
                 msg.push_str(
                     "\nnothing was changed; make a new plan with `roster plan --out FILE` and apply that",
                 );
-                anyhow::bail!(msg);
+                anstream::eprintln!("error: {msg}");
+                return Ok(Exit::Refused);
             }
             show_plan(&plan, args.format);
             plan
@@ -167,8 +182,12 @@ async fn apply<P: Provider>(
                 Err(failure) => return failure.report(),
             };
             show_diagnostics(&planned.warnings);
+            show_diagnostics(&planned.refusals);
             let plan = planned.plan;
             show_plan(&plan, args.format);
+            if plan.is_refused() {
+                return Ok(refused(&plan));
+            }
             if !args.auto_approve && !plan.is_empty() {
                 let n = plan.changes.len();
                 let yes = tokio::task::spawn_blocking(move || confirm(n))
@@ -197,10 +216,12 @@ async fn apply<P: Provider>(
         DiagnosticFormat::Json => print!("{}", report.json()),
         DiagnosticFormat::Text => anstream::print!("{}", report.text(stdout_color())),
     }
-    Ok(if report.is_success() {
-        Exit::Success
+    Ok(if !report.is_success() {
+        Exit::ApplyFailed
+    } else if args.detailed_exitcode && !plan.is_empty() {
+        Exit::Changes
     } else {
-        Exit::Error
+        Exit::Success
     })
 }
 

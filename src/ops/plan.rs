@@ -4,16 +4,28 @@
 //! The declaration is parsed on a blocking thread while the live read (paged, every kind
 //! concurrently) is in flight, so the slower of the two sets the time, not their sum.
 //! Diagnostics and warnings go to stderr (file:line:col); the plan goes to stdout as text,
-//! JSON or Markdown. Plan-time rule errors (seats, escalation, protected objects, the
-//! removal threshold, deletion without permission, rename conflicts) are mapped back to
-//! the declaring file with `config::diagnostic_for` and stop with exit 1 before any write.
-//! So is a password the plan would set but cannot read (a missing variable or file):
-//! every such reference is resolved at plan time and its value dropped at once.
+//! JSON or Markdown. A plan that safety rules refuse (seats, escalation, protected
+//! objects, the removal threshold, deletion without permission, rename conflicts) is
+//! still shown whole, with a banner naming each refusal, and exits 4 (`Exit::Refused`);
+//! the refusals are also mapped back to the declaring file with `config::diagnostic_for`
+//! and shown on stderr. A password the plan would set but cannot read (a missing
+//! variable or file) makes the declaration invalid (exit 3): every such reference is
+//! resolved at plan time and its value dropped at once.
 //!
 //! [`make_plan`] (shared with `apply`) prints nothing: it returns the plan with the
 //! warnings, or a [`PlanFailure`]; [`run`] (and `ops::apply`) render them.
 //!
-//! Exit codes (`--detailed-exitcode`): 0 no changes, 1 error, 2 changes.
+//! The Markdown plan starts with a hidden marker naming the declaration's root (the paths
+//! given, relative to the root of the repository that holds them: [`declaration_root`]) and keeps under
+//! `--markdown-limit`; when `GITHUB_STEP_SUMMARY` names a file, the Markdown plan is
+//! appended to it too, whatever `--format` is.
+//!
+//! With `--unmanaged-as-changes`, live objects no file declares under `unmanaged: warn`
+//! count as changes for `--detailed-exitcode` (drift, for scheduled jobs); the JSON plan
+//! lists them in `unmanaged` with their policy.
+//!
+//! Exit codes: `ops::Exit` (0 no changes, 2 changes with `--detailed-exitcode`, 3
+//! invalid, 4 refused, 5 live system unreadable).
 
 use std::path::{Path, PathBuf};
 
@@ -22,6 +34,7 @@ use anyhow::Context;
 use crate::config::{Diagnostic, Severity};
 use crate::model::text::s;
 use crate::model::{Desired, Observed};
+use crate::plan::render::MarkdownOptions;
 use crate::plan::{self, Plan, PlanOptions};
 use crate::provider::{Provider, ProviderError};
 
@@ -51,30 +64,36 @@ pub struct Options {
     pub out: Option<PathBuf>,
     /// Exit 2 when there are changes.
     pub detailed_exitcode: bool,
+    /// The most characters of the Markdown plan (`--markdown-limit`).
+    pub markdown_limit: usize,
+    /// Live objects no file declares under `unmanaged: warn` (drift) count as changes for
+    /// the exit code (`--unmanaged-as-changes`, for scheduled jobs).
+    pub unmanaged_as_changes: bool,
 }
 
-/// A fresh plan, what it was made from, and the declaration's warnings (to be shown).
+/// Where `plan` appends its Markdown plan when set: a GitHub Actions job summary.
+pub const STEP_SUMMARY_ENV: &str = "GITHUB_STEP_SUMMARY";
+
+/// A fresh plan, what it was made from, the declaration's warnings (to be shown), and
+/// the plan's refusals as diagnostics positioned in the files (empty unless a safety
+/// rule refuses the plan, which still carries them in `plan.refusals`).
 #[derive(Debug)]
 pub struct Planned {
     pub plan: Plan,
     pub desired: Desired,
     pub observed: Observed,
     pub warnings: Vec<Diagnostic>,
+    pub refusals: Vec<Diagnostic>,
 }
 
 /// Why no plan was made. Every variant but `Live` carries diagnostics positioned in
-/// the declaration's files, ready to render; nothing was written in any case.
+/// the declaration's files, ready to render; nothing was written in any case. (A plan
+/// a safety rule refuses is still made: see [`Planned::refusals`].)
 #[derive(Debug)]
 pub enum PlanFailure {
     /// The declaration does not load (schema, YAML, declaration rules); its warnings
     /// are among the diagnostics.
     Invalid(Vec<Diagnostic>),
-    /// The plan breaks plan-time rules (seats, escalation, protected objects, the
-    /// removal threshold, deletion without permission, rename conflicts).
-    Refused {
-        warnings: Vec<Diagnostic>,
-        errors: Vec<Diagnostic>,
-    },
     /// Passwords the plan would set cannot be read now.
     Secrets {
         warnings: Vec<Diagnostic>,
@@ -92,23 +111,24 @@ pub enum PlanFailure {
 
 impl PlanFailure {
     /// Prints the failure on stderr as `plan` and `apply` always have, and gives the
-    /// exit: diagnostics are the user's to fix (exit 1 after showing them); a live or
+    /// exit: an invalid declaration (and a password that cannot be read) is
+    /// [`Exit::Invalid`], a live system that cannot be read [`Exit::Unreachable`]; an
     /// internal error goes back as an `anyhow` error for `main` to report.
     pub fn report(self) -> anyhow::Result<Exit> {
-        let (errors, tail) = match self {
+        match self {
             PlanFailure::Invalid(diags) => {
                 show_diagnostics(&diags);
-                return Ok(Exit::Error);
-            }
-            PlanFailure::Refused { warnings, errors } => {
-                show_diagnostics(&warnings);
-                let n = errors.len();
-                (errors, format!("the plan breaks {n} rule{}", s(n)))
+                Ok(Exit::Invalid)
             }
             PlanFailure::Secrets { warnings, errors } => {
                 show_diagnostics(&warnings);
+                show_diagnostics(&errors);
                 let n = errors.len();
-                (errors, format!("{n} password{} cannot be read", s(n)))
+                anstream::eprintln!(
+                    "error: {n} password{} cannot be read; nothing was changed",
+                    s(n)
+                );
+                Ok(Exit::Invalid)
             }
             PlanFailure::Live {
                 warnings,
@@ -116,20 +136,69 @@ impl PlanFailure {
                 error,
             } => {
                 show_diagnostics(&warnings);
-                return Err(anyhow::Error::new(error)
-                    .context(format!("cannot read the live system at {base_url}")));
+                Ok(live_unreadable(anyhow::Error::new(error).context(format!(
+                    "cannot read the live system at {base_url}"
+                ))))
             }
-            PlanFailure::Internal(e) => return Err(e),
-        };
-        show_diagnostics(&errors);
-        anstream::eprintln!("error: {tail}; nothing was changed");
-        Ok(Exit::Error)
+            PlanFailure::Internal(e) => Err(e),
+        }
     }
 }
 
+/// Reports that the live system cannot be read (unreachable, or a token it refuses)
+/// and gives its exit code.
+pub fn live_unreadable(err: anyhow::Error) -> Exit {
+    super::report_error(&err);
+    Exit::Unreachable
+}
+
+/// Says on stderr that safety rules refuse `plan` (shown above it in full), nothing
+/// was changed, and gives the exit code.
+pub fn refused(plan: &Plan) -> Exit {
+    let n = plan.refusals.len();
+    anstream::eprintln!(
+        "error: the plan breaks {n} safety rule{} ({}); nothing was changed; the plan shows \
+         what it would do and how to proceed",
+        s(n),
+        plan.refusals
+            .iter()
+            .map(|r| r.rule.as_str())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Exit::Refused
+}
+
+/// `--unmanaged-as-changes`: says on stderr which live objects no file declares under
+/// `unmanaged: warn` now count as changes, and how many there are.
+fn show_drift(plan: &Plan) -> usize {
+    let drift: Vec<String> = plan.drift().map(|u| u.id.to_string()).collect();
+    if !drift.is_empty() {
+        let n = drift.len();
+        let listed: Vec<&str> = drift.iter().take(10).map(String::as_str).collect();
+        anstream::eprintln!(
+            "drift: {n} live object{} no file declares (`unmanaged: warn`) count as changes \
+             (--unmanaged-as-changes): {}{}",
+            s(n),
+            listed.join(", "),
+            if n > listed.len() {
+                format!(
+                    " and {} more (the JSON plan lists them all)",
+                    n - listed.len()
+                )
+            } else {
+                String::new()
+            }
+        );
+    }
+    drift.len()
+}
+
 /// Loads the declaration (on a blocking thread) while reading the live system, then
-/// diffs. Prints nothing: the warnings come back in [`Planned`], every reason to stop
-/// in a [`PlanFailure`], for the command to show.
+/// diffs. Prints nothing: the warnings and refusals come back in [`Planned`], every
+/// reason there is no plan in a [`PlanFailure`], for the command to show.
 pub async fn make_plan<P: Provider>(
     paths: &[PathBuf],
     provider: &P,
@@ -169,29 +238,23 @@ pub async fn make_plan<P: Provider>(
             });
         }
     };
-    let diffed = plan::make(&mut desired, &observed, safety);
+    let plan = plan::make(&mut desired, &observed, safety);
     tracing::debug!(elapsed = ?started.elapsed(), "plan: diffed");
-    let plan = match diffed {
-        Ok(plan) => plan,
-        Err(refused) => {
-            let errors = refused
-                .0
-                .iter()
-                .map(|e| {
-                    crate::config::diagnostic_for(
-                        &desired.origins,
-                        &e.id,
-                        &e.pointer,
-                        e.rule,
-                        e.message.clone(),
-                        e.help.clone(),
-                        Severity::Error,
-                    )
-                })
-                .collect();
-            return Err(PlanFailure::Refused { warnings, errors });
-        }
-    };
+    let refusals = plan
+        .refusals
+        .iter()
+        .map(|e| {
+            crate::config::diagnostic_for(
+                &desired.origins,
+                &e.id,
+                &e.pointer,
+                e.rule,
+                e.message.clone(),
+                e.help.clone(),
+                Severity::Error,
+            )
+        })
+        .collect();
     let errors = unreadable_secrets(&plan, &desired);
     if !errors.is_empty() {
         return Err(PlanFailure::Secrets { warnings, errors });
@@ -201,6 +264,7 @@ pub async fn make_plan<P: Provider>(
         desired,
         observed,
         warnings,
+        refusals,
     })
 }
 
@@ -243,12 +307,96 @@ fn declaration_digest(paths: &[PathBuf]) -> anyhow::Result<String> {
     ))
 }
 
-/// Renders a plan in the chosen format.
+/// Renders a plan in the chosen format (Markdown with the default framing).
 pub fn render(plan: &Plan, format: Format, color: bool) -> String {
+    render_with(plan, format, color, &MarkdownOptions::default())
+}
+
+/// Renders a plan in the chosen format, Markdown framed by `md`.
+pub fn render_with(plan: &Plan, format: Format, color: bool, md: &MarkdownOptions) -> String {
     match format {
         Format::Text => plan::render::text(plan, color),
         Format::Json => plan::render::json(plan),
-        Format::Markdown => plan::render::markdown(plan),
+        Format::Markdown => plan::render::markdown_with(plan, md),
+    }
+}
+
+/// The repository `path` is in: the nearest directory from `path` up that holds `.git`.
+fn repository_root(path: &Path) -> Option<PathBuf> {
+    path.ancestors()
+        .find(|d| d.join(".git").exists())
+        .map(Path::to_path_buf)
+}
+
+/// `path` without `.` and with `..` applied, lexically (no file system access).
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// The declaration's root as the Markdown marker names it: each path given (relative
+/// to `cwd`, or absolute) relative to `repo`, `/`-separated, joined by spaces; a path
+/// outside `repo` as it was given; the repository itself is `.`.
+pub fn declaration_root(paths: &[PathBuf], cwd: &Path, repo: &Path) -> String {
+    let repo = normalize(repo);
+    paths
+        .iter()
+        .map(|p| {
+            let full = normalize(&cwd.join(p));
+            match full.strip_prefix(&repo) {
+                Ok(rel) if rel.as_os_str().is_empty() => ".".to_string(),
+                Ok(rel) => rel
+                    .components()
+                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                    .collect::<Vec<_>>()
+                    .join("/"),
+                Err(_) => p.display().to_string(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The framing of `plan`'s Markdown: the root of `paths` in the repository that holds
+/// the first of them (else relative to the current directory).
+fn markdown_options(paths: &[PathBuf], limit: usize) -> MarkdownOptions {
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let repo = paths
+        .first()
+        .and_then(|p| repository_root(&normalize(&cwd.join(p))))
+        .unwrap_or_else(|| cwd.clone());
+    MarkdownOptions {
+        root: declaration_root(paths, &cwd, &repo),
+        limit,
+    }
+}
+
+/// Appends the Markdown plan to the job summary `GITHUB_STEP_SUMMARY` names, when set.
+/// A summary that cannot be written is a warning: the plan's exit code stays its own.
+fn append_step_summary(plan: &Plan, md: &MarkdownOptions) {
+    let Some(path) = std::env::var_os(STEP_SUMMARY_ENV).filter(|p| !p.is_empty()) else {
+        return;
+    };
+    let text = plan::render::markdown_with(plan, md);
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, format!("{text}\n").as_bytes()));
+    if let Err(e) = written {
+        anstream::eprintln!(
+            "warning: cannot append the plan to {STEP_SUMMARY_ENV} ({}): {e}",
+            Path::new(&path).display()
+        );
     }
 }
 
@@ -271,11 +419,13 @@ pub fn run(opts: Options) -> anyhow::Result<Exit> {
             desired,
             observed,
             warnings,
+            refusals,
         } = match result {
             Ok(p) => p,
             Err(failure) => return failure.report(),
         };
         show_diagnostics(&warnings);
+        show_diagnostics(&refusals);
         let digest = declaration_digest(&opts.paths)?;
         plan.target = Some(crate::plan::binding::Target::new(
             &endpoint, &observed, digest,
@@ -285,17 +435,73 @@ pub fn run(opts: Options) -> anyhow::Result<Exit> {
         std::mem::forget((desired, observed));
         if let Some(out) = &opts.out {
             save(&plan, out)?;
-            anstream::eprintln!(
-                "saved the plan to {}; run `roster apply --plan {}` to apply exactly this",
-                out.display(),
-                out.display()
-            );
+            if plan.is_refused() {
+                anstream::eprintln!(
+                    "saved the refused plan to {}; `roster apply --plan` refuses it too",
+                    out.display()
+                );
+            } else {
+                anstream::eprintln!(
+                    "saved the plan to {}; run `roster apply --plan {}` to apply exactly this",
+                    out.display(),
+                    out.display()
+                );
+            }
         }
-        anstream::print!("{}", render(&plan, opts.format, stdout_color()));
-        Ok(if opts.detailed_exitcode && !plan.is_empty() {
+        let md = markdown_options(&opts.paths, opts.markdown_limit);
+        anstream::print!("{}", render_with(&plan, opts.format, stdout_color(), &md));
+        append_step_summary(&plan, &md);
+        let drift = if opts.unmanaged_as_changes {
+            show_drift(&plan)
+        } else {
+            0
+        };
+        Ok(if plan.is_refused() {
+            refused(&plan)
+        } else if opts.detailed_exitcode && (!plan.is_empty() || drift > 0) {
             Exit::Changes
         } else {
             Exit::Success
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_root_is_each_path_relative_to_the_repository() {
+        let repo = Path::new("/work/repo");
+        let at = |cwd: &str, paths: &[&str]| {
+            let paths: Vec<PathBuf> = paths.iter().map(PathBuf::from).collect();
+            declaration_root(&paths, Path::new(cwd), repo)
+        };
+        assert_eq!(at("/work/repo", &["teams/europe"]), "teams/europe");
+        assert_eq!(at("/work/repo", &["./teams/europe/"]), "teams/europe");
+        assert_eq!(at("/work/repo/teams", &["europe"]), "teams/europe");
+        assert_eq!(
+            at("/work/repo/teams", &["../asia", "europe"]),
+            "asia teams/europe"
+        );
+        assert_eq!(
+            at("/elsewhere", &["/work/repo/teams/europe"]),
+            "teams/europe"
+        );
+        assert_eq!(at("/work/repo", &["."]), ".");
+        assert_eq!(at("/work/repo", &["/outside/decl"]), "/outside/decl");
+    }
+
+    #[test]
+    fn the_repository_root_is_the_nearest_directory_with_git() {
+        let tmp = tempfile::tempdir().unwrap();
+        let sub = tmp.path().join("a/b");
+        std::fs::create_dir_all(&sub).unwrap();
+        std::fs::create_dir(tmp.path().join("a/.git")).unwrap();
+        assert_eq!(repository_root(&sub), Some(tmp.path().join("a")));
+        assert_eq!(
+            repository_root(&tmp.path().join("a")),
+            Some(tmp.path().join("a"))
+        );
+    }
 }

@@ -3,7 +3,7 @@
 //! Input: files/directories from the command line; `--seats N` adds rule 5 without a live
 //! system. Output on stdout: every diagnostic (snippets on a terminal, plain lines on a
 //! pipe, JSON with `--format json`) and, in text mode, a one-line summary. Exit 0 when
-//! valid (warnings allowed), 1 when not.
+//! valid (warnings allowed), 3 (`Exit::Invalid`) when not.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -53,7 +53,7 @@ pub fn run(args: Options) -> anyhow::Result<Exit> {
         .and_then(|()| out.flush())
         .context("cannot write to stdout")?;
     Ok(if diags.iter().any(Diagnostic::is_error) {
-        Exit::Error
+        Exit::Invalid
     } else {
         Exit::Success
     })

@@ -141,6 +141,7 @@ mod tests {
                 o,
                 digest([("a.yaml", &b"x"[..])]),
             )),
+            refusals: vec![],
             changes: vec![],
             summary: Default::default(),
             unmanaged: vec![],

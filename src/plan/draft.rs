@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value};
 
-use super::{Action, Change, FieldChange, PlanError, PlanOptions, Unmanaged};
+use super::{Action, Change, FieldChange, PlanOptions, Refusal, Unmanaged};
 use crate::model::rules::RuleCode;
 use crate::model::{Desired, Feature, Kind, ObjectId, Observed, TeamRight};
 
@@ -186,7 +186,7 @@ pub(super) struct Cx<'a> {
     pub renames: Renames,
     pub scope: Option<Scope>,
     pub drafts: Vec<Draft>,
-    pub errors: Vec<PlanError>,
+    pub errors: Vec<Refusal>,
     pub warnings: Vec<String>,
     pub unmanaged: Vec<Unmanaged>,
     pub out_of_scope: Vec<ObjectId>,
@@ -225,9 +225,10 @@ impl<'a> Cx<'a> {
         message: String,
         help: String,
     ) {
-        self.errors.push(PlanError {
+        self.errors.push(Refusal {
             rule,
             id,
+            objects: vec![],
             pointer: pointer.into(),
             message,
             help,

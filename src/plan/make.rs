@@ -14,33 +14,24 @@ use std::collections::BTreeMap;
 
 use super::draft::{Cx, Draft};
 use super::usernames::settle_usernames;
-use super::{
-    Action, PLAN_FORMAT_VERSION, Plan, PlanErrors, PlanOptions, Summary, diff, order, safety, scope,
-};
+use super::{Action, PLAN_FORMAT_VERSION, Plan, PlanOptions, Summary, diff, order, safety, scope};
 use crate::model::{Desired, Observed};
 
-/// Computes the plan that brings the live system to the declaration, or every reason it
-/// cannot (rename conflicts, protected objects, seats, scope, removal threshold).
+/// Computes the plan that brings the live system to the declaration, with every reason
+/// a safety rule refuses it (rename conflicts, protected objects, seats, scope, removal
+/// threshold) in `refusals`: a refused plan is still whole, for reviewers to read.
 ///
 /// Settles the declaration's default user names against the live ones first, in place:
 /// afterwards `desired` holds the names the plan writes (see the module docs of
 /// `plan`).
-pub fn make(
-    desired: &mut Desired,
-    observed: &Observed,
-    opts: &PlanOptions,
-) -> Result<Plan, PlanErrors> {
+pub fn make(desired: &mut Desired, observed: &Observed, opts: &PlanOptions) -> Plan {
     settle_usernames(desired, observed);
     make_settled(desired, observed, opts)
 }
 
 /// [`make`] for a declaration whose user names are settled already (or, in tests, are
 /// meant to be compared as written).
-pub(super) fn make_settled(
-    desired: &Desired,
-    observed: &Observed,
-    opts: &PlanOptions,
-) -> Result<Plan, PlanErrors> {
+pub(super) fn make_settled(desired: &Desired, observed: &Observed, opts: &PlanOptions) -> Plan {
     // The saved plan's fingerprint reads only the live versions: built on another core
     // while the objects are compared.
     let (fingerprint, plan) = rayon::join(
@@ -53,14 +44,14 @@ pub(super) fn make_settled(
         },
         || stages(Cx::new(desired, observed, *opts)),
     );
-    plan.map(|plan| Plan {
+    Plan {
         fingerprint,
         ..plan
-    })
+    }
 }
 
 /// [`make_settled`] without the fingerprint.
-fn stages(mut cx: Cx) -> Result<Plan, PlanErrors> {
+fn stages(mut cx: Cx) -> Plan {
     scope::work_out(&mut cx);
     diff::renames(&mut cx);
     diff::kinds(&mut cx);
@@ -77,19 +68,16 @@ fn stages(mut cx: Cx) -> Result<Plan, PlanErrors> {
     safety::usernames(&mut cx);
     safety::threshold(&mut cx);
 
-    if !cx.errors.is_empty() {
-        let mut errors = cx.errors;
-        errors.sort_by(|a, b| (a.rule, &a.id, &a.pointer).cmp(&(b.rule, &b.id, &b.pointer)));
-        errors.dedup();
-        return Err(PlanErrors(errors));
-    }
+    let mut refusals = cx.errors;
+    refusals.sort_by(|a, b| (a.rule, &a.id, &a.pointer).cmp(&(b.rule, &b.id, &b.pointer)));
+    refusals.dedup();
 
     let summary = summarize(&cx.drafts);
     let changes = order::order(cx.drafts, &cx.observed.org);
     let mut out_of_scope = cx.out_of_scope;
     out_of_scope.sort();
     out_of_scope.dedup();
-    Ok(Plan {
+    Plan {
         format_version: PLAN_FORMAT_VERSION,
         principal: cx.observed.principal.clone(),
         target: None,
@@ -98,8 +86,9 @@ fn stages(mut cx: Cx) -> Result<Plan, PlanErrors> {
         unmanaged: cx.unmanaged,
         out_of_scope,
         warnings: cx.warnings,
+        refusals,
         fingerprint: BTreeMap::new(),
-    })
+    }
 }
 
 fn summarize(drafts: &[Draft]) -> Summary {

@@ -198,6 +198,10 @@ pub struct Plan {
     /// or principal (`binding`). Set by `roster plan`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<binding::Target>,
+    /// Why safety rules refuse this plan, first (the JSON plan's banner): it is shown,
+    /// never applied, while any is here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refusals: Vec<Refusal>,
     pub changes: Vec<Change>,
     pub summary: Summary,
     /// Live objects not declared.
@@ -219,6 +223,28 @@ impl Plan {
         self.changes.is_empty()
     }
 
+    /// Whether a safety rule refuses the plan (apply writes nothing of it).
+    pub fn is_refused(&self) -> bool {
+        !self.refusals.is_empty()
+    }
+
+    /// The plan when no rule refuses it, else every refusal.
+    pub fn into_result(self) -> Result<Plan, PlanErrors> {
+        if self.refusals.is_empty() {
+            Ok(self)
+        } else {
+            Err(PlanErrors(self.refusals))
+        }
+    }
+
+    /// Live objects not declared under `unmanaged: warn`: drift, for
+    /// `--unmanaged-as-changes`.
+    pub fn drift(&self) -> impl Iterator<Item = &Unmanaged> {
+        self.unmanaged
+            .iter()
+            .filter(|u| u.policy == crate::model::Unmanaged::Warn)
+    }
+
     pub fn changes_of(&self, kind: Kind) -> impl Iterator<Item = &Change> {
         self.changes.iter().filter(move |c| c.id.kind == kind)
     }
@@ -234,22 +260,40 @@ pub struct PlanOptions {
     pub force: bool,
 }
 
-/// Why a plan cannot be made. `pointer` is relative to the object (`/status`, empty for
-/// the object itself); the caller turns `id` + `pointer` into file:line:column through
-/// `Desired::origins` when the object is declared.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Why a safety rule refuses the plan (removal threshold, protected object, seats,
+/// escalation, deletion without permission, rename conflict, a user name held or
+/// handed round). The plan is still made and shown, carrying its refusals; apply
+/// writes nothing of a plan that has any. `pointer` is relative to the object
+/// (`/status`, empty for the object itself); `ops` turns `id` + `pointer` into
+/// file:line:column through `Desired::origins` when the object is declared.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema, thiserror::Error)]
 #[error("{rule}: {id}: {message}")]
-pub struct PlanError {
+pub struct Refusal {
+    /// The rule's code (`removal-threshold`, `protected`, `seats`, `escalation`, …).
     pub rule: RuleCode,
+    /// The object the refusal is about (where the diagnostic points).
     pub id: ObjectId,
+    /// The other objects concerned (the removal threshold: every object with a removal).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub objects: Vec<ObjectId>,
+    /// JSON pointer of the field, relative to the object (empty: the object itself).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub pointer: String,
     pub message: String,
+    /// How to proceed (`--force`, `protect: false`, `--allow-delete`, …).
     pub help: String,
+}
+
+impl Refusal {
+    /// The object the refusal is about, then every other one concerned.
+    pub fn all_objects(&self) -> impl Iterator<Item = &ObjectId> {
+        std::iter::once(&self.id).chain(self.objects.iter().filter(move |o| **o != self.id))
+    }
 }
 
 /// Every reason a plan was refused, in a deterministic order (by rule, then object).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PlanErrors(pub Vec<PlanError>);
+pub struct PlanErrors(pub Vec<Refusal>);
 
 impl fmt::Display for PlanErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -7,9 +7,9 @@
 //! undeclared representatives or handed round in a cycle, the removal threshold, and
 //! rename conflicts (the diff asks while it collects renames).
 //! Reads the drafts the diff built, the `Desired` and the `Observed` state on the run
-//! ([`Cx`]); pushes [`PlanError`]s and warnings on it. A plan with any error is refused as
-//! a whole: nothing is silently skipped. (Rule 6, a manager token's scope, is
-//! `scope.rs`'s.)
+//! ([`Cx`]); pushes [`Refusal`]s and warnings on it. A plan with any refusal is refused as
+//! a whole (still made and shown, carrying them in `Plan::refusals`): nothing is silently
+//! skipped. (Rule 6, a manager token's scope, is `scope.rs`'s.)
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -17,7 +17,7 @@ use serde_json::json;
 
 use super::draft::{Cx, NameCycle, field_change, parent_of};
 use super::kinds::{Object, status_patch};
-use super::{Action, PlanError};
+use super::{Action, Refusal};
 use crate::model::rules::RuleCode;
 use crate::model::{Kind, ObjectId, Org, Status};
 
@@ -150,9 +150,10 @@ pub(super) fn deleted_still_referenced(cx: &mut Cx) {
         if staying.is_empty() {
             continue;
         }
-        errs.push(PlanError {
+        errs.push(Refusal {
             rule: RuleCode::UnresolvedReference,
             id: d.change.id.clone(),
+            objects: vec![],
             pointer: String::new(),
             message: format!(
                 "{} would be deleted, but live objects that no file declares still refer to \
@@ -292,9 +293,10 @@ pub(super) fn username_cycles(cx: &mut Cx, cycles: &[NameCycle]) {
                 .chain(&cycle[..j])
                 .map(|(id, _)| id.key.as_str())
                 .collect();
-            cx.errors.push(PlanError {
+            cx.errors.push(Refusal {
                 rule: RuleCode::Duplicate,
                 id: member.clone(),
+                objects: vec![],
                 pointer: "/username".into(),
                 message: format!(
                     "user name `{name}` goes round in a cycle of representatives ({}): each \
@@ -328,9 +330,10 @@ pub(super) fn protection(cx: &mut Cx) {
                  that, and {verb} it in a later plan"
             )
         };
-        errs.push(PlanError {
+        errs.push(Refusal {
             rule: RuleCode::Protected,
             id: d.change.id.clone(),
+            objects: vec![],
             pointer: "/protect".into(),
             message: format!(
                 "{} is protected (`protect: true`) and this plan would {verb} it",
@@ -386,9 +389,10 @@ pub(super) fn seats(cx: &mut Cx) {
         })
         .unwrap_or_else(|| ObjectId::new(Kind::Representative, ""));
     let over = active - seats;
-    cx.errors.push(PlanError {
+    cx.errors.push(Refusal {
         rule: RuleCode::Seats,
         id: culprit,
+        objects: vec![],
         pointer: "/status".into(),
         message: format!(
             "after this plan {active} representatives would be active ({declared} declared, \
@@ -441,9 +445,10 @@ pub(super) fn usernames(cx: &mut Cx) {
         if unchanged {
             continue;
         }
-        errors.push(PlanError {
+        errors.push(Refusal {
             rule: RuleCode::Duplicate,
             id: ObjectId::new(Kind::Representative, login.as_str()),
+            objects: vec![],
             pointer: "/username".into(),
             message: format!(
                 "user name `{name}` is held by representative `{holder}` in the live system, \
@@ -489,9 +494,12 @@ pub(super) fn threshold(cx: &mut Cx) {
         n as f64 * 100.0 / existing as f64
     };
     let id = sorted[0].0.clone();
-    cx.errors.push(PlanError {
+    let mut objects: Vec<ObjectId> = sorted.iter().map(|(o, _)| (*o).clone()).collect();
+    objects.dedup();
+    cx.errors.push(Refusal {
         rule: RuleCode::RemovalThreshold,
         id,
+        objects,
         pointer: String::new(),
         message: format!(
             "this plan removes {n} objects and relationships ({pct:.0}% of the {existing} \

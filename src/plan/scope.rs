@@ -5,14 +5,14 @@
 //! ([`work_out`]), and the [`Scoped`] trait, each kind's test of whether the scope
 //! covers an object and its `escalation` issues for one change. The diff asks here which
 //! objects the token cannot see or must leave alone (they go to `out_of_scope`), and
-//! [`check`]s each change it drafts; the issues become [`PlanError`]s on the run. With an
+//! [`check`]s each change it drafts; the issues become [`Refusal`]s on the run. With an
 //! administrator token there is no scope and nothing here applies.
 
 use std::collections::BTreeSet;
 
 use super::draft::{Cx, Scope};
 use super::kinds::Object;
-use super::{Action, Change, PlanError};
+use super::{Action, Change, Refusal};
 use crate::model::rights::{self, RepWrite};
 use crate::model::rules::RuleCode;
 use crate::model::{
@@ -38,7 +38,7 @@ pub(super) fn work_out(cx: &mut Cx) {
                 s
             })
         }
-        Err(e) => cx.errors.push(e),
+        Err(e) => cx.errors.push(*e),
     }
 }
 
@@ -72,9 +72,10 @@ pub(super) fn untouchable<T: Scoped>(cx: &Cx, key: &str, live: &T) -> bool {
 pub(super) fn check<T: Scoped>(cx: &mut Cx, obj: &T, live: Option<&T>, change: &Change) {
     let Some(scope) = &cx.scope else { return };
     for i in obj.scope_issues(live, change, scope) {
-        cx.errors.push(PlanError {
+        cx.errors.push(Refusal {
             rule: RuleCode::Escalation,
             id: change.id.clone(),
+            objects: vec![],
             pointer: i.pointer,
             message: i.message,
             help: i.help,
@@ -107,7 +108,7 @@ impl Scoped for Administrator {}
 
 impl Scope {
     /// `None` for an administrator (or unknown) principal.
-    fn from_observed(o: &Observed) -> Result<Option<Scope>, PlanError> {
+    fn from_observed(o: &Observed) -> Result<Option<Scope>, Box<Refusal>> {
         let Some(Principal::Manager { login }) = &o.principal else {
             return Ok(None);
         };
@@ -125,16 +126,17 @@ impl Scope {
                 s.add_people(&o.org);
                 Ok(Some(s))
             }
-            None => Err(PlanError {
+            None => Err(Box::new(Refusal {
                 rule: RuleCode::Escalation,
                 id: ObjectId::new(Kind::Manager, login.as_str()),
+                objects: vec![],
                 pointer: String::new(),
                 message: format!(
                     "the token acts as manager {login}, who is not among the live managers, \
                      so the scope of this plan cannot be worked out"
                 ),
                 help: "use a token of an existing manager, or an administrator token".into(),
-            }),
+            })),
         }
     }
 

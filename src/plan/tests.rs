@@ -8,7 +8,8 @@ use std::time::Instant;
 
 use serde_json::{Value, json};
 
-use super::make::make_settled;
+use super::make::make_settled as make_whole;
+
 use super::render;
 use super::usernames::settle_usernames;
 use super::*;
@@ -18,6 +19,11 @@ use crate::model::{
     Observed, OnRemove, Org, Permission, Portal, Representative, SecretRef, SecretValue, Status,
     Team, TeamRight, Unmanaged as Policy,
 };
+
+/// The plan, or every refusal of it.
+fn make_settled(d: &Desired, o: &Observed, opts: &PlanOptions) -> Result<Plan, PlanErrors> {
+    make_whole(d, o, opts).into_result()
+}
 
 // ---------- builders ----------
 
@@ -1433,6 +1439,107 @@ fn snapshot_markdown() {
     insta::assert_snapshot!("plan_markdown", render::markdown(&showcase()));
 }
 
+/// A plan that deactivates the protected, undeclared `ghost`, made whole with its
+/// refusal (and the same plan's other change: Ann's new language).
+fn refused_showcase() -> Plan {
+    let mut ghost = rep("ghost@acme.example", "Europe/Lyon");
+    ghost.protect = true;
+    let mut declared = base();
+    declared
+        .0
+        .representatives
+        .get_mut("ann@acme.example")
+        .unwrap()
+        .language = "fr".into();
+    let mut d = desired(declared.0);
+    d.policy.representatives.unmanaged = Policy::Remove;
+    make_whole(&d, &observed(base().rep(ghost).0), &opts())
+}
+
+#[test]
+fn a_refused_plan_is_still_whole_and_carries_its_refusals() {
+    let p = refused_showcase();
+    assert!(p.is_refused());
+    assert_eq!(p.refusals.len(), 1);
+    assert_eq!(p.refusals[0].rule, RuleCode::Protected);
+    assert_eq!(p.refusals[0].id.key, "ghost@acme.example");
+    assert!(p.refusals[0].help.contains("protect: false"));
+    // The changes are all there, the refused one and the other.
+    assert_eq!(
+        change(&p, Kind::Representative, "ghost@acme.example").action,
+        Action::Deactivate
+    );
+    assert_eq!(
+        change(&p, Kind::Representative, "ann@acme.example").action,
+        Action::Update
+    );
+    assert_eq!(p.summary.deactivate, 1);
+    // Without the refusal the same plan is made, with none.
+    assert!(
+        plan(&desired(base().0), &observed(base().0))
+            .refusals
+            .is_empty()
+    );
+}
+
+#[test]
+fn the_removal_threshold_refusal_names_every_object_with_a_removal() {
+    let live = big_org();
+    let mut d = big_org();
+    for t in 0..20 {
+        d.0.managers
+            .get_mut(&format!("m{t:02}@acme.example"))
+            .unwrap()
+            .team_rights
+            .clear();
+        for r in 0..4 {
+            let x =
+                d.0.representatives
+                    .get_mut(&format!("r{t:02}{r}@acme.example"))
+                    .unwrap();
+            x.team = None;
+            x.features.clear();
+        }
+    }
+    let p = make_whole(&desired(d.0), &observed(live.0), &opts());
+    assert_eq!(p.refusals.len(), 1, "{}", render::text(&p, false));
+    let r = &p.refusals[0];
+    assert_eq!(r.rule, RuleCode::RemovalThreshold);
+    // 20 managers and 80 representatives lose something: each is named once.
+    assert_eq!(r.all_objects().count(), 100);
+    assert_eq!(p.changes.len(), 100, "the whole plan is there");
+    let text = render::text(&p, false);
+    assert!(
+        text.starts_with("This plan is refused: 1 safety rule blocks it"),
+        "{text}"
+    );
+    assert!(
+        text.contains("✗ removal-threshold: manager/m00@acme.example"),
+        "{text}"
+    );
+    assert!(text.contains("and 90 more"), "{text}");
+    assert!(text.contains("to proceed: check the declaration"), "{text}");
+}
+
+#[test]
+fn snapshot_refused_text() {
+    insta::assert_snapshot!("refused_text", render::text(&refused_showcase(), false));
+}
+
+#[test]
+fn snapshot_refused_json() {
+    let p = refused_showcase();
+    let json = render::json(&p);
+    let back: Plan = serde_json::from_str(&json).unwrap();
+    assert_eq!(back.refusals, p.refusals, "refusals survive a saved plan");
+    insta::assert_snapshot!("refused_json", json);
+}
+
+#[test]
+fn snapshot_refused_markdown() {
+    insta::assert_snapshot!("refused_markdown", render::markdown(&refused_showcase()));
+}
+
 #[test]
 fn colour_only_when_asked() {
     let p = showcase();
@@ -1465,7 +1572,7 @@ fn markdown_of_20000_changes_stays_under_the_limit() {
     let md = render::markdown(&p);
     assert!(md.len() <= render::MARKDOWN_LIMIT, "{} chars", md.len());
     assert!(md.contains("20000"), "the summary keeps the full count");
-    assert!(md.contains("omitted"), "a note says what was left out");
+    assert!(md.contains("left out"), "a note says what was left out");
     assert!(md.contains("rep00000@acme.example"));
 }
 
@@ -1532,6 +1639,16 @@ fn the_json_rendering_validates_against_the_plan_schema() {
     let doc: serde_json::Value = serde_json::from_str(&render::json(&showcase())).unwrap();
     let errors: Vec<String> = validator.iter_errors(&doc).map(|e| e.to_string()).collect();
     assert!(errors.is_empty(), "{errors:?}");
+    // A refused plan too, and a refusal of an unknown rule does not.
+    let mut refused: serde_json::Value =
+        serde_json::from_str(&render::json(&refused_showcase())).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(&refused)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    refused["refusals"][0]["rule"] = serde_json::json!("no-such-rule");
+    assert!(!validator.is_valid(&refused));
     // And a broken document does not.
     let mut bad = doc;
     bad["changes"][0]["action"] = serde_json::json!("explode");

@@ -1,5 +1,5 @@
 //! The integration tests, one binary (one link): the CLI end to end (`reconcile`,
-//! `safety`, `validate`, `docs`) and the live server over HTTP (`server`), with their
+//! `safety`, `validate`, `docs`, `exit`) and the live server over HTTP (`server`), with their
 //! helpers in `support`; `architecture` reads the source.
 
 #[macro_use]
@@ -8,6 +8,7 @@ mod support;
 mod architecture;
 mod binding;
 mod docs;
+mod exit;
 mod reconcile;
 mod safety;
 mod server;

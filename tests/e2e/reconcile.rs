@@ -289,7 +289,7 @@ fn a_stale_saved_plan_is_refused_naming_the_object() {
         &["apply", "--plan", plan_file.to_str().unwrap()],
         Some(&decl),
     );
-    assert_eq!(run.code, 1, "{run}");
+    assert_eq!(run.code, 4, "{run}");
     assert!(run.stderr.contains("stale"), "{run}");
     assert!(
         run.stderr.contains("representative/asmith@acme.example"),
@@ -334,7 +334,7 @@ fn a_concurrent_edit_during_apply_fails_that_object_only() {
     assert_eq!(status, 200, "{body}");
 
     let (status, stdout, stderr) = paused.finish(COMMAND_TIMEOUT);
-    assert_eq!(status.code(), Some(1), "{stdout}\n{stderr}");
+    assert_eq!(status.code(), Some(6), "{stdout}\n{stderr}");
     assert!(
         stdout.contains("failed  update representative/asmith@acme.example")
             && stdout.contains("precondition-failed (412)"),
@@ -492,7 +492,7 @@ fn a_plan_time_rule_error_points_into_the_files_and_writes_nothing() {
         &["apply", decl.to_str().unwrap(), "--auto-approve"],
         Some(&decl),
     );
-    assert_eq!(run.code, 1, "{run}");
+    assert_eq!(run.code, 4, "{run}");
     assert!(run.stderr.contains("seats"), "{run}");
     assert!(
         run.stderr.contains("people.yaml:") || run.stderr.contains("org.yaml:"),
@@ -625,7 +625,8 @@ fn a_saved_plan_applies_when_nothing_changed_since() {
 }
 
 /// An endpoint where nothing listens: roster says once that it is retrying (instead of
-/// sitting silent through the retries), then fails with exit 1 and names the fix.
+/// sitting silent through the retries), then fails with exit 5 (unreachable) and names
+/// the fix.
 #[test]
 fn an_unreachable_endpoint_is_said_while_retrying_then_named() {
     let port = e2e_support::free_port();
@@ -652,7 +653,7 @@ fn an_unreachable_endpoint_is_said_while_retrying_then_named() {
         "plan, nothing listening",
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(out.status.code(), Some(5), "{stderr}");
     assert_eq!(
         stderr.matches("retrying for a few seconds").count(),
         1,

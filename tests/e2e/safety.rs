@@ -499,7 +499,7 @@ fn previously_renames_in_place_and_a_rename_onto_an_existing_name_is_an_error() 
     let decl = declaration(tmp.path(), "conflict", &conflict);
     let before = server.audit().len();
     let run = server.run(&["apply", decl.to_str().unwrap(), "--auto-approve"], &[]);
-    assert_eq!(run.code, 1, "{run}");
+    assert_eq!(run.code, 4, "{run}");
     assert!(run.stderr.contains("error[rename-conflict]"), "{run}");
     assert!(
         run.stderr.contains(
@@ -535,7 +535,7 @@ fn protection_is_recorded_live_and_survives_removal_from_the_yaml() {
     let before = server.audit().len();
     for extra in [&[][..], &["--allow-delete"][..]] {
         let run = server.plan(&decl, extra, &[]);
-        assert_eq!(run.code, 1, "{run}");
+        assert_eq!(run.code, 4, "{run}");
         assert!(run.stderr.contains("error[protected]"), "{run}");
         assert!(
             run.stderr
@@ -545,7 +545,7 @@ fn protection_is_recorded_live_and_survives_removal_from_the_yaml() {
         let mut args = vec!["apply", decl.to_str().unwrap(), "--auto-approve"];
         args.extend_from_slice(extra);
         let run = server.run(&args, &[]);
-        assert_eq!(run.code, 1, "{run}");
+        assert_eq!(run.code, 4, "{run}");
     }
     assert_eq!(server.audit().len(), before, "nothing written");
 
@@ -561,7 +561,7 @@ fn protection_is_recorded_live_and_survives_removal_from_the_yaml() {
     );
     let decl = declaration(tmp.path(), "inactive", &inactive);
     let run = server.plan(&decl, &[], &[]);
-    assert_eq!(run.code, 1, "{run}");
+    assert_eq!(run.code, 4, "{run}");
     assert!(run.stderr.contains("would deactivate it"), "{run}");
     assert_eq!(server.rep("asmith@acme.example")["status"], "active");
 
@@ -582,7 +582,7 @@ fn protection_is_recorded_live_and_survives_removal_from_the_yaml() {
     // asmith: the live system would refuse the deletion, so the plan does.
     let decl = declaration(tmp.path(), "removed2", &removed);
     let run = server.plan(&decl, &["--allow-delete"], &[]);
-    assert_eq!(run.code, 1, "{run}");
+    assert_eq!(run.code, 4, "{run}");
     assert!(run.stderr.contains("error[unresolved-reference]"), "{run}");
     assert!(
         run.stderr
@@ -658,7 +658,7 @@ fn removal_threshold_stops_a_plan_that_empties_teams_and_force_proceeds() {
     // Every object is still declared, yet the plan stops before any write.
     let before = server.audit().len();
     let run = server.plan(&emptied, &[], &[]);
-    assert_eq!(run.code, 1, "{run}");
+    assert_eq!(run.code, 4, "{run}");
     assert!(run.stderr.contains("error[removal-threshold]"), "{run}");
     assert!(run.stderr.contains("--force"), "names --force:\n{run}");
     assert!(
@@ -678,7 +678,7 @@ fn removal_threshold_stops_a_plan_that_empties_teams_and_force_proceeds() {
     );
     assert!(run.stderr.contains("… and "), "the rest is counted:\n{run}");
     let run = server.run(&["apply", emptied.to_str().unwrap(), "--auto-approve"], &[]);
-    assert_eq!(run.code, 1, "{run}");
+    assert_eq!(run.code, 4, "{run}");
     assert!(run.stderr.contains("--force"), "{run}");
     assert_eq!(server.audit().len(), before, "nothing was written");
     assert_eq!(server.rep("r0x0@acme.example")["team"], "T0");
@@ -714,7 +714,7 @@ fn removal_threshold_stops_a_plan_that_empties_teams_and_force_proceeds() {
         );
     let lowered = declaration(tmp.path(), "lowered", &lowered);
     let run = server.plan(&lowered, &[], &[]);
-    assert_eq!(run.code, 1, "{run}");
+    assert_eq!(run.code, 4, "{run}");
     assert!(run.stderr.contains("error[removal-threshold]"), "{run}");
 
     // --force proceeds.
@@ -917,7 +917,7 @@ fn a_planted_secret_appears_in_no_output_file_or_log() {
     );
     let before = server.audit().len();
     let run = server.run(&["-vvv", "plan", decl3.to_str().unwrap()], &env);
-    assert_eq!(run.code, 1, "{run}");
+    assert_eq!(run.code, 3, "{run}");
     assert!(run.stderr.contains("error[secret]"), "{run}");
     assert!(
         run.stderr
@@ -927,13 +927,13 @@ fn a_planted_secret_appears_in_no_output_file_or_log() {
     assert!(run.stderr.contains("no-such-dir/pw"), "{run}");
     out.run("plan with an unreadable file", &run);
     let run = server.run(&["plan", decl3.to_str().unwrap()], &[]);
-    assert_eq!(run.code, 1, "{run}");
+    assert_eq!(run.code, 3, "{run}");
     assert!(
         run.stderr.contains("`SAFETY_MANAGER_PASSWORD` is not set"),
         "{run}"
     );
     let run = server.run(&["apply", decl3.to_str().unwrap(), "--auto-approve"], &env);
-    assert_eq!(run.code, 1, "{run}");
+    assert_eq!(run.code, 3, "{run}");
     out.run("apply with an unreadable file", &run);
     assert_eq!(server.audit().len(), before, "nothing was written");
 
@@ -949,11 +949,11 @@ fn a_planted_secret_appears_in_no_output_file_or_log() {
             &["-vvv", "validate", decl4.to_str().unwrap(), "--format", fmt],
             &[],
         );
-        assert_eq!(run.code, 1, "{run}");
+        assert_eq!(run.code, 3, "{run}");
         out.run(&format!("validate a password as text --format {fmt}"), &run);
     }
     let run = server.run(&["-vvv", "plan", decl4.to_str().unwrap()], &[]);
-    assert_eq!(run.code, 1, "{run}");
+    assert_eq!(run.code, 3, "{run}");
     out.run("plan a password as text", &run);
     let valued = once(
         &secrets_org("r1", &pw_file),
@@ -962,7 +962,7 @@ fn a_planted_secret_appears_in_no_output_file_or_log() {
     );
     let decl5 = declaration(tmp.path(), "valued", &valued);
     let run = server.run(&["-vvv", "plan", decl5.to_str().unwrap()], &env);
-    assert_eq!(run.code, 1, "a `value` in YAML is refused:\n{run}");
+    assert_eq!(run.code, 3, "a `value` in YAML is refused:\n{run}");
     out.run("plan a password value in the YAML", &run);
 
     // A server error on the object being given a password: the PATCH of a rotation gets
@@ -992,7 +992,7 @@ fn a_planted_secret_appears_in_no_output_file_or_log() {
     );
     assert_eq!(status, 200, "{body}");
     let (status, stdout, stderr) = paused.finish(COMMAND_TIMEOUT);
-    assert_eq!(status.code(), Some(1), "{stdout}\n{stderr}");
+    assert_eq!(status.code(), Some(6), "{stdout}\n{stderr}");
     assert!(
         stdout.contains("representative/jdoe@acme.example") && stdout.contains("412"),
         "the failure is reported for that object:\n{stdout}"
@@ -1161,7 +1161,7 @@ fn a_manager_token_plans_only_its_teams_and_rule_6_is_reported_at_plan_time() {
     let decl = declaration(tmp.path(), "escalating", &text);
     let before = server.audit().len();
     let run = server.plan(&decl, &[], &env);
-    assert_eq!(run.code, 1, "{run}");
+    assert_eq!(run.code, 4, "{run}");
     for needle in [
         "error[escalation]",
         "rule 6",
@@ -1197,7 +1197,7 @@ fn a_manager_token_plans_only_its_teams_and_rule_6_is_reported_at_plan_time() {
         assert_eq!(status, 403, "{path} {body}: {problem}");
     }
     let run = server.run(&["apply", decl.to_str().unwrap(), "--auto-approve"], &env);
-    assert_eq!(run.code, 1, "{run}");
+    assert_eq!(run.code, 4, "{run}");
     assert_eq!(server.audit().len(), before, "nothing was written");
 
     // A representative moved out of the scope.
@@ -1205,7 +1205,7 @@ fn a_manager_token_plans_only_its_teams_and_rule_6_is_reported_at_plan_time() {
     let text = text.replace("    language: fr\n", "    language: es\n");
     let decl = declaration(tmp.path(), "moving-out", &text);
     let run = server.plan(&decl, &[], &env);
-    assert_eq!(run.code, 1, "{run}");
+    assert_eq!(run.code, 4, "{run}");
     assert!(
         run.stderr
             .contains("representative jdoe@acme.example would be in team Americas, outside the teams of manager marie@acme.example"),

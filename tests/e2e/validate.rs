@@ -1,7 +1,7 @@
 //! `roster validate` and `roster schema`, through the real binary.
 //!
 //! Every file under `examples/invalid/` is run on its own: the rule code must appear at
-//! the exact line:column (and the exit code must be 1, or 0 for the `warn-*` files).
+//! the exact line:column (and the exit code must be 3, invalid, or 0 for the `warn-*` files).
 //! Snapshots pin the plain rendering and the JSON document. Runs from the crate root
 //! with relative paths, `NO_COLOR=1` and a pipe, so output is stable.
 
@@ -33,90 +33,90 @@ fn validate(args: &[&str]) -> Run {
 
 /// (file, exit code, expected severity[code] at line:col).
 const CASES: &[(&str, i32, &str, usize, usize)] = &[
-    ("bad-email.yaml", 1, "error[schema]", 4, 12),
-    ("bad-multisession.yaml", 1, "error[schema]", 7, 19),
-    ("billion-laughs.yaml", 1, "error[input-limit]", 8, 8),
-    ("duplicate-key.yaml", 1, "error[duplicate-key]", 7, 5),
-    ("empty.yaml", 1, "error[empty-file]", 1, 1),
-    ("grantable-feature.yaml", 1, "error[unknown-value]", 6, 38),
-    ("malformed.yaml", 1, "error[yaml-syntax]", 5, 15),
+    ("bad-email.yaml", 3, "error[schema]", 4, 12),
+    ("bad-multisession.yaml", 3, "error[schema]", 7, 19),
+    ("billion-laughs.yaml", 3, "error[input-limit]", 8, 8),
+    ("duplicate-key.yaml", 3, "error[duplicate-key]", 7, 5),
+    ("empty.yaml", 3, "error[empty-file]", 1, 1),
+    ("grantable-feature.yaml", 3, "error[unknown-value]", 6, 38),
+    ("malformed.yaml", 3, "error[yaml-syntax]", 5, 15),
     (
         "multisession-in-features.yaml",
-        1,
+        3,
         "error[unknown-value]",
         7,
         16,
     ),
-    ("non-utf8.yaml", 1, "error[input-limit]", 3, 14),
-    ("portal-feature.yaml", 1, "error[unknown-value]", 4, 33),
+    ("non-utf8.yaml", 3, "error[input-limit]", 3, 14),
+    ("portal-feature.yaml", 3, "error[unknown-value]", 4, 33),
     (
         "rule1-feature-requires.yaml",
-        1,
+        3,
         "error[feature-requires]",
         7,
         16,
     ),
     (
         "rule1-grantable-requires.yaml",
-        1,
+        3,
         "error[feature-requires]",
         6,
         38,
     ),
     (
         "rule1-team-right-requires.yaml",
-        1,
+        3,
         "error[feature-requires]",
         6,
         43,
     ),
     (
         "rule2-admin-manager.yaml",
-        1,
+        3,
         "error[login-collision]",
         7,
         12,
     ),
-    ("rule2-collision.yaml", 1, "error[login-collision]", 9, 12),
-    ("rule2-duplicate-login.yaml", 1, "error[duplicate]", 7, 12),
-    ("rule2-manager-login.yaml", 1, "error[manager-login]", 3, 12),
+    ("rule2-collision.yaml", 3, "error[login-collision]", 9, 12),
+    ("rule2-duplicate-login.yaml", 3, "error[duplicate]", 7, 12),
+    ("rule2-manager-login.yaml", 3, "error[manager-login]", 3, 12),
     (
         "rule3-campaign.yaml",
-        1,
+        3,
         "error[unresolved-reference]",
         4,
         23,
     ),
     (
         "rule3-contact-group.yaml",
-        1,
+        3,
         "error[unresolved-reference]",
         5,
         7,
     ),
-    ("rule3-leader.yaml", 1, "error[leader-not-member]", 7, 13),
+    ("rule3-leader.yaml", 3, "error[leader-not-member]", 7, 13),
     (
         "rule3-unresolved-portal.yaml",
-        1,
+        3,
         "error[unresolved-reference]",
         7,
         15,
     ),
     (
         "rule3-unresolved-team.yaml",
-        1,
+        3,
         "error[unresolved-reference]",
         11,
         11,
     ),
-    ("rule8-plaintext-password.yaml", 1, "error[secret]", 6, 15),
-    ("rule8-two-sources.yaml", 1, "error[secret]", 6, 15),
-    ("team-name-slash.yaml", 1, "error[schema]", 3, 11),
-    ("unknown-key.yaml", 1, "error[unknown-key]", 7, 5),
-    ("unknown-right.yaml", 1, "error[unknown-value]", 6, 43),
-    ("unknown-section.yaml", 1, "error[unknown-key]", 2, 1),
-    ("username-shape.yaml", 1, "error[schema]", 11, 15),
-    ("version.yaml", 1, "error[version]", 2, 10),
+    ("rule8-plaintext-password.yaml", 3, "error[secret]", 6, 15),
+    ("rule8-two-sources.yaml", 3, "error[secret]", 6, 15),
+    ("team-name-slash.yaml", 3, "error[schema]", 3, 11),
+    ("unknown-key.yaml", 3, "error[unknown-key]", 7, 5),
+    ("unknown-right.yaml", 3, "error[unknown-value]", 6, 43),
+    ("unknown-section.yaml", 3, "error[unknown-key]", 2, 1),
+    ("username-shape.yaml", 3, "error[schema]", 11, 15),
+    ("version.yaml", 3, "error[version]", 2, 10),
     (
         "warn-rule4-feature-without-portal.yaml",
         0,
@@ -131,7 +131,7 @@ const CASES: &[(&str, i32, &str, usize, usize)] = &[
         3,
         25,
     ),
-    ("wrong-type.yaml", 1, "error[schema]", 4, 24),
+    ("wrong-type.yaml", 3, "error[schema]", 4, 24),
 ];
 
 fn invalid_files() -> Vec<String> {
@@ -200,7 +200,7 @@ fn json_diagnostics_snapshot() {
         "examples/invalid/rule3-campaign.yaml",
         "examples/invalid/warn-rule4-feature-without-portal.yaml",
     ]);
-    assert_eq!(run.code, 1);
+    assert_eq!(run.code, 3);
     let v: serde_json::Value = serde_json::from_str(&run.stdout).expect("valid JSON");
     assert_eq!(v["valid"], false);
     assert_eq!(v["errors"], 2);
@@ -222,7 +222,7 @@ fn a_plain_password_never_appears_in_any_output() {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        assert_eq!(out.status.code(), Some(1));
+        assert_eq!(out.status.code(), Some(3));
         assert!(text.contains("secret"), "{args:?}: {text}");
         assert!(
             !text.contains(secret),
@@ -264,7 +264,7 @@ fn valid_multi_file_directory_exits_zero() {
 #[test]
 fn seats_flag_checks_rule_5() {
     let run = validate(&["--seats", "1", "tests/fixtures/valid"]);
-    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert_eq!(run.code, 3, "{}", run.stdout);
     assert!(
         run.stdout
             .contains("error[seats]: 2 active representatives exceed the 1 licensed seats"),
@@ -337,7 +337,7 @@ fn an_object_declared_in_two_files_is_reported_at_the_later_naming_the_earlier()
         .output()
         .expect("runs");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert_eq!(out.status.code(), Some(3), "{text}");
     assert!(
         text.contains(
             "./sub/b.yaml:3:12: error[duplicate]: representative `jdoe@acme.example` is declared twice (the other is at ./a.yaml:2:12)"
@@ -353,7 +353,7 @@ fn an_object_declared_in_two_files_is_reported_at_the_later_naming_the_earlier()
 #[test]
 fn missing_path_is_unreadable() {
     let run = validate(&["examples/does-not-exist.yaml"]);
-    assert_eq!(run.code, 1);
+    assert_eq!(run.code, 3);
     assert!(
         run.stdout
             .starts_with("examples/does-not-exist.yaml:1:1: error[unreadable]: cannot read"),

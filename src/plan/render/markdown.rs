@@ -3,20 +3,26 @@
 //! Title, the summary line, a table of counts per action, a warning block for deletions
 //! and removals, then one collapsible `<details>` section per kind that says in words who
 //! gains or loses what; then warnings, unmanaged and out-of-scope objects. User data is
-//! escaped (Markdown and HTML). The comment never exceeds [`MARKDOWN_LIMIT`] characters:
-//! past the budget, details are cut and a note counts what was left out.
+//! escaped (Markdown and HTML). The first line is a hidden marker naming the
+//! declaration's root ([`marker`]). The comment never exceeds its limit
+//! ([`MarkdownOptions`], [`MARKDOWN_LIMIT`] by default): past it, the header, the refusal
+//! banner, the summary, every removal and every blocked change stay, other changes are
+//! left out and a note counts them and names the JSON plan for the rest.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use serde_json::Value;
 
-use super::{counts, password_words, show, summary_line};
+use super::{
+    counts, password_words, refusal_headline, refusal_objects, refused_line, show, summary_line,
+};
 use crate::model::Kind;
 use crate::plan::{Action, Change, FieldChange, Plan};
 
-/// The most characters a rendering may have (GitHub refuses comments over 65,536).
-pub const MARKDOWN_LIMIT: usize = 65_000;
+/// The most characters a rendering may have by default (GitHub refuses comments over
+/// 65,536), `plan --markdown-limit`.
+pub const MARKDOWN_LIMIT: usize = 65_536;
 
 /// Lines listed in each of the warning, unmanaged and out-of-scope lists at most.
 const LIST_CAP: usize = 30;
@@ -174,8 +180,32 @@ fn field_words(c: &Change, f: &FieldChange) -> Option<String> {
     ))
 }
 
+/// The refusals, each with its rule code, the objects and how to proceed.
+fn banner(out: &mut String, plan: &Plan) {
+    if !plan.is_refused() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "> [!CAUTION]\n> **{}**",
+        esc(&refused_line(&plan.refusals))
+    );
+    for r in &plan.refusals {
+        let _ = writeln!(
+            out,
+            "> - `{}` — {}: {}<br>**To proceed:** {}",
+            r.rule.as_str(),
+            refusal_objects(r, |o| code(&o)),
+            cap(esc(refusal_headline(r))),
+            cap(esc(&r.help))
+        );
+    }
+    out.push('\n');
+}
+
 fn header(plan: &Plan) -> String {
     let mut out = String::from("## roster plan\n\n");
+    banner(&mut out, plan);
     let _ = writeln!(out, "**{}**\n", summary_line(&plan.summary));
     if plan.changes.is_empty() {
         return out;
@@ -288,45 +318,156 @@ fn tail(plan: &Plan) -> String {
     out
 }
 
-/// The plan as a pull-request comment, at most [`MARKDOWN_LIMIT`] characters.
-pub fn markdown(plan: &Plan) -> String {
-    let head = header(plan);
-    let tail = tail(plan);
-    let budget = MARKDOWN_LIMIT.saturating_sub(head.len() + tail.len() + NOTE_RESERVE);
+/// How the Markdown plan is framed: the root its hidden marker names, and its size limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MarkdownOptions {
+    /// The declaration's root (the paths given, relative to the repository root), named
+    /// by the marker `<!-- roster-plan root="…" -->` so that a workflow finds and updates
+    /// its own comment, and two roots of one repository keep one comment each.
+    pub root: String,
+    /// The most characters the rendering may have (bytes are counted, so it is never
+    /// more): GitHub's comment limit by default.
+    pub limit: usize,
+}
 
-    let mut by_kind: BTreeMap<Kind, Vec<&Change>> = BTreeMap::new();
-    for c in &plan.changes {
-        by_kind.entry(c.id.kind).or_default().push(c);
+impl Default for MarkdownOptions {
+    fn default() -> Self {
+        MarkdownOptions {
+            root: ".".into(),
+            limit: MARKDOWN_LIMIT,
+        }
     }
-    let mut body = String::new();
+}
+
+/// The hidden first line naming the declaration's root (HTML-escaped: no `"` nor `-->`
+/// of a path can end the comment early).
+pub fn marker(root: &str) -> String {
+    let mut r = String::with_capacity(root.len());
+    for ch in root.chars() {
+        match ch {
+            '&' => r.push_str("&amp;"),
+            '"' => r.push_str("&quot;"),
+            '<' => r.push_str("&lt;"),
+            '>' => r.push_str("&gt;"),
+            c if c.is_control() => {}
+            c => r.push(c),
+        }
+    }
+    format!("<!-- roster-plan root=\"{r}\" -->\n")
+}
+
+/// Whether a change is listed whatever the size: it removes an object or takes
+/// something away, or a refusal names its object.
+fn must_show(plan: &Plan, c: &Change) -> bool {
+    c.action.is_removal()
+        || c.fields.iter().any(|f| !f.removed.is_empty())
+        || plan
+            .refusals
+            .iter()
+            .any(|r| r.all_objects().any(|o| *o == c.id))
+}
+
+/// The plan as a pull-request comment with the default options ([`markdown_with`]).
+pub fn markdown(plan: &Plan) -> String {
+    markdown_with(plan, &MarkdownOptions::default())
+}
+
+/// The plan as a pull-request comment of at most `opts.limit` characters: the marker,
+/// the title, the refusal banner, the summary and counts always; then the changes, per
+/// kind. Past the limit, every removal and every blocked change is still listed, other
+/// changes are left out and a note counts them and says how to get the whole plan.
+pub fn markdown_with(plan: &Plan, opts: &MarkdownOptions) -> String {
+    let limit = opts.limit;
+    let mut head = marker(&opts.root);
+    head.push_str(&header(plan));
+    let tail = tail(plan);
+
+    let mut by_kind: BTreeMap<Kind, Vec<(String, bool)>> = BTreeMap::new();
+    for c in &plan.changes {
+        by_kind
+            .entry(c.id.kind)
+            .or_default()
+            .push((format!("- {}\n", words(c)), must_show(plan, c)));
+    }
+    let section_cost = |kind: &Kind, n: usize| {
+        format!(
+            "<details><summary><b>{}</b> — {n} change(s)</summary>\n\n",
+            kind.section()
+        )
+        .len()
+            + "\n</details>\n\n".len()
+    };
+    let everything: usize = by_kind
+        .iter()
+        .map(|(k, lines)| {
+            section_cost(k, lines.len()) + lines.iter().map(|l| l.0.len()).sum::<usize>()
+        })
+        .sum();
+    let fits = head.len() + everything + tail.len() <= limit;
+
+    // What is listed: everything when it fits; else what must be, then others in plan
+    // order while the budget lasts.
+    let mut shown: BTreeMap<Kind, Vec<bool>> = by_kind
+        .iter()
+        .map(|(k, lines)| (*k, lines.iter().map(|l| fits || l.1).collect()))
+        .collect();
+    if !fits {
+        let budget = limit.saturating_sub(head.len() + tail.len() + NOTE_RESERVE);
+        let mut used: usize = by_kind
+            .iter()
+            .map(|(k, lines)| {
+                section_cost(k, lines.len())
+                    + lines
+                        .iter()
+                        .filter(|l| l.1)
+                        .map(|l| l.0.len())
+                        .sum::<usize>()
+            })
+            .sum();
+        'fill: for (k, lines) in &by_kind {
+            for (i, (line, must)) in lines.iter().enumerate() {
+                if *must {
+                    continue;
+                }
+                if used + line.len() > budget {
+                    break 'fill;
+                }
+                used += line.len();
+                shown.get_mut(k).expect("every kind")[i] = true;
+            }
+        }
+    }
+
+    let mut out = head;
     let mut omitted: BTreeMap<Kind, usize> = BTreeMap::new();
-    let mut full = false;
-    for (kind, changes) in &by_kind {
-        let open = format!(
-            "<details><summary><b>{}</b> — {} change(s)</summary>\n\n",
-            kind.section(),
-            changes.len()
-        );
-        let close = "\n</details>\n\n";
-        if full || body.len() + open.len() + close.len() > budget {
-            full = true;
-            *omitted.entry(*kind).or_default() += changes.len();
+    for (kind, lines) in &by_kind {
+        let flags = &shown[kind];
+        let listed = flags.iter().filter(|f| **f).count();
+        let left = lines.len() - listed;
+        if left > 0 {
+            omitted.insert(*kind, left);
+        }
+        if listed == 0 {
             continue;
         }
-        body.push_str(&open);
-        for (i, c) in changes.iter().enumerate() {
-            let line = format!("- {}\n", words(c));
-            if body.len() + line.len() + close.len() > budget {
-                full = true;
-                *omitted.entry(*kind).or_default() += changes.len() - i;
-                break;
+        let _ = write!(
+            out,
+            "<details><summary><b>{}</b> — {} change(s){}</summary>\n\n",
+            kind.section(),
+            lines.len(),
+            if left > 0 {
+                format!(", {left} not listed")
+            } else {
+                String::new()
             }
-            body.push_str(&line);
+        );
+        for ((line, _), show) in lines.iter().zip(flags) {
+            if *show {
+                out.push_str(line);
+            }
         }
-        body.push_str(close);
+        out.push_str("\n</details>\n\n");
     }
-    let mut out = head;
-    out.push_str(&body);
     if !omitted.is_empty() {
         let total: usize = omitted.values().sum();
         let per: Vec<String> = omitted
@@ -335,21 +476,24 @@ pub fn markdown(plan: &Plan) -> String {
             .collect();
         let _ = writeln!(
             out,
-            "> [!NOTE]\n> This comment is shortened to stay under {MARKDOWN_LIMIT} characters: \
-             the details of {total} change(s) are omitted ({}). The counts above are complete; \
-             run `roster plan` for every change.\n",
+            "> [!NOTE]\n> **{total} change(s) left out** ({}) to stay under {limit} characters. \
+             Every removal and every blocked change is listed, and the counts above are \
+             complete. For the whole plan, run `roster plan --format json --out plan.json` \
+             (in CI: keep `plan.json` as an artifact).\n",
             per.join(", ")
         );
     }
     out.push_str(&tail);
-    if out.len() > MARKDOWN_LIMIT {
-        // Only reachable with pathological warnings; cut cleanly and say so.
-        let mut end = MARKDOWN_LIMIT - 100;
+    if out.len() > limit {
+        // The removals alone outgrow the limit: cut cleanly and say so.
+        let cut = "\n\n… (cut to stay under the comment size limit; run `roster plan --format \
+                   json --out plan.json` for the whole plan)\n";
+        let mut end = limit.saturating_sub(cut.len());
         while !out.is_char_boundary(end) {
             end -= 1;
         }
         out.truncate(end);
-        out.push_str("\n\n… (truncated to stay under the comment size limit)\n");
+        out.push_str(cut);
     }
     out
 }
@@ -357,6 +501,145 @@ pub fn markdown(plan: &Plan) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::ObjectId;
+    use crate::model::rules::RuleCode;
+    use crate::plan::{Refusal, Summary};
+
+    fn change(key: &str, action: Action, removed: &[&str]) -> Change {
+        Change {
+            id: ObjectId::new(Kind::Representative, key),
+            action,
+            previously: None,
+            version: Some(1),
+            after: None,
+            patch: None,
+            fields: vec![FieldChange {
+                field: "language".into(),
+                before: Some("en".into()),
+                after: Some("fr".into()),
+                removed: removed.iter().map(|s| s.to_string()).collect(),
+                added: vec![],
+            }],
+            set_password: None,
+            depends_on: vec![],
+            reason: "differs".into(),
+        }
+    }
+
+    /// 500 updates, with a deactivation, an update that takes a feature away and a
+    /// blocked update among the last of them.
+    fn long_plan() -> Plan {
+        let mut changes: Vec<Change> = (0..500)
+            .map(|i| change(&format!("rep{i:03}@acme.example"), Action::Update, &[]))
+            .collect();
+        changes[480] = change("rep480@acme.example", Action::Deactivate, &[]);
+        changes[490] = change("rep490@acme.example", Action::Update, &["reports"]);
+        Plan {
+            format_version: 1,
+            principal: None,
+            target: None,
+            summary: Summary {
+                update: 499,
+                deactivate: 1,
+                removals: 2,
+                ..Default::default()
+            },
+            changes,
+            unmanaged: vec![],
+            out_of_scope: vec![],
+            warnings: vec![],
+            refusals: vec![Refusal {
+                rule: RuleCode::Escalation,
+                id: ObjectId::new(Kind::Representative, "rep495@acme.example"),
+                objects: vec![],
+                pointer: "/language".into(),
+                message: "outside the scope".into(),
+                help: "use an administrator token".into(),
+            }],
+            fingerprint: Default::default(),
+        }
+    }
+
+    #[test]
+    fn a_long_plan_keeps_header_banner_removals_and_blocked_changes_and_counts_the_rest() {
+        let p = long_plan();
+        let opts = MarkdownOptions {
+            root: "teams/europe".into(),
+            limit: 4_000,
+        };
+        let md = markdown_with(&p, &opts);
+        assert!(md.len() <= 4_000, "{} chars", md.len());
+        assert!(md.starts_with("<!-- roster-plan root=\"teams/europe\" -->\n## roster plan"));
+        assert!(
+            md.contains("> [!CAUTION]") && md.contains("`escalation`"),
+            "{md}"
+        );
+        assert!(
+            md.contains("**Plan: 499 to update, 1 to deactivate.**"),
+            "{md}"
+        );
+        assert!(
+            md.contains("**rep480@acme.example** is deactivated"),
+            "{md}"
+        );
+        assert!(md.contains("**rep490@acme.example** loses"), "{md}");
+        assert!(md.contains("**rep495@acme.example**"), "{md}");
+        assert!(
+            md.contains("**rep000@acme.example**"),
+            "the first ones fill the room"
+        );
+        let listed = md.matches("\n- **rep").count();
+        let left = 500 - listed;
+        assert!(left > 0 && listed > 3, "{listed} listed");
+        assert!(
+            md.contains(&format!(
+                "**{left} change(s) left out** ({left} representatives)"
+            )),
+            "{md}"
+        );
+        assert!(
+            md.contains("`roster plan --format json --out plan.json`"),
+            "{md}"
+        );
+        assert!(
+            md.contains(&format!("500 change(s), {left} not listed")),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn a_plan_under_the_limit_lists_every_change_and_no_note() {
+        let p = long_plan();
+        let md = markdown_with(&p, &MarkdownOptions::default());
+        assert_eq!(md.matches("\n- **rep").count(), 500);
+        assert!(!md.contains("left out"));
+        assert!(md.starts_with("<!-- roster-plan root=\".\" -->\n"));
+    }
+
+    #[test]
+    fn removals_alone_over_the_limit_are_cut_cleanly() {
+        let mut p = long_plan();
+        for c in &mut p.changes {
+            c.action = Action::Deactivate;
+        }
+        let md = markdown_with(
+            &p,
+            &MarkdownOptions {
+                root: ".".into(),
+                limit: 3_000,
+            },
+        );
+        assert!(md.len() <= 3_000, "{}", md.len());
+        assert!(md.ends_with("for the whole plan)\n"), "{md}");
+    }
+
+    #[test]
+    fn the_marker_cannot_end_the_comment_early() {
+        assert_eq!(
+            marker("a\"b/-->c"),
+            "<!-- roster-plan root=\"a&quot;b/--&gt;c\" -->\n"
+        );
+    }
 
     #[test]
     fn user_data_is_escaped() {

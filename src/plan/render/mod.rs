@@ -10,12 +10,44 @@ mod markdown;
 mod text;
 
 pub use json::{json, schema};
-pub use markdown::{MARKDOWN_LIMIT, markdown};
+pub use markdown::{MARKDOWN_LIMIT, MarkdownOptions, markdown, markdown_with, marker};
 pub use text::text;
 
 use serde_json::Value;
 
-use super::{Action, Change, FieldChange, Summary};
+use super::{Action, Change, FieldChange, Refusal, Summary};
+
+/// Objects a refusal banner names before "and N more".
+const BANNER_OBJECTS: usize = 10;
+
+/// The first line of a banner: how many rules refuse the plan, and that nothing is
+/// applied.
+pub(crate) fn refused_line(refusals: &[Refusal]) -> String {
+    let n = refusals.len();
+    format!(
+        "This plan is refused: {n} safety rule{} {} it; apply writes nothing until {} resolved.",
+        crate::model::text::s(n),
+        if n == 1 { "blocks" } else { "block" },
+        if n == 1 { "it is" } else { "they are" }
+    )
+}
+
+/// The objects a refusal concerns, the first [`BANNER_OBJECTS`] by name (each through
+/// `show`), then how many more.
+pub(crate) fn refusal_objects(r: &Refusal, show: impl Fn(String) -> String) -> String {
+    let all: Vec<String> = r.all_objects().map(|o| o.to_string()).collect();
+    let mut named: Vec<String> = all.iter().take(BANNER_OBJECTS).cloned().map(show).collect();
+    if all.len() > BANNER_OBJECTS {
+        named.push(format!("and {} more", all.len() - BANNER_OBJECTS));
+    }
+    named.join(", ")
+}
+
+/// The first line of a refusal's message (the threshold's lists the removals below it,
+/// which the plan itself shows).
+pub(crate) fn refusal_headline(r: &Refusal) -> &str {
+    r.message.lines().next().unwrap_or("").trim_end_matches(':')
+}
 
 /// (action, count) in summary order, zero counts included.
 pub(crate) fn counts(s: &Summary) -> [(Action, usize); 7] {

@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use anstyle::{AnsiColor, Style};
 use serde_json::Value;
 
-use super::{password_words, show, summary_line};
+use super::{password_words, refusal_headline, refusal_objects, refused_line, show, summary_line};
 use crate::plan::{Action, Change, FieldChange, Plan};
 
 /// Strings longer than this, or with a newline, are shown as a line diff.
@@ -64,6 +64,7 @@ fn symbol(a: Action) -> &'static str {
 pub fn text(plan: &Plan, color: bool) -> String {
     let p = Paint { on: color };
     let mut out = String::new();
+    banner(&mut out, &p, plan);
     if !plan.changes.is_empty() {
         let who = match &plan.principal {
             Some(crate::model::Principal::Administrator { login }) => {
@@ -138,7 +139,42 @@ pub fn text(plan: &Plan, color: bool) -> String {
         out.push('\n');
     }
     let _ = writeln!(out, "{}", p.bold(&summary_line(&plan.summary)));
+    if plan.is_refused() {
+        let _ = writeln!(
+            out,
+            "{}",
+            p.red(&format!(
+                "Refused ({}): nothing will be applied.",
+                plan.refusals
+                    .iter()
+                    .map(|r| r.rule.as_str())
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .into_iter()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        );
+    }
     out
+}
+
+/// The refusals, at the top: each rule code, the objects, the reason and how to proceed.
+fn banner(out: &mut String, p: &Paint, plan: &Plan) {
+    if !plan.is_refused() {
+        return;
+    }
+    let _ = writeln!(out, "{}", p.bold(&p.red(&refused_line(&plan.refusals))));
+    for r in &plan.refusals {
+        let _ = writeln!(
+            out,
+            "  {} {}",
+            p.red(&format!("✗ {}:", r.rule.as_str())),
+            refusal_objects(r, |o| o)
+        );
+        let _ = writeln!(out, "      {}", refusal_headline(r));
+        let _ = writeln!(out, "      to proceed: {}", r.help);
+    }
+    out.push('\n');
 }
 
 fn change(out: &mut String, p: &Paint, c: &Change, named_later: bool) {
