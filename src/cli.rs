@@ -85,6 +85,35 @@ pub enum DiagnosticFormat {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ValidateFormat {
+    Text,
+    Json,
+    /// GitHub workflow commands (`::error file=…,line=…::…`), one per diagnostic.
+    Github,
+    /// A SARIF 2.1.0 log, for code-scanning uploads.
+    Sarif,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Annotations {
+    /// Only under GitHub Actions (GITHUB_ACTIONS=true).
+    Auto,
+    Always,
+    Never,
+}
+
+/// The diagnostics for CI systems, besides the normal output.
+#[derive(Debug, Clone, Args)]
+pub struct CiArgs {
+    /// Also write each diagnostic as a GitHub annotation (a workflow command) on stderr.
+    #[arg(long, value_enum, default_value_t = Annotations::Auto, env = "ROSTER_ANNOTATIONS")]
+    pub annotations: Annotations,
+    /// Also write the diagnostics as a SARIF 2.1.0 log to this file.
+    #[arg(long, value_name = "FILE")]
+    pub sarif: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum PlanFormat {
     Text,
     Json,
@@ -97,11 +126,13 @@ pub struct ValidateArgs {
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
     /// Output format of the diagnostics.
-    #[arg(long, value_enum, default_value_t = DiagnosticFormat::Text)]
-    pub format: DiagnosticFormat,
+    #[arg(long, value_enum, default_value_t = ValidateFormat::Text)]
+    pub format: ValidateFormat,
     /// Licensed seats, to check rule 5 without a live system.
     #[arg(long)]
     pub seats: Option<u32>,
+    #[command(flatten)]
+    pub ci: CiArgs,
 }
 
 /// Where the live system is. With neither endpoint nor ROSTER_ENDPOINT, roster starts the
@@ -147,6 +178,8 @@ pub struct PlanArgs {
     /// Exit 0 when there are no changes, 2 when there are, 1 on error.
     #[arg(long)]
     pub detailed_exitcode: bool,
+    #[command(flatten)]
+    pub ci: CiArgs,
 }
 
 #[derive(Debug, Args)]
@@ -170,6 +203,8 @@ pub struct ApplyArgs {
     /// Output format of the report.
     #[arg(long, value_enum, default_value_t = DiagnosticFormat::Text)]
     pub format: DiagnosticFormat,
+    #[command(flatten)]
+    pub ci: CiArgs,
 }
 
 #[derive(Debug, Args)]
@@ -309,6 +344,30 @@ impl From<DiagnosticFormat> for crate::config::DiagnosticFormat {
     }
 }
 
+impl From<ValidateFormat> for crate::config::ValidateFormat {
+    fn from(f: ValidateFormat) -> Self {
+        match f {
+            ValidateFormat::Text => Self::Text,
+            ValidateFormat::Json => Self::Json,
+            ValidateFormat::Github => Self::Github,
+            ValidateFormat::Sarif => Self::Sarif,
+        }
+    }
+}
+
+impl From<CiArgs> for crate::config::CiOutput {
+    fn from(a: CiArgs) -> Self {
+        crate::config::CiOutput {
+            annotations: match a.annotations {
+                Annotations::Auto => crate::config::Annotations::Auto,
+                Annotations::Always => crate::config::Annotations::Always,
+                Annotations::Never => crate::config::Annotations::Never,
+            },
+            sarif: a.sarif,
+        }
+    }
+}
+
 impl From<PlanFormat> for ops::plan::Format {
     fn from(f: PlanFormat) -> Self {
         match f {
@@ -354,6 +413,7 @@ impl From<ValidateArgs> for ops::validate::Options {
             paths: a.paths,
             format: a.format.into(),
             seats: a.seats,
+            ci: a.ci.into(),
         }
     }
 }
@@ -367,6 +427,7 @@ impl From<PlanArgs> for ops::plan::Options {
             format: a.format.into(),
             out: a.out,
             detailed_exitcode: a.detailed_exitcode,
+            ci: a.ci.into(),
         }
     }
 }
@@ -381,6 +442,7 @@ impl From<ApplyArgs> for ops::apply::Options {
             auto_approve: a.auto_approve,
             parallelism: usize::from(a.parallelism),
             format: a.format.into(),
+            ci: a.ci.into(),
         }
     }
 }

@@ -50,6 +50,8 @@ pub struct Options {
     pub parallelism: usize,
     /// Of the report on stdout.
     pub format: DiagnosticFormat,
+    /// Annotations and a SARIF log of the diagnostics (`ops::ci`, run by `ops::run`).
+    pub ci: crate::config::CiOutput,
 }
 
 /// Reads a plan saved by `roster plan --out`.

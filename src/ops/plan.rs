@@ -51,6 +51,8 @@ pub struct Options {
     pub out: Option<PathBuf>,
     /// Exit 2 when there are changes.
     pub detailed_exitcode: bool,
+    /// Annotations and a SARIF log of the diagnostics (`ops::ci`, run by `ops::run`).
+    pub ci: crate::config::CiOutput,
 }
 
 /// A fresh plan, what it was made from, and the declaration's warnings (to be shown).
