@@ -216,49 +216,73 @@ fn under_github_actions_validate_annotates_on_stderr_unless_turned_off() {
 }
 
 #[test]
-fn a_refused_plan_is_annotated_and_written_as_valid_sarif() {
+fn a_refused_plan_or_apply_is_annotated_and_written_as_valid_sarif() {
     // One licensed seat, two active representatives: rule 5 refuses the plan.
     let server = Server::start(&[]);
     let tmp = tempfile::tempdir().expect("tempdir");
     let file = tmp.path().join("plan.sarif");
     let before = server.audit().len();
-    let mut cmd = server.base_command(
+    for command in [&["plan"][..], &["apply", "--auto-approve"][..]] {
+        let _ = std::fs::remove_file(&file);
+        let mut args = command.to_vec();
+        args.extend(["tests/fixtures/valid", "--sarif", file.to_str().unwrap()]);
+        let mut cmd = server.base_command(&args, root());
+        cmd.env("GITHUB_ACTIONS", "true")
+            .env("GITHUB_WORKSPACE", root())
+            .env_remove("ROSTER_ANNOTATIONS")
+            .env_remove("RUST_LOG");
+        let run = server.finish(cmd, &args.join(" "));
+        assert_ne!(run.code, 0, "{args:?}: {run}");
+        assert!(run.stderr.contains("error[seats]"), "{args:?}: {run}");
+        assert!(
+            run.stderr
+                .lines()
+                .any(|l| l.starts_with("::error file=tests/fixtures/valid/")
+                    && l.contains(",title=seats::")),
+            "{args:?}: {run}"
+        );
+        let log: Value =
+            serde_json::from_str(&std::fs::read_to_string(&file).expect("written")).expect("JSON");
+        assert_valid_sarif(&sarif_validator(), &log, &args.join(" "));
+        let results = log["runs"][0]["results"].as_array().expect("results");
+        assert!(
+            results.iter().any(|r| r["ruleId"] == "seats"
+                && r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+                    .as_str()
+                    .is_some_and(|u| u.starts_with("tests/fixtures/valid/"))),
+            "{args:?}: {log:#}"
+        );
+        assert_eq!(
+            log["runs"][0]["invocations"][0]["executionSuccessful"],
+            true
+        );
+    }
+    assert_eq!(server.audit().len(), before, "nothing was written");
+}
+
+#[test]
+fn a_live_system_that_cannot_be_read_leaves_a_log_of_an_unsuccessful_run() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let file = tmp.path().join("plan.sarif");
+    let port = crate::support::cli::free_port();
+    let run = roster(
         &[
             "plan",
             "tests/fixtures/valid",
             "--sarif",
             file.to_str().unwrap(),
+            "--endpoint",
+            &format!("http://127.0.0.1:{port}"),
         ],
-        root(),
+        &[("ROSTER_TOKEN", "not-a-token")],
     );
-    cmd.env("GITHUB_ACTIONS", "true")
-        .env("GITHUB_WORKSPACE", root())
-        .env_remove("ROSTER_ANNOTATIONS")
-        .env_remove("RUST_LOG");
-    let run = server.finish(cmd, "plan --sarif");
     assert_ne!(run.code, 0, "{run}");
-    assert!(run.stderr.contains("error[seats]"), "{run}");
-    assert!(
-        run.stderr
-            .lines()
-            .any(|l| l.starts_with("::error file=tests/fixtures/valid/")
-                && l.contains(",title=seats::")),
-        "{run}"
-    );
     let log: Value =
         serde_json::from_str(&std::fs::read_to_string(&file).expect("written")).expect("JSON");
-    assert_valid_sarif(&sarif_validator(), &log, "plan --sarif");
-    let results = log["runs"][0]["results"].as_array().expect("results");
-    assert!(
-        results.iter().any(|r| r["ruleId"] == "seats"
-            && r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
-                .as_str()
-                .is_some_and(|u| u.starts_with("tests/fixtures/valid/"))),
-        "{log:#}"
-    );
+    assert_valid_sarif(&sarif_validator(), &log, "unreachable");
     assert_eq!(
         log["runs"][0]["invocations"][0]["executionSuccessful"],
-        true
+        false
     );
-    assert_eq!(server.audit().len(), before, "nothing was written");
+    assert_eq!(log["runs"][0]["results"], serde_json::json!([]));
 }
