@@ -95,7 +95,7 @@ fn file_problem(
 
 /// Expands the given paths into files: a file as is, a directory into every `*.yaml` and
 /// `*.yml` below it (hidden entries skipped) in sorted order. Repeated files count once.
-fn expand(paths: &[PathBuf], pending: &mut Vec<Pending>) -> Vec<PathBuf> {
+pub(crate) fn expand(paths: &[PathBuf], pending: &mut Vec<Pending>) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = Vec::new();
     for p in paths {
         match std::fs::metadata(p) {

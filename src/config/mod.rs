@@ -90,6 +90,12 @@ pub fn load(paths: &[PathBuf]) -> Result<Loaded, Diagnostics> {
     load::load(paths)
 }
 
+/// The declaration files that `paths` name, in load order (a file as is, a directory's
+/// `*.yaml`/`*.yml` below it, sorted); paths that cannot be read are left out.
+pub fn declaration_files(paths: &[PathBuf]) -> Vec<PathBuf> {
+    load::expand(paths, &mut Vec::new())
+}
+
 /// Renders diagnostics: see [`diagnostic::render`].
 pub fn render(diags: &[Diagnostic], format: DiagnosticFormat, color: bool) -> String {
     diagnostic::render(diags, format, color)

@@ -5,7 +5,10 @@
 //! ([`RuleCode::ALL`], with each code's summary, description and a link to the README's
 //! rules table), and each diagnostic is one result with its rule, level, message and
 //! place: the file relative to the repository root (`uriBaseId` `%SRCROOT%`,
-//! [`RepoPaths`]) and the region of the token there ([`regions`]). Built with
+//! [`RepoPaths`]) and the region of the token there ([`regions`]). A diagnostic about an
+//! object that no file declares (a protected live object a plan would remove) is placed
+//! at the top of the declaration's first file: SARIF allows a result without a
+//! location, but GitHub's code scanning refuses the whole log then. Built with
 //! `serde_json` (the log is small and fixed in shape; a SARIF object-model crate would
 //! add a large generated API for the dozen fields used); `tests/e2e` validates every log
 //! against the official schema, vendored as `schemas/vendor/sarif-2.1.0.json`.
@@ -44,8 +47,14 @@ const PATH: &AsciiSet = &NON_ALPHANUMERIC
 
 /// The SARIF log of `diags`. `execution_successful` is false when the command stopped
 /// for another reason than its diagnostics (the live system could not be read): a log
-/// with no result then does not mean "nothing wrong".
-pub fn log(diags: &[Diagnostic], paths: &RepoPaths, execution_successful: bool) -> Value {
+/// with no result then does not mean "nothing wrong". `fallback` (the declaration's
+/// first file) places the diagnostics that have no file.
+pub fn log(
+    diags: &[Diagnostic],
+    paths: &RepoPaths,
+    execution_successful: bool,
+    fallback: Option<&Path>,
+) -> Value {
     let version = env!("CARGO_PKG_VERSION");
     let help_uri = rules_table_uri();
     let rules: Vec<Value> = RuleCode::ALL
@@ -90,7 +99,14 @@ pub fn log(diags: &[Diagnostic], paths: &RepoPaths, execution_successful: bool) 
                 },
                 "message": { "text": text },
             });
-            if !d.file.as_os_str().is_empty() {
+            if d.file.as_os_str().is_empty() {
+                if let Some(file) = fallback {
+                    result["locations"] = json!([{ "physicalLocation": {
+                        "artifactLocation": artifact(file, paths),
+                        "region": { "startLine": 1, "startColumn": 1 },
+                    }}]);
+                }
+            } else {
                 let mut physical = json!({ "artifactLocation": artifact(&d.file, paths) });
                 if let Some(r) = region {
                     let mut reg = json!({ "startLine": r.line, "startColumn": r.column });
@@ -130,9 +146,14 @@ pub fn log(diags: &[Diagnostic], paths: &RepoPaths, execution_successful: bool) 
 }
 
 /// The log as pretty-printed JSON, ending with a newline.
-pub fn render(diags: &[Diagnostic], paths: &RepoPaths, execution_successful: bool) -> String {
-    let mut s =
-        serde_json::to_string_pretty(&log(diags, paths, execution_successful)).unwrap_or_default();
+pub fn render(
+    diags: &[Diagnostic],
+    paths: &RepoPaths,
+    execution_successful: bool,
+    fallback: Option<&Path>,
+) -> String {
+    let log = log(diags, paths, execution_successful, fallback);
+    let mut s = serde_json::to_string_pretty(&log).unwrap_or_default();
     s.push('\n');
     s
 }
@@ -175,7 +196,11 @@ mod tests {
             object: None,
         };
         let paths = RepoPaths::new(Some(dir.path().to_path_buf()), dir.path().to_path_buf());
-        let log = log(&[d], &paths, true);
+        let mut undeclared = d.clone();
+        undeclared.file = Default::default();
+        undeclared.line = 0;
+        undeclared.column = 0;
+        let log = log(&[d, undeclared], &paths, true, Some(&f));
         let run = &log["runs"][0];
         let rules = run["tool"]["driver"]["rules"].as_array().unwrap();
         assert_eq!(rules.len(), RuleCode::ALL.len());
@@ -195,6 +220,16 @@ mod tests {
             json!({"startLine": 2, "startColumn": 11, "endLine": 2, "endColumn": 16})
         );
         assert!(rules_table_uri().starts_with("https://") && rules_table_uri().ends_with("#rules"));
+        // No file: at the top of the fallback file.
+        let top = &run["results"][1]["locations"][0]["physicalLocation"];
+        assert_eq!(top["artifactLocation"]["uri"], "my%20teams.yaml");
+        assert_eq!(top["region"], json!({"startLine": 1, "startColumn": 1}));
+        let failed = super::log(&[], &paths, false, None);
+        assert_eq!(failed["runs"][0]["results"], json!([]));
+        assert_eq!(
+            failed["runs"][0]["invocations"][0]["executionSuccessful"],
+            false
+        );
 
         // Outside the root: an absolute file URI, no base.
         let elsewhere = RepoPaths::new(Some(dir.path().join("repo")), dir.path().to_path_buf());

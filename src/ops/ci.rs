@@ -46,8 +46,14 @@ pub fn repo_paths() -> RepoPaths {
 
 /// Runs a command with its CI outputs on: annotations for every diagnostic it shows,
 /// and the SARIF log written at the end (also when the command failed: the log then
-/// says the run did not succeed). A log that cannot be written is an error.
-pub fn with(opts: &CiOutput, run: impl FnOnce() -> anyhow::Result<Exit>) -> anyhow::Result<Exit> {
+/// says the run did not succeed). `declaration` is the command's paths, whose first
+/// file places the diagnostics that have no file. A log that cannot be written is an
+/// error.
+pub fn with(
+    opts: &CiOutput,
+    declaration: &[PathBuf],
+    run: impl FnOnce() -> anyhow::Result<Exit>,
+) -> anyhow::Result<Exit> {
     *lock() = Some(Sink {
         annotations: opts.annotations.enabled(github_actions()),
         sarif: opts.sarif.clone(),
@@ -58,7 +64,14 @@ pub fn with(opts: &CiOutput, run: impl FnOnce() -> anyhow::Result<Exit>) -> anyh
         return result;
     };
     if let Some(path) = sink.sarif {
-        let text = sarif::render(&sink.seen, &repo_paths(), result.is_ok());
+        let first = if sink.seen.iter().any(|d| d.file.as_os_str().is_empty()) {
+            crate::config::declaration_files(declaration)
+                .into_iter()
+                .next()
+        } else {
+            None
+        };
+        let text = sarif::render(&sink.seen, &repo_paths(), result.is_ok(), first.as_deref());
         let written = std::fs::write(&path, text)
             .with_context(|| format!("cannot write the SARIF log to {}", path.display()));
         if let Err(e) = written {

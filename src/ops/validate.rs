@@ -35,7 +35,8 @@ pub fn run(args: Options) -> anyhow::Result<Exit> {
     if args.format == ValidateFormat::Github {
         ci.annotations = Annotations::Never;
     }
-    super::ci::with(&ci, || validate(args))
+    let paths = args.paths.clone();
+    super::ci::with(&ci, &paths, || validate(args))
 }
 
 fn validate(args: Options) -> anyhow::Result<Exit> {
@@ -64,7 +65,10 @@ fn validate(args: Options) -> anyhow::Result<Exit> {
         }
         ValidateFormat::Json => config::render(&diags, DiagnosticFormat::Json, false),
         ValidateFormat::Github => config::annotations::render(&diags, &super::ci::repo_paths()),
-        ValidateFormat::Sarif => config::sarif::render(&diags, &super::ci::repo_paths(), true),
+        ValidateFormat::Sarif => {
+            let first = config::declaration_files(&args.paths).into_iter().next();
+            config::sarif::render(&diags, &super::ci::repo_paths(), true, first.as_deref())
+        }
     };
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())

@@ -286,3 +286,61 @@ fn a_live_system_that_cannot_be_read_leaves_a_log_of_an_unsuccessful_run() {
     );
     assert_eq!(log["runs"][0]["results"], serde_json::json!([]));
 }
+
+#[test]
+fn a_refusal_about_an_undeclared_object_is_placed_at_the_top_of_the_declaration() {
+    // A protected representative that the YAML no longer declares, under a policy that
+    // would remove it: the refusal names an object no file declares.
+    let server = Server::start(&["--seats", "10"]);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let decl = tmp.path().join("org");
+    std::fs::create_dir_all(&decl).expect("mkdir");
+    let yaml = decl.join("org.yaml");
+    std::fs::write(
+        &yaml,
+        "representatives:\n  - login: ann@acme.example\n    email: ann@acme.example\n    \
+         first_name: Ann\n    last_name: Smith\n    protect: true\n",
+    )
+    .expect("write");
+    let run = server.finish(
+        server.base_command(&["apply", "org", "--auto-approve"], tmp.path()),
+        "apply",
+    );
+    assert_eq!(run.code, 0, "{run}");
+    std::fs::write(
+        &yaml,
+        "policy:\n  representatives: { unmanaged: remove }\nrepresentatives: []\n",
+    )
+    .expect("write");
+    let file = tmp.path().join("plan.sarif");
+    let mut cmd = server.base_command(
+        &["plan", "org", "--sarif", file.to_str().unwrap()],
+        tmp.path(),
+    );
+    cmd.env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_WORKSPACE", tmp.path());
+    let run = server.finish(cmd, "plan --sarif");
+    assert_ne!(run.code, 0, "{run}");
+    assert!(
+        run.stderr
+            .lines()
+            .any(|l| l.starts_with("::error title=protected::")),
+        "an annotation with no file:\n{run}"
+    );
+    let log: Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).expect("written")).expect("JSON");
+    assert_valid_sarif(&sarif_validator(), &log, "protected");
+    let result = &log["runs"][0]["results"][0];
+    assert_eq!(result["ruleId"], "protected", "{log:#}");
+    assert_eq!(
+        result["locations"][0]["physicalLocation"],
+        serde_json::json!({
+            "artifactLocation": { "uri": "org/org.yaml", "uriBaseId": "%SRCROOT%" },
+            "region": { "startLine": 1, "startColumn": 1 },
+        })
+    );
+    assert_eq!(
+        result["properties"]["object"],
+        "representative/ann@acme.example"
+    );
+}
