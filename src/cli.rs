@@ -87,6 +87,35 @@ pub enum DiagnosticFormat {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ValidateFormat {
+    Text,
+    Json,
+    /// GitHub workflow commands (`::error file=…,line=…::…`), one per diagnostic.
+    Github,
+    /// A SARIF 2.1.0 log, for code-scanning uploads.
+    Sarif,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Annotations {
+    /// Only under GitHub Actions (GITHUB_ACTIONS=true).
+    Auto,
+    Always,
+    Never,
+}
+
+/// The diagnostics for CI systems, besides the normal output.
+#[derive(Debug, Clone, Args)]
+pub struct CiArgs {
+    /// Also write each diagnostic as a GitHub annotation (a workflow command) on stderr.
+    #[arg(long, value_enum, default_value_t = Annotations::Auto, env = "ROSTER_ANNOTATIONS")]
+    pub annotations: Annotations,
+    /// Also write the diagnostics as a SARIF 2.1.0 log to this file.
+    #[arg(long, value_name = "FILE")]
+    pub sarif: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum PlanFormat {
     Text,
     Json,
@@ -99,11 +128,13 @@ pub struct ValidateArgs {
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
     /// Output format of the diagnostics.
-    #[arg(long, value_enum, default_value_t = DiagnosticFormat::Text)]
-    pub format: DiagnosticFormat,
+    #[arg(long, value_enum, default_value_t = ValidateFormat::Text)]
+    pub format: ValidateFormat,
     /// Licensed seats, to check rule 5 without a live system.
     #[arg(long)]
     pub seats: Option<u32>,
+    #[command(flatten)]
+    pub ci: CiArgs,
 }
 
 /// Where the live system is. With neither endpoint nor ROSTER_ENDPOINT, roster starts the
@@ -157,6 +188,8 @@ pub struct PlanArgs {
     /// --detailed-exitcode; the JSON plan lists them under `unmanaged`.
     #[arg(long)]
     pub unmanaged_as_changes: bool,
+    #[command(flatten)]
+    pub ci: CiArgs,
 }
 
 #[derive(Debug, Args)]
@@ -180,6 +213,8 @@ pub struct ApplyArgs {
     /// Output format of the report.
     #[arg(long, value_enum, default_value_t = DiagnosticFormat::Text)]
     pub format: DiagnosticFormat,
+    #[command(flatten)]
+    pub ci: CiArgs,
     /// Exit 0 when there was nothing to change, 2 when changes were applied, 6 when some failed.
     #[arg(long)]
     pub detailed_exitcode: bool,
@@ -335,6 +370,30 @@ impl From<DiagnosticFormat> for crate::config::DiagnosticFormat {
     }
 }
 
+impl From<ValidateFormat> for crate::config::ValidateFormat {
+    fn from(f: ValidateFormat) -> Self {
+        match f {
+            ValidateFormat::Text => Self::Text,
+            ValidateFormat::Json => Self::Json,
+            ValidateFormat::Github => Self::Github,
+            ValidateFormat::Sarif => Self::Sarif,
+        }
+    }
+}
+
+impl From<CiArgs> for crate::config::CiOutput {
+    fn from(a: CiArgs) -> Self {
+        crate::config::CiOutput {
+            annotations: match a.annotations {
+                Annotations::Auto => crate::config::Annotations::Auto,
+                Annotations::Always => crate::config::Annotations::Always,
+                Annotations::Never => crate::config::Annotations::Never,
+            },
+            sarif: a.sarif,
+        }
+    }
+}
+
 impl From<PlanFormat> for ops::plan::Format {
     fn from(f: PlanFormat) -> Self {
         match f {
@@ -380,6 +439,7 @@ impl From<ValidateArgs> for ops::validate::Options {
             paths: a.paths,
             format: a.format.into(),
             seats: a.seats,
+            ci: a.ci.into(),
         }
     }
 }
@@ -395,6 +455,7 @@ impl From<PlanArgs> for ops::plan::Options {
             detailed_exitcode: a.detailed_exitcode,
             markdown_limit: a.markdown_limit,
             unmanaged_as_changes: a.unmanaged_as_changes,
+            ci: a.ci.into(),
         }
     }
 }
@@ -410,6 +471,7 @@ impl From<ApplyArgs> for ops::apply::Options {
             parallelism: usize::from(a.parallelism),
             format: a.format.into(),
             detailed_exitcode: a.detailed_exitcode,
+            ci: a.ci.into(),
         }
     }
 }

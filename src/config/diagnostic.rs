@@ -6,6 +6,12 @@
 //! problem on a pipe, or JSON for machines. A snippet never shows the value of a
 //! `password` key, whatever it holds. The choice between text and JSON is
 //! [`DiagnosticFormat`], defined here (not in `cli`) so that the core needs no clap type.
+//!
+//! For CI systems the same diagnostics are also rendered as GitHub workflow commands
+//! ([`super::annotations`]) and as SARIF ([`super::sarif`]); both name files relative to
+//! the repository root ([`RepoPaths`]) and mark the token at the diagnostic's place
+//! ([`regions`], the token a terminal snippet underlines). [`CiOutput`] and
+//! [`ValidateFormat`] are their option types.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -25,6 +31,49 @@ pub enum DiagnosticFormat {
     #[default]
     Text,
     Json,
+}
+
+/// `roster validate --format`: the two formats of [`DiagnosticFormat`], and the CI
+/// renderings that only `validate` prints on stdout (`plan` and `apply` add them on
+/// stderr or in a file, through [`CiOutput`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ValidateFormat {
+    #[default]
+    Text,
+    Json,
+    /// GitHub workflow commands only (`::error file=…::…`).
+    Github,
+    /// A SARIF 2.1.0 log.
+    Sarif,
+}
+
+/// When to write GitHub annotations besides the normal output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Annotations {
+    /// Only under GitHub Actions (`GITHUB_ACTIONS=true`).
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+impl Annotations {
+    /// Whether annotations are written, given whether the run is under GitHub Actions.
+    pub fn enabled(self, github_actions: bool) -> bool {
+        match self {
+            Annotations::Auto => github_actions,
+            Annotations::Always => true,
+            Annotations::Never => false,
+        }
+    }
+}
+
+/// The CI renderings a command writes besides its normal output: GitHub annotations on
+/// stderr, and a SARIF log into a file (every diagnostic the run showed).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CiOutput {
+    pub annotations: Annotations,
+    pub sarif: Option<PathBuf>,
 }
 
 /// How bad a diagnostic is: errors fail validation, warnings do not.
@@ -174,6 +223,113 @@ impl Source {
     }
 }
 
+impl Source {
+    /// How many characters the token at a 1-based line and column spans, when there is
+    /// one (not past the end of the line).
+    fn token_width(&self, line: usize, column: usize) -> Option<usize> {
+        let (offset, len) = self.span(line, column)?;
+        let token = self.text.get(offset..offset + len)?;
+        let width = token
+            .chars()
+            .take_while(|c| *c != '\n' && *c != '\r')
+            .count();
+        (width > 0).then_some(width)
+    }
+}
+
+/// A diagnostic's place for the CI renderings: its 1-based line and column and, when
+/// the file can be read, the last character of the token there (inclusive, on the same
+/// line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Region {
+    pub line: usize,
+    pub column: usize,
+    pub end: Option<(usize, usize)>,
+}
+
+/// The [`Region`] of each diagnostic (`None` for one with no line), reading each file
+/// concerned once.
+pub fn regions(diags: &[Diagnostic]) -> Vec<Option<Region>> {
+    let mut sources: HashMap<&Path, Option<Source>> = HashMap::new();
+    diags
+        .iter()
+        .map(|d| {
+            if d.line == 0 || d.file.as_os_str().is_empty() {
+                return None;
+            }
+            let src = sources
+                .entry(d.file.as_path())
+                .or_insert_with(|| Source::load(&d.file));
+            let end = src
+                .as_ref()
+                .and_then(|s| s.token_width(d.line, d.column))
+                .map(|w| (d.line, d.column + w - 1));
+            Some(Region {
+                line: d.line,
+                column: d.column,
+                end,
+            })
+        })
+        .collect()
+}
+
+/// Names diagnostics' files as CI systems expect them: relative to the repository root,
+/// with `/` between the parts. The root is `workspace` (GitHub's `GITHUB_WORKSPACE`)
+/// when given, else the Git work tree holding the file (the nearest directory above it
+/// with a `.git`), else `cwd`. A file outside the root stays as given.
+#[derive(Debug, Clone)]
+pub struct RepoPaths {
+    workspace: Option<PathBuf>,
+    cwd: PathBuf,
+}
+
+impl RepoPaths {
+    pub fn new(workspace: Option<PathBuf>, cwd: PathBuf) -> RepoPaths {
+        let real = |p: PathBuf| std::fs::canonicalize(&p).unwrap_or(p);
+        let cwd = real(cwd);
+        let workspace = workspace.map(|w| real(if w.is_absolute() { w } else { cwd.join(w) }));
+        RepoPaths { workspace, cwd }
+    }
+
+    /// The file relative to its repository root, `None` when it is outside (or empty).
+    pub fn relative(&self, file: &Path) -> Option<String> {
+        if file.as_os_str().is_empty() {
+            return None;
+        }
+        let abs = self.absolute(file);
+        let root = match &self.workspace {
+            Some(w) => w.clone(),
+            None => abs
+                .parent()
+                .and_then(|dir| dir.ancestors().find(|a| a.join(".git").exists()))
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| self.cwd.clone()),
+        };
+        let rel = abs.strip_prefix(&root).ok()?;
+        let parts: Vec<String> = rel
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect();
+        (!parts.is_empty()).then(|| parts.join("/"))
+    }
+
+    /// The file relative to its repository root, or as given when outside.
+    pub fn display(&self, file: &Path) -> String {
+        self.relative(file)
+            .unwrap_or_else(|| file.display().to_string())
+    }
+
+    /// The file as an absolute path (symbolic links resolved when it exists).
+    pub fn absolute(&self, file: &Path) -> PathBuf {
+        let joined = if file.is_absolute() {
+            file.to_path_buf()
+        } else {
+            self.cwd.join(file)
+        };
+        std::fs::canonicalize(&joined).unwrap_or(joined)
+    }
+}
+
 fn render_fancy(diags: &[Diagnostic]) -> String {
     use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, MietteDiagnostic};
     let handler = GraphicalReportHandler::new_themed(GraphicalTheme::unicode())
@@ -266,6 +422,44 @@ mod tests {
         assert_eq!(v["valid"], true);
         assert_eq!(v["warnings"], 1);
         assert_eq!(v["diagnostics"][0]["code"], "schema");
+    }
+
+    #[test]
+    fn regions_end_at_the_token_and_paths_are_relative_to_the_git_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path().join("repo");
+        std::fs::create_dir_all(repo.join(".git")).unwrap();
+        std::fs::create_dir_all(repo.join("org/sub")).unwrap();
+        let f = repo.join("org/sub/r.yaml");
+        std::fs::write(&f, "teams:\n  - name: Paris # here\n").unwrap();
+        let d = diag(f.to_str().unwrap(), 2, 11, Severity::Error);
+        let r = regions(std::slice::from_ref(&d))[0].unwrap();
+        assert_eq!((r.line, r.column, r.end), (2, 11, Some((2, 15))));
+        let past_the_end = diag(f.to_str().unwrap(), 2, 40, Severity::Error);
+        assert_eq!(regions(&[past_the_end])[0].unwrap().end, None);
+        assert_eq!(regions(&[diag("", 0, 0, Severity::Error)])[0], None);
+
+        // From anywhere inside the work tree, and for a relative path too.
+        let paths = RepoPaths::new(None, repo.join("org"));
+        assert_eq!(paths.relative(&f).as_deref(), Some("org/sub/r.yaml"));
+        assert_eq!(
+            paths.relative(Path::new("sub/r.yaml")).as_deref(),
+            Some("org/sub/r.yaml")
+        );
+        // A workspace wins over the Git root; a file outside it stays as given.
+        let ws = RepoPaths::new(Some(repo.join("org")), dir.path().to_path_buf());
+        assert_eq!(ws.relative(&f).as_deref(), Some("sub/r.yaml"));
+        let outside = dir.path().join("elsewhere.yaml");
+        assert_eq!(ws.relative(&outside), None);
+        assert_eq!(ws.display(&outside), outside.display().to_string());
+        // No Git work tree: relative to the current directory.
+        let plain = dir.path().join("plain");
+        std::fs::create_dir_all(&plain).unwrap();
+        let paths = RepoPaths::new(None, dir.path().to_path_buf());
+        assert_eq!(
+            paths.relative(&plain.join("a.yaml")).as_deref(),
+            Some("plain/a.yaml")
+        );
     }
 
     #[test]

@@ -11,6 +11,8 @@
 //! - [`diagnostic`]: [`Diagnostic`], its renderings (snippet, plain, JSON) and
 //!   [`DiagnosticFormat`] (a core type: the CLI maps `--format` onto it).
 //! - [`secrets`]: reading `{env}` / `{file}` password references at plan/apply time.
+//! - [`annotations`] and [`sarif`]: the diagnostics for CI systems (GitHub workflow
+//!   commands, SARIF 2.1.0), with their option types ([`CiOutput`], [`ValidateFormat`]).
 //!
 //! Data flow: `ops::validate`/`ops::plan` call [`load`]; the resulting [`Desired`] goes to
 //! `plan`. Plan-time rules (seats, non-escalation) come back through [`diagnostic_for`] to
@@ -21,11 +23,13 @@
 //! once typed. Objects keep only an [`Origin`] (file + JSON pointer). Line and column are
 //! computed only for problems, by re-reading the files concerned.
 
+pub mod annotations;
 pub mod diagnostic;
 mod fast;
 mod load;
 mod parallel;
 pub mod rules;
+pub mod sarif;
 pub mod schema;
 pub mod secrets;
 pub mod yaml;
@@ -36,7 +40,8 @@ use std::path::{Path, PathBuf};
 
 use crate::model::rules::RuleCode;
 use crate::model::{Desired, ObjectId, Origin};
-pub use diagnostic::{Diagnostic, DiagnosticFormat, Severity};
+pub use annotations::Annotations;
+pub use diagnostic::{CiOutput, Diagnostic, DiagnosticFormat, RepoPaths, Severity, ValidateFormat};
 
 /// Largest declaration file accepted (`input-limit` above it).
 pub const MAX_FILE_BYTES: usize = 64 << 20;

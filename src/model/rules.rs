@@ -113,6 +113,188 @@ impl RuleCode {
     }
 }
 
+impl RuleCode {
+    /// Every rule code, in the order of the README's rules table: the catalogue that
+    /// SARIF's `tool.driver.rules` lists (a test checks it against the README).
+    pub const ALL: &'static [RuleCode] = &[
+        RuleCode::FeatureRequires,
+        RuleCode::Duplicate,
+        RuleCode::ManagerLogin,
+        RuleCode::LoginCollision,
+        RuleCode::UnresolvedReference,
+        RuleCode::LeaderNotMember,
+        RuleCode::FeatureWithoutPortal,
+        RuleCode::Seats,
+        RuleCode::Escalation,
+        RuleCode::DeleteNotAllowed,
+        RuleCode::Secret,
+        RuleCode::FeatureNotAllowed,
+        RuleCode::Schema,
+        RuleCode::Protected,
+        RuleCode::RemovalThreshold,
+        RuleCode::RenameConflict,
+        RuleCode::YamlSyntax,
+        RuleCode::DuplicateKey,
+        RuleCode::InputLimit,
+        RuleCode::EmptyFile,
+        RuleCode::Unreadable,
+        RuleCode::UnknownKey,
+        RuleCode::UnknownValue,
+        RuleCode::Version,
+    ];
+
+    /// The product rule's number (DESIGN §2, the README's rules table), for the rules
+    /// that have one.
+    pub fn number(self) -> Option<u8> {
+        Some(match self {
+            RuleCode::FeatureRequires => 1,
+            RuleCode::Duplicate | RuleCode::ManagerLogin | RuleCode::LoginCollision => 2,
+            RuleCode::UnresolvedReference | RuleCode::LeaderNotMember => 3,
+            RuleCode::FeatureWithoutPortal => 4,
+            RuleCode::Seats => 5,
+            RuleCode::Escalation => 6,
+            RuleCode::DeleteNotAllowed => 7,
+            RuleCode::Secret => 8,
+            _ => return None,
+        })
+    }
+
+    /// Whether the rule is a warning by default (rule 4; a diagnostic carries its own
+    /// severity whatever this says).
+    pub fn default_severity_is_warning(self) -> bool {
+        self == RuleCode::FeatureWithoutPortal
+    }
+
+    /// One line naming what the rule checks (SARIF's `shortDescription`).
+    pub fn summary(self) -> &'static str {
+        match self {
+            RuleCode::YamlSyntax => "The file is not valid YAML",
+            RuleCode::DuplicateKey => "A mapping key is given twice",
+            RuleCode::InputLimit => "The input is over a limit or not UTF-8",
+            RuleCode::EmptyFile => "The file is empty or holds only comments",
+            RuleCode::Unreadable => "The path cannot be read",
+            RuleCode::Schema => "A value has the wrong type or shape",
+            RuleCode::UnknownKey => "A key the schema does not know",
+            RuleCode::UnknownValue => "A right or feature name the schema does not know",
+            RuleCode::Version => "The declaration's version is not 1",
+            RuleCode::FeatureRequires => "A feature or right lacks the one it requires",
+            RuleCode::Duplicate => "The same login, name, path or user name is declared twice",
+            RuleCode::ManagerLogin => "A manager login is not an e-mail address",
+            RuleCode::LoginCollision => {
+                "A manager or administrator login collides with another account's"
+            }
+            RuleCode::UnresolvedReference => "A reference names something not declared",
+            RuleCode::LeaderNotMember => "A team leader is not a member of the team",
+            RuleCode::FeatureWithoutPortal => "A session feature no portal enables",
+            RuleCode::Seats => "More active representatives than licensed seats",
+            RuleCode::Escalation => "A change outside the manager token's scope or rights",
+            RuleCode::DeleteNotAllowed => "A representative deleted without permission",
+            RuleCode::Secret => "A password as text, or a secret reference that is wrong",
+            RuleCode::FeatureNotAllowed => "A feature set holds a feature it may not hold",
+            RuleCode::RenameConflict => "A rename whose old and new keys both exist",
+            RuleCode::Protected => "A plan would remove a protected object",
+            RuleCode::RemovalThreshold => "A plan's removals exceed the removal threshold",
+        }
+    }
+
+    /// What the rule means and how to satisfy it (SARIF's `fullDescription` and `help`),
+    /// as the README's rules table says it.
+    pub fn description(self) -> &'static str {
+        match self {
+            RuleCode::YamlSyntax => {
+                "The file does not parse as YAML 1.2. Fix the syntax at the place shown."
+            }
+            RuleCode::DuplicateKey => {
+                "A key appears twice in the same mapping. Remove one of the two, or merge their values."
+            }
+            RuleCode::InputLimit => {
+                "Anchors and aliases expand past the node limit, the file is over the size \
+                 limit, or it is not UTF-8. Write the values out, split the file, or re-encode it."
+            }
+            RuleCode::EmptyFile => {
+                "A declaration file is empty or holds only comments. Declare something in it, or remove it."
+            }
+            RuleCode::Unreadable => {
+                "A path given on the command line does not exist or cannot be read."
+            }
+            RuleCode::Schema => {
+                "A value of the wrong type or shape, a missing field or a value out of range \
+                 (among them a `username` that is empty, longer than 100 characters or holds a \
+                 space or control character). The schema is `schemas/roster.schema.json`."
+            }
+            RuleCode::UnknownKey => {
+                "A key the schema does not know (unknown keys are errors, not ignored). Check its spelling."
+            }
+            RuleCode::UnknownValue => {
+                "A right or feature name outside its list. Use one of the names the catalogue lists."
+            }
+            RuleCode::Version => "`version` must be 1 (or be left out).",
+            RuleCode::FeatureRequires => {
+                "Rule 1: `reports` and `session_replay` need `admin_center_access`; \
+                 `export_session_replay` needs `session_replay`: in a representative's \
+                 `features`, in a manager's `grantable`, and (replay export) in `team_rights`. \
+                 Add the required feature or right, or remove the one that needs it."
+            }
+            RuleCode::Duplicate => {
+                "Rule 2: the same login (case-insensitive), name, team path or declared user \
+                 name twice; at plan time, a user name held by a live representative that no \
+                 file declares, or user names exchanged in a cycle."
+            }
+            RuleCode::ManagerLogin => "Rule 2: a manager's login must be an e-mail address.",
+            RuleCode::LoginCollision => {
+                "Rule 2: a manager or administrator login equal to a representative's login \
+                 while that representative has `admin_center_access`, or an administrator \
+                 equal to a manager."
+            }
+            RuleCode::UnresolvedReference => {
+                "Rule 3: a team, portal, representative or manager is named but not declared. \
+                 Declare it, or fix the name."
+            }
+            RuleCode::LeaderNotMember => {
+                "Rule 3: a team's leader must be a representative of the team or of one of its sub-teams."
+            }
+            RuleCode::FeatureWithoutPortal => {
+                "Rule 4 (warning): a session feature (or `multisession` above 1) that none of \
+                 the representative's portals enables has no effect. Enable it on a portal of \
+                 the representative, or remove it."
+            }
+            RuleCode::Seats => {
+                "Rule 5: more active representatives than the account's licensed seats \
+                 (`validate --seats N`, or read from the live account by `plan`)."
+            }
+            RuleCode::Escalation => {
+                "Rule 6: acting with a manager's token, a change outside the manager's teams, a \
+                 feature outside its `grantable`, a manager created without `manage_managers` \
+                 or with more rights than its own, or a write without the team right that covers it."
+            }
+            RuleCode::DeleteNotAllowed => {
+                "Rule 7: deleting a representative loses its statistics; it needs both \
+                 `on_remove: delete` in the policy and `--allow-delete`. Otherwise removal deactivates."
+            }
+            RuleCode::Secret => {
+                "Rule 8: a password written as text, or a reference that is not exactly one of \
+                 `env` / `file`, or that cannot be read. Write `password: { env: VARIABLE }` or \
+                 `password: { file: path }`."
+            }
+            RuleCode::FeatureNotAllowed => {
+                "A feature a set may not hold: a non-session feature on a portal, a \
+                 non-grantable one in `grantable`, `multisession` in `features`."
+            }
+            RuleCode::RenameConflict => {
+                "A `previously:` whose old and new keys both exist. Remove one of the two objects, or the `previously:`."
+            }
+            RuleCode::Protected => {
+                "A plan would remove a `protect: true` object. Declare it again, or lift the \
+                 protection with an explicit `protect: false` applied first."
+            }
+            RuleCode::RemovalThreshold => {
+                "A plan whose removals (objects and relationships) exceed \
+                 `policy.removal_threshold` is refused unless `--force`."
+            }
+        }
+    }
+}
+
 impl fmt::Display for RuleCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -329,6 +511,35 @@ pub fn check_manager(m: &Manager) -> Vec<Violation> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_catalogue_lists_every_code_of_the_readme_rules_table_once() {
+        let readme = include_str!("../../README.md");
+        let table = readme
+            .split("\n## Rules\n")
+            .nth(1)
+            .and_then(|t| t.split("\n## ").next())
+            .expect("README has a Rules section");
+        let mut documented: Vec<&str> = table
+            .lines()
+            .filter(|l| l.starts_with("| ") && !l.starts_with("| rule"))
+            .filter_map(|l| l.split('|').nth(2))
+            .flat_map(|col| col.split('`').skip(1).step_by(2))
+            .collect();
+        documented.sort_unstable();
+        documented.dedup();
+        let mut listed: Vec<&str> = RuleCode::ALL.iter().map(|c| c.as_str()).collect();
+        let n = listed.len();
+        listed.sort_unstable();
+        listed.dedup();
+        assert_eq!(listed.len(), n, "a code is listed twice");
+        assert_eq!(listed, documented);
+        for c in RuleCode::ALL {
+            assert!(!c.summary().is_empty() && c.description().len() > c.summary().len() / 2);
+            let json = serde_json::to_value(c).unwrap();
+            assert_eq!(json, c.as_str());
+        }
+    }
 
     fn set(fs: &[Feature]) -> BTreeSet<Feature> {
         fs.iter().copied().collect()

@@ -54,6 +54,8 @@ pub struct Options {
     pub format: DiagnosticFormat,
     /// Exit 2 when changes were applied (0: nothing to change; 6 when some failed).
     pub detailed_exitcode: bool,
+    /// Annotations and a SARIF log of the diagnostics (`ops::ci`, run by `ops::run`).
+    pub ci: crate::config::CiOutput,
 }
 
 /// Reads a plan saved by `roster plan --out`.

@@ -95,8 +95,8 @@ pub fn run(command: Command) -> anyhow::Result<Exit> {
         Command::Validate(o) => validate::run(o),
         Command::Schema(o) => schema::run(o),
         Command::Generate(o) => generate::run(o),
-        Command::Plan(o) => plan::run(o),
-        Command::Apply(o) => apply::run(o),
+        Command::Plan(o) => ci::with(&o.ci.clone(), &o.paths.clone(), || plan::run(o)),
+        Command::Apply(o) => ci::with(&o.ci.clone(), &o.paths.clone(), || apply::run(o)),
         Command::Export(o) => export::run(o),
         Command::Show(o) => show::run(o),
         Command::Serve(o) => serve::run(o),
@@ -107,6 +107,7 @@ pub fn run(command: Command) -> anyhow::Result<Exit> {
 }
 
 pub mod apply;
+pub mod ci;
 pub mod connect;
 pub mod docs;
 pub mod export;

@@ -69,6 +69,8 @@ pub struct Options {
     /// Live objects no file declares under `unmanaged: warn` (drift) count as changes for
     /// the exit code (`--unmanaged-as-changes`, for scheduled jobs).
     pub unmanaged_as_changes: bool,
+    /// Annotations and a SARIF log of the diagnostics (`ops::ci`, run by `ops::run`).
+    pub ci: crate::config::CiOutput,
 }
 
 /// Where `plan` appends its Markdown plan when set: a GitHub Actions job summary.
@@ -240,7 +242,7 @@ pub async fn make_plan<P: Provider>(
     };
     let plan = plan::make(&mut desired, &observed, safety);
     tracing::debug!(elapsed = ?started.elapsed(), "plan: diffed");
-    let refusals = plan
+    let refusals: Vec<Diagnostic> = plan
         .refusals
         .iter()
         .map(|e| {
@@ -257,7 +259,13 @@ pub async fn make_plan<P: Provider>(
         .collect();
     let errors = unreadable_secrets(&plan, &desired);
     if !errors.is_empty() {
-        return Err(PlanFailure::Secrets { warnings, errors });
+        // Every error at once: the refusals too, not only the passwords.
+        let mut all = refusals;
+        all.extend(errors);
+        return Err(PlanFailure::Secrets {
+            warnings,
+            errors: all,
+        });
     }
     Ok(Planned {
         plan,

@@ -52,8 +52,10 @@ pub fn confirm(changes: usize) -> anyhow::Result<bool> {
     Ok(line.trim() == "yes")
 }
 
-/// Diagnostics of `plan` and `apply` go to stderr as text (stdout is the plan's).
+/// Diagnostics of `plan` and `apply` go to stderr as text (stdout is the plan's), and
+/// to the run's CI outputs (`ops::ci`: annotations, the SARIF log).
 pub(crate) fn show_diagnostics(diags: &[crate::config::Diagnostic]) {
+    super::ci::show(diags);
     if !diags.is_empty() {
         anstream::eprint!(
             "{}",

@@ -2,15 +2,18 @@
 //!
 //! Input: files/directories from the command line; `--seats N` adds rule 5 without a live
 //! system. Output on stdout: every diagnostic (snippets on a terminal, plain lines on a
-//! pipe, JSON with `--format json`) and, in text mode, a one-line summary. Exit 0 when
-//! valid (warnings allowed), 3 (`Exit::Invalid`) when not.
+//! pipe, JSON with `--format json`, GitHub workflow commands with `--format github`, a
+//! SARIF log with `--format sarif`) and, in text mode, a one-line summary. Besides,
+//! through `ops::ci`: annotations on stderr (`--annotations`; not with `--format
+//! github`, which already prints them) and a SARIF log in a file (`--sarif FILE`). Exit 0
+//! when valid (warnings allowed), 3 (`Exit::Invalid`) when not.
 
 use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Context;
 
-use crate::config::{self, Diagnostic, DiagnosticFormat};
+use crate::config::{self, Annotations, CiOutput, Diagnostic, DiagnosticFormat, ValidateFormat};
 
 use super::Exit;
 use super::term::{s, stdout_color};
@@ -20,12 +23,23 @@ use super::term::{s, stdout_color};
 pub struct Options {
     /// Files or directories of the declaration.
     pub paths: Vec<PathBuf>,
-    pub format: DiagnosticFormat,
+    pub format: ValidateFormat,
     /// Licensed seats, to check rule 5 without a live system.
     pub seats: Option<u32>,
+    /// Annotations on stderr and a SARIF log in a file.
+    pub ci: CiOutput,
 }
 
 pub fn run(args: Options) -> anyhow::Result<Exit> {
+    let mut ci = args.ci.clone();
+    if args.format == ValidateFormat::Github {
+        ci.annotations = Annotations::Never;
+    }
+    let paths = args.paths.clone();
+    super::ci::with(&ci, &paths, || validate(args))
+}
+
+fn validate(args: Options) -> anyhow::Result<Exit> {
     let (mut diags, summary) = match config::load(&args.paths) {
         Ok(loaded) => {
             let mut diags = loaded.warnings;
@@ -43,11 +57,19 @@ pub fn run(args: Options) -> anyhow::Result<Exit> {
     config::diagnostic::sort(&mut diags);
     let errors = diags.iter().filter(|d| d.is_error()).count();
     let warnings = diags.len() - errors;
-    let color = stdout_color();
-    let mut text = config::render(&diags, args.format, color);
-    if args.format == DiagnosticFormat::Text {
-        text.push_str(&summary_line(errors, warnings, &summary));
-    }
+    super::ci::show(&diags);
+    let text = match args.format {
+        ValidateFormat::Text => {
+            config::render(&diags, DiagnosticFormat::Text, stdout_color())
+                + &summary_line(errors, warnings, &summary)
+        }
+        ValidateFormat::Json => config::render(&diags, DiagnosticFormat::Json, false),
+        ValidateFormat::Github => config::annotations::render(&diags, &super::ci::repo_paths()),
+        ValidateFormat::Sarif => {
+            let first = config::files(&args.paths).into_iter().next();
+            config::sarif::render(&diags, &super::ci::repo_paths(), true, first.as_deref())
+        }
+    };
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())
         .and_then(|()| out.flush())

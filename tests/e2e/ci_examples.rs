@@ -153,7 +153,11 @@ impl GitHub {
             .find(|s| s["id"] == id)
             .unwrap_or_else(|| panic!("no step `{id}` in job `{job}`"));
         let mut env = BTreeMap::new();
-        for scope in [&self.workflow["env"], &self.workflow["jobs"][job]["env"], &step["env"]] {
+        for scope in [
+            &self.workflow["env"],
+            &self.workflow["jobs"][job]["env"],
+            &step["env"],
+        ] {
             for (k, v) in scope.as_object().into_iter().flatten() {
                 env.insert(k.clone(), self.expand(v.as_str().unwrap()));
             }
@@ -168,7 +172,12 @@ impl GitHub {
             cwd.join(".step_summary.md").display().to_string(),
         );
         let script = self.expand(step["run"].as_str().unwrap());
-        let run = bash(&["--noprofile", "--norc", "-eo", "pipefail"], &script, cwd, &env);
+        let run = bash(
+            &["--noprofile", "--norc", "-eo", "pipefail"],
+            &script,
+            cwd,
+            &env,
+        );
         let outputs = std::fs::read_to_string(&output)
             .unwrap()
             .lines()
@@ -218,7 +227,11 @@ fn github_workflow_validates_plans_and_applies() {
 
     let (run, out) = gh.step("plan", "plan", cwd);
     assert_eq!(run.code, 0, "{run}");
-    assert_eq!(out.get("exit").map(String::as_str), Some("0"), "no changes left: {run}");
+    assert_eq!(
+        out.get("exit").map(String::as_str),
+        Some("0"),
+        "no changes left: {run}"
+    );
 
     // A refused plan still gets its comment (the step succeeds, exit=4 goes to the
     // failing step after the comment), and nothing is written.
@@ -228,7 +241,10 @@ fn github_workflow_validates_plans_and_applies() {
     assert_eq!(run.code, 0, "{run}");
     assert_eq!(out.get("exit").map(String::as_str), Some("4"), "{run}");
     let md = std::fs::read_to_string(cwd.join("plan.md")).unwrap();
-    assert!(md.contains("removal-threshold"), "the banner names the rule:\n{md}");
+    assert!(
+        md.contains("removal-threshold"),
+        "the banner names the rule:\n{md}"
+    );
     assert_eq!(server.get("/v1/representatives"), before);
 }
 
@@ -279,7 +295,12 @@ fn gitlab_pipeline_validates_plans_and_applies() {
 
     let run = gitlab_job(&pipeline, "plan", cwd, &vars);
     assert_eq!(run.code, 0, "plan: {run}");
-    assert_eq!(std::fs::read_to_string(cwd.join("plan.exit")).unwrap().trim(), "2");
+    assert_eq!(
+        std::fs::read_to_string(cwd.join("plan.exit"))
+            .unwrap()
+            .trim(),
+        "2"
+    );
     let md = std::fs::read_to_string(cwd.join("plan.md")).unwrap();
     assert!(md.starts_with("<!-- roster-plan root=\"org\" -->"), "{md}");
     assert!(cwd.join("plan.json").exists());
@@ -289,13 +310,23 @@ fn gitlab_pipeline_validates_plans_and_applies() {
 
     let run = gitlab_job(&pipeline, "plan", cwd, &vars);
     assert_eq!(run.code, 0, "{run}");
-    assert_eq!(std::fs::read_to_string(cwd.join("plan.exit")).unwrap().trim(), "0");
+    assert_eq!(
+        std::fs::read_to_string(cwd.join("plan.exit"))
+            .unwrap()
+            .trim(),
+        "0"
+    );
 
     // Refused: the job fails (after the note), and nothing is written.
     std::fs::remove_file(cwd.join("org/representatives-europe.yaml")).unwrap();
     let before = server.get("/v1/representatives");
     let run = gitlab_job(&pipeline, "plan", cwd, &vars);
     assert_ne!(run.code, 0, "a refused plan fails the job: {run}");
-    assert_eq!(std::fs::read_to_string(cwd.join("plan.exit")).unwrap().trim(), "4");
+    assert_eq!(
+        std::fs::read_to_string(cwd.join("plan.exit"))
+            .unwrap()
+            .trim(),
+        "4"
+    );
     assert_eq!(server.get("/v1/representatives"), before);
 }

@@ -13,6 +13,8 @@ fn roster() -> Command {
     let mut c = Command::cargo_bin("roster").expect("the roster binary is built");
     c.current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("NO_COLOR", "1")
+        .env_remove("GITHUB_ACTIONS")
+        .env_remove("ROSTER_ANNOTATIONS")
         .env_remove("ROSTER_ENDPOINT")
         .env_remove("RUST_LOG");
     c

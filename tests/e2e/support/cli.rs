@@ -218,6 +218,8 @@ impl Server {
             .env("ROSTER_TOKEN", &self.token)
             .env("NO_COLOR", "1")
             .env_remove(PAUSE)
+            .env_remove("GITHUB_ACTIONS")
+            .env_remove("ROSTER_ANNOTATIONS")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
