@@ -170,6 +170,10 @@ pub struct ApplyArgs {
     /// Output format of the report.
     #[arg(long, value_enum, default_value_t = DiagnosticFormat::Text)]
     pub format: DiagnosticFormat,
+    /// How long to wait for the live system's apply lease when another apply holds it
+    /// (`30s`, `5m`); 0 fails at once (exit 7), naming the holder.
+    #[arg(long, env = "ROSTER_LOCK_TIMEOUT", default_value = "0s", value_parser = humantime::parse_duration)]
+    pub lock_timeout: std::time::Duration,
 }
 
 #[derive(Debug, Args)]
@@ -381,6 +385,10 @@ impl From<ApplyArgs> for ops::apply::Options {
             auto_approve: a.auto_approve,
             parallelism: usize::from(a.parallelism),
             format: a.format.into(),
+            lock: ops::lease::LockOptions {
+                timeout: a.lock_timeout,
+                ..Default::default()
+            },
         }
     }
 }

@@ -9,8 +9,13 @@
 //! warnings and failures are rendered here as `roster plan` renders them; the terminal
 //! helpers (runtime, colours, the `yes` prompt) are `ops::term`'s.
 //!
+//! Writes happen under the live system's apply lease (`ops::lease`): taken after the
+//! confirmation, waiting up to `--lock-timeout` for another holder (else exit 7,
+//! `Exit::Locked`), renewed while writing, released at the end; a plan that another
+//! apply made stale meanwhile is made again (with `--auto-approve`) or refused.
+//!
 //! Testing aid (hidden, for the end-to-end tests): `ROSTER_TEST_PAUSE_BEFORE_WRITES_MS`
-//! sleeps that long after the plan is final (and checked not stale) and before the first
+//! sleeps that long after the plan is final (and checked not stale, under the lease) and before the first
 //! write, announcing the pause on stderr, so that a test can change the live system in
 //! between deterministically.
 
@@ -24,7 +29,7 @@ use anyhow::Context;
 use crate::apply::{ApplyOptions, Progress, SecretResolver};
 use crate::config::DiagnosticFormat;
 use crate::plan::{PLAN_FORMAT_VERSION, Plan, PlanOptions};
-use crate::provider::Provider;
+use crate::provider::{HttpProvider, Provider};
 
 use super::Exit;
 use super::connect::{Endpoint, connect};
@@ -50,6 +55,8 @@ pub struct Options {
     pub parallelism: usize,
     /// Of the report on stdout.
     pub format: DiagnosticFormat,
+    /// How the live system's apply lease is taken (`ops::lease`).
+    pub lock: super::lease::LockOptions,
 }
 
 /// Reads a plan saved by `roster plan --out`.
@@ -117,10 +124,10 @@ pub fn run(args: Options) -> anyhow::Result<Exit> {
     })
 }
 
-async fn apply<P: Provider>(
+async fn apply(
     args: &Options,
     saved: Option<Plan>,
-    provider: &P,
+    provider: &HttpProvider,
 ) -> anyhow::Result<Exit> {
     let plan = match saved {
         Some(plan) => {
@@ -167,6 +174,42 @@ async fn apply<P: Provider>(
             plan
         }
     };
+    // The apply lease (`ops::lease`): taken before the first write, held to the last.
+    let purpose = super::lease::purpose(&args.paths, args.plan.as_deref());
+    let Some(lease) = super::lease::acquire(provider, &args.lock, &plan, &purpose).await? else {
+        return Ok(Exit::Locked);
+    };
+    let plan = match lease.recheck(&plan).await {
+        Ok(stale) if stale.is_empty() => plan,
+        Ok(stale) if args.plan.is_none() && args.auto_approve => {
+            anstream::eprintln!(
+                "the live system changed before the apply lease was taken ({} object{}); planning again",
+                stale.len(),
+                s(stale.len())
+            );
+            match make_plan(&args.paths, provider, &args.safety).await {
+                Ok(planned) => {
+                    show_plan(&planned.plan, args.format);
+                    planned.plan
+                }
+                Err(failure) => {
+                    lease.release().await;
+                    return failure.report();
+                }
+            }
+        }
+        Ok(stale) => {
+            lease.release().await;
+            anyhow::bail!(
+                "the live system changed since the plan was made (another apply ran meanwhile): {}; nothing was changed; make the plan again",
+                stale.join(", ")
+            );
+        }
+        Err(e) => {
+            lease.release().await;
+            return Err(e);
+        }
+    };
     pause_for_tests().await;
     let opts = ApplyOptions {
         parallelism: args.parallelism,
@@ -177,7 +220,9 @@ async fn apply<P: Provider>(
     } else {
         Progress::auto()
     };
-    let report = crate::apply::execute(&plan, provider, &opts, progress).await;
+    let report = lease
+        .around(crate::apply::execute(&plan, provider, &opts, progress))
+        .await?;
     match args.format {
         DiagnosticFormat::Json => print!("{}", report.json()),
         DiagnosticFormat::Text => anstream::print!("{}", report.text(stdout_color())),

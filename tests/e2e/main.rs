@@ -1,5 +1,5 @@
 //! The integration tests, one binary (one link): the CLI end to end (`reconcile`,
-//! `safety`, `validate`, `docs`) and the live server over HTTP (`server`), with their
+//! `safety`, `validate`, `docs`) and the live server over HTTP (`server`), the apply lease (`lease`), with their
 //! helpers in `support`; `architecture` reads the source.
 
 #[macro_use]
@@ -7,6 +7,7 @@ mod support;
 
 mod architecture;
 mod docs;
+mod lease;
 mod reconcile;
 mod safety;
 mod server;
