@@ -210,7 +210,6 @@ async fn apply(
             return Err(e);
         }
     };
-    pause_for_tests().await;
     let opts = ApplyOptions {
         parallelism: args.parallelism,
         ..ApplyOptions::new(resolver())
@@ -221,7 +220,10 @@ async fn apply(
         Progress::auto()
     };
     let report = lease
-        .around(crate::apply::execute(&plan, provider, &opts, progress))
+        .around(async {
+            pause_for_tests().await;
+            crate::apply::execute(&plan, provider, &opts, progress).await
+        })
         .await?;
     match args.format {
         DiagnosticFormat::Json => print!("{}", report.json()),

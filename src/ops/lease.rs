@@ -250,6 +250,45 @@ async fn renew(held: &Held<'_>) -> std::convert::Infallible {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::provider::testing::MockServer;
+    use serde_json::json;
+
+    #[tokio::test]
+    async fn the_lease_is_renewed_every_third_of_its_ttl_and_released_after_the_work() {
+        let lease = json!({"id": "L1", "holder": "me", "purpose": "p", "taken_by": "a",
+                           "acquired_at": "t0", "expires_at": "t1"});
+        let server = MockServer::start(
+            vec![],
+            Some(Box::new(move |s| match s.method.as_str() {
+                "PUT" => Some((200, vec![], lease.to_string())),
+                "DELETE" => Some((204, vec![], String::new())),
+                _ => None,
+            })),
+        )
+        .await;
+        let provider = HttpProvider::new(&server.url(), None).unwrap();
+        provider.hold_lease(Some("L1".into()));
+        let guard = Guard(Some(Held {
+            provider: &provider,
+            lease: Lease {
+                id: "L1".into(),
+                holder: h(),
+            },
+            ttl: Duration::from_millis(3000),
+        }));
+        let out = guard
+            .around(tokio::time::sleep(Duration::from_millis(2500)))
+            .await;
+        assert!(out.is_ok());
+        let seen: Vec<(String, String)> = server
+            .seen()
+            .into_iter()
+            .map(|s| (s.method, s.path))
+            .collect();
+        let call = |m: &str| (m.to_string(), "/v1/lease/L1".to_string());
+        assert_eq!(seen, [call("PUT"), call("PUT"), call("DELETE")]);
+        assert_eq!(provider.lease_header(), None, "writes stop carrying it");
+    }
 
     fn h() -> LeaseHolder {
         LeaseHolder {

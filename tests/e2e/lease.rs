@@ -419,6 +419,51 @@ fn two_concurrent_applies(server: &Server) {
     );
 }
 
+/// An administrator breaks the lease of an apply paused before its first write: every
+/// write that apply then sends carries the broken lease and is refused, so nothing is
+/// written behind the back of whoever takes the lease next.
+#[test]
+fn an_apply_whose_lease_was_broken_writes_nothing() {
+    let server = Server::start(&[]);
+    let mut a = server.apply_command(&[]);
+    a.env(PAUSE, "3000");
+    let a = Paused::start(a);
+    let (status, body) = server.http("DELETE", "/v1/lease", None, None);
+    assert_eq!(status, 204, "broken: {body}");
+    let (status, stdout, stderr) = a.finish(COMMAND_TIMEOUT);
+    assert_ne!(status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("lease-not-held"), "{stdout}\n{stderr}");
+    assert!(
+        server.object_writes().is_empty(),
+        "{:?}",
+        server.object_writes()
+    );
+}
+
+/// Ctrl-C while apply holds the lease stops it and releases the lease at once (no
+/// waiting for it to expire), having written nothing here (it was paused).
+#[cfg(unix)]
+#[test]
+fn ctrl_c_stops_the_apply_and_releases_the_lease() {
+    let server = Server::start(&[]);
+    let mut a = server.apply_command(&[]);
+    a.env(PAUSE, "30000");
+    let a = Paused::start(a);
+    let (status, body) = server.http("GET", "/v1/lease", None, None);
+    assert_eq!(status, 200, "held while paused: {body}");
+    std::thread::sleep(Duration::from_millis(200));
+    // SAFETY: signalling our own child process by its id.
+    assert_eq!(unsafe { libc::kill(a.id() as i32, libc::SIGINT) }, 0);
+    let t0 = Instant::now();
+    let (status, stdout, stderr) = a.finish(Duration::from_secs(20));
+    assert!(t0.elapsed() < Duration::from_secs(15), "stopped at once");
+    assert_eq!(status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    let (status, body) = server.http("GET", "/v1/lease", None, None);
+    assert_eq!(status, 404, "released: {body}");
+    assert!(server.object_writes().is_empty());
+}
+
 #[test]
 fn two_concurrent_applies_on_sqlite() {
     two_concurrent_applies(&Server::start(&[]));

@@ -366,6 +366,11 @@ impl Paused {
         }
     }
 
+    /// The command's process id (to signal it).
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Lets the command finish within `timeout`: its exit status, stdout and stderr.
     pub fn finish(mut self, timeout: Duration) -> (ExitStatus, String, String) {
         let mut stdout = String::new();
