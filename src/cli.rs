@@ -172,7 +172,7 @@ pub struct ApplyArgs {
     pub format: DiagnosticFormat,
     /// How long to wait for the live system's apply lease when another apply holds it
     /// (`30s`, `5m`); 0 fails at once (exit 7), naming the holder.
-    #[arg(long, env = "ROSTER_LOCK_TIMEOUT", default_value = "0s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "ROSTER_LOCK_TIMEOUT", value_name = "DURATION", default_value = "0s", value_parser = humantime::parse_duration)]
     pub lock_timeout: std::time::Duration,
 }
 

@@ -15,9 +15,9 @@
 //! apply made stale meanwhile is made again (with `--auto-approve`) or refused.
 //!
 //! Testing aid (hidden, for the end-to-end tests): `ROSTER_TEST_PAUSE_BEFORE_WRITES_MS`
-//! sleeps that long after the plan is final (and checked not stale, under the lease) and before the first
-//! write, announcing the pause on stderr, so that a test can change the live system in
-//! between deterministically.
+//! sleeps that long after the plan is final (and checked not stale, under the lease) and
+//! before the first write, announcing the pause on stderr, so that a test can change the
+//! live system in between deterministically.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -179,35 +179,11 @@ async fn apply(
     let Some(lease) = super::lease::acquire(provider, &args.lock, &plan, &purpose).await? else {
         return Ok(Exit::Locked);
     };
-    let plan = match lease.recheck(&plan).await {
-        Ok(stale) if stale.is_empty() => plan,
-        Ok(stale) if args.plan.is_none() && args.auto_approve => {
-            anstream::eprintln!(
-                "the live system changed before the apply lease was taken ({} object{}); planning again",
-                stale.len(),
-                s(stale.len())
-            );
-            match make_plan(&args.paths, provider, &args.safety).await {
-                Ok(planned) => {
-                    show_plan(&planned.plan, args.format);
-                    planned.plan
-                }
-                Err(failure) => {
-                    lease.release().await;
-                    return failure.report();
-                }
-            }
-        }
-        Ok(stale) => {
+    let plan = match plan_under_lease(args, plan, &lease, provider).await {
+        Ok(plan) => plan,
+        Err(exit) => {
             lease.release().await;
-            anyhow::bail!(
-                "the live system changed since the plan was made (another apply ran meanwhile): {}; nothing was changed; make the plan again",
-                stale.join(", ")
-            );
-        }
-        Err(e) => {
-            lease.release().await;
-            return Err(e);
+            return exit;
         }
     };
     let opts = ApplyOptions {
@@ -234,6 +210,41 @@ async fn apply(
     } else {
         Exit::Error
     })
+}
+
+/// Under the apply lease: the plan to run. `plan` itself when the live system did not
+/// change since it was made; when another apply changed it meanwhile (the one this apply
+/// waited for), a fresh plan made again and shown (`--auto-approve`), else a refusal —
+/// the `Err` is what `apply` answers once it has released the lease.
+async fn plan_under_lease(
+    args: &Options,
+    plan: Plan,
+    lease: &super::lease::Guard<'_>,
+    provider: &HttpProvider,
+) -> Result<Plan, anyhow::Result<Exit>> {
+    let stale = lease.recheck(&plan).await.map_err(Err)?;
+    if stale.is_empty() {
+        return Ok(plan);
+    }
+    if args.plan.is_some() || !args.auto_approve {
+        return Err(Err(anyhow::anyhow!(
+            "the live system changed since the plan was made (another apply ran meanwhile): {}; nothing was changed; make the plan again",
+            stale.join(", ")
+        )));
+    }
+    anstream::eprintln!(
+        "the live system changed before the apply lease was taken ({} object{}); planning again",
+        stale.len(),
+        s(stale.len())
+    );
+    match make_plan(&args.paths, provider, &args.safety).await {
+        Ok(planned) => {
+            show_diagnostics(&planned.warnings);
+            show_plan(&planned.plan, args.format);
+            Ok(planned.plan)
+        }
+        Err(failure) => Err(failure.report()),
+    }
 }
 
 #[cfg(test)]

@@ -401,11 +401,11 @@ fn paths() -> Map<String, Value> {
     p.insert("/v1/account".into(), json!({
         "get": {"operationId": "get_account", "security": auth(),
             "responses": responses(vec![("200", json_response("the account", r("Account"), true))], &[])},
-        "patch": {"operationId": "update_account", "security": auth(), "parameters": [if_match],
+        "patch": {"operationId": "update_account", "security": auth(), "parameters": [if_match, lease],
             "requestBody": {"required": true, "content": {"application/json": {"schema": r("AccountPatch")}}},
             "responses": responses(vec![("200", json_response("the account", r("Account"), true))], &[
                 ("400", "malformed json (`invalid-json`)"), ("403", "administrators only (`forbidden`)"),
-                ("409", "seats below the active representatives (`seats-exceeded`)"),
+                ("409", "seats below the active representatives (`seats-exceeded`), a `Roster-Lease` that is not the current lease (`lease-not-held`)"),
                 ("412", "version mismatch (`precondition-failed`)"), ("422", "unknown field or bad value"),
                 ("428", "If-Match missing (`precondition-required`)")])}
     }));
@@ -413,10 +413,11 @@ fn paths() -> Map<String, Value> {
         "parameters": [limit, cursor],
         "responses": responses(vec![("200", json_response("audit records, oldest first; secrets never appear", r("AuditPage"), false))],
             &[("400", "bad limit or cursor"), ("403", "administrators only (`forbidden`)")])}}));
-    p.insert("/v1/tokens".into(), json!({"post": {"operationId": "create_token", "security": auth(),
+    p.insert("/v1/tokens".into(), json!({"post": {"operationId": "create_token", "security": auth(), "parameters": [lease],
         "requestBody": {"required": true, "content": {"application/json": {"schema": r("TokenRequest")}}},
         "responses": responses(vec![("201", json_response("the new token (shown once)", r("TokenResponse"), false))],
-            &[("400", "malformed json"), ("403", "administrators only (`forbidden`)"), ("422", "no such manager or administrator")])}}));
+            &[("400", "malformed json"), ("403", "administrators only (`forbidden`)"),
+              ("409", "a `Roster-Lease` that is not the current lease (`lease-not-held`)"), ("422", "no such manager or administrator")])}}));
     let lease_id = json!({"name": "id", "in": "path", "required": true, "schema": {"type": "string"}, "description": "the id `POST /v1/lease` answered"});
     p.insert("/v1/lease".into(), json!({
         "get": {"operationId": "get_lease", "summary": "Who holds the apply lease (never its id)", "security": auth(),
