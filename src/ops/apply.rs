@@ -213,16 +213,21 @@ async fn apply(
 }
 
 /// Under the apply lease: the plan to run. `plan` itself when the live system did not
-/// change since it was made; when another apply changed it meanwhile (the one this apply
-/// waited for), a fresh plan made again and shown (`--auto-approve`), else a refusal —
-/// the `Err` is what `apply` answers once it has released the lease.
+/// change since it was made (checked after a wait for the lease or a confirmation, see
+/// `ops::lease`); when another apply changed it meanwhile (the one this apply waited
+/// for), a fresh plan made again and shown (`--auto-approve`), else a refusal — the
+/// `Err` is what `apply` answers once it has released the lease.
 async fn plan_under_lease(
     args: &Options,
     plan: Plan,
     lease: &super::lease::Guard<'_>,
     provider: &HttpProvider,
 ) -> Result<Plan, anyhow::Result<Exit>> {
-    let stale = lease.recheck(&plan).await.map_err(Err)?;
+    let confirmed_on_a_terminal = args.plan.is_none() && !args.auto_approve;
+    let stale = lease
+        .recheck(&plan, confirmed_on_a_terminal)
+        .await
+        .map_err(Err)?;
     if stale.is_empty() {
         return Ok(plan);
     }

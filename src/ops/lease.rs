@@ -9,9 +9,13 @@
 //! having written nothing. `plan` never takes the lease, nor does an apply with nothing
 //! to change.
 //!
-//! Once held, [`Guard::recheck`] re-reads the live system: a plan made before another
-//! apply ran (the one this apply waited for, or one that finished just before the take)
-//! is stale, and `apply` makes it again rather than sending writes that would conflict.
+//! Once held, [`Guard::recheck`] re-reads the live system when the plan may have gone
+//! stale meanwhile: after waiting for another apply (which wrote in between, by
+//! definition), or after a confirmation on the terminal (which may have taken minutes).
+//! A stale plan is made again rather than sent as writes that would conflict. An
+//! `--auto-approve` apply that took the lease at once skips that second read of the whole
+//! live system: the window is the time between its read and its take, and even a write
+//! in it loses nothing (`If-Match` fails the update; a create finds the object, 409).
 //! [`Guard::around`] then runs the executor while renewing the lease every third of its
 //! time to live, and releases it when the executor is done — on success, on failure,
 //! and on Ctrl-C (which stops the writes: run apply again to finish). A client that
@@ -147,6 +151,7 @@ pub async fn acquire<'a>(
                     provider,
                     lease,
                     ttl: opts.ttl,
+                    waited: told.is_some(),
                 }))));
             }
             Take::Held(h) => {
@@ -173,6 +178,8 @@ struct Held<'a> {
     provider: &'a HttpProvider,
     lease: Lease,
     ttl: Duration,
+    /// Whether another client held the lease first (and may have written meanwhile).
+    waited: bool,
 }
 
 /// The lease while `apply` holds it (nothing for an empty plan).
@@ -180,9 +187,11 @@ pub struct Guard<'a>(Option<Held<'a>>);
 
 impl Guard<'_> {
     /// Under the lease: what changed on the live system since `plan` was made (see
-    /// `plan::stale`); empty when the plan is current or empty.
-    pub async fn recheck(&self, plan: &Plan) -> anyhow::Result<Vec<String>> {
-        let Some(held) = &self.0 else {
+    /// `plan::stale`); empty when the plan is current or empty. Read only when this
+    /// apply waited for the lease, or when `delayed` (a confirmation on the terminal):
+    /// see the module doc.
+    pub async fn recheck(&self, plan: &Plan, delayed: bool) -> anyhow::Result<Vec<String>> {
+        let Some(held) = self.0.as_ref().filter(|h| h.waited || delayed) else {
             return Ok(vec![]);
         };
         let observed = held.provider.read().await.with_context(|| {
@@ -275,6 +284,7 @@ mod tests {
                 holder: h(),
             },
             ttl: Duration::from_millis(3000),
+            waited: false,
         }));
         let out = guard
             .around(tokio::time::sleep(Duration::from_millis(2500)))
