@@ -2,7 +2,9 @@
 //! breaking, the `Roster-Lease` check of writes, restarts, two replicas racing on one
 //! PostgreSQL) and `roster apply` taking it (two concurrent applies: one fails at once
 //! with exit 7 naming the holder, one waits with `--lock-timeout` and then succeeds,
-//! and nothing is lost), on SQLite and PostgreSQL. Every wait is bounded.
+//! and nothing is lost, on SQLite and PostgreSQL; a saved plan made stale during the wait
+//! is refused; a broken lease's writes are refused; Ctrl-C releases it). Every wait is
+//! bounded.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -417,6 +419,52 @@ fn two_concurrent_applies(server: &Server) {
         ["create", "delete", "create", "delete"],
         "A and C took and released it; B never held it"
     );
+}
+
+/// A saved plan applied while another apply holds the lease waits for it
+/// (`ROSTER_LOCK_TIMEOUT`), then finds that the other apply changed what it planned,
+/// and refuses, writing nothing: a saved plan is never made again behind the reviewer.
+#[test]
+fn a_saved_plan_that_another_apply_made_stale_is_refused_after_the_wait() {
+    let server = Server::start(&[]);
+    let saved = server.dir.path().join("plan.json");
+    let decl = small();
+    let mut plan = server.base_command(
+        &[
+            "plan",
+            decl.to_str().unwrap(),
+            "--out",
+            saved.to_str().unwrap(),
+        ],
+        server.dir.path(),
+    );
+    plan.env("ROSTER_E2E_MANAGER_PASSWORD", "e2e-Initial-Passw0rd!");
+    let plan = server.finish(plan, "plan --out");
+    assert_eq!(plan.code, 0, "{plan}");
+
+    let mut a = server.apply_command(&[]);
+    a.env(PAUSE, "4000");
+    let a = Paused::start(a);
+    let mut b = server.base_command(
+        &["apply", "--plan", saved.to_str().unwrap()],
+        server.dir.path(),
+    );
+    b.env("ROSTER_E2E_MANAGER_PASSWORD", "e2e-Initial-Passw0rd!")
+        .env("ROSTER_LOCK_TIMEOUT", "2m");
+    let b = server.finish(b, "apply --plan");
+    let (status, a_out, a_err) = a.finish(COMMAND_TIMEOUT);
+    assert_eq!(status.code(), Some(0), "apply a:\n{a_out}\n{a_err}");
+    assert_ne!(b.code, 0, "{b}");
+    assert!(
+        b.stderr.contains("waiting up to")
+            && b.stderr.contains("another apply ran meanwhile")
+            && b.stderr.contains("nothing was changed"),
+        "{b}"
+    );
+    let writes = server.object_writes();
+    assert!(writes.values().all(|n| *n == 1), "{writes:?}");
+    let (status, lease) = server.http("GET", "/v1/lease", None, None);
+    assert_eq!(status, 404, "released after the refusal: {lease}");
 }
 
 /// An administrator breaks the lease of an apply paused before its first write: every
