@@ -213,6 +213,10 @@ pub struct ApplyArgs {
     /// Output format of the report.
     #[arg(long, value_enum, default_value_t = DiagnosticFormat::Text)]
     pub format: DiagnosticFormat,
+    /// How long to wait for the live system's apply lease when another apply holds it
+    /// (`30s`, `5m`); 0 fails at once (exit 7), naming the holder.
+    #[arg(long, env = "ROSTER_LOCK_TIMEOUT", value_name = "DURATION", default_value = "0s", value_parser = humantime::parse_duration)]
+    pub lock_timeout: std::time::Duration,
     #[command(flatten)]
     pub ci: CiArgs,
     /// Exit 0 when there was nothing to change, 2 when changes were applied, 6 when some failed.
@@ -472,6 +476,10 @@ impl From<ApplyArgs> for ops::apply::Options {
             format: a.format.into(),
             detailed_exitcode: a.detailed_exitcode,
             ci: a.ci.into(),
+            lock: ops::lease::LockOptions {
+                timeout: a.lock_timeout,
+                ..Default::default()
+            },
         }
     }
 }

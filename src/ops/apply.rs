@@ -11,10 +11,15 @@
 //! warnings and failures are rendered here as `roster plan` renders them; the terminal
 //! helpers (runtime, colours, the `yes` prompt) are `ops::term`'s.
 //!
+//! Writes happen under the live system's apply lease (`ops::lease`): taken after the
+//! confirmation, waiting up to `--lock-timeout` for another holder (else exit 7,
+//! `Exit::Locked`), renewed while writing, released at the end; a plan that another
+//! apply made stale meanwhile is made again (with `--auto-approve`) or refused.
+//!
 //! Testing aid (hidden, for the end-to-end tests): `ROSTER_TEST_PAUSE_BEFORE_WRITES_MS`
-//! sleeps that long after the plan is final (and checked not stale) and before the first
-//! write, announcing the pause on stderr, so that a test can change the live system in
-//! between deterministically.
+//! sleeps that long after the plan is final (and checked not stale, under the lease) and
+//! before the first write, announcing the pause on stderr, so that a test can change the
+//! live system in between deterministically.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -26,7 +31,7 @@ use anyhow::Context;
 use crate::apply::{ApplyOptions, Progress, SecretResolver};
 use crate::config::DiagnosticFormat;
 use crate::plan::{PLAN_FORMAT_VERSION, Plan, PlanOptions};
-use crate::provider::Provider;
+use crate::provider::{HttpProvider, Provider};
 
 use super::Exit;
 use super::connect::{Endpoint, connect};
@@ -56,6 +61,8 @@ pub struct Options {
     pub detailed_exitcode: bool,
     /// Annotations and a SARIF log of the diagnostics (`ops::ci`, run by `ops::run`).
     pub ci: crate::config::CiOutput,
+    /// How the live system's apply lease is taken (`ops::lease`).
+    pub lock: super::lease::LockOptions,
 }
 
 /// Reads a plan saved by `roster plan --out`.
@@ -123,10 +130,10 @@ pub fn run(args: Options) -> anyhow::Result<Exit> {
     })
 }
 
-async fn apply<P: Provider>(
+async fn apply(
     args: &Options,
     saved: Option<Plan>,
-    provider: &P,
+    provider: &HttpProvider,
     endpoint: &str,
 ) -> anyhow::Result<Exit> {
     let plan = match saved {
@@ -203,7 +210,18 @@ async fn apply<P: Provider>(
             plan
         }
     };
-    pause_for_tests().await;
+    // The apply lease (`ops::lease`): taken before the first write, held to the last.
+    let purpose = super::lease::purpose(&args.paths, args.plan.as_deref());
+    let Some(lease) = super::lease::acquire(provider, &args.lock, &plan, &purpose).await? else {
+        return Ok(Exit::Locked);
+    };
+    let plan = match plan_under_lease(args, plan, &lease, provider).await {
+        Ok(plan) => plan,
+        Err(exit) => {
+            lease.release().await;
+            return exit;
+        }
+    };
     let opts = ApplyOptions {
         parallelism: args.parallelism,
         ..ApplyOptions::new(resolver())
@@ -213,7 +231,12 @@ async fn apply<P: Provider>(
     } else {
         Progress::auto()
     };
-    let report = crate::apply::execute(&plan, provider, &opts, progress).await;
+    let report = lease
+        .around(async {
+            pause_for_tests().await;
+            crate::apply::execute(&plan, provider, &opts, progress).await
+        })
+        .await?;
     match args.format {
         DiagnosticFormat::Json => print!("{}", report.json()),
         DiagnosticFormat::Text => anstream::print!("{}", report.text(stdout_color())),
@@ -225,6 +248,51 @@ async fn apply<P: Provider>(
     } else {
         Exit::Success
     })
+}
+
+/// Under the apply lease: the plan to run. `plan` itself when the live system did not
+/// change since it was made (checked after a wait for the lease or a confirmation, see
+/// `ops::lease`); when another apply changed it meanwhile (the one this apply waited
+/// for), a fresh plan made again and shown (`--auto-approve`), else a refusal — the
+/// `Err` is what `apply` answers once it has released the lease.
+async fn plan_under_lease(
+    args: &Options,
+    plan: Plan,
+    lease: &super::lease::Guard<'_>,
+    provider: &HttpProvider,
+) -> Result<Plan, anyhow::Result<Exit>> {
+    let confirmed_on_a_terminal = args.plan.is_none() && !args.auto_approve;
+    let stale = lease
+        .recheck(&plan, confirmed_on_a_terminal)
+        .await
+        .map_err(Err)?;
+    if stale.is_empty() {
+        return Ok(plan);
+    }
+    if args.plan.is_some() || !args.auto_approve {
+        anstream::eprintln!(
+            "error: the live system changed since the plan was made (another apply ran meanwhile): {}; nothing was changed; make the plan again",
+            stale.join(", ")
+        );
+        return Err(Ok(Exit::Refused));
+    }
+    anstream::eprintln!(
+        "the live system changed before the apply lease was taken ({} object{}); planning again",
+        stale.len(),
+        s(stale.len())
+    );
+    match make_plan(&args.paths, provider, &args.safety).await {
+        Ok(planned) => {
+            show_diagnostics(&planned.warnings);
+            show_diagnostics(&planned.refusals);
+            show_plan(&planned.plan, args.format);
+            if planned.plan.is_refused() {
+                return Err(Ok(refused(&planned.plan)));
+            }
+            Ok(planned.plan)
+        }
+        Err(failure) => Err(failure.report()),
+    }
 }
 
 #[cfg(test)]

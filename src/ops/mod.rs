@@ -112,6 +112,7 @@ pub mod connect;
 pub mod docs;
 pub mod export;
 pub mod generate;
+pub mod lease;
 pub mod plan;
 pub mod schema;
 pub mod serve;

@@ -41,6 +41,9 @@ pub struct Problem {
     /// `Retry-After` of a 429/503 (sent as seconds or as an HTTP date).
     #[serde(skip)]
     pub retry_after: Option<Duration>,
+    /// `lease-held`: who holds the apply lease (an extension member).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<serde_json::Value>,
 }
 
 impl Problem {
@@ -58,6 +61,7 @@ impl Problem {
                 pointer: None,
                 errors: Vec::new(),
                 retry_after: None,
+                lease: None,
             }
         });
         if p.status == 0 {

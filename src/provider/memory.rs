@@ -65,6 +65,7 @@ impl MemoryProvider {
             pointer: None,
             errors: vec![],
             retry_after: None,
+            lease: None,
         }))
     }
 

@@ -11,6 +11,9 @@
 //! Data comes from the API described in docs/api.md; [`Observed`] goes to `plan`, write
 //! results go back to `apply`. This is the only module besides `server` that speaks HTTP.
 //!
+//! The apply lease's calls are `provider::lease`'s ([`Take`]); while one is held, every
+//! write carries its id as `Roster-Lease`.
+//!
 //! Lost answers: a write whose answer was lost may have been done. A create carries an
 //! `Idempotency-Key`, so its retry replays the first answer. An update retried after a
 //! lost answer meets 412 (the version moved on because of our own write) and a delete meets
@@ -18,13 +21,14 @@
 //! write as done if the object is exactly what the write would have made.
 
 mod error;
+mod lease;
 #[cfg(test)]
 pub(crate) mod memory;
 mod read;
 mod write;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
@@ -33,6 +37,7 @@ use reqwest::Method;
 use serde_json::Value;
 
 pub use error::{Problem, ProblemItem, ProviderError};
+pub use lease::{Lease, LeaseHolder, Take};
 pub use write::BatchOp;
 
 use crate::model::{Kind, Observed};
@@ -116,6 +121,8 @@ pub struct HttpProvider {
     /// Set once the user was told that the endpoint cannot be reached and roster retries
     /// (said once per run, not per request).
     unreachable_said: Arc<AtomicBool>,
+    /// The apply lease held, sent as `Roster-Lease` with every write (`provider::lease`).
+    lease: Arc<Mutex<Option<String>>>,
 }
 
 impl std::fmt::Debug for HttpProvider {
@@ -175,6 +182,7 @@ impl HttpProvider {
             token,
             retry: RetryPolicy::default(),
             unreachable_said: Arc::new(AtomicBool::new(false)),
+            lease: Arc::new(Mutex::new(None)),
         })
     }
 
@@ -198,6 +206,11 @@ impl HttpProvider {
         }
         for (name, value) in headers {
             req = req.header(*name, value);
+        }
+        if *method != Method::GET
+            && let Some(id) = self.lease_header()
+        {
+            req = req.header("roster-lease", id);
         }
         if let Some(b) = body {
             req = req.json(b);

@@ -396,12 +396,15 @@ fn required_version(
     })
 }
 
-/// Runs operations of one kind; one result per operation, in order.
+/// Runs operations of one kind; one result per operation, in order. `lease` is the
+/// request's `Roster-Lease`: when given, the whole request is refused (409
+/// `lease-not-held`) unless it is the current apply lease (`server::lease`).
 pub async fn run(
     db: &Db,
     actor: &Actor,
     kind: Kind,
     ops: Vec<Op>,
+    lease: Option<&str>,
 ) -> Result<Vec<Result<Done, Problem>>, Problem> {
     let mut prepared = Vec::with_capacity(ops.len());
     // Password hashing is CPU- and memory-heavy (Argon2id): a few at a time, in order.
@@ -415,6 +418,11 @@ pub async fn run(
     }
     drop(stream);
     let mut tx = db.begin().await?;
+    // A write made under an apply lease (`Roster-Lease`) needs that lease to be the
+    // current one, checked in this transaction: it is serialized against the take.
+    if let Some(id) = lease {
+        super::lease::check(&mut tx, id).await?;
+    }
     let mut ctx = Ctx {
         now: store::now_rfc3339(),
         ..Default::default()

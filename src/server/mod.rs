@@ -6,6 +6,7 @@
 //!   `schemas/openapi.json` ([`openapi_json`]).
 //! - [`engine`]: every write (single or batch) in one serialized transaction, checking
 //!   rules 1–3, 5, 6 so that the store never holds an invalid state.
+//! - [`lease`]: the apply lease (`/v1/lease`) and the `Roster-Lease` check of writes.
 //! - [`store`]: SQL, pools, migrations. [`auth`]: tokens and rule 6. [`domain`]: the
 //!   model types as stored objects. [`problem`]: RFC 9457 errors.
 //!
@@ -22,6 +23,7 @@
 pub mod auth;
 pub mod domain;
 pub mod engine;
+pub mod lease;
 pub mod openapi;
 pub mod problem;
 pub mod routes;

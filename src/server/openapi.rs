@@ -167,9 +167,10 @@ fn components() -> Map<String, Value> {
                     "already-exists", "team-not-empty", "statistics-would-be-lost",
                     "precondition-failed", "precondition-required", "idempotency-key-reused",
                     "payload-too-large", "rate-limited", "unavailable", "seats-exceeded", "username-taken",
-                    "internal"
+                    "lease-held", "lease-expired", "lease-not-held", "internal"
                 ]},
                 "pointer": { "type": "string", "description": "JSON pointer into the request body" },
+                "lease": { "$ref": "#/components/schemas/LeaseHolder", "description": "`lease-held`: who holds the apply lease, until when" },
                 "errors": { "type": "array", "items": {
                     "type": "object",
                     "required": ["pointer", "code", "detail"],
@@ -245,6 +246,36 @@ fn components() -> Map<String, Value> {
                                 "role": { "type": "string", "enum": ["administrator", "manager"] },
                                 "login": { "type": "string" } } }),
     );
+    let lease_props = json!({
+        "holder": { "type": "string", "description": "who holds it (free text: user@host and pid, or a CI run)" },
+        "purpose": { "type": "string" },
+        "taken_by": { "type": "string", "description": "the login of the token that took it" },
+        "acquired_at": { "type": "string", "format": "date-time" },
+        "expires_at": { "type": "string", "format": "date-time", "description": "free after this unless renewed" }
+    });
+    let mut with_id = lease_props.clone();
+    with_id["id"] = json!({ "type": "string", "description": "the holder's handle: renew and release with it, send it as `Roster-Lease` on writes; shown only to the holder" });
+    out.insert(
+        "LeaseHolder".into(),
+        json!({ "type": "object", "required": ["holder", "purpose", "taken_by", "acquired_at", "expires_at"], "properties": lease_props }),
+    );
+    out.insert(
+        "Lease".into(),
+        json!({ "type": "object", "required": ["id", "holder", "purpose", "taken_by", "acquired_at", "expires_at"], "properties": with_id }),
+    );
+    let ttl = json!({ "type": "integer", "minimum": super::lease::MIN_TTL, "maximum": super::lease::MAX_TTL, "description": "seconds from now until the lease expires" });
+    out.insert(
+        "LeaseRequest".into(),
+        json!({ "type": "object", "additionalProperties": false, "required": ["holder", "ttl_seconds"],
+                "properties": { "holder": { "type": "string", "minLength": 1, "maxLength": 200 },
+                                "purpose": { "type": "string", "maxLength": 200 },
+                                "ttl_seconds": ttl } }),
+    );
+    out.insert(
+        "LeaseRenewal".into(),
+        json!({ "type": "object", "additionalProperties": false, "required": ["ttl_seconds"],
+                "properties": { "ttl_seconds": ttl } }),
+    );
     out.insert(
         "AccountPatch".into(),
         json!({ "type": "object", "additionalProperties": false,
@@ -259,6 +290,7 @@ fn paths() -> Map<String, Value> {
     let cursor =
         json!({"name": "cursor", "in": "query", "required": false, "schema": {"type": "string"}});
     let if_match = json!({"name": "If-Match", "in": "header", "required": true, "schema": {"type": "string"}, "description": "\"<version>\" of the object as read"});
+    let lease = json!({"name": "Roster-Lease", "in": "header", "required": false, "schema": {"type": "string"}, "description": "the apply lease this write is made under: refused (409 `lease-not-held`) unless it is the current one; without it the write is not checked against the lease"});
     let idem = json!({"name": "Idempotency-Key", "in": "header", "required": false, "schema": {"type": "string", "maxLength": 255}, "description": "same key and body: the first response again; same key, other body: 422"});
     for kind in Kind::ALL {
         let t = type_name(kind);
@@ -280,12 +312,12 @@ fn paths() -> Map<String, Value> {
                     "operationId": format!("create_{}", kind.name()),
                     "summary": format!("Create a {}", kind.name()),
                     "security": auth(),
-                    "parameters": [idem],
+                    "parameters": [idem, lease],
                     "requestBody": { "required": true, "content": { "application/json": { "schema": r(t) } } },
                     "responses": responses(vec![("201", json_response("created", r(&format!("{t}Object")), true))], &[
                         ("400", "malformed json (`invalid-json`)"),
                         ("403", "outside the token's scope or rights (`forbidden`, `escalation`)"),
-                        ("409", "exists already (`already-exists`), seats exceeded (`seats-exceeded`) or a representative's user name held by another (`username-taken`)"),
+                        ("409", "exists already (`already-exists`), seats exceeded (`seats-exceeded`), a representative's user name held by another (`username-taken`), or a `Roster-Lease` that is not the current lease (`lease-not-held`)"),
                         ("413", "body too large (`payload-too-large`)"),
                         ("422", "breaks a rule (`validation`), unknown field (`unknown-field`), idempotency key reused (`idempotency-key-reused`)"),
                     ])
@@ -306,13 +338,13 @@ fn paths() -> Map<String, Value> {
                     "operationId": format!("update_{}", kind.name()),
                     "summary": "Merge patch (RFC 7396); patching the key field renames in place",
                     "security": auth(),
-                    "parameters": [if_match],
+                    "parameters": [if_match, lease],
                     "requestBody": { "required": true, "content": { "application/merge-patch+json": { "schema": { "type": "object" } }, "application/json": { "schema": { "type": "object" } } } },
                     "responses": responses(vec![("200", json_response("the updated object", r(&format!("{t}Object")), true))], &[
                         ("400", "malformed json or If-Match (`invalid-json`, `bad-request`)"),
                         ("403", "outside the token's scope or rights (`forbidden`, `escalation`)"),
                         ("404", "no such object (`not-found`)"),
-                        ("409", "rename target exists, seats exceeded, a leader leaving its team, a rename merging two contact-group entries of different permissions, a user name held by another representative (`already-exists`, `seats-exceeded`, `conflict`, `username-taken`)"),
+                        ("409", "rename target exists, seats exceeded, a leader leaving its team, a rename merging two contact-group entries of different permissions, a user name held by another representative, a `Roster-Lease` that is not the current lease (`already-exists`, `seats-exceeded`, `conflict`, `username-taken`, `lease-not-held`)"),
                         ("412", "the version does not match (`precondition-failed`)"),
                         ("413", "body too large (`payload-too-large`)"),
                         ("422", "breaks a rule (`validation`) or unknown field (`unknown-field`)"),
@@ -322,12 +354,12 @@ fn paths() -> Map<String, Value> {
                 "delete": {
                     "operationId": format!("delete_{}", kind.name()),
                     "security": auth(),
-                    "parameters": [if_match, {"name": "purge_statistics", "in": "query", "required": false, "schema": {"type": "boolean"},
+                    "parameters": [if_match, lease, {"name": "purge_statistics", "in": "query", "required": false, "schema": {"type": "boolean"},
                                               "description": "representatives only: required to delete (statistics are lost)"}],
                     "responses": responses(vec![("204", json!({"description": "deleted"}))], &[
                         ("403", "outside the token's scope or rights (`forbidden`)"),
                         ("404", "no such object (`not-found`)"),
-                        ("409", "still referred to (`conflict`), a team with members or sub-teams (`team-not-empty`), a representative without purge_statistics (`statistics-would-be-lost`)"),
+                        ("409", "still referred to (`conflict`), a team with members or sub-teams (`team-not-empty`), a representative without purge_statistics (`statistics-would-be-lost`), a `Roster-Lease` that is not the current lease (`lease-not-held`)"),
                         ("412", "the version does not match (`precondition-failed`)"),
                         ("428", "If-Match missing (`precondition-required`)"),
                     ])
@@ -341,9 +373,11 @@ fn paths() -> Map<String, Value> {
                     "operationId": format!("batch_{}", kind.section()),
                     "summary": format!("Up to {} creates, updates and deletes of {}; one result per operation, in order", super::MAX_BATCH, kind.section()),
                     "security": auth(),
+                    "parameters": [lease],
                     "requestBody": { "required": true, "content": { "application/json": { "schema": r("BatchRequest") } } },
                     "responses": responses(vec![("200", json_response("one result per operation", r("BatchResponse"), false))], &[
                         ("400", "malformed json or more than 1000 operations (`invalid-json`, `bad-request`)"),
+                        ("409", "a `Roster-Lease` that is not the current lease (`lease-not-held`); nothing written"),
                         ("413", "body too large (`payload-too-large`)"),
                         ("422", "malformed operation (`validation`, `unknown-field`)"),
                     ])
@@ -367,11 +401,11 @@ fn paths() -> Map<String, Value> {
     p.insert("/v1/account".into(), json!({
         "get": {"operationId": "get_account", "security": auth(),
             "responses": responses(vec![("200", json_response("the account", r("Account"), true))], &[])},
-        "patch": {"operationId": "update_account", "security": auth(), "parameters": [if_match],
+        "patch": {"operationId": "update_account", "security": auth(), "parameters": [if_match, lease],
             "requestBody": {"required": true, "content": {"application/json": {"schema": r("AccountPatch")}}},
             "responses": responses(vec![("200", json_response("the account", r("Account"), true))], &[
                 ("400", "malformed json (`invalid-json`)"), ("403", "administrators only (`forbidden`)"),
-                ("409", "seats below the active representatives (`seats-exceeded`)"),
+                ("409", "seats below the active representatives (`seats-exceeded`), a `Roster-Lease` that is not the current lease (`lease-not-held`)"),
                 ("412", "version mismatch (`precondition-failed`)"), ("422", "unknown field or bad value"),
                 ("428", "If-Match missing (`precondition-required`)")])}
     }));
@@ -379,10 +413,42 @@ fn paths() -> Map<String, Value> {
         "parameters": [limit, cursor],
         "responses": responses(vec![("200", json_response("audit records, oldest first; secrets never appear", r("AuditPage"), false))],
             &[("400", "bad limit or cursor"), ("403", "administrators only (`forbidden`)")])}}));
-    p.insert("/v1/tokens".into(), json!({"post": {"operationId": "create_token", "security": auth(),
+    p.insert("/v1/tokens".into(), json!({"post": {"operationId": "create_token", "security": auth(), "parameters": [lease],
         "requestBody": {"required": true, "content": {"application/json": {"schema": r("TokenRequest")}}},
         "responses": responses(vec![("201", json_response("the new token (shown once)", r("TokenResponse"), false))],
-            &[("400", "malformed json"), ("403", "administrators only (`forbidden`)"), ("422", "no such manager or administrator")])}}));
+            &[("400", "malformed json"), ("403", "administrators only (`forbidden`)"),
+              ("409", "a `Roster-Lease` that is not the current lease (`lease-not-held`)"), ("422", "no such manager or administrator")])}}));
+    let lease_id = json!({"name": "id", "in": "path", "required": true, "schema": {"type": "string"}, "description": "the id `POST /v1/lease` answered"});
+    p.insert("/v1/lease".into(), json!({
+        "get": {"operationId": "get_lease", "summary": "Who holds the apply lease (never its id)", "security": auth(),
+            "responses": responses(vec![("200", json_response("the current holder", r("LeaseHolder"), false))],
+                &[("404", "nobody holds it (`not-found`)")])},
+        "post": {"operationId": "take_lease", "summary": "Take the apply lease; an expired lease is free", "security": auth(),
+            "requestBody": {"required": true, "content": {"application/json": {"schema": r("LeaseRequest")}}},
+            "responses": responses(vec![("201", json_response("the lease, with its id", r("Lease"), false))], &[
+                ("400", "malformed json (`invalid-json`)"),
+                ("403", "a manager holding no team right (`forbidden`)"),
+                ("409", "held by another (`lease-held`, naming the holder and its expiry in `lease`)"),
+                ("422", "bad holder, purpose or ttl_seconds (`validation`, `unknown-field`)")])},
+        "delete": {"operationId": "break_lease", "summary": "Break the current apply lease, whoever holds it (administrators)", "security": auth(),
+            "responses": responses(vec![("204", json!({"description": "released"}))], &[
+                ("403", "administrators only (`forbidden`)"), ("404", "nobody holds it (`not-found`)")])}
+    }));
+    p.insert("/v1/lease/{id}".into(), json!({
+        "parameters": [lease_id],
+        "put": {"operationId": "renew_lease", "summary": "Renew: the lease now expires ttl_seconds from now", "security": auth(),
+            "requestBody": {"required": true, "content": {"application/json": {"schema": r("LeaseRenewal")}}},
+            "responses": responses(vec![("200", json_response("the renewed lease", r("Lease"), false))], &[
+                ("400", "malformed json (`invalid-json`)"),
+                ("403", "taken with another token (`forbidden`)"),
+                ("404", "released, or expired and taken again (`not-found`)"),
+                ("409", "expired (`lease-expired`), or held by another (`lease-held`)"),
+                ("422", "bad ttl_seconds (`validation`)")])},
+        "delete": {"operationId": "release_lease", "summary": "Release the lease (its holder, or an administrator)", "security": auth(),
+            "responses": responses(vec![("204", json!({"description": "released"}))], &[
+                ("403", "taken with another token, and not an administrator (`forbidden`)"),
+                ("404", "released already, or expired and taken again (`not-found`)")])}
+    }));
     p.insert("/openapi.json".into(), json!({"get": {"operationId": "openapi", "security": [],
         "responses": {"200": {"description": "this document", "content": {"application/json": {"schema": {"type": "object"}}}}}}}));
     p

@@ -33,6 +33,9 @@ pub struct Problem {
     pub errors: Vec<FieldError>,
     /// Seconds, for 429/503.
     pub retry_after: Option<u64>,
+    /// `lease-held`: the current holder (`holder`, `purpose`, `acquired_at`,
+    /// `expires_at`), an extension member of the problem.
+    pub lease: Option<Value>,
 }
 
 impl Problem {
@@ -45,6 +48,7 @@ impl Problem {
             pointer: None,
             errors: vec![],
             retry_after: None,
+            lease: None,
         }
     }
 
@@ -159,6 +163,9 @@ impl Problem {
         if let Some(p) = &self.pointer {
             m.insert("pointer".into(), Value::String(p.clone()));
         }
+        if let Some(l) = &self.lease {
+            m.insert("lease".into(), l.clone());
+        }
         if !self.errors.is_empty() {
             m.insert(
                 "errors".into(),
@@ -192,6 +199,9 @@ fn title_of(code: &str) -> &'static str {
         "unavailable" => "temporarily unavailable",
         "seats-exceeded" => "more active representatives than licensed seats",
         "username-taken" => "the user name is held by another representative",
+        "lease-held" => "another client holds the apply lease",
+        "lease-expired" => "the apply lease expired",
+        "lease-not-held" => "the write's apply lease is not the current one",
         _ => "internal error",
     }
 }

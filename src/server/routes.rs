@@ -13,7 +13,7 @@ use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -21,6 +21,7 @@ use serde_json::{Value, json};
 use super::auth::{Actor, authenticate};
 use super::domain::Obj;
 use super::engine::{self, Done, Op, with_version};
+use super::lease;
 use super::problem::{Problem, from_serde};
 use super::{AppState, MAX_BATCH, MAX_LIMIT};
 use crate::model::Kind;
@@ -36,6 +37,11 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/v1/catalog", get(catalog))
         .route("/v1/audit", get(audit))
         .route("/v1/tokens", post(tokens_create))
+        .route(
+            "/v1/lease",
+            get(lease::get).post(lease::take).delete(lease::break_lease),
+        )
+        .route("/v1/lease/{id}", put(lease::renew).delete(lease::release))
         .route("/v1/{collection}", get(list).post(create))
         .route(
             "/v1/{collection}/{*key}",
@@ -371,7 +377,7 @@ async fn create(
         let kind = kind_of(base)?;
         let actor = actor(&st, &headers).await?;
         let bytes = body_bytes(body)?;
-        return batch(&st, &actor, kind, &bytes).await;
+        return batch(&st, &headers, &actor, kind, &bytes).await;
     }
     let kind = kind_of(&collection)?;
     let actor = actor(&st, &headers).await?;
@@ -394,11 +400,12 @@ async fn create(
         body: value,
         idempotency_key: idem,
     };
-    single(&st, &actor, kind, op).await
+    single(&st, &headers, &actor, kind, op).await
 }
 
-async fn single(st: &AppState, actor: &Actor, kind: Kind, op: Op) -> Res {
-    let mut results = engine::run(&st.db, actor, kind, vec![op]).await?;
+async fn single(st: &AppState, headers: &HeaderMap, actor: &Actor, kind: Kind, op: Op) -> Res {
+    let lease = lease::from_headers(headers)?;
+    let mut results = engine::run(&st.db, actor, kind, vec![op], lease.as_deref()).await?;
     match results.pop() {
         Some(Ok(d)) => Ok(done_response(d)),
         Some(Err(p)) => Err(p),
@@ -435,7 +442,8 @@ enum BatchOp {
     },
 }
 
-async fn batch(st: &AppState, actor: &Actor, kind: Kind, bytes: &[u8]) -> Res {
+async fn batch(st: &AppState, headers: &HeaderMap, actor: &Actor, kind: Kind, bytes: &[u8]) -> Res {
+    let lease = lease::from_headers(headers)?;
     if bytes.is_empty() {
         return Err(Problem::invalid_json(
             "the body is empty; send {\"operations\": [...]}",
@@ -481,7 +489,7 @@ async fn batch(st: &AppState, actor: &Actor, kind: Kind, bytes: &[u8]) -> Res {
             },
         })
         .collect();
-    let results = engine::run(&st.db, actor, kind, ops).await?;
+    let results = engine::run(&st.db, actor, kind, ops, lease.as_deref()).await?;
     let results: Vec<Value> = results
         .into_iter()
         .map(|r| match r {
@@ -511,7 +519,7 @@ async fn patch_one(
         if_match: if_match(&headers)?,
         patch,
     };
-    single(&st, &actor, kind, op).await
+    single(&st, &headers, &actor, kind, op).await
 }
 
 async fn delete_one(
@@ -538,7 +546,7 @@ async fn delete_one(
         if_match: if_match(&headers)?,
         purge_statistics: purge,
     };
-    single(&st, &actor, kind, op).await
+    single(&st, &headers, &actor, kind, op).await
 }
 
 /// Liveness, without a token: the process answers.
@@ -618,7 +626,11 @@ async fn account_patch(
             "the account name is empty",
         ));
     }
+    let lease_id = lease::from_headers(&headers)?;
     let mut tx = st.db.begin().await?;
+    if let Some(id) = &lease_id {
+        lease::check(&mut tx, id).await?;
+    }
     let (name, seats, version) = tx
         .account()
         .await?
@@ -735,7 +747,11 @@ async fn tokens_create(
             ));
         }
     };
+    let lease_id = lease::from_headers(&headers)?;
     let mut tx = st.db.begin().await?;
+    if let Some(id) = &lease_id {
+        lease::check(&mut tx, id).await?;
+    }
     if !tx.exists(kind, &login).await? {
         return Err(Problem::invalid_field(
             RuleCode::UnresolvedReference,

@@ -191,6 +191,20 @@ pub struct AuditRow {
     pub after: Option<String>,
 }
 
+/// The apply lease as stored (migrations `0003_lease.sql`); times in unix milliseconds.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct LeaseRow {
+    pub id: String,
+    pub holder: String,
+    pub purpose: String,
+    /// `administrator:LOGIN` or `manager:LOGIN`.
+    pub principal: String,
+    pub acquired_at: i64,
+    pub expires_at: i64,
+}
+
+const LEASE_COLUMNS: &str = "id, holder, purpose, principal, acquired_at, expires_at";
+
 /// A reference from (kind, key) to another object, through field `rel`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, sqlx::FromRow)]
 pub struct RefRow {
@@ -476,6 +490,17 @@ impl Db {
         self.fetch_all(
             "SELECT id, at, actor, action, kind, key, before, after FROM audit WHERE id > $1 ORDER BY id LIMIT $2",
             &args![after, limit],
+        )
+        .await
+    }
+}
+
+impl Db {
+    /// The stored lease, expired or not (none when never taken or released).
+    pub async fn lease(&self) -> Result<Option<LeaseRow>, sqlx::Error> {
+        self.fetch_optional(
+            &format!("SELECT {LEASE_COLUMNS} FROM lease WHERE account = 1"),
+            &[],
         )
         .await
     }
@@ -886,6 +911,66 @@ impl Tx {
         )
         .await?;
         Ok(())
+    }
+
+    /// The stored lease, expired or not.
+    pub async fn lease(&mut self) -> Result<Option<LeaseRow>, sqlx::Error> {
+        self.fetch_optional(
+            &format!("SELECT {LEASE_COLUMNS} FROM lease WHERE account = 1"),
+            &[],
+        )
+        .await
+    }
+
+    /// Takes the lease when it is free: no row, or one that expired at or before
+    /// `row.acquired_at` — one statement, insert or replace-if-expired, so that two
+    /// takers (two replicas on one PostgreSQL) cannot both win. True when taken.
+    pub async fn take_lease(&mut self, row: &LeaseRow) -> Result<bool, sqlx::Error> {
+        let n = self
+            .execute(
+                "INSERT INTO lease (account, id, holder, purpose, principal, acquired_at, expires_at) \
+                 VALUES (1, $1, $2, $3, $4, $5, $6) ON CONFLICT (account) DO UPDATE SET \
+                 id = excluded.id, holder = excluded.holder, purpose = excluded.purpose, \
+                 principal = excluded.principal, acquired_at = excluded.acquired_at, \
+                 expires_at = excluded.expires_at WHERE lease.expires_at <= excluded.acquired_at",
+                &[
+                    Arg::Text(&row.id),
+                    Arg::Text(&row.holder),
+                    Arg::Text(&row.purpose),
+                    Arg::Text(&row.principal),
+                    Arg::Int(row.acquired_at),
+                    Arg::Int(row.expires_at),
+                ],
+            )
+            .await?;
+        Ok(n > 0)
+    }
+
+    /// Moves the expiry of lease `id` to `expires_at` if it has not expired at `now`.
+    pub async fn renew_lease(
+        &mut self,
+        id: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<bool, sqlx::Error> {
+        let n = self
+            .execute(
+                "UPDATE lease SET expires_at = $1 WHERE account = 1 AND id = $2 AND expires_at > $3",
+                &[Arg::Int(expires_at), Arg::Text(id), Arg::Int(now)],
+            )
+            .await?;
+        Ok(n > 0)
+    }
+
+    /// Drops lease `id`; true when it was there.
+    pub async fn release_lease(&mut self, id: &str) -> Result<bool, sqlx::Error> {
+        let n = self
+            .execute(
+                "DELETE FROM lease WHERE account = 1 AND id = $1",
+                &[Arg::Text(id)],
+            )
+            .await?;
+        Ok(n > 0)
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -81,6 +81,27 @@ fn checkout() -> tempfile::TempDir {
     dir
 }
 
+/// An edit whose plan the removal threshold refuses: the threshold at nothing, and
+/// Sophie Laurent loses a feature.
+fn remove_beyond_the_threshold(cwd: &Path) {
+    let edit = |file: &str, from: &str, to: &str| {
+        let path = cwd.join("org").join(file);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(from), "{file}: no `{from}`");
+        std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+    };
+    edit(
+        "policy.yaml",
+        "removal_threshold: { count: 10, percent: 25 }",
+        "removal_threshold: { count: 0, percent: 0 }",
+    );
+    edit(
+        "representatives-europe.yaml",
+        "      - export_session_replay\n",
+        "",
+    );
+}
+
 /// `PATH` with the roster under test first.
 fn path_with_roster() -> String {
     let dir = bin().parent().unwrap().to_path_buf();
@@ -233,9 +254,9 @@ fn github_workflow_validates_plans_and_applies() {
         "no changes left: {run}"
     );
 
-    // A refused plan still gets its comment (the step succeeds, exit=4 goes to the
+    // A refused plan (the removal threshold) still gets its comment (the step succeeds, exit=4 goes to the
     // failing step after the comment), and nothing is written.
-    std::fs::remove_file(cwd.join("org/representatives-europe.yaml")).unwrap();
+    remove_beyond_the_threshold(cwd);
     let before = server.get("/v1/representatives");
     let (run, out) = gh.step("plan", "plan", cwd);
     assert_eq!(run.code, 0, "{run}");
@@ -318,7 +339,7 @@ fn gitlab_pipeline_validates_plans_and_applies() {
     );
 
     // Refused: the job fails (after the note), and nothing is written.
-    std::fs::remove_file(cwd.join("org/representatives-europe.yaml")).unwrap();
+    remove_beyond_the_threshold(cwd);
     let before = server.get("/v1/representatives");
     let run = gitlab_job(&pipeline, "plan", cwd, &vars);
     assert_ne!(run.code, 0, "a refused plan fails the job: {run}");

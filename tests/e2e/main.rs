@@ -1,6 +1,7 @@
 //! The integration tests, one binary (one link): the CLI end to end (`reconcile`,
-//! `safety`, `validate`, `ci`, `ci_examples`, `binding`, `docs`, `exit`) and the live
-//! server over HTTP (`server`), with their helpers in `support`; `architecture` reads the source.
+//! `safety`, `validate`, `ci`, `binding`, `docs`, `exit`), the live server over HTTP
+//! (`server`) and the apply lease (`lease`), with their helpers in `support`;
+//! `architecture` reads the source.
 
 #[macro_use]
 mod support;
@@ -8,8 +9,10 @@ mod support;
 mod architecture;
 mod binding;
 mod ci;
+mod ci_examples;
 mod docs;
 mod exit;
+mod lease;
 mod reconcile;
 mod safety;
 mod server;

@@ -1420,7 +1420,7 @@ async fn health_and_readiness_probes(s: &Srv) {
         let url = s.database.clone();
         async move {
             let sql = format!(
-                "UPDATE _sqlx_migrations SET success = {} WHERE version = 2",
+                "UPDATE _sqlx_migrations SET success = {} WHERE version = 3",
                 if on { "TRUE" } else { "FALSE" }
             );
             if url.starts_with("sqlite") {
@@ -1437,7 +1437,7 @@ async fn health_and_readiness_probes(s: &Srv) {
     set_success(false).await;
     let r = s.call(Method::GET, "/readyz", None, &[], None).await;
     assert_eq!(r.status, 503, "{}", r.body);
-    assert_eq!(r.body["reason"], json!("1 of 2 migrations applied"));
+    assert_eq!(r.body["reason"], json!("2 of 3 migrations applied"));
     let r = s.call(Method::GET, "/healthz", None, &[], None).await;
     assert_eq!(r.status, 200, "alive while not ready");
     set_success(true).await;

@@ -129,6 +129,8 @@ pub struct Server {
     pub dir: tempfile::TempDir,
     pub command_timeout: Duration,
     pub retry_busy: bool,
+    /// The database URL the server runs on.
+    pub database_url: String,
 }
 
 impl Drop for Server {
@@ -142,7 +144,16 @@ impl Server {
     /// Starts a server and waits (up to 60 s) until it listens and wrote its admin token;
     /// `extra` flags are added.
     pub fn start_with(harness: &Harness, extra: &[&str]) -> Server {
+        Server::start_on(harness, None, extra)
+    }
+
+    /// [`Server::start_with`] over `database` (a URL; default: a fresh SQLite file in the
+    /// server's directory).
+    pub fn start_on(harness: &Harness, database: Option<&str>, extra: &[&str]) -> Server {
         let dir = tempfile::tempdir().unwrap();
+        let database_url = database
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("live.db").display()));
         let token_file = dir.path().join("admin.token");
         let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
         let port = free_port();
@@ -150,7 +161,7 @@ impl Server {
         let child = Command::new(bin())
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
             .arg("--database")
-            .arg(format!("sqlite://{}", dir.path().join("live.db").display()))
+            .arg(&database_url)
             .arg("--admin-token-file")
             .arg(&token_file)
             .args(if extra.contains(&"--seats") {
@@ -173,6 +184,7 @@ impl Server {
             dir,
             command_timeout: harness.command_timeout,
             retry_busy: harness.retry_busy,
+            database_url,
         };
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
@@ -200,7 +212,7 @@ impl Server {
 
     /// The server's database URL (for commands that open it directly).
     pub fn database(&self) -> String {
-        format!("sqlite://{}", self.dir.path().join("live.db").display())
+        self.database_url.clone()
     }
 
     /// What the server wrote to stdout and stderr so far.
@@ -302,8 +314,16 @@ impl Server {
         v
     }
 
-    /// Every audit entry, in order.
+    /// Every audit entry of a write, in order: the apply lease's records (`kind`
+    /// `lease`, which every apply takes and releases) left out.
     pub fn audit(&self) -> Vec<Value> {
+        let mut all = self.audit_all();
+        all.retain(|e| e["kind"] != "lease");
+        all
+    }
+
+    /// Every audit entry, in order.
+    pub fn audit_all(&self) -> Vec<Value> {
         let mut items = Vec::new();
         let mut path = "/v1/audit?limit=1000".to_string();
         loop {
@@ -346,6 +366,11 @@ impl Paused {
             child,
             stderr: reader,
         }
+    }
+
+    /// The command's process id (to signal it).
+    pub fn id(&self) -> u32 {
+        self.child.id()
     }
 
     /// Lets the command finish within `timeout`: its exit status, stdout and stderr.
