@@ -260,7 +260,10 @@ pub enum SchemaKind {
 }
 
 #[derive(Debug, Clone, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct ServeArgs {
+    #[command(subcommand)]
+    pub action: Option<ServeAction>,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: String,
@@ -283,6 +286,22 @@ pub struct ServeArgs {
     /// Seed of the fault injection.
     #[arg(long, default_value_t = 1, hide = true)]
     pub fault_seed: u64,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum ServeAction {
+    /// Write an online, consistent copy of a SQLite database (PostgreSQL: pg_dump).
+    Backup(BackupArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BackupArgs {
+    /// The new backup file (never overwritten).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// sqlite://PATH of the database (default: sqlite under .roster/).
+    #[arg(long, env = "ROSTER_DATABASE")]
+    pub database: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -340,6 +359,15 @@ impl From<Command> for ops::Command {
             Command::Show(a) => ops::Command::Show(ops::show::Options {
                 plan: a.plan,
                 format: a.format.into(),
+            }),
+            Command::Serve(ServeArgs {
+                action: Some(ServeAction::Backup(b)),
+                ..
+            }) => ops::Command::Backup(ops::serve::Backup {
+                database: b
+                    .database
+                    .unwrap_or_else(|| ops::serve::DEFAULT_DATABASE.into()),
+                out: b.out,
             }),
             Command::Serve(a) => ops::Command::Serve(a.into()),
             Command::Token(t) => ops::Command::Token(t.into()),

@@ -5,7 +5,7 @@
 //! the first administrator token was written (never the token), and serves until
 //! SIGINT/SIGTERM (listened for before the server starts, so a signal right after the
 //! "listening on" line still shuts down gracefully), then shuts down gracefully.
-//! `token create` prints a new token once.
+//! `token create` prints a new token once; `serve backup` copies a SQLite database.
 
 use anyhow::Context;
 
@@ -107,6 +107,23 @@ impl Signals {
             let _ = tokio::signal::ctrl_c().await;
         }
     }
+}
+
+/// `roster serve backup`: which database, and the new file to copy it into.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backup {
+    pub database: String,
+    pub out: std::path::PathBuf,
+}
+
+pub fn backup(b: Backup) -> anyhow::Result<Exit> {
+    runtime()?.block_on(server::backup(&b.database, &b.out))?;
+    anstream::eprintln!(
+        "roster serve: backed up {} to {}",
+        crate::server::store::redact_url(&b.database),
+        b.out.display()
+    );
+    Ok(Exit::Success)
 }
 
 pub fn token(who: TokenFor) -> anyhow::Result<Exit> {

@@ -246,6 +246,33 @@ pub async fn create_token(database: &str, manager_login: &str) -> anyhow::Result
     issue_token(database, "manager", Kind::Manager, manager_login).await
 }
 
+/// An online, consistent copy of the SQLite database at `database` into the new file
+/// `out` (`VACUUM INTO`: one snapshot, taken while a server keeps serving it). A
+/// PostgreSQL database is backed up with its own tools (`pg_dump`): README "Backups".
+pub async fn backup(database: &str, out: &Path) -> anyhow::Result<()> {
+    let Some(path) = store::sqlite_path(database) else {
+        anyhow::bail!(
+            "`roster serve backup` copies SQLite databases; back up PostgreSQL ({}) with \
+             `pg_dump --format=custom` and restore with `pg_restore` (README \"Backups\")",
+            store::redact_url(database)
+        );
+    };
+    anyhow::ensure!(
+        path.is_file(),
+        "no SQLite database at {}; give the server's --database",
+        path.display()
+    );
+    anyhow::ensure!(
+        !out.exists(),
+        "{} exists; a backup never overwrites a file",
+        out.display()
+    );
+    let db = Db::connect(database).await?;
+    let result = db.vacuum_into(out).await;
+    db.close().await;
+    result.with_context(|| format!("cannot write the backup {}", out.display()))
+}
+
 /// Creates a token acting as administrator `login`.
 pub async fn create_admin_token(database: &str, login: &str) -> anyhow::Result<String> {
     issue_token(database, "administrator", Kind::Administrator, login).await

@@ -364,6 +364,22 @@ impl Db {
         }
     }
 
+    /// SQLite only: writes a consistent copy of the database into the new file `out`.
+    pub async fn vacuum_into(&self, out: &Path) -> Result<(), sqlx::Error> {
+        match self {
+            Db::Sqlite { read, .. } => {
+                sqlx::query("VACUUM INTO $1")
+                    .bind(out.to_string_lossy().into_owned())
+                    .execute(read)
+                    .await?;
+                Ok(())
+            }
+            Db::Postgres(_) => Err(sqlx::Error::Configuration(
+                "VACUUM INTO is SQLite's; use pg_dump for PostgreSQL".into(),
+            )),
+        }
+    }
+
     fetch_methods!([] Db::Sqlite { read, .. } => read, Db::Postgres(p) => p;
         fetch_all -> Vec<T>, fetch_optional -> Option<T>, fetch_one -> T);
 

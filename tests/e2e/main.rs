@@ -1,5 +1,5 @@
 //! The integration tests, one binary (one link): the CLI end to end (`reconcile`,
-//! `safety`, `validate`, `ci`, `binding`, `docs`, `exit`), the live server over HTTP
+//! `safety`, `validate`, `ci`, `ci_examples`, `binding`, `backup`, `docs`, `exit`), the live server over HTTP
 //! (`server`) and the apply lease (`lease`), with their helpers in `support`;
 //! `architecture` reads the source.
 
@@ -7,6 +7,7 @@
 mod support;
 
 mod architecture;
+mod backup;
 mod binding;
 mod ci;
 mod ci_examples;

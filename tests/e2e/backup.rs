@@ -1,0 +1,230 @@
+//! End to end, issue 16 "Backups": `roster serve backup` copies a SQLite database while
+//! its server keeps serving; a server started over the restored copy gives the same plan
+//! as the original did when the backup was taken, although the original changed since.
+//! PostgreSQL is pointed at `pg_dump`, and a backup never overwrites a file.
+
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::cli::{Harness, Run, bin, free_port, wait_output};
+use serde_json::Value;
+
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
+
+const HARNESS: Harness = Harness {
+    seats: "500",
+    command_timeout: COMMAND_TIMEOUT,
+    retry_busy: false,
+};
+
+module_server!();
+
+/// examples/acme in `dir/org`, with Camille Martin renamed when `edit`.
+fn declaration(dir: &Path, edit: bool) -> String {
+    let org = dir.join(if edit { "edited" } else { "org" });
+    std::fs::create_dir_all(&org).unwrap();
+    let acme = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/acme");
+    for e in std::fs::read_dir(acme).unwrap() {
+        let p = e.unwrap().path();
+        let mut text = std::fs::read_to_string(&p).unwrap();
+        if edit {
+            text = text.replace("last_name: Martin\n", "last_name: Martin-Roy\n");
+        }
+        std::fs::write(org.join(p.file_name().unwrap()), text).unwrap();
+    }
+    org.display().to_string()
+}
+
+fn roster(args: &[&str], cwd: &Path, endpoint: &str, token: &str) -> Run {
+    let child = Command::new(bin())
+        .args(args)
+        .current_dir(cwd)
+        .env("ROSTER_ENDPOINT", endpoint)
+        .env("ROSTER_TOKEN", token)
+        .env("NO_COLOR", "1")
+        .env_remove("RUST_LOG")
+        .env_remove("ROSTER_DATABASE")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_output(child, COMMAND_TIMEOUT, &args.join(" ")).into()
+}
+
+/// The plan's changes and summary: what a reviewer reads (not where it was made).
+fn essence(plan_json: &str) -> Value {
+    let v: Value = serde_json::from_str(plan_json).expect("a JSON plan");
+    serde_json::json!({"changes": v["changes"], "summary": v["summary"], "refusals": v["refusals"]})
+}
+
+struct Restored(Child);
+
+impl Drop for Restored {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `roster serve` over an existing database file, once it listens.
+fn serve(db: &Path, port: u16) -> Restored {
+    let child = Command::new(bin())
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--seats",
+            "500",
+        ])
+        .arg("--database")
+        .arg(format!("sqlite://{}", db.display()))
+        .env_remove("ROSTER_DATABASE")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the restored server did not come up"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Restored(child)
+}
+
+#[test]
+fn a_restored_backup_plans_as_the_original_did_when_it_was_taken() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let server = Server::start(&[]);
+    let (endpoint, token) = (server.endpoint(), server.token.clone());
+    let org = declaration(dir, false);
+    let edited = declaration(dir, true);
+    let run = roster(&["apply", &org, "--auto-approve"], dir, &endpoint, &token);
+    assert_eq!(run.code, 0, "{run}");
+
+    let before = roster(
+        &["plan", &edited, "--format", "json"],
+        dir,
+        &endpoint,
+        &token,
+    );
+    assert_eq!(before.code, 0, "{before}");
+    assert_eq!(
+        essence(&before.stdout)["changes"].as_array().unwrap().len(),
+        1
+    );
+
+    // Online: the server is running (and answering) while the copy is taken.
+    let backup = dir.join("backup.db");
+    let run = roster(
+        &[
+            "serve",
+            "backup",
+            "--database",
+            &server.database(),
+            "--out",
+            backup.to_str().unwrap(),
+        ],
+        dir,
+        &endpoint,
+        &token,
+    );
+    assert_eq!(run.code, 0, "{run}");
+    assert!(run.stderr.contains("backed up"), "{run}");
+
+    // The original moves on: the edit is applied there.
+    let run = roster(
+        &["apply", &edited, "--auto-approve"],
+        dir,
+        &endpoint,
+        &token,
+    );
+    assert_eq!(run.code, 0, "{run}");
+    let after = roster(
+        &["plan", &edited, "--format", "json"],
+        dir,
+        &endpoint,
+        &token,
+    );
+    assert!(
+        essence(&after.stdout)["changes"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+
+    // Restore = a server over the copy (its own file, as an operator would put it back).
+    let restored_db = dir.join("restored.db");
+    std::fs::copy(&backup, &restored_db).unwrap();
+    let port = free_port();
+    let _restored = serve(&restored_db, port);
+    let restored = format!("http://127.0.0.1:{port}");
+    let again = roster(
+        &["plan", &edited, "--format", "json"],
+        dir,
+        &restored,
+        &token,
+    );
+    assert_eq!(
+        again.code, 0,
+        "the administrator token is in the backup too: {again}"
+    );
+    assert_eq!(
+        essence(&again.stdout),
+        essence(&before.stdout),
+        "the restored copy plans as the original did when the backup was taken"
+    );
+}
+
+#[test]
+fn a_backup_never_overwrites_and_postgresql_is_pointed_at_pg_dump() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let server = Server::start(&[]);
+    let existing = dir.join("exists.db");
+    std::fs::write(&existing, "keep me").unwrap();
+    let run = roster(
+        &[
+            "serve",
+            "backup",
+            "--database",
+            &server.database(),
+            "--out",
+            existing.to_str().unwrap(),
+        ],
+        dir,
+        "",
+        "",
+    );
+    assert_eq!(run.code, 1, "{run}");
+    assert!(run.stderr.contains("never overwrites"), "{run}");
+    assert_eq!(std::fs::read_to_string(&existing).unwrap(), "keep me");
+
+    let run = roster(
+        &[
+            "serve",
+            "backup",
+            "--database",
+            "postgres://roster:secret-password@192.0.2.1/roster",
+            "--out",
+            dir.join("pg.db").to_str().unwrap(),
+        ],
+        dir,
+        "",
+        "",
+    );
+    assert_eq!(run.code, 1, "{run}");
+    assert!(run.stderr.contains("pg_dump"), "{run}");
+    assert!(
+        !run.stderr.contains("secret-password"),
+        "the password is redacted: {run}"
+    );
+    assert!(!dir.join("pg.db").exists());
+}
