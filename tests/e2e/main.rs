@@ -16,5 +16,6 @@ mod exit;
 mod lease;
 mod reconcile;
 mod safety;
+mod scaleout;
 mod server;
 mod validate;
