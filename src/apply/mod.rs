@@ -25,7 +25,7 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-pub use report::{ApplyReport, ChangeResult, Outcome, ReportSummary};
+pub use report::{ApplyReport, ChangeResult, Outcome, ReportSummary, while_bar_hidden};
 
 use crate::model::{Kind, SecretRef, SecretValue};
 use crate::plan::{Action, Change, Plan};

@@ -176,6 +176,34 @@ impl ApplyReport {
     }
 }
 
+/// The progress bar on screen, if any: log lines are written around it
+/// ([`while_bar_hidden`]), never over it.
+static ACTIVE_BAR: std::sync::Mutex<Option<indicatif::ProgressBar>> = std::sync::Mutex::new(None);
+
+/// Runs `f` (which writes to the terminal) with the progress bar, if one is shown,
+/// cleared first and drawn again after, so that the output never mixes with the bar.
+pub fn while_bar_hidden<R>(f: impl FnOnce() -> R) -> R {
+    let bar = ACTIVE_BAR.lock().ok().and_then(|g| g.clone());
+    match bar {
+        Some(b) => b.suspend(f),
+        None => f(),
+    }
+}
+
+fn set_active_bar(bar: Option<indicatif::ProgressBar>) {
+    if let Ok(mut g) = ACTIVE_BAR.lock() {
+        *g = bar;
+    }
+}
+
+impl Drop for Shown {
+    fn drop(&mut self) {
+        if self.bar.is_some() {
+            set_active_bar(None);
+        }
+    }
+}
+
 /// Live progress while applying.
 pub(super) struct Shown {
     mode: Progress,
@@ -195,6 +223,7 @@ impl Shown {
                 .expect("a valid template")
                 .progress_chars("=> "),
             );
+            set_active_bar(Some(b.clone()));
             b
         });
         Shown {
@@ -230,7 +259,32 @@ impl Shown {
 
     pub(super) fn finish(&self) {
         if let Some(b) = &self.bar {
+            set_active_bar(None);
             b.finish_and_clear();
         }
+    }
+}
+
+#[cfg(test)]
+mod bar_tests {
+    use super::*;
+
+    #[test]
+    fn log_lines_are_written_around_the_bar_while_it_is_shown() {
+        assert!(ACTIVE_BAR.lock().unwrap().is_none());
+        let shown = Shown::new(Progress::Bar, 2);
+        assert!(
+            ACTIVE_BAR.lock().unwrap().is_some(),
+            "the bar is registered for the log writer"
+        );
+        assert_eq!(while_bar_hidden(|| 7), 7, "the write runs, suspended");
+        shown.finish();
+        assert!(ACTIVE_BAR.lock().unwrap().is_none(), "and forgotten after");
+        let again = Shown::new(Progress::Bar, 1);
+        drop(again);
+        assert!(
+            ACTIVE_BAR.lock().unwrap().is_none(),
+            "also when dropped early"
+        );
     }
 }

@@ -59,10 +59,27 @@ pub fn init_logging(verbose: u8, color: anstream::ColorChoice) {
     let ansi = term::stderr_color();
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| BarSafeStderr)
         .with_ansi(ansi)
         .with_target(false)
         .try_init();
+}
+
+/// stderr for log lines: written around apply's progress bar, never over it.
+struct BarSafeStderr;
+
+impl std::io::Write for BarSafeStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        crate::apply::while_bar_hidden(|| std::io::stderr().write(buf))
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        crate::apply::while_bar_hidden(|| std::io::stderr().write_all(buf))
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
 }
 
 /// Prints a top-level error with its chain of causes, lower case, on stderr.
