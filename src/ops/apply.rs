@@ -153,34 +153,23 @@ async fn apply(
             };
             let wrong = crate::plan::binding::mismatches(&plan, endpoint, &observed, None);
             if !wrong.is_empty() {
-                let mut msg =
-                    "refusing the saved plan: it was made for another target:".to_string();
-                for w in &wrong {
-                    msg.push_str("\n  - ");
-                    msg.push_str(w);
-                }
-                msg.push_str(
-                    "\nnothing was changed; make a new plan against this endpoint with this token (`roster plan --out FILE`) and apply that",
-                );
-                anstream::eprintln!("error: {msg}");
-                return Ok(Exit::Refused);
+                return Ok(refuse_saved(
+                    "refusing the saved plan: it was made for another target:",
+                    &wrong,
+                    "make a new plan against this endpoint with this token (`roster plan --out FILE`) and apply that",
+                ));
             }
             let stale = crate::plan::stale(&plan, &observed);
             if !stale.is_empty() {
-                let mut msg = format!(
-                    "the saved plan is stale: {} object{} changed on the live system since it was made:",
-                    stale.len(),
-                    s(stale.len())
-                );
-                for s in &stale {
-                    msg.push_str("\n  - ");
-                    msg.push_str(s);
-                }
-                msg.push_str(
-                    "\nnothing was changed; make a new plan with `roster plan --out FILE` and apply that",
-                );
-                anstream::eprintln!("error: {msg}");
-                return Ok(Exit::Refused);
+                let n = stale.len();
+                return Ok(refuse_saved(
+                    &format!(
+                        "the saved plan is stale: {n} object{} changed on the live system since it was made:",
+                        s(n)
+                    ),
+                    &stale,
+                    "make a new plan with `roster plan --out FILE` and apply that",
+                ));
             }
             show_plan(&plan, args.format);
             plan
@@ -248,6 +237,17 @@ async fn apply(
     } else {
         Exit::Success
     })
+}
+
+/// Says why a saved plan is refused (`header`, one line per reason, then `fix`); exit 4.
+fn refuse_saved(header: &str, reasons: &[String], fix: &str) -> Exit {
+    let mut msg = format!("error: {header}");
+    for r in reasons {
+        msg.push_str("\n  - ");
+        msg.push_str(r);
+    }
+    anstream::eprintln!("{msg}\nnothing was changed; {fix}");
+    Exit::Refused
 }
 
 /// Under the apply lease: the plan to run. `plan` itself when the live system did not

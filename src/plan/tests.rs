@@ -736,20 +736,25 @@ fn big_org() -> OrgB {
     o
 }
 
+/// The four representatives of `big_org`'s team `t` lose their team and features.
+fn empty_reps_of_team(d: &mut OrgB, t: usize) {
+    for r in 0..4 {
+        let x =
+            d.0.representatives
+                .get_mut(&format!("r{t:02}{r}@acme.example"))
+                .unwrap();
+        x.team = None;
+        x.features.clear();
+    }
+}
+
 #[test]
 fn threshold_stops_a_plan_that_keeps_objects_but_empties_memberships_and_rights() {
     let live = big_org();
     let mut d = big_org();
     // Every object kept; 20 teams lose their memberships and rights.
     for t in 0..20 {
-        for r in 0..4 {
-            let x =
-                d.0.representatives
-                    .get_mut(&format!("r{t:02}{r}@acme.example"))
-                    .unwrap();
-            x.team = None;
-            x.features.clear();
-        }
+        empty_reps_of_team(&mut d, t);
         let m =
             d.0.managers
                 .get_mut(&format!("m{t:02}@acme.example"))
@@ -1492,14 +1497,7 @@ fn the_removal_threshold_refusal_names_every_object_with_a_removal() {
             .unwrap()
             .team_rights
             .clear();
-        for r in 0..4 {
-            let x =
-                d.0.representatives
-                    .get_mut(&format!("r{t:02}{r}@acme.example"))
-                    .unwrap();
-            x.team = None;
-            x.features.clear();
-        }
+        empty_reps_of_team(&mut d, t);
     }
     let p = make_whole(&desired(d.0), &observed(live.0), &opts());
     assert_eq!(p.refusals.len(), 1, "{}", render::text(&p, false));

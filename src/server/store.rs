@@ -949,14 +949,7 @@ impl Tx {
                  id = excluded.id, holder = excluded.holder, purpose = excluded.purpose, \
                  principal = excluded.principal, acquired_at = excluded.acquired_at, \
                  expires_at = excluded.expires_at WHERE lease.expires_at <= excluded.acquired_at",
-                &[
-                    Arg::Text(&row.id),
-                    Arg::Text(&row.holder),
-                    Arg::Text(&row.purpose),
-                    Arg::Text(&row.principal),
-                    Arg::Int(row.acquired_at),
-                    Arg::Int(row.expires_at),
-                ],
+                &args![&row.id, &row.holder, &row.purpose, &row.principal, row.acquired_at, row.expires_at],
             )
             .await?;
         Ok(n > 0)
@@ -972,7 +965,7 @@ impl Tx {
         let n = self
             .execute(
                 "UPDATE lease SET expires_at = $1 WHERE account = 1 AND id = $2 AND expires_at > $3",
-                &[Arg::Int(expires_at), Arg::Text(id), Arg::Int(now)],
+                &args![expires_at, id, now],
             )
             .await?;
         Ok(n > 0)
@@ -983,7 +976,7 @@ impl Tx {
         let n = self
             .execute(
                 "DELETE FROM lease WHERE account = 1 AND id = $1",
-                &[Arg::Text(id)],
+                &args![id],
             )
             .await?;
         Ok(n > 0)
