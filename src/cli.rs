@@ -178,7 +178,7 @@ pub struct PlanArgs {
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Exit 0 when there are no changes, 2 when there are (other codes: README "Exit codes").
-    #[arg(long)]
+    #[arg(long, env = "ROSTER_DETAILED_EXITCODE")]
     pub detailed_exitcode: bool,
     /// The most characters of the Markdown plan (also appended to GITHUB_STEP_SUMMARY when
     /// set); a longer plan keeps its summary, refusals, removals and blocked changes.
@@ -186,7 +186,7 @@ pub struct PlanArgs {
     pub markdown_limit: usize,
     /// Count live objects no file declares under `unmanaged: warn` as changes (drift) for
     /// --detailed-exitcode; the JSON plan lists them under `unmanaged`.
-    #[arg(long)]
+    #[arg(long, env = "ROSTER_UNMANAGED_AS_CHANGES")]
     pub unmanaged_as_changes: bool,
     #[command(flatten)]
     pub ci: CiArgs,
@@ -208,7 +208,7 @@ pub struct ApplyArgs {
     #[arg(long)]
     pub auto_approve: bool,
     /// How many independent changes to send at once.
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+    #[arg(long, default_value_t = 8, env = "ROSTER_PARALLELISM", value_parser = clap::value_parser!(u16).range(1..=64))]
     pub parallelism: u16,
     /// Output format of the report.
     #[arg(long, value_enum, default_value_t = DiagnosticFormat::Text)]
@@ -220,7 +220,7 @@ pub struct ApplyArgs {
     #[command(flatten)]
     pub ci: CiArgs,
     /// Exit 0 when there was nothing to change, 2 when changes were applied, 6 when some failed.
-    #[arg(long)]
+    #[arg(long, env = "ROSTER_DETAILED_EXITCODE")]
     pub detailed_exitcode: bool,
 }
 

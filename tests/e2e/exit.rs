@@ -125,6 +125,32 @@ fn exit_0_and_2_no_changes_and_changes_for_plan_and_apply_with_detailed_exitcode
     assert_eq!(run.code, 0, "{run}");
 }
 
+/// A pipeline sets the options it always wants once, in its environment.
+#[test]
+fn the_options_a_pipeline_sets_have_environment_variables() {
+    let server = Server::start(&[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let decl = declaration(tmp.path(), "declared", DECLARED);
+    let on = [("ROSTER_DETAILED_EXITCODE", "true")];
+    let run = server.run_env(&["plan", s(&decl)], &on);
+    assert_eq!(
+        run.code, 2,
+        "ROSTER_DETAILED_EXITCODE=true is --detailed-exitcode\n{run}"
+    );
+    let off = [("ROSTER_DETAILED_EXITCODE", "false")];
+    let run = server.run_env(&["plan", s(&decl)], &off);
+    assert_eq!(run.code, 0, "and false is its absence\n{run}");
+    let run = server.run_env(
+        &["apply", s(&decl), "--auto-approve"],
+        &[("ROSTER_PARALLELISM", "0")],
+    );
+    assert_eq!(
+        run.code, 64,
+        "ROSTER_PARALLELISM is checked as --parallelism is\n{run}"
+    );
+    assert!(run.stderr.contains("parallelism"), "{run}");
+}
+
 #[test]
 fn exit_1_error_apply_without_a_terminal_nor_auto_approve() {
     let server = Server::start(&[]);
