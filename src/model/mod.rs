@@ -420,6 +420,18 @@ pub struct SignIn {
 }
 
 impl SignIn {
+    /// Seed 001: "force a password change at the next login" is a one-time action, not
+    /// a state. Declared, it is sent with a password (a create, a new `rotation`); once
+    /// the person has changed the password the console clears it, and that is no drift
+    /// to correct: a live `false` against a declared `true` is settled unless this change
+    /// sets a password. (A live `true` against a declared `false` is a pending force the
+    /// declaration withdraws, and is changed.)
+    pub fn force_change_settled(declared: bool, live: bool, password_set: bool) -> bool {
+        declared && !live && !password_set
+    }
+}
+
+impl SignIn {
     pub fn is_default(&self) -> bool {
         *self == SignIn::default()
     }

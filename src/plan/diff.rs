@@ -333,6 +333,9 @@ fn update<T: Scoped>(
     let mut lc = live_t.canon();
     dc.remove(key_field);
     lc.remove(key_field);
+    if kind == Kind::Representative {
+        settle_force_password_change(&mut dc, &lc, set_password.is_some());
+    }
     // A live protection is lifted only by an explicit `protect: false`.
     let unprotect = cx.desired.unprotect.contains(&id);
     if live.protect() && !d.protect() && !unprotect {
@@ -424,6 +427,27 @@ fn update<T: Scoped>(
         }
     }
     cx.drafts.push(draft);
+}
+
+/// A representative's declared `sign_in.force_password_change` the person has already
+/// acted on is not sent again (`SignIn::force_change_settled`).
+fn settle_force_password_change(
+    dc: &mut Map<String, Value>,
+    lc: &Map<String, Value>,
+    password_set: bool,
+) {
+    const F: &str = "force_password_change";
+    let live = lc
+        .get("sign_in")
+        .and_then(|s| s.get(F))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    if let Some(Value::Object(d)) = dc.get_mut("sign_in") {
+        let declared = d.get(F).and_then(Value::as_bool).unwrap_or(false);
+        if crate::model::SignIn::force_change_settled(declared, live, password_set) {
+            d.insert(F.into(), Value::Bool(false));
+        }
+    }
 }
 
 /// An undeclared live object under `unmanaged: remove`.

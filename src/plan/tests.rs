@@ -373,12 +373,81 @@ fn create_carries_the_object_and_the_password_reference_only() {
     assert_eq!(p.summary.create, 1);
 }
 
+/// Seed 001: "force a password change at the next login" happens once. The person
+/// changed the password and the console cleared the flag: no drift, no second force;
+/// a new `rotation` forces it again; a pending force the YAML drops is withdrawn.
+#[test]
+fn force_password_change_is_a_one_time_action_not_a_state() {
+    let forced = |rotation: Option<&str>| {
+        let mut d = base();
+        let r = d.0.representatives.get_mut("jdoe@acme.example").unwrap();
+        r.sign_in.force_password_change = true;
+        r.password = rotation.map(|rot| SecretRef {
+            env: Some("JDOE_PW".into()),
+            file: None,
+            value: None,
+            rotation: Some(rot.into()),
+        });
+        d
+    };
+    let mut live = base();
+    live.0
+        .representatives
+        .get_mut("jdoe@acme.example")
+        .unwrap()
+        .password = Some(SecretRef {
+        env: None,
+        file: None,
+        value: None,
+        rotation: Some("2026-11".into()),
+    });
+    let p = plan(
+        &desired(forced(Some("2026-11")).0),
+        &observed(live.clone().0),
+    );
+    assert!(p.changes.is_empty(), "settled: {:?}", p.changes);
+
+    let p = plan(
+        &desired(forced(Some("2026-12")).0),
+        &observed(live.clone().0),
+    );
+    let c = change(&p, Kind::Representative, "jdoe@acme.example");
+    assert_eq!(
+        c.patch.as_ref().unwrap()["sign_in"]["force_password_change"],
+        true
+    );
+    assert!(c.set_password.is_some(), "with the new password");
+
+    let mut pending = live.clone();
+    pending
+        .0
+        .representatives
+        .get_mut("jdoe@acme.example")
+        .unwrap()
+        .sign_in
+        .force_password_change = true;
+    let mut withdrawn = forced(Some("2026-11"));
+    withdrawn
+        .0
+        .representatives
+        .get_mut("jdoe@acme.example")
+        .unwrap()
+        .sign_in
+        .force_password_change = false;
+    let p = plan(&desired(withdrawn.0), &observed(pending.0));
+    let c = change(&p, Kind::Representative, "jdoe@acme.example");
+    assert_eq!(
+        c.patch.as_ref().unwrap()["sign_in"]["force_password_change"],
+        false
+    );
+}
+
 #[test]
 fn update_patches_only_changed_fields() {
     let mut d = base();
     let r = d.0.representatives.get_mut("jdoe@acme.example").unwrap();
     r.features = feats(&[Feature::AdminCenterAccess, Feature::SessionReplay]);
-    r.sign_in.force_password_change = true;
+    r.sign_in.force_email_validation = true;
     let p = plan(&desired(d.0), &observed(base().0));
     let c = change(&p, Kind::Representative, "jdoe@acme.example");
     assert_eq!(c.action, Action::Update);
