@@ -1,5 +1,5 @@
 //! The integration tests, one binary (one link): the CLI end to end (`reconcile`,
-//! `safety`, `validate`, `ci`, `binding`, `docs`, `exit`), the live server over HTTP
+//! `safety`, `validate`, `ci`, `binding`, `target`, `docs`, `exit`), the live server over HTTP
 //! (`server`) and the apply lease (`lease`), with their helpers in `support`;
 //! `architecture` reads the source.
 
@@ -16,4 +16,5 @@ mod lease;
 mod reconcile;
 mod safety;
 mod server;
+mod target;
 mod validate;
