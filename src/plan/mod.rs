@@ -26,6 +26,8 @@
 //!   live ones;
 //! - `diff.rs`: renames and the per-kind comparison into drafts (asking scope and
 //!   safety);
+//! - `target.rs`: `--target`/`--exclude` patterns and the selection of an ordered plan's
+//!   changes with what they depend on (a partial plan, [`Plan::partial`]);
 //! - `make.rs`: the stage runner behind [`make()`].
 //!
 //! [`stale()`] (`stale.rs`) and [`render`] read finished plans only.

@@ -905,6 +905,39 @@ fn seats_are_checked_before_any_write() {
     assert!(make_settled(&d, &o, &opts()).is_ok());
 }
 
+/// A partial plan that activates nobody adds no seat: it is not refused for the seats
+/// the whole declaration would take; one that creates a representative still is.
+#[test]
+fn a_partial_plan_is_checked_for_seats_only_when_it_activates_someone() {
+    let mut org = base()
+        .rep(rep("x1@acme.example", "Europe/Lyon"))
+        .rep(rep("x2@acme.example", "Europe/Lyon"));
+    org.0
+        .representatives
+        .get_mut("jdoe@acme.example")
+        .unwrap()
+        .features = feats(&[Feature::AdminCenterAccess]);
+    let d = desired(org.0);
+    let mut o = observed(base().rep(rep("ghost@acme.example", "Europe/Lyon")).0);
+    o.account.seats = 4;
+    let only = |t: &str| PlanOptions {
+        filter: target::Filter {
+            targets: vec![t.parse().unwrap()],
+            excludes: vec![],
+        },
+        ..Default::default()
+    };
+    let p = make_whole(&d, &o, &only("representative/jdoe@*"));
+    assert!(p.refusals.is_empty(), "{:?}", p.refusals);
+    assert_eq!(p.changes.len(), 1);
+    assert_eq!(p.partial.as_ref().unwrap().left_out, 2);
+    let p = make_whole(&d, &o, &only("representative/x1@*"));
+    assert_eq!(
+        p.refusals.iter().map(|r| r.rule).collect::<Vec<_>>(),
+        [RuleCode::Seats]
+    );
+}
+
 #[test]
 fn a_user_name_held_by_an_undeclared_live_representative_is_refused() {
     // The live `ghost` (declared by no file) holds the user name `x1`.
