@@ -246,6 +246,14 @@ fn an_unknown_kind_is_a_usage_error_and_a_pattern_naming_nothing_a_warning() {
         "{run}"
     );
 
+    // A saved plan is applied whole: targeting it is a usage error too.
+    let run = server.roster(
+        &["apply", "--plan", "plan.json", "--target", "team/Europe/*"],
+        dir,
+    );
+    assert_eq!(run.code, 64, "{run}");
+    assert!(run.stderr.contains("cannot be used with"), "{run}");
+
     let run = server.roster(
         &[
             "plan",
