@@ -162,6 +162,23 @@ pub struct SafetyArgs {
     pub allow_delete: bool,
 }
 
+/// `--target`/`--exclude`: only part of the plan.
+#[derive(Debug, Clone, Args)]
+pub struct TargetArgs {
+    /// Plan only the changes of objects matching KIND/KEY (repeatable; `*` globs, e.g.
+    /// `representative/*@acme.example`, `team/Europe/*`), and what they depend on.
+    #[arg(long, value_name = "KIND/KEY", value_parser = parse_pattern)]
+    pub target: Vec<crate::plan::target::Pattern>,
+    /// Leave out the changes of objects matching KIND/KEY (repeatable; `*` globs); a
+    /// kept change that depends on one refuses the plan.
+    #[arg(long, value_name = "KIND/KEY", value_parser = parse_pattern)]
+    pub exclude: Vec<crate::plan::target::Pattern>,
+}
+
+fn parse_pattern(s: &str) -> Result<crate::plan::target::Pattern, String> {
+    s.parse()
+}
+
 #[derive(Debug, Args)]
 pub struct PlanArgs {
     /// Files or directories of the declaration.
@@ -171,6 +188,8 @@ pub struct PlanArgs {
     pub endpoint: EndpointArgs,
     #[command(flatten)]
     pub safety: SafetyArgs,
+    #[command(flatten)]
+    pub targeting: TargetArgs,
     /// Output format.
     #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
     pub format: PlanFormat,
@@ -204,6 +223,13 @@ pub struct ApplyArgs {
     pub endpoint: EndpointArgs,
     #[command(flatten)]
     pub safety: SafetyArgs,
+    /// Apply only the changes of objects matching KIND/KEY (repeatable; `*` globs), and
+    /// what they depend on (a saved plan applies only its own changes).
+    #[arg(long, value_name = "KIND/KEY", value_parser = parse_pattern, conflicts_with = "plan")]
+    pub target: Vec<crate::plan::target::Pattern>,
+    /// Leave out the changes of objects matching KIND/KEY (repeatable; `*` globs).
+    #[arg(long, value_name = "KIND/KEY", value_parser = parse_pattern, conflicts_with = "plan")]
+    pub exclude: Vec<crate::plan::target::Pattern>,
     /// Do not ask for confirmation.
     #[arg(long)]
     pub auto_approve: bool,
@@ -456,11 +482,15 @@ impl From<EndpointArgs> for ops::connect::Endpoint {
     }
 }
 
-impl From<SafetyArgs> for PlanOptions {
-    fn from(a: SafetyArgs) -> Self {
+impl SafetyArgs {
+    fn with(self, targets: TargetArgs) -> PlanOptions {
         PlanOptions {
-            allow_delete: a.allow_delete,
-            force: a.force,
+            allow_delete: self.allow_delete,
+            force: self.force,
+            filter: crate::plan::target::Filter {
+                targets: targets.target,
+                excludes: targets.exclude,
+            },
         }
     }
 }
@@ -481,7 +511,7 @@ impl From<PlanArgs> for ops::plan::Options {
         ops::plan::Options {
             paths: a.paths,
             endpoint: a.endpoint.into(),
-            safety: a.safety.into(),
+            safety: a.safety.with(a.targeting),
             format: a.format.into(),
             out: a.out,
             detailed_exitcode: a.detailed_exitcode,
@@ -498,7 +528,10 @@ impl From<ApplyArgs> for ops::apply::Options {
             paths: a.paths,
             plan: a.plan,
             endpoint: a.endpoint.into(),
-            safety: a.safety.into(),
+            safety: a.safety.with(TargetArgs {
+                target: a.target,
+                exclude: a.exclude,
+            }),
             auto_approve: a.auto_approve,
             parallelism: usize::from(a.parallelism),
             format: a.format.into(),

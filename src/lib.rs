@@ -10,7 +10,7 @@
 //!   or diagnostics.
 //! - [`plan`]: pure: `Desired` × `Observed` → ordered [`plan::Plan`] (with the refusals of
 //!   safety rules, if any) through one entry point, [`plan::make`] (user names, scope,
-//!   diff, safety, order); renderings (text, JSON, Markdown) and the stale check of a
+//!   diff, safety, order, the `--target`/`--exclude` selection); renderings (text, JSON, Markdown) and the stale check of a
 //!   saved plan.
 //! - [`provider`]: the [`provider::Provider`] trait and its HTTP client → [`model::Observed`];
 //!   the writes [`apply`] asks for. Knows an endpoint URL and a token, nothing else.

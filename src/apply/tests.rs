@@ -41,6 +41,7 @@ pub(super) fn plan(changes: Vec<Change>) -> Plan {
         unmanaged: vec![],
         out_of_scope: vec![],
         warnings: vec![],
+        partial: None,
         refusals: vec![],
         fingerprint: BTreeMap::from([("portal/p".to_string(), 1)]),
     }

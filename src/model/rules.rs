@@ -80,6 +80,9 @@ pub enum RuleCode {
     /// A plan whose removals (objects and relationships) exceed the policy's threshold,
     /// refused unless `--force`.
     RemovalThreshold,
+    /// A change a partial plan keeps (`--target`) depends on one that `--exclude` leaves
+    /// out.
+    TargetDependency,
 }
 
 impl RuleCode {
@@ -109,6 +112,7 @@ impl RuleCode {
             RuleCode::RenameConflict => "rename-conflict",
             RuleCode::Protected => "protected",
             RuleCode::RemovalThreshold => "removal-threshold",
+            RuleCode::TargetDependency => "target-dependency",
         }
     }
 }
@@ -132,6 +136,7 @@ impl RuleCode {
         RuleCode::Schema,
         RuleCode::Protected,
         RuleCode::RemovalThreshold,
+        RuleCode::TargetDependency,
         RuleCode::RenameConflict,
         RuleCode::YamlSyntax,
         RuleCode::DuplicateKey,
@@ -194,6 +199,9 @@ impl RuleCode {
             RuleCode::RenameConflict => "A rename whose old and new keys both exist",
             RuleCode::Protected => "A plan would remove a protected object",
             RuleCode::RemovalThreshold => "A plan's removals exceed the removal threshold",
+            RuleCode::TargetDependency => {
+                "A targeted change depends on a change that --exclude leaves out"
+            }
         }
     }
 
@@ -290,6 +298,11 @@ impl RuleCode {
             RuleCode::RemovalThreshold => {
                 "A plan whose removals (objects and relationships) exceed \
                  `policy.removal_threshold` is refused unless `--force`."
+            }
+            RuleCode::TargetDependency => {
+                "A partial plan (`--target`/`--exclude`) keeps a change whose dependency \
+                 (the create of its team, its portal, a rename it follows) an `--exclude` \
+                 leaves out. Drop that `--exclude`, or leave out the dependent change too."
             }
         }
     }

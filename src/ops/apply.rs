@@ -11,6 +11,10 @@
 //! warnings and failures are rendered here as `roster plan` renders them; the terminal
 //! helpers (runtime, colours, the `yes` prompt) are `ops::term`'s.
 //!
+//! `--target`/`--exclude` cut a fresh plan down as for `roster plan` (the same
+//! `PlanOptions`, also when the plan is made again under the lease); with `--plan` they
+//! are refused by `cli`: a saved partial plan already holds only its own changes.
+//!
 //! Writes happen under the live system's apply lease (`ops::lease`): taken after the
 //! confirmation, waiting up to `--lock-timeout` for another holder (else exit 7,
 //! `Exit::Locked`), renewed while writing, released at the end; a plan that another

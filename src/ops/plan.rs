@@ -24,6 +24,11 @@
 //! count as changes for `--detailed-exitcode` (drift, for scheduled jobs); the JSON plan
 //! lists them in `unmanaged` with their policy.
 //!
+//! `--target`/`--exclude` (in `PlanOptions::filter`) make a partial plan (`plan::target`):
+//! the patterns are parsed by `cli`, so an unknown kind is a usage error (exit 64); a
+//! pattern naming no change is a warning of the plan; a dependency excluded refuses it
+//! (exit 4). A partial plan saved with `--out` holds only its changes.
+//!
 //! Exit codes: `ops::Exit` (0 no changes, 2 changes with `--detailed-exitcode`, 3
 //! invalid, 4 refused, 5 live system unreadable).
 

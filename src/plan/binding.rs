@@ -147,6 +147,7 @@ mod tests {
             unmanaged: vec![],
             out_of_scope: vec![],
             warnings: vec![],
+            partial: None,
             fingerprint: Default::default(),
         }
     }

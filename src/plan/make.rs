@@ -6,16 +6,20 @@
 //! the manager token's scope (`scope.rs`); the diff collects renames and drafts every
 //! kind's changes (`diff.rs`); safety turns team deletions that would keep members into
 //! deactivations and finds deletions the live system would refuse (`safety.rs`); the
-//! deferrals of leaders and freed user names follow (`order.rs`), then the remaining
-//! refusals; last, the ordering. The saved plan's fingerprint is built on another core
+//! deferrals of leaders and freed user names follow (`order.rs`), then the ordering,
+//! the selection of `--target`/`--exclude` (`target.rs`), and last the remaining
+//! refusals, on what is selected. The saved plan's fingerprint is built on another core
 //! meanwhile. Called by the `plan` and `apply` commands (`ops`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::draft::{Cx, Draft};
+use super::target::{self, Partial};
 use super::usernames::settle_usernames;
-use super::{Action, PLAN_FORMAT_VERSION, Plan, PlanOptions, Summary, diff, order, safety, scope};
-use crate::model::{Desired, Observed};
+use super::{
+    Action, Change, PLAN_FORMAT_VERSION, Plan, PlanOptions, Summary, diff, order, safety, scope,
+};
+use crate::model::{Desired, ObjectId, Observed};
 
 /// Computes the plan that brings the live system to the declaration, with every reason
 /// a safety rule refuses it (rename conflicts, protected objects, seats, scope, removal
@@ -42,7 +46,7 @@ pub(super) fn make_settled(desired: &Desired, observed: &Observed, opts: &PlanOp
                 .map(|(id, v)| (id.to_string(), *v))
                 .collect()
         },
-        || stages(Cx::new(desired, observed, *opts)),
+        || stages(Cx::new(desired, observed, opts.clone())),
     );
     Plan {
         fingerprint,
@@ -63,17 +67,27 @@ fn stages(mut cx: Cx) -> Plan {
     let cycles = order::defer_usernames(&mut cx);
     safety::username_cycles(&mut cx, &cycles);
 
+    // Ordered before the last checks: targeting follows `depends_on`, and the checks
+    // that count (seats, the removal threshold) judge what a partial plan keeps.
+    let drafts = std::mem::take(&mut cx.drafts);
+    cx.drafts = order::order(drafts, &cx.observed.org);
+    let partial = select(&mut cx);
+
     safety::protection(&mut cx);
     safety::seats(&mut cx);
     safety::usernames(&mut cx);
     safety::threshold(&mut cx);
 
     let mut refusals = cx.errors;
+    if let Some((_, left_out)) = &partial {
+        // A refusal about left-out objects only does not concern this plan.
+        refusals.retain(|r| !r.all_objects().all(|o| left_out.contains(o)));
+    }
     refusals.sort_by(|a, b| (a.rule, &a.id, &a.pointer).cmp(&(b.rule, &b.id, &b.pointer)));
     refusals.dedup();
 
     let summary = summarize(&cx.drafts);
-    let changes = order::order(cx.drafts, &cx.observed.org);
+    let changes = cx.drafts.into_iter().map(|d| d.change).collect();
     let mut out_of_scope = cx.out_of_scope;
     out_of_scope.sort();
     out_of_scope.dedup();
@@ -86,9 +100,51 @@ fn stages(mut cx: Cx) -> Plan {
         unmanaged: cx.unmanaged,
         out_of_scope,
         warnings: cx.warnings,
+        partial: partial.map(|(p, _)| p),
         refusals,
         fingerprint: BTreeMap::new(),
     }
+}
+
+/// `--target`/`--exclude` (`target.rs`): keeps the selected drafts (renumbering their
+/// `depends_on`), adds the refusals and warnings of the selection, and gives what the
+/// plan says about being partial with the objects left out entirely (no change of them
+/// kept). `None` without a filter.
+fn select(cx: &mut Cx) -> Option<(Partial, BTreeSet<ObjectId>)> {
+    if cx.opts.filter.is_empty() {
+        return None;
+    }
+    let filter = cx.opts.filter.clone();
+    let refs: Vec<&Change> = cx.drafts.iter().map(|d| &d.change).collect();
+    let sel = target::choose(&refs, &filter);
+    let partial = target::partial(&filter, &sel, &refs, refs.len());
+    drop(refs);
+    for p in &sel.unmatched {
+        cx.warnings.push(format!(
+            "`{p}` names no change of this plan; it has no effect"
+        ));
+    }
+    cx.errors.extend(sel.refusals);
+    let index = target::renumber(&sel.keep);
+    let drafts = std::mem::take(&mut cx.drafts);
+    let mut left_out = BTreeSet::new();
+    for (mut d, new) in drafts.into_iter().zip(&index) {
+        if new.is_none() {
+            left_out.insert(d.change.id);
+            continue;
+        }
+        d.change.depends_on = d
+            .change
+            .depends_on
+            .iter()
+            .filter_map(|&j| index.get(j).copied().flatten())
+            .collect();
+        cx.drafts.push(d);
+    }
+    for d in &cx.drafts {
+        left_out.remove(&d.change.id);
+    }
+    Some((partial, left_out))
 }
 
 fn summarize(drafts: &[Draft]) -> Summary {

@@ -26,6 +26,8 @@
 //!   live ones;
 //! - `diff.rs`: renames and the per-kind comparison into drafts (asking scope and
 //!   safety);
+//! - `target.rs`: `--target`/`--exclude` patterns and the selection of an ordered plan's
+//!   changes with what they depend on (a partial plan, [`Plan::partial`]);
 //! - `make.rs`: the stage runner behind [`make()`].
 //!
 //! [`stale()`] (`stale.rs`) and [`render`] read finished plans only.
@@ -54,6 +56,7 @@ pub mod render;
 mod safety;
 mod scope;
 mod stale;
+pub mod target;
 #[cfg(test)]
 mod tests;
 mod usernames;
@@ -213,6 +216,11 @@ pub struct Plan {
     /// Warnings for the reviewer (rule 4, unmanaged with `warn`, …).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// Set when `--target`/`--exclude` cut the plan down: the patterns, how many changes
+    /// of the full plan are left out, and the dependencies pulled in (`target.rs`).
+    /// `changes` and `summary` hold the selected changes only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partial: Option<target::Partial>,
     /// `kind/key` → version of every live object read: a saved plan is refused when any
     /// of them changed (or disappeared, or a new object of a planned key appeared).
     pub fingerprint: BTreeMap<String, i64>,
@@ -251,13 +259,15 @@ impl Plan {
 }
 
 /// Switches that the command line, not the declaration, controls.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PlanOptions {
     /// `--allow-delete`: with `on_remove: delete`, representatives (and teams, campaigns)
     /// are deleted rather than deactivated.
     pub allow_delete: bool,
     /// `--force`: proceed although removals exceed the removal threshold.
     pub force: bool,
+    /// `--target`/`--exclude`: only part of the plan's changes (empty: all).
+    pub filter: target::Filter,
 }
 
 /// Why a safety rule refuses the plan (removal threshold, protected object, seats,

@@ -4,7 +4,8 @@
 //! representative it names ([`defer_leaders`]), a user name written after the change
 //! that frees it ([`defer_usernames`]), then the sort into phases and `depends_on`
 //! ([`order`]). Reads the drafts on the run ([`Cx`]) after the diff and the safety
-//! checks that reshape removals; hands `make` the ordered [`Change`]s.
+//! checks that reshape removals; hands `make` the ordered drafts (their changes with
+//! `depends_on`), which targeting (`target.rs`) may cut down before the last checks.
 //!
 //! Phases: portals → teams (parents first) → administrators → managers →
 //! representatives → deferred team leaders → campaigns → contact groups; then the
@@ -31,7 +32,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use serde_json::{Map, Value, json};
 
 use super::draft::{Cx, Draft, NameCycle, field_change};
-use super::{Action, Change, ObjectId};
+use super::{Action, ObjectId};
 use crate::model::{Kind, Org};
 
 /// A team whose new leader is a representative this plan creates, renames or moves in:
@@ -283,7 +284,9 @@ fn depth_key(d: &Draft) -> isize {
     }
 }
 
-pub(super) fn order(mut drafts: Vec<Draft>, live: &Org) -> Vec<Change> {
+/// The drafts sorted into phases, each with its `change.depends_on` filled in (indices
+/// into the returned order, always earlier ones).
+pub(super) fn order(mut drafts: Vec<Draft>, live: &Org) -> Vec<Draft> {
     drafts.sort_by(|a, b| {
         (phase(a), depth_key(a), &a.change.id.key).cmp(&(phase(b), depth_key(b), &b.change.id.key))
     });
@@ -364,10 +367,9 @@ pub(super) fn order(mut drafts: Vec<Draft>, live: &Org) -> Vec<Change> {
     drafts
         .into_iter()
         .zip(deps)
-        .map(|(d, deps)| {
-            let mut c = d.change;
-            c.depends_on = deps;
-            c
+        .map(|(mut d, deps)| {
+            d.change.depends_on = deps;
+            d
         })
         .collect()
 }

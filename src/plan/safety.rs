@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde_json::json;
 
-use super::draft::{Cx, NameCycle, field_change, parent_of};
+use super::draft::{Cx, Draft, NameCycle, field_change, parent_of};
 use super::kinds::{Object, status_patch};
 use super::{Action, Refusal};
 use crate::model::rules::RuleCode;
@@ -348,6 +348,14 @@ pub(super) fn protection(cx: &mut Cx) {
 /// Rule 5: active representatives after the plan never exceed the licensed seats.
 pub(super) fn seats(cx: &mut Cx) {
     let seats = cx.observed.account.seats as usize;
+    let activates = |d: &Draft| {
+        d.change.id.kind == Kind::Representative
+            && matches!(d.change.action, Action::Create | Action::Reactivate)
+    };
+    if !cx.opts.filter.is_empty() && !cx.drafts.iter().any(activates) {
+        // A partial plan that activates nobody adds no seat (`target.rs`).
+        return;
+    }
     let declared = cx.desired.org.active_representatives();
     if declared <= seats && cx.unmatched[Kind::Representative as usize].is_empty() {
         return;

@@ -174,6 +174,7 @@ fn allow_delete(force: bool) -> PlanOptions {
     PlanOptions {
         allow_delete: true,
         force,
+        ..Default::default()
     }
 }
 
@@ -858,10 +859,75 @@ fn threshold_stops_a_plan_that_keeps_objects_but_empties_memberships_and_rights(
         &PlanOptions {
             force: true,
             allow_delete: false,
+            ..Default::default()
         },
     )
     .unwrap();
     assert_eq!(p.summary.removals, 420);
+}
+
+/// `--target`/`--exclude` on a whole plan (`target.rs`): the threshold judges the
+/// changes a partial plan keeps, and the plan says what it left out.
+#[test]
+fn a_partial_plan_is_judged_by_the_removals_it_keeps() {
+    let live = big_org();
+    let mut d = big_org();
+    for t in 0..20 {
+        for r in 0..4 {
+            let x =
+                d.0.representatives
+                    .get_mut(&format!("r{t:02}{r}@acme.example"))
+                    .unwrap();
+            x.features.clear();
+        }
+    }
+    let d = desired(d.0);
+    let o = observed(live.0);
+    let whole = make_whole(&d, &o, &opts());
+    assert_eq!(whole.changes.len(), 80);
+    assert!(
+        whole
+            .refusals
+            .iter()
+            .any(|r| r.rule == RuleCode::RemovalThreshold)
+    );
+    let pattern = |s: &str| s.parse::<target::Pattern>().unwrap();
+    let filter = |targets: &[&str], excludes: &[&str]| PlanOptions {
+        filter: target::Filter {
+            targets: targets.iter().map(|s| pattern(s)).collect(),
+            excludes: excludes.iter().map(|s| pattern(s)).collect(),
+        },
+        ..Default::default()
+    };
+    // Two teams' representatives: 8 changes, 24 removals, under the threshold.
+    let p = make_whole(&d, &o, &filter(&["representative/r0[01]*"], &[]));
+    assert!(p.refusals.is_empty(), "{:?}", p.refusals);
+    assert_eq!(p.changes.len(), 8);
+    assert_eq!(p.summary.update, 8);
+    assert_eq!(p.summary.removals, 24);
+    let part = p.partial.as_ref().unwrap();
+    assert_eq!(part.left_out, 72);
+    assert_eq!(part.targets, ["representative/r0[01]*"]);
+    assert!(render::text(&p, false).contains("partial plan: 72 changes left out"));
+    assert!(render::markdown(&p).contains("partial plan: 72 changes left out"));
+    // Excluding only two teams leaves a plan that still breaks it.
+    let p = make_whole(&d, &o, &filter(&[], &["representative/r0[01]*"]));
+    assert!(
+        p.refusals
+            .iter()
+            .any(|r| r.rule == RuleCode::RemovalThreshold)
+    );
+    assert_eq!(p.changes.len(), 72);
+    // Nothing matched: a warning, and the plan is empty.
+    let p = make_whole(&d, &o, &filter(&["portal/*"], &[]));
+    assert!(p.changes.is_empty() && p.refusals.is_empty());
+    assert!(
+        p.warnings
+            .iter()
+            .any(|w| w.contains("`--target portal/*` names no change")),
+        "{:?}",
+        p.warnings
+    );
 }
 
 #[test]
@@ -911,6 +977,39 @@ fn seats_are_checked_before_any_write() {
     assert!(e.0[0].message.contains("5 representatives would be active"));
     o.account.seats = 5;
     assert!(make_settled(&d, &o, &opts()).is_ok());
+}
+
+/// A partial plan that activates nobody adds no seat: it is not refused for the seats
+/// the whole declaration would take; one that creates a representative still is.
+#[test]
+fn a_partial_plan_is_checked_for_seats_only_when_it_activates_someone() {
+    let mut org = base()
+        .rep(rep("x1@acme.example", "Europe/Lyon"))
+        .rep(rep("x2@acme.example", "Europe/Lyon"));
+    org.0
+        .representatives
+        .get_mut("jdoe@acme.example")
+        .unwrap()
+        .features = feats(&[Feature::AdminCenterAccess]);
+    let d = desired(org.0);
+    let mut o = observed(base().rep(rep("ghost@acme.example", "Europe/Lyon")).0);
+    o.account.seats = 4;
+    let only = |t: &str| PlanOptions {
+        filter: target::Filter {
+            targets: vec![t.parse().unwrap()],
+            excludes: vec![],
+        },
+        ..Default::default()
+    };
+    let p = make_whole(&d, &o, &only("representative/jdoe@*"));
+    assert!(p.refusals.is_empty(), "{:?}", p.refusals);
+    assert_eq!(p.changes.len(), 1);
+    assert_eq!(p.partial.as_ref().unwrap().left_out, 2);
+    let p = make_whole(&d, &o, &only("representative/x1@*"));
+    assert_eq!(
+        p.refusals.iter().map(|r| r.rule).collect::<Vec<_>>(),
+        [RuleCode::Seats]
+    );
 }
 
 #[test]
@@ -1809,6 +1908,7 @@ fn every_kind_of_relationship_counts_as_a_removal() {
         &PlanOptions {
             force: true,
             allow_delete: false,
+            ..Default::default()
         },
     )
     .unwrap();
@@ -1962,7 +2062,7 @@ fn a_deletion_the_live_system_would_refuse_for_a_remaining_reference_is_refused(
     let mut d = desired(base().0);
     d.policy.representatives = delete_unmanaged();
     let delete = allow_delete(false);
-    let e = errors(&d, &observed(live.clone().0), delete);
+    let e = errors(&d, &observed(live.clone().0), delete.clone());
     assert_eq!(e.0.len(), 1, "{e}");
     assert_eq!(e.0[0].rule, RuleCode::UnresolvedReference);
     assert_eq!(

@@ -1,5 +1,6 @@
 //! The integration tests, one binary (one link): the CLI end to end (`reconcile`,
-//! `safety`, `validate`, `ci`, `ci_examples`, `binding`, `backup`, `docs`, `exit`), the live server over HTTP
+//! `safety`, `validate`, `ci`, `ci_examples`, `binding`, `backup`, `target`, `docs`,
+//! `exit`, `scaleout`), the live server over HTTP
 //! (`server`) and the apply lease (`lease`), with their helpers in `support`;
 //! `architecture` reads the source.
 
@@ -18,4 +19,5 @@ mod reconcile;
 mod safety;
 mod scaleout;
 mod server;
+mod target;
 mod validate;

@@ -15,7 +15,8 @@ use std::fmt::Write as _;
 use serde_json::Value;
 
 use super::{
-    counts, password_words, refusal_headline, refusal_objects, refused_line, show, summary_line,
+    counts, partial_line, password_words, pulled_in_lines, refusal_headline, refusal_objects,
+    refused_line, show, summary_line,
 };
 use crate::model::Kind;
 use crate::plan::{Action, Change, FieldChange, Plan};
@@ -206,6 +207,16 @@ fn banner(out: &mut String, plan: &Plan) {
 fn header(plan: &Plan) -> String {
     let mut out = String::from("## roster plan\n\n");
     banner(&mut out, plan);
+    if let Some(part) = &plan.partial {
+        let _ = writeln!(out, "> [!NOTE]\n> **{}**", esc(&partial_line(part)));
+        for l in pulled_in_lines(part).iter().take(LIST_CAP) {
+            let _ = writeln!(out, "> - pulled in as a dependency: {}", esc(l));
+        }
+        if part.pulled_in.len() > LIST_CAP {
+            let _ = writeln!(out, "> - … and {} more", part.pulled_in.len() - LIST_CAP);
+        }
+        out.push('\n');
+    }
     let _ = writeln!(out, "**{}**\n", summary_line(&plan.summary));
     if plan.changes.is_empty() {
         return out;
@@ -548,6 +559,7 @@ mod tests {
             unmanaged: vec![],
             out_of_scope: vec![],
             warnings: vec![],
+            partial: None,
             refusals: vec![Refusal {
                 rule: RuleCode::Escalation,
                 id: ObjectId::new(Kind::Representative, "rep495@acme.example"),

@@ -15,6 +15,7 @@ pub use text::text;
 
 use serde_json::Value;
 
+use super::target::Partial;
 use super::{Action, Change, FieldChange, Refusal, Summary};
 
 /// Objects a refusal banner names before "and N more".
@@ -47,6 +48,30 @@ pub(crate) fn refusal_objects(r: &Refusal, show: impl Fn(String) -> String) -> S
 /// which the plan itself shows).
 pub(crate) fn refusal_headline(r: &Refusal) -> &str {
     r.message.lines().next().unwrap_or("").trim_end_matches(':')
+}
+
+/// `partial plan: N changes left out by --target/--exclude (--target …, --exclude …)`.
+pub(crate) fn partial_line(p: &Partial) -> String {
+    let patterns: Vec<String> = p
+        .targets
+        .iter()
+        .map(|t| format!("--target {t}"))
+        .chain(p.excludes.iter().map(|x| format!("--exclude {x}")))
+        .collect();
+    format!(
+        "partial plan: {} change{} left out by --target/--exclude ({})",
+        p.left_out,
+        crate::model::text::s(p.left_out),
+        patterns.join(", ")
+    )
+}
+
+/// `team/Europe (create), needed by representative/a@x`: one line per change pulled in.
+pub(crate) fn pulled_in_lines(p: &Partial) -> Vec<String> {
+    p.pulled_in
+        .iter()
+        .map(|d| format!("{} ({}), needed by {}", d.id, d.action.verb(), d.needed_by))
+        .collect()
 }
 
 /// (action, count) in summary order, zero counts included.

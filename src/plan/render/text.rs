@@ -10,7 +10,10 @@ use std::fmt::Write as _;
 use anstyle::{AnsiColor, Style};
 use serde_json::Value;
 
-use super::{password_words, refusal_headline, refusal_objects, refused_line, show, summary_line};
+use super::{
+    partial_line, password_words, pulled_in_lines, refusal_headline, refusal_objects, refused_line,
+    show, summary_line,
+};
 use crate::plan::{Action, Change, FieldChange, Plan};
 
 /// Strings longer than this, or with a newline, are shown as a line diff.
@@ -65,6 +68,17 @@ pub fn text(plan: &Plan, color: bool) -> String {
     let p = Paint { on: color };
     let mut out = String::new();
     banner(&mut out, &p, plan);
+    if let Some(part) = &plan.partial {
+        let _ = writeln!(out, "{}", p.yellow(&partial_line(part)));
+        let pulled = pulled_in_lines(part);
+        if !pulled.is_empty() {
+            let _ = writeln!(out, "  pulled in as dependencies:");
+            for l in pulled {
+                let _ = writeln!(out, "    {l}");
+            }
+        }
+        out.push('\n');
+    }
     if !plan.changes.is_empty() {
         let who = match &plan.principal {
             Some(crate::model::Principal::Administrator { login }) => {
