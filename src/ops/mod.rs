@@ -85,7 +85,7 @@ pub enum Command {
     Export(export::Options),
     Show(show::Options),
     Serve(crate::server::ServerConfig),
-    Token(serve::TokenFor),
+    Token(serve::TokenAction),
     Completions(docs::Completions),
     Man(docs::Man),
 }

@@ -1,6 +1,6 @@
 //! The integration tests, one binary (one link): the CLI end to end (`reconcile`,
 //! `safety`, `validate`, `ci`, `binding`, `docs`, `exit`), the live server over HTTP
-//! (`server`) and the apply lease (`lease`), with their helpers in `support`;
+//! (`server`), the apply lease (`lease`) and tokens (`tokens`), with their helpers in `support`;
 //! `architecture` reads the source.
 
 #[macro_use]
@@ -16,4 +16,5 @@ mod lease;
 mod reconcile;
 mod safety;
 mod server;
+mod tokens;
 mod validate;
