@@ -1185,6 +1185,46 @@ mod tests {
         db.close().await;
     }
 
+    #[tokio::test]
+    async fn tokens_made_before_migration_4_keep_working_as_write_tokens_without_expiry() {
+        use sqlx::sqlite::SqlitePoolOptions;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("t.db");
+        let url = format!("sqlite://{}", file.display());
+        let old = format!("rst_{}", "ab".repeat(32));
+        let hash = crate::server::auth::hash_token(&old);
+        // A database as release 3 left it, with a token of that time.
+        {
+            let opts = SqliteConnectOptions::from_str("sqlite:")
+                .unwrap()
+                .filename(&file)
+                .create_if_missing(true);
+            let pool = SqlitePoolOptions::new().connect_with(opts).await.unwrap();
+            let mut first = sqlx::migrate!("./migrations/sqlite");
+            first.migrations = std::borrow::Cow::Owned(first.migrations[..3].to_vec());
+            first.run(&pool).await.unwrap();
+            sqlx::query(
+                "INSERT INTO tokens (hash, role, login, created_at) VALUES (?, 'manager', 'm@x.example', '2026-01-01T00:00:00Z')",
+            )
+            .bind(&hash)
+            .execute(&pool)
+            .await
+            .unwrap();
+            pool.close().await;
+        }
+        let db = Db::connect(&url).await.unwrap();
+        let row = db.token_row(&hash).await.unwrap().expect("still there");
+        assert_eq!(row.id, crate::server::auth::token_id(&hash));
+        assert_eq!(row.permission, "write");
+        assert_eq!((row.expires_at.as_deref(), row.name.as_str()), (None, ""));
+        assert!(!crate::server::auth::expired(
+            &row,
+            time::OffsetDateTime::now_utc()
+        ));
+        assert_eq!(db.tokens(None).await.unwrap(), [row]);
+        db.close().await;
+    }
+
     /// A migrated SQLite database in a directory that lives as long as the guard.
     async fn fresh_sqlite() -> (tempfile::TempDir, Db) {
         let dir = tempfile::tempdir().unwrap();
