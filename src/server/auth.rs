@@ -263,6 +263,12 @@ pub fn bearer(header: Option<&str>) -> Result<&str, Problem> {
 /// request.
 pub async fn authenticate(db: &Db, header: Option<&str>) -> Result<Actor, Problem> {
     let token = bearer(header)?;
+    if token.starts_with(TOKEN_PREFIX) && !is_well_formed(token) {
+        return Err(Problem::unauthorized(
+            "the token is not a whole roster token (its length or checksum is wrong); \
+             was it copied in full?",
+        ));
+    }
     let Some(row) = db.token_row(&hash_token(token)).await? else {
         return Err(Problem::unauthorized(
             "unknown or revoked token; create one with `roster token create` or POST /v1/tokens",

@@ -85,7 +85,13 @@ async fn token_values_match_the_documented_pattern_and_checksum() {
     bad[9] = if bad[9] == b'x' { b'y' } else { b'x' };
     let bad = String::from_utf8(bad).unwrap();
     assert_ne!(&bad["roster_".len() + 32..], checksum(&bad[7..39]));
-    assert_eq!(s.get(&bad, "/v1/teams").await.status, 401);
+    let r = s.get(&bad, "/v1/teams").await;
+    assert_eq!(r.status, 401);
+    assert!(
+        r.body["detail"].as_str().unwrap().contains("checksum"),
+        "{}",
+        r.body
+    );
     s.stop().await;
 }
 
