@@ -542,15 +542,28 @@ impl Db {
         }
     }
 
-    /// Records a token's use (`at`, RFC 3339), in its own short write.
+    /// Records a token's use (`at`, RFC 3339): one statement outside the serialized
+    /// write transactions (on PostgreSQL it does not wait for the writers' advisory lock;
+    /// on SQLite it queues on the write connection like any write).
     pub async fn touch_token(&self, id: &str, at: &str) -> Result<(), sqlx::Error> {
-        let mut tx = self.begin().await?;
-        tx.execute(
-            "UPDATE tokens SET last_used_at = $1 WHERE id = $2",
-            &args![at, id],
-        )
-        .await?;
-        tx.commit().await
+        const SQL: &str = "UPDATE tokens SET last_used_at = $1 WHERE id = $2";
+        match self {
+            Db::Sqlite { write, .. } => {
+                sqlx::query::<Sqlite>(SQL)
+                    .bind(at)
+                    .bind(id)
+                    .execute(write)
+                    .await?;
+            }
+            Db::Postgres(p) => {
+                sqlx::query::<Postgres>(SQL)
+                    .bind(at)
+                    .bind(id)
+                    .execute(p)
+                    .await?;
+            }
+        }
+        Ok(())
     }
 
     pub async fn audit_page(&self, after: i64, limit: i64) -> Result<Vec<AuditRow>, sqlx::Error> {
