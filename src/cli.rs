@@ -332,8 +332,32 @@ pub struct BackupArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
-    /// Create a token acting as a manager (printed once, stored hashed).
+    /// Create a token acting as a manager or an administrator (printed once, stored
+    /// hashed).
     Create(TokenCreateArgs),
+    /// List the tokens (id, name, principal, permission, times; never a value).
+    List(TokenListArgs),
+    /// Revoke a token by its id: refused from the next request on, on every replica.
+    Revoke(TokenRevokeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TokenListArgs {
+    /// The database (same as `serve --database`).
+    #[arg(long, env = "ROSTER_DATABASE")]
+    pub database: Option<String>,
+    /// Output format.
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    pub format: String,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenRevokeArgs {
+    /// The token's id (from `roster token list`).
+    pub id: String,
+    /// The database (same as `serve --database`).
+    #[arg(long, env = "ROSTER_DATABASE")]
+    pub database: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -351,6 +375,19 @@ pub struct TokenCreateArgs {
     /// The database (same as `serve --database`).
     #[arg(long, env = "ROSTER_DATABASE")]
     pub database: Option<String>,
+    /// A name saying what the token is for (e.g. `pr-pipeline`).
+    #[arg(long, default_value = "")]
+    pub name: String,
+    /// `read`: reads and plans only, every write is refused (a pull-request pipeline);
+    /// `write`: everything the principal may (a deploy pipeline).
+    #[arg(long, default_value = "write", value_parser = ["read", "write"])]
+    pub permission: String,
+    /// When the token expires, from now (e.g. `30d`, `12h`; default 90 days).
+    #[arg(long, value_name = "DURATION", conflicts_with = "no_expiry")]
+    pub expires_in: Option<String>,
+    /// The token never expires.
+    #[arg(long)]
+    pub no_expiry: bool,
 }
 
 #[derive(Debug, Args)]
@@ -570,16 +607,33 @@ impl From<ServeArgs> for ServerConfig {
     }
 }
 
-impl From<TokenCommand> for ops::serve::TokenFor {
+impl From<TokenCommand> for ops::serve::TokenAction {
     fn from(t: TokenCommand) -> Self {
-        let TokenCommand::Create(a) = t;
-        let database = a
-            .database
-            .unwrap_or_else(|| ops::serve::DEFAULT_DATABASE.into());
-        match (a.manager, a.administrator) {
-            (Some(login), _) => ops::serve::TokenFor::Manager { login, database },
-            (None, Some(login)) => ops::serve::TokenFor::Administrator { login, database },
-            (None, None) => ops::serve::TokenFor::Nobody,
+        let db = |d: Option<String>| d.unwrap_or_else(|| ops::serve::DEFAULT_DATABASE.into());
+        match t {
+            TokenCommand::Create(a) => {
+                let database = db(a.database);
+                let who = match (a.manager, a.administrator) {
+                    (Some(login), _) => ops::serve::TokenFor::Manager { login, database },
+                    (None, Some(login)) => ops::serve::TokenFor::Administrator { login, database },
+                    (None, None) => ops::serve::TokenFor::Nobody,
+                };
+                ops::serve::TokenAction::Create(ops::serve::TokenCreate {
+                    who,
+                    name: a.name,
+                    read_only: a.permission == "read",
+                    expires_in: a.expires_in,
+                    no_expiry: a.no_expiry,
+                })
+            }
+            TokenCommand::List(a) => ops::serve::TokenAction::List {
+                database: db(a.database),
+                json: a.format == "json",
+            },
+            TokenCommand::Revoke(a) => ops::serve::TokenAction::Revoke {
+                id: a.id,
+                database: db(a.database),
+            },
         }
     }
 }

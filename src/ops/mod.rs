@@ -103,7 +103,7 @@ pub enum Command {
     Show(show::Options),
     Serve(crate::server::ServerConfig),
     Backup(serve::Backup),
-    Token(serve::TokenFor),
+    Token(serve::TokenAction),
     Completions(docs::Completions),
     Man(docs::Man),
 }

@@ -5,11 +5,15 @@
 //! the first administrator token was written (never the token), and serves until
 //! SIGINT/SIGTERM (listened for before the server starts, so a signal right after the
 //! "listening on" line still shuts down gracefully), then shuts down gracefully.
-//! `token create` prints a new token once; `serve backup` copies a SQLite database.
+//! `token create` prints a new token once (its id, permission and expiry go to
+//! stderr); `token list` shows tokens without their values; `token revoke` deletes
+//! one by id. All three work on the database directly (`--database`); over the API the
+//! same is `POST /v1/tokens`, `GET /v1/tokens` and `DELETE /v1/tokens/{id}`.
+//! `serve backup` copies a SQLite database while it is served.
 
 use anyhow::Context;
 
-use crate::server::{self, ServerConfig};
+use crate::server::{self, ServerConfig, auth};
 
 use super::Exit;
 use super::term::runtime;
@@ -30,6 +34,26 @@ pub enum TokenFor {
     },
     /// Neither was given (clap requires one; kept for a caller that is not clap).
     Nobody,
+}
+
+/// What `roster token` does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenAction {
+    Create(TokenCreate),
+    List { database: String, json: bool },
+    Revoke { id: String, database: String },
+}
+
+/// `roster token create`'s options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenCreate {
+    pub who: TokenFor,
+    pub name: String,
+    /// A `read` token (otherwise `write`).
+    pub read_only: bool,
+    /// A humantime duration (default [`crate::server::auth::DEFAULT_EXPIRY`]).
+    pub expires_in: Option<String>,
+    pub no_expiry: bool,
 }
 
 /// `cfg.database` is already defaulted (to [`DEFAULT_DATABASE`]) by the caller.
@@ -126,17 +150,107 @@ pub fn backup(b: Backup) -> anyhow::Result<Exit> {
     Ok(Exit::Success)
 }
 
-pub fn token(who: TokenFor) -> anyhow::Result<Exit> {
-    let token = runtime()?.block_on(async {
-        match &who {
-            TokenFor::Manager { login, database } => server::create_token(database, login).await,
-            TokenFor::Administrator { login, database } => {
-                server::create_admin_token(database, login).await
+pub fn token(action: TokenAction) -> anyhow::Result<Exit> {
+    match action {
+        TokenAction::Create(c) => create_token(c),
+        TokenAction::List { database, json } => {
+            let rows = runtime()?.block_on(server::list_tokens(&database))?;
+            if json {
+                let items: Vec<_> = rows.iter().map(auth::token_view).collect();
+                println!("{}", serde_json::to_string_pretty(&items)?);
+            } else {
+                print!("{}", token_table(&rows));
             }
-            TokenFor::Nobody => anyhow::bail!("give --manager LOGIN or --administrator LOGIN"),
+            Ok(Exit::Success)
         }
-    })?;
+        TokenAction::Revoke { id, database } => {
+            if runtime()?.block_on(server::revoke_token(&database, &id))? {
+                eprintln!("roster token: revoked token {id}");
+                Ok(Exit::Success)
+            } else {
+                anyhow::bail!("no token `{id}`; `roster token list` shows the ids")
+            }
+        }
+    }
+}
+
+fn create_token(c: TokenCreate) -> anyhow::Result<Exit> {
+    let (role, login, database) = match &c.who {
+        TokenFor::Manager { login, database } => ("manager", login, database),
+        TokenFor::Administrator { login, database } => ("administrator", login, database),
+        TokenFor::Nobody => anyhow::bail!("give --manager LOGIN or --administrator LOGIN"),
+    };
+    let spec = auth::TokenSpec {
+        name: c.name.trim().to_string(),
+        permission: if c.read_only {
+            auth::Permission::Read
+        } else {
+            auth::Permission::Write
+        },
+        expires_at: auth::TokenSpec::expiry(c.expires_in.as_deref(), c.no_expiry)
+            .map_err(|e| anyhow::anyhow!("--expires-in: {e}"))?,
+    };
+    let (token, row) = runtime()?.block_on(server::issue_token(database, role, login, &spec))?;
     // The one place a token is ever shown.
     println!("{token}");
+    eprintln!(
+        "roster token: created {} token {} for {role} {} ({})",
+        row.permission,
+        row.id,
+        row.login,
+        match &row.expires_at {
+            Some(e) => format!("expires {e}"),
+            None => "never expires".into(),
+        }
+    );
     Ok(Exit::Success)
+}
+
+/// `token list` as text: one line per token, aligned; never a value.
+fn token_table(rows: &[crate::server::store::TokenRow]) -> String {
+    if rows.is_empty() {
+        return "no tokens\n".into();
+    }
+    let dash = |o: &Option<String>| o.clone().unwrap_or_else(|| "-".into());
+    let mut table: Vec<[String; 7]> = vec![[
+        "ID".into(),
+        "NAME".into(),
+        "PRINCIPAL".into(),
+        "PERMISSION".into(),
+        "CREATED".into(),
+        "EXPIRES".into(),
+        "LAST USED".into(),
+    ]];
+    for r in rows {
+        table.push([
+            r.id.clone(),
+            if r.name.is_empty() {
+                "-".into()
+            } else {
+                r.name.clone()
+            },
+            format!("{}:{}", r.role, r.login),
+            r.permission.clone(),
+            r.created_at.clone(),
+            dash(&r.expires_at),
+            dash(&r.last_used_at),
+        ]);
+    }
+    let mut width = [0usize; 7];
+    for row in &table {
+        for (w, c) in width.iter_mut().zip(row) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in &table {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(width)
+            .map(|(c, w)| format!("{c:w$}"))
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
 }

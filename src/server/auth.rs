@@ -1,6 +1,15 @@
 //! Who is asking, and what they may see and change (rule 6).
 //!
-//! Bearer tokens are random strings; the store keeps only their SHA-256 (hex). A token
+//! Bearer tokens look like `roster_` + 32 random base62 characters + a 6-character
+//! base62 CRC32 of those 32 ([`TOKEN_PATTERN`], so that secret scanners can match a
+//! leaked one and check its checksum); the store keeps only their SHA-256 (hex) and a
+//! public id (the first 16 hex digits of that hash), by which they are listed, revoked
+//! and named in the audit log. Each token has a permission ([`Permission`]: `read`
+//! tokens get 403 on every request but GET/HEAD, refused before any handler by the
+//! router), and optionally an expiry; [`authenticate`] reads the token row from the
+//! database on every request (no cache), so a revoked or expired token is refused at
+//! once by every replica. Tokens made before migration 0004 (`rst_…`) keep working as
+//! `write` tokens without expiry. A token
 //! belongs to an administrator (may do everything) or to a manager, whose requests are
 //! confined to the manager's teams and sub-teams (its *scope*): it sees and changes only
 //! what is in scope, turns on or off only its `grantable` features, and creates
@@ -10,25 +19,99 @@
 
 use std::collections::BTreeSet;
 
-use rand::RngCore;
+use rand::Rng;
 use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
 
 use super::domain::Obj;
 use super::problem::Problem;
-use super::store::{Db, Tx};
+use super::store::{Db, TokenRow, Tx, rfc3339};
 use crate::model::rights::{self, RepWrite};
 use crate::model::{Feature, Kind, Manager, Principal, Representative, TeamRight};
 
-/// The authenticated caller.
+/// The authenticated caller, with the token it used.
 #[derive(Debug, Clone)]
 pub enum Actor {
     Administrator {
         login: String,
+        token: UsedToken,
     },
     Manager {
         login: String,
         manager: Box<Manager>,
+        token: UsedToken,
     },
+}
+
+/// Which token a request came with: its public id (recorded in the audit log) and what
+/// it may do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsedToken {
+    pub id: String,
+    pub permission: Permission,
+}
+
+/// What a token may do: `read` (GET and HEAD: reads and plans) or `write` (everything
+/// its principal may).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Permission {
+    Read,
+    Write,
+}
+
+impl Permission {
+    pub fn parse(s: &str) -> Option<Permission> {
+        match s {
+            "read" => Some(Permission::Read),
+            "write" => Some(Permission::Write),
+            _ => None,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Permission::Read => "read",
+            Permission::Write => "write",
+        }
+    }
+}
+
+/// The fixed start of every token roster issues.
+pub const TOKEN_PREFIX: &str = "roster_";
+
+/// The pattern of a token (documented in README and docs/api.md): the prefix, 32 random
+/// base62 characters, then [`token_checksum`] of those 32.
+pub const TOKEN_PATTERN: &str = "roster_[0-9A-Za-z]{32}[0-9A-Za-z]{6}";
+
+/// A new token's expiry when none is asked for (`--no-expiry` lifts it).
+pub const DEFAULT_EXPIRY: std::time::Duration = std::time::Duration::from_secs(90 * 24 * 3600);
+
+/// How long `last_used_at` may lag behind the true last use (a write per request would
+/// serialize every read behind the writers).
+const LAST_USED_GRANULARITY: time::Duration = time::Duration::seconds(60);
+
+const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/// CRC32 (IEEE, as zlib) of `random`, as 6 base62 digits, most significant first,
+/// zero-padded (62^6 > 2^32).
+pub fn token_checksum(random: &str) -> String {
+    let mut n = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC).checksum(random.as_bytes()) as u64;
+    let mut out = [b'0'; 6];
+    for d in out.iter_mut().rev() {
+        *d = BASE62[(n % 62) as usize];
+        n /= 62;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Whether `token` has roster's form and a correct checksum (a typo or a truncated
+/// copy fails here, before any lookup).
+pub fn is_well_formed(token: &str) -> bool {
+    let Some(rest) = token.strip_prefix(TOKEN_PREFIX) else {
+        return false;
+    };
+    rest.len() == 38
+        && rest.bytes().all(|b| b.is_ascii_alphanumeric())
+        && token_checksum(&rest[..32]) == rest[32..]
 }
 
 /// SHA-256 of a token, hex: what the store keeps.
@@ -36,29 +119,121 @@ pub fn hash_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-/// A new random token (256 bits), printable.
+/// A token's public id: the first 16 hex digits of its hash (what lists and the audit
+/// log show; migration 0004 gives older tokens theirs the same way).
+pub fn token_id(hash: &str) -> String {
+    hash[..16].to_string()
+}
+
+/// A new random token (32 base62 characters, about 190 bits), printable.
 pub fn new_token() -> String {
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    format!("rst_{}", hex::encode(bytes))
+    let random: String = rand::rng()
+        .sample_iter(rand::distr::Alphanumeric)
+        .take(32)
+        .map(char::from)
+        .collect();
+    format!("{TOKEN_PREFIX}{random}{}", token_checksum(&random))
+}
+
+/// What a new token is: its name, permission and expiry (None: never).
+#[derive(Debug, Clone)]
+pub struct TokenSpec {
+    pub name: String,
+    pub permission: Permission,
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+impl TokenSpec {
+    /// A `write` token without expiry (the first administrator's, the embedded system's).
+    pub fn unlimited(name: &str) -> TokenSpec {
+        TokenSpec {
+            name: name.to_string(),
+            permission: Permission::Write,
+            expires_at: None,
+        }
+    }
+
+    /// Expiry from `--expires-in`/`expires_in` (humantime, e.g. `30d`), the default
+    /// ([`DEFAULT_EXPIRY`]) when not given, none with `no_expiry`.
+    pub fn expiry(
+        expires_in: Option<&str>,
+        no_expiry: bool,
+    ) -> Result<Option<OffsetDateTime>, String> {
+        let d = match (expires_in, no_expiry) {
+            (Some(_), true) => return Err("give an expiry or no expiry, not both".into()),
+            (None, true) => return Ok(None),
+            (None, false) => DEFAULT_EXPIRY,
+            (Some(s), false) => humantime::parse_duration(s)
+                .map_err(|e| format!("`{s}` is not a duration like `30d` or `12h`: {e}"))?,
+        };
+        if d.is_zero() {
+            return Err("an expiry must be in the future".into());
+        }
+        let d = time::Duration::try_from(d).map_err(|_| "the expiry is too far away")?;
+        OffsetDateTime::now_utc()
+            .checked_add(d)
+            .map(Some)
+            .ok_or_else(|| "the expiry is too far away".into())
+    }
 }
 
 /// Issues a new token acting as `role` `login` inside `tx` and records the creation in
-/// the audit log as done by `actor`; returns the token (shown once, stored hashed).
+/// the audit log as done by `actor` (with the token `by_token` when made over the API);
+/// returns the token (shown once, stored hashed) and its row.
 pub async fn issue_token(
     tx: &mut Tx,
     actor: &str,
+    by_token: Option<&str>,
     role: &str,
     login: &str,
-) -> Result<String, sqlx::Error> {
+    spec: &TokenSpec,
+) -> Result<(String, TokenRow), sqlx::Error> {
     let token = new_token();
-    let now = super::store::now_rfc3339();
-    tx.insert_token(&hash_token(&token), role, login, &now)
-        .await?;
-    let after = serde_json::json!({"role": role, "login": login}).to_string();
-    tx.audit(&now, actor, "create", "token", login, None, Some(&after))
-        .await?;
-    Ok(token)
+    let hash = hash_token(&token);
+    let row = TokenRow {
+        id: token_id(&hash),
+        name: spec.name.clone(),
+        role: role.to_string(),
+        login: login.to_string(),
+        permission: spec.permission.as_str().to_string(),
+        created_at: super::store::now_rfc3339(),
+        expires_at: spec.expires_at.map(rfc3339),
+        last_used_at: None,
+    };
+    tx.insert_token(&hash, &row).await?;
+    let after = token_view(&row).to_string();
+    tx.audit(
+        &row.created_at,
+        actor,
+        by_token,
+        "create",
+        "token",
+        login,
+        None,
+        Some(&after),
+    )
+    .await?;
+    Ok((token, row))
+}
+
+/// A token as lists and the audit log show it: never its value nor its hash.
+pub fn token_view(t: &TokenRow) -> serde_json::Value {
+    serde_json::json!({
+        "id": t.id, "name": t.name, "role": t.role, "login": t.login,
+        "permission": t.permission, "created_at": t.created_at,
+        "expires_at": t.expires_at, "last_used_at": t.last_used_at,
+    })
+}
+
+fn parse_time(s: &str) -> Option<OffsetDateTime> {
+    OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()
+}
+
+/// Whether a stored token has expired at `now`.
+pub fn expired(t: &TokenRow, now: OffsetDateTime) -> bool {
+    t.expires_at
+        .as_deref()
+        .is_some_and(|e| parse_time(e).is_none_or(|e| e <= now))
 }
 
 /// Whether `path` is `team` or one of its sub-teams.
@@ -69,32 +244,65 @@ pub fn is_within(path: &str, team: &str) -> bool {
             && path.as_bytes()[team.len()] == b'/')
 }
 
-/// Resolves the `Authorization` header to an actor: 401 when missing or unknown.
-pub async fn authenticate(db: &Db, header: Option<&str>) -> Result<Actor, Problem> {
+/// The bearer token of an `Authorization` header (401 when missing or malformed).
+pub fn bearer(header: Option<&str>) -> Result<&str, Problem> {
     let Some(h) = header else {
         return Err(Problem::unauthorized(
             "no token; send `Authorization: Bearer <token>`",
         ));
     };
-    let token = h
-        .strip_prefix("Bearer ")
+    h.strip_prefix("Bearer ")
         .or_else(|| h.strip_prefix("bearer "))
         .map(str::trim)
         .filter(|t| !t.is_empty())
-        .ok_or_else(|| Problem::unauthorized("the authorization header is not `Bearer <token>`"))?;
-    let Some((role, login)) = db.token(&hash_token(token)).await? else {
+        .ok_or_else(|| Problem::unauthorized("the authorization header is not `Bearer <token>`"))
+}
+
+/// Resolves the `Authorization` header to an actor: 401 when missing, unknown, revoked
+/// or expired, or when its principal no longer exists. Read from the database on every
+/// request.
+pub async fn authenticate(db: &Db, header: Option<&str>) -> Result<Actor, Problem> {
+    let token = bearer(header)?;
+    if token.starts_with(TOKEN_PREFIX) && !is_well_formed(token) {
         return Err(Problem::unauthorized(
-            "unknown token; create one with `roster token create` or POST /v1/tokens",
+            "the token is not a whole roster token (its length or checksum is wrong); \
+             was it copied in full?",
+        ));
+    }
+    let Some(row) = db.token_row(&hash_token(token)).await? else {
+        return Err(Problem::unauthorized(
+            "unknown or revoked token; create one with `roster token create` or POST /v1/tokens",
         ));
     };
-    match role.as_str() {
+    let now = OffsetDateTime::now_utc();
+    if expired(&row, now) {
+        return Err(Problem::unauthorized(format!(
+            "token `{}` expired at {}; create a new one",
+            row.id,
+            row.expires_at.as_deref().unwrap_or("?")
+        )));
+    }
+    let stale = row
+        .last_used_at
+        .as_deref()
+        .and_then(parse_time)
+        .is_none_or(|t| t + LAST_USED_GRANULARITY <= now);
+    if stale {
+        db.touch_token(&row.id, &rfc3339(now)).await?;
+    }
+    let used = UsedToken {
+        id: row.id,
+        permission: Permission::parse(&row.permission).unwrap_or(Permission::Read),
+    };
+    let login = row.login;
+    match row.role.as_str() {
         "administrator" => {
             if db.get(Kind::Administrator, &login).await?.is_none() {
                 return Err(Problem::unauthorized(format!(
                     "the token's administrator `{login}` no longer exists"
                 )));
             }
-            Ok(Actor::Administrator { login })
+            Ok(Actor::Administrator { login, token: used })
         }
         _ => {
             let Some(row) = db.get(Kind::Manager, &login).await? else {
@@ -108,6 +316,7 @@ pub async fn authenticate(db: &Db, header: Option<&str>) -> Result<Actor, Proble
             Ok(Actor::Manager {
                 login,
                 manager: Box::new(m),
+                token: used,
             })
         }
     }
@@ -116,13 +325,25 @@ pub async fn authenticate(db: &Db, header: Option<&str>) -> Result<Actor, Proble
 impl Actor {
     pub fn login(&self) -> &str {
         match self {
-            Actor::Administrator { login } | Actor::Manager { login, .. } => login,
+            Actor::Administrator { login, .. } | Actor::Manager { login, .. } => login,
         }
+    }
+
+    /// The token this request came with.
+    pub fn token(&self) -> &UsedToken {
+        match self {
+            Actor::Administrator { token, .. } | Actor::Manager { token, .. } => token,
+        }
+    }
+
+    /// The public id of that token (what the audit log records).
+    pub fn token_id(&self) -> Option<&str> {
+        Some(&self.token().id)
     }
 
     pub fn principal(&self) -> Principal {
         match self {
-            Actor::Administrator { login } => Principal::Administrator {
+            Actor::Administrator { login, .. } => Principal::Administrator {
                 login: login.clone(),
             },
             Actor::Manager { login, .. } => Principal::Manager {
@@ -135,6 +356,19 @@ impl Actor {
         match self {
             Actor::Manager { manager, .. } => Some(manager),
             Actor::Administrator { .. } => None,
+        }
+    }
+
+    /// Every write needs a `write` token: a `read` token gets 403 naming it.
+    pub fn require_write(&self, what: &str) -> Result<(), Problem> {
+        let t = self.token();
+        match t.permission {
+            Permission::Write => Ok(()),
+            Permission::Read => Err(Problem::forbidden(format!(
+                "token `{}` is a read token: it may read and plan, not {what}; \
+                 use a write token (`roster token create --permission write`)",
+                t.id
+            ))),
         }
     }
 
@@ -503,11 +737,36 @@ mod tests {
     #[test]
     fn tokens_are_hashed_not_stored() {
         let t = new_token();
-        assert!(t.starts_with("rst_") && t.len() == 68);
+        assert!(t.starts_with(TOKEN_PREFIX) && t.len() == 45, "{t}");
+        assert!(is_well_formed(&t));
         let h = hash_token(&t);
         assert_eq!(h.len(), 64);
-        assert!(!h.contains(&t[4..]));
+        assert!(!h.contains(&t[7..]));
+        assert_eq!(token_id(&h), h[..16]);
         assert_ne!(new_token(), t);
+    }
+
+    #[test]
+    fn the_checksum_catches_a_changed_character() {
+        let t = new_token();
+        let mut b = t.clone().into_bytes();
+        b[10] = if b[10] == b'a' { b'b' } else { b'a' };
+        assert!(!is_well_formed(&String::from_utf8(b).unwrap()));
+        assert!(!is_well_formed(&t[..44]));
+        // CRC32 (IEEE) of the standard check input is 0xCBF43926 = 3421780262.
+        assert_eq!(token_checksum("123456789"), "3jZRME");
+    }
+
+    #[test]
+    fn expiry_defaults_and_parses() {
+        let now = OffsetDateTime::now_utc();
+        let d = TokenSpec::expiry(None, false).unwrap().unwrap();
+        assert!((d - now - time::Duration::days(90)).abs() < time::Duration::minutes(1));
+        let d = TokenSpec::expiry(Some("30d"), false).unwrap().unwrap();
+        assert!((d - now - time::Duration::days(30)).abs() < time::Duration::minutes(1));
+        assert_eq!(TokenSpec::expiry(None, true).unwrap(), None);
+        assert!(TokenSpec::expiry(Some("30d"), true).is_err());
+        assert!(TokenSpec::expiry(Some("soon"), false).is_err());
     }
 
     #[test]
@@ -526,6 +785,10 @@ mod tests {
         let a = Actor::Manager {
             login: m.login.clone(),
             manager: Box::new(m),
+            token: UsedToken {
+                id: "0".into(),
+                permission: Permission::Write,
+            },
         };
         assert!(a.team_in_scope("Europe/Paris"));
         assert!(!a.team_strictly_in_scope("Europe"));

@@ -572,6 +572,7 @@ async fn create(
     tx.audit(
         &ctx.now,
         actor.login(),
+        actor.token_id(),
         "create",
         kind.name(),
         &key,
@@ -767,6 +768,7 @@ async fn update(
     tx.audit(
         &ctx.now,
         actor.login(),
+        actor.token_id(),
         "update",
         kind.name(),
         &new_key,
@@ -841,6 +843,7 @@ async fn cascade_rename(
                 tx.audit(
                     &ctx.now,
                     actor.login(),
+                    actor.token_id(),
                     "update",
                     "team",
                     &moved,
@@ -912,6 +915,7 @@ async fn rewrite_referrers(
         tx.audit(
             &ctx.now,
             actor.login(),
+            actor.token_id(),
             "update",
             rkind.name(),
             &r.key,
@@ -1008,6 +1012,7 @@ async fn delete(
     tx.audit(
         &ctx.now,
         actor.login(),
+        actor.token_id(),
         "delete",
         kind.name(),
         key,

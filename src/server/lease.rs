@@ -62,7 +62,7 @@ fn rfc3339_ms(ms: i64) -> String {
 
 fn principal_of(actor: &Actor) -> String {
     match actor {
-        Actor::Administrator { login } => format!("administrator:{login}"),
+        Actor::Administrator { login, .. } => format!("administrator:{login}"),
         Actor::Manager { login, .. } => format!("manager:{login}"),
     }
 }
@@ -192,6 +192,7 @@ async fn audit(
     tx.audit(
         &now_rfc3339(),
         actor.login(),
+        actor.token_id(),
         action,
         "lease",
         &row.holder,
@@ -235,6 +236,7 @@ pub(crate) async fn take(
     body: Result<Bytes, BytesRejection>,
 ) -> Res {
     let actor = actor(&st, &headers).await?;
+    actor.require_write("take the apply lease")?;
     may_take(&actor)?;
     let req: TakeRequest = parse(body)?;
     text_field(&req.holder, "/holder", true)?;
@@ -271,6 +273,7 @@ pub(crate) async fn renew(
 ) -> Res {
     let id = lease_id(id)?;
     let actor = actor(&st, &headers).await?;
+    actor.require_write("renew the apply lease")?;
     let req: RenewRequest = parse(body)?;
     let ttl = ttl(req.ttl_seconds)?;
     let now = now_ms();
@@ -316,12 +319,14 @@ pub(crate) async fn release(
 ) -> Res {
     let id = lease_id(id)?;
     let actor = actor(&st, &headers).await?;
+    actor.require_write("release the apply lease")?;
     drop_lease(&st, &actor, Some(&id)).await
 }
 
 /// `DELETE /v1/lease`: an administrator breaks the current lease, whoever holds it.
 pub(crate) async fn break_lease(State(st): State<AppState>, headers: HeaderMap) -> Res {
     let actor = actor(&st, &headers).await?;
+    actor.require_write("break the apply lease")?;
     actor.require_admin("break the apply lease of another client")?;
     drop_lease(&st, &actor, None).await
 }

@@ -15,7 +15,8 @@
 //!
 //! Other modules use [`start`] (a server on any address and database), [`embedded`]
 //! (the CLI's in-process default over `<state-dir>/live.db`), [`create_token`] and
-//! [`create_admin_token`] (what `roster token create` does).
+//! [`create_admin_token`] (`write` tokens without expiry), and [`issue_token`],
+//! [`list_tokens`] and [`revoke_token`] (what `roster token` does).
 
 // `Problem` is ~128 bytes; it travels only on error paths, where boxing buys nothing.
 #![allow(clippy::result_large_err)]
@@ -240,10 +241,13 @@ async fn first_admin(db: &Db) -> anyhow::Result<String> {
         .context("the database has no administrator; it cannot issue an administrator token")
 }
 
-/// Creates a token acting as manager `login` (lower-cased) and returns it (shown once,
-/// stored hashed).
+/// Creates a `write` token without expiry acting as manager `login` (lower-cased) and
+/// returns it (shown once, stored hashed).
 pub async fn create_token(database: &str, manager_login: &str) -> anyhow::Result<String> {
-    issue_token(database, "manager", Kind::Manager, manager_login).await
+    let spec = auth::TokenSpec::unlimited("");
+    Ok(issue_token(database, "manager", manager_login, &spec)
+        .await?
+        .0)
 }
 
 /// An online, consistent copy of the SQLite database at `database` into the new file
@@ -273,17 +277,27 @@ pub async fn backup(database: &str, out: &Path) -> anyhow::Result<()> {
     result.with_context(|| format!("cannot write the backup {}", out.display()))
 }
 
-/// Creates a token acting as administrator `login`.
+/// Creates a `write` token without expiry acting as administrator `login`.
 pub async fn create_admin_token(database: &str, login: &str) -> anyhow::Result<String> {
-    issue_token(database, "administrator", Kind::Administrator, login).await
+    let spec = auth::TokenSpec::unlimited("");
+    Ok(issue_token(database, "administrator", login, &spec)
+        .await?
+        .0)
 }
 
-async fn issue_token(
+/// Creates a token as `spec` says for `role` (`manager` or `administrator`) `login`
+/// (lower-cased) in `database`; returns it (shown once, stored hashed) and its row.
+pub async fn issue_token(
     database: &str,
     role: &str,
-    kind: Kind,
     login: &str,
-) -> anyhow::Result<String> {
+    spec: &auth::TokenSpec,
+) -> anyhow::Result<(String, store::TokenRow)> {
+    let kind = if role == "administrator" {
+        Kind::Administrator
+    } else {
+        Kind::Manager
+    };
     let db = Db::connect(database).await?;
     let result = async {
         let login = login.to_lowercase();
@@ -294,9 +308,47 @@ async fn issue_token(
                 store::redact_url(database)
             );
         }
-        let token = auth::issue_token(&mut tx, "roster token create", role, &login).await?;
+        let made =
+            auth::issue_token(&mut tx, "roster token create", None, role, &login, spec).await?;
         tx.commit().await?;
-        Ok(token)
+        Ok(made)
+    }
+    .await;
+    db.close().await;
+    result
+}
+
+/// The tokens in `database` (never their values).
+pub async fn list_tokens(database: &str) -> anyhow::Result<Vec<store::TokenRow>> {
+    let db = Db::connect(database).await?;
+    let result = db.tokens(None).await;
+    db.close().await;
+    Ok(result?)
+}
+
+/// Revokes the token with public id `id` in `database` (false: no such token).
+pub async fn revoke_token(database: &str, id: &str) -> anyhow::Result<bool> {
+    let db = Db::connect(database).await?;
+    let result = async {
+        let mut tx = db.begin().await?;
+        let Some(row) = tx.token_by_id(id).await? else {
+            return Ok(false);
+        };
+        tx.delete_token(id).await?;
+        let before = auth::token_view(&row).to_string();
+        tx.audit(
+            &store::now_rfc3339(),
+            "roster token revoke",
+            None,
+            "delete",
+            "token",
+            &row.login,
+            Some(&before),
+            None,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
     }
     .await;
     db.close().await;
@@ -327,17 +379,23 @@ async fn bootstrap(db: &Db, seats: u32) -> anyhow::Result<Option<String>> {
     )
     .await?;
     let token = auth::new_token();
-    tx.insert_token(
-        &auth::hash_token(&token),
-        "administrator",
-        FIRST_ADMIN,
-        &now,
-    )
-    .await?;
+    let hash = auth::hash_token(&token);
+    let row = store::TokenRow {
+        id: auth::token_id(&hash),
+        name: "first administrator".into(),
+        role: "administrator".into(),
+        login: FIRST_ADMIN.into(),
+        permission: auth::Permission::Write.as_str().into(),
+        created_at: now.clone(),
+        expires_at: None,
+        last_used_at: None,
+    };
+    tx.insert_token(&hash, &row).await?;
     let after = engine::with_version(body, 1).to_string();
     tx.audit(
         &now,
         "roster serve",
+        None,
         "create",
         "administrator",
         FIRST_ADMIN,

@@ -58,7 +58,10 @@ fn responses(mut ok: Vec<(&str, Value)>, errors: &[(&str, &str)]) -> Value {
         m.insert(code.to_string(), v);
     }
     let common = [
-        ("401", "missing or unknown token (`unauthorized`)"),
+        (
+            "401",
+            "missing, unknown, revoked or expired token (`unauthorized`)",
+        ),
         ("429", "rate limited (`rate-limited`), with Retry-After"),
         (
             "503",
@@ -224,7 +227,9 @@ fn components() -> Map<String, Value> {
                     "required": ["id", "at", "actor", "action", "kind", "key"],
                     "properties": {
                         "id": { "type": "integer" }, "at": { "type": "string", "format": "date-time" },
-                        "actor": { "type": "string" }, "action": { "type": "string", "enum": ["create", "update", "delete"] },
+                        "actor": { "type": "string" },
+                        "token_id": { "type": ["string", "null"], "description": "the id of the token that made the write (never its value); null for the server's own and `roster token` writes" },
+                        "action": { "type": "string", "enum": ["create", "update", "delete"] },
                         "kind": { "type": "string" }, "key": { "type": "string" },
                         "before": { "type": ["object", "null"] }, "after": { "type": ["object", "null"] }
                     }
@@ -236,15 +241,56 @@ fn components() -> Map<String, Value> {
     out.insert(
         "TokenRequest".into(),
         json!({ "type": "object", "additionalProperties": false,
-                "properties": { "manager": { "type": "string" }, "administrator": { "type": "string" } },
-                "description": "exactly one of manager and administrator" }),
+                "properties": {
+                    "manager": { "type": "string" }, "administrator": { "type": "string" },
+                    "name": { "type": "string", "description": "what the token is for" },
+                    "permission": { "type": "string", "enum": ["read", "write"], "default": "write",
+                                    "description": "read: GET and HEAD only (reads, plans); every write is 403" },
+                    "expires_in": { "type": "string", "description": "a duration such as `30d` or `12h`; default 90 days" },
+                    "no_expiry": { "type": "boolean", "default": false, "description": "the token never expires" }
+                },
+                "description": "exactly one of manager and administrator (a manager token: itself, which it may leave out)" }),
     );
+    let token_props = json!({
+        "id": { "type": "string", "description": "public id: lists, revocation and the audit log use it" },
+        "name": { "type": "string" },
+        "role": { "type": "string", "enum": ["administrator", "manager"] },
+        "login": { "type": "string" },
+        "permission": { "type": "string", "enum": ["read", "write"] },
+        "created_at": { "type": "string", "format": "date-time" },
+        "expires_at": { "type": ["string", "null"], "format": "date-time" },
+        "last_used_at": { "type": ["string", "null"], "format": "date-time", "description": "updated at most once a minute" }
+    });
+    let token_required = json!([
+        "id",
+        "name",
+        "role",
+        "login",
+        "permission",
+        "created_at",
+        "expires_at",
+        "last_used_at"
+    ]);
+    out.insert(
+        "Token".into(),
+        json!({ "type": "object", "required": token_required, "properties": token_props.clone(),
+                "description": "a token, never its value" }),
+    );
+    let mut response_props = token_props;
+    response_props["token"] = json!({ "type": "string", "pattern": format!("^{}$", super::auth::TOKEN_PATTERN),
+        "description": "shown once; stored as a sha-256 hash. `roster_`, 32 random base62 characters, then the CRC32 of those 32 as 6 base62 digits" });
+    let mut response_required = token_required;
+    if let Some(a) = response_required.as_array_mut() {
+        a.push(json!("token"));
+    }
     out.insert(
         "TokenResponse".into(),
-        json!({ "type": "object", "required": ["token", "role", "login"],
-                "properties": { "token": { "type": "string", "description": "shown once; stored as a sha-256 hash" },
-                                "role": { "type": "string", "enum": ["administrator", "manager"] },
-                                "login": { "type": "string" } } }),
+        json!({ "type": "object", "required": response_required, "properties": response_props }),
+    );
+    out.insert(
+        "TokenList".into(),
+        json!({ "type": "object", "required": ["items"],
+                "properties": { "items": { "type": "array", "items": r("Token") } } }),
     );
     let lease_props = json!({
         "holder": { "type": "string", "description": "who holds it (free text: user@host and pid, or a CI run)" },
@@ -413,11 +459,19 @@ fn paths() -> Map<String, Value> {
         "parameters": [limit, cursor],
         "responses": responses(vec![("200", json_response("audit records, oldest first; secrets never appear", r("AuditPage"), false))],
             &[("400", "bad limit or cursor"), ("403", "administrators only (`forbidden`)")])}}));
-    p.insert("/v1/tokens".into(), json!({"post": {"operationId": "create_token", "security": auth(), "parameters": [lease],
+    p.insert("/v1/tokens".into(), json!({
+        "get": {"operationId": "list_tokens", "summary": "Every token (administrator) or one's own (manager), never a value", "security": auth(),
+            "responses": responses(vec![("200", json_response("the tokens", r("TokenList"), false))], &[])},
+        "post": {"operationId": "create_token", "security": auth(), "parameters": [lease],
         "requestBody": {"required": true, "content": {"application/json": {"schema": r("TokenRequest")}}},
         "responses": responses(vec![("201", json_response("the new token (shown once)", r("TokenResponse"), false))],
-            &[("400", "malformed json"), ("403", "administrators only (`forbidden`)"),
-              ("409", "a `Roster-Lease` that is not the current lease (`lease-not-held`)"), ("422", "no such manager or administrator")])}}));
+            &[("400", "malformed json"), ("403", "a read token, or a manager asking for another's token (`forbidden`)"),
+              ("409", "a `Roster-Lease` that is not the current lease (`lease-not-held`)"), ("422", "no such manager or administrator, bad permission or expiry")])}}));
+    p.insert("/v1/tokens/{id}".into(), json!({"delete": {"operationId": "revoke_token",
+        "summary": "Revoke a token: refused from the next request on, on every replica", "security": auth(),
+        "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}, "description": "the token's id"}],
+        "responses": responses(vec![("204", json!({"description": "revoked"}))],
+            &[("403", "a read token (`forbidden`)"), ("404", "no such token, or another's (`not-found`)")])}}));
     let lease_id = json!({"name": "id", "in": "path", "required": true, "schema": {"type": "string"}, "description": "the id `POST /v1/lease` answered"});
     p.insert("/v1/lease".into(), json!({
         "get": {"operationId": "get_lease", "summary": "Who holds the apply lease (never its id)", "security": auth(),

@@ -13,12 +13,12 @@ use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, put};
 use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::auth::{Actor, authenticate};
+use super::auth::{Actor, Permission, TokenSpec, authenticate, token_view};
 use super::domain::Obj;
 use super::engine::{self, Done, Op, with_version};
 use super::lease;
@@ -36,7 +36,8 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/v1/account", get(account_get).patch(account_patch))
         .route("/v1/catalog", get(catalog))
         .route("/v1/audit", get(audit))
-        .route("/v1/tokens", post(tokens_create))
+        .route("/v1/tokens", get(tokens_list).post(tokens_create))
+        .route("/v1/tokens/{id}", delete(tokens_revoke))
         .route(
             "/v1/lease",
             get(lease::get).post(lease::take).delete(lease::break_lease),
@@ -101,6 +102,13 @@ fn auth_header(h: &HeaderMap) -> Option<&str> {
 
 async fn actor(st: &AppState, h: &HeaderMap) -> Result<Actor, Problem> {
     authenticate(&st.db, auth_header(h)).await
+}
+
+/// The actor of a write: a `read` token is refused (403) before anything is parsed.
+async fn writer(st: &AppState, h: &HeaderMap, what: &str) -> Result<Actor, Problem> {
+    let actor = actor(st, h).await?;
+    actor.require_write(what)?;
+    Ok(actor)
 }
 
 fn kind_of(collection: &str) -> Result<Kind, Problem> {
@@ -375,12 +383,12 @@ async fn create(
     let collection = path_param(path)?;
     if let Some(base) = collection.strip_suffix(":batch") {
         let kind = kind_of(base)?;
-        let actor = actor(&st, &headers).await?;
+        let actor = writer(&st, &headers, "run a batch").await?;
         let bytes = body_bytes(body)?;
         return batch(&st, &headers, &actor, kind, &bytes).await;
     }
     let kind = kind_of(&collection)?;
-    let actor = actor(&st, &headers).await?;
+    let actor = writer(&st, &headers, "create objects").await?;
     let bytes = body_bytes(body)?;
     let value = parse_json(&bytes)?;
     let idem = headers
@@ -511,7 +519,7 @@ async fn patch_one(
 ) -> Res {
     let (collection, key) = path_param(path)?;
     let kind = kind_of(&collection)?;
-    let actor = actor(&st, &headers).await?;
+    let actor = writer(&st, &headers, "change objects").await?;
     let bytes = body_bytes(body)?;
     let patch = parse_json(&bytes)?;
     let op = Op::Update {
@@ -531,7 +539,7 @@ async fn delete_one(
     let (collection, key) = path_param(path)?;
     let kind = kind_of(&collection)?;
     let q = query_param(query)?;
-    let actor = actor(&st, &headers).await?;
+    let actor = writer(&st, &headers, "delete objects").await?;
     let purge = match q.get("purge_statistics").map(String::as_str) {
         None | Some("false") => false,
         Some("true") => true,
@@ -610,7 +618,7 @@ async fn account_patch(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Res {
-    let actor = actor(&st, &headers).await?;
+    let actor = writer(&st, &headers, "change the account").await?;
     actor.require_admin("change the account")?;
     let bytes = body_bytes(body)?;
     parse_json(&bytes)?;
@@ -664,6 +672,7 @@ async fn account_patch(
     tx.audit(
         &super::store::now_rfc3339(),
         actor.login(),
+        actor.token_id(),
         "update",
         "account",
         "account",
@@ -706,8 +715,9 @@ async fn audit(
     let items: Vec<Value> = rows
         .iter()
         .map(|r| {
-            json!({"id": r.id, "at": r.at, "actor": r.actor, "action": r.action, "kind": r.kind,
-                   "key": r.key, "before": parse(&r.before), "after": parse(&r.after)})
+            json!({"id": r.id, "at": r.at, "actor": r.actor, "token_id": r.token_id,
+                   "action": r.action, "kind": r.kind, "key": r.key,
+                   "before": parse(&r.before), "after": parse(&r.after)})
         })
         .collect();
     Ok(json_response(
@@ -723,20 +733,34 @@ struct TokenRequest {
     manager: Option<String>,
     #[serde(default)]
     administrator: Option<String>,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    permission: Option<String>,
+    /// A duration like `30d` (default: 90 days).
+    #[serde(default)]
+    expires_in: Option<String>,
+    #[serde(default)]
+    no_expiry: bool,
 }
 
+/// `POST /v1/tokens`: an administrator creates a token for any administrator or
+/// manager; a manager only for itself (`manager` its own login, or left out).
 async fn tokens_create(
     State(st): State<AppState>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Res {
-    let actor = actor(&st, &headers).await?;
-    actor.require_admin("create tokens")?;
+    let actor = writer(&st, &headers, "create tokens").await?;
     let bytes = body_bytes(body)?;
     parse_json(&bytes)?;
     let de = &mut serde_json::Deserializer::from_slice(&bytes);
     let req: TokenRequest = serde_path_to_error::deserialize(de).map_err(from_serde)?;
-    let (role, kind, login) = match (req.manager, req.administrator) {
+    let (manager, administrator) = match (&actor, req.manager, req.administrator) {
+        (Actor::Manager { .. }, None, None) => (Some(actor.login().to_string()), None),
+        (_, m, a) => (m, a),
+    };
+    let (role, kind, login) = match (manager, administrator) {
         (Some(m), None) => ("manager", Kind::Manager, m.to_lowercase()),
         (None, Some(a)) => ("administrator", Kind::Administrator, a.to_lowercase()),
         _ => {
@@ -746,6 +770,30 @@ async fn tokens_create(
                 "give exactly one of `manager` and `administrator`",
             ));
         }
+    };
+    if let Actor::Manager { login: me, .. } = &actor {
+        if role != "manager" || &login != me {
+            return Err(Problem::forbidden(format!(
+                "manager `{me}` may create tokens for itself only"
+            )));
+        }
+    }
+    let permission = match req.permission.as_deref() {
+        None => Permission::Write,
+        Some(p) => Permission::parse(p).ok_or_else(|| {
+            Problem::invalid_field(
+                RuleCode::Schema,
+                "/permission",
+                format!("`permission` is `read` or `write`, not `{p}`"),
+            )
+        })?,
+    };
+    let expires_at = TokenSpec::expiry(req.expires_in.as_deref(), req.no_expiry)
+        .map_err(|e| Problem::invalid_field(RuleCode::Schema, "/expires_in", e))?;
+    let spec = TokenSpec {
+        name: req.name.trim().to_string(),
+        permission,
+        expires_at,
     };
     let lease_id = lease::from_headers(&headers)?;
     let mut tx = st.db.begin().await?;
@@ -759,12 +807,66 @@ async fn tokens_create(
             format!("no {kind} `{login}`"),
         ));
     }
-    let token = super::auth::issue_token(&mut tx, actor.login(), role, &login).await?;
+    let (token, row) = super::auth::issue_token(
+        &mut tx,
+        actor.login(),
+        actor.token_id(),
+        role,
+        &login,
+        &spec,
+    )
+    .await?;
     tx.commit().await?;
-    Ok(json_response(
-        StatusCode::CREATED,
-        &json!({"token": token, "role": role, "login": login}),
-    ))
+    let mut body = token_view(&row);
+    body["token"] = Value::String(token);
+    Ok(json_response(StatusCode::CREATED, &body))
+}
+
+/// `GET /v1/tokens`: every token to an administrator, its own to a manager; never a
+/// token's value.
+async fn tokens_list(State(st): State<AppState>, headers: HeaderMap) -> Res {
+    let actor = actor(&st, &headers).await?;
+    let of = match &actor {
+        Actor::Administrator { .. } => None,
+        Actor::Manager { login, .. } => Some(("manager", login.as_str())),
+    };
+    let items: Vec<Value> = st.db.tokens(of).await?.iter().map(token_view).collect();
+    Ok(json_response(StatusCode::OK, &json!({"items": items})))
+}
+
+/// `DELETE /v1/tokens/{id}`: revokes a token (an administrator any, a manager its
+/// own); 204, 404 when there is no such token (or it is another's).
+async fn tokens_revoke(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+) -> Res {
+    let id = path_param(path)?;
+    let actor = writer(&st, &headers, "revoke tokens").await?;
+    let mut tx = st.db.begin().await?;
+    let row = tx
+        .token_by_id(&id)
+        .await?
+        .filter(|t| match &actor {
+            Actor::Administrator { .. } => true,
+            Actor::Manager { login, .. } => t.role == "manager" && &t.login == login,
+        })
+        .ok_or_else(|| Problem::not_found(format!("no token `{id}`")))?;
+    tx.delete_token(&id).await?;
+    let before = token_view(&row).to_string();
+    tx.audit(
+        &super::store::now_rfc3339(),
+        actor.login(),
+        actor.token_id(),
+        "delete",
+        "token",
+        &row.login,
+        Some(&before),
+        None,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 #[cfg(test)]

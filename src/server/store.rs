@@ -189,7 +189,32 @@ pub struct AuditRow {
     pub key: String,
     pub before: Option<String>,
     pub after: Option<String>,
+    /// The public id of the token that made the write (migration 0004; none before it
+    /// and for what the server itself or `roster token` did).
+    pub token_id: Option<String>,
 }
+
+/// One API token as stored (migration `0004_tokens.sql`), without its hash: the value
+/// itself is never stored, and the hash never leaves this module.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct TokenRow {
+    /// Public id: the first 16 hex digits of the hash.
+    pub id: String,
+    pub name: String,
+    /// `administrator` or `manager`.
+    pub role: String,
+    pub login: String,
+    /// `read` or `write`.
+    pub permission: String,
+    pub created_at: String,
+    /// RFC 3339; none: never expires.
+    pub expires_at: Option<String>,
+    /// RFC 3339, updated at most once a minute.
+    pub last_used_at: Option<String>,
+}
+
+const TOKEN_COLUMNS: &str =
+    "id, name, role, login, permission, created_at, expires_at, last_used_at";
 
 /// The apply lease as stored (migrations `0003_lease.sql`); times in unix milliseconds.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -502,9 +527,64 @@ impl Db {
         .await
     }
 
+    /// A token by its hash (None: unknown or revoked).
+    pub async fn token_row(&self, hash: &str) -> Result<Option<TokenRow>, sqlx::Error> {
+        self.fetch_optional(
+            &format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE hash = $1"),
+            &args![hash],
+        )
+        .await
+    }
+
+    /// Every token, or those of one principal (`role`, `login`), oldest first.
+    pub async fn tokens(&self, of: Option<(&str, &str)>) -> Result<Vec<TokenRow>, sqlx::Error> {
+        match of {
+            None => {
+                self.fetch_all(
+                    &format!("SELECT {TOKEN_COLUMNS} FROM tokens ORDER BY created_at, id"),
+                    &[],
+                )
+                .await
+            }
+            Some((role, login)) => {
+                self.fetch_all(
+                    &format!(
+                        "SELECT {TOKEN_COLUMNS} FROM tokens WHERE role = $1 AND login = $2 ORDER BY created_at, id"
+                    ),
+                    &args![role, login],
+                )
+                .await
+            }
+        }
+    }
+
+    /// Records a token's use (`at`, RFC 3339): one statement outside the serialized
+    /// write transactions (on PostgreSQL it does not wait for the writers' advisory lock;
+    /// on SQLite it queues on the write connection like any write).
+    pub async fn touch_token(&self, id: &str, at: &str) -> Result<(), sqlx::Error> {
+        const SQL: &str = "UPDATE tokens SET last_used_at = $1 WHERE id = $2";
+        match self {
+            Db::Sqlite { write, .. } => {
+                sqlx::query::<Sqlite>(SQL)
+                    .bind(at)
+                    .bind(id)
+                    .execute(write)
+                    .await?;
+            }
+            Db::Postgres(p) => {
+                sqlx::query::<Postgres>(SQL)
+                    .bind(at)
+                    .bind(id)
+                    .execute(p)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
     pub async fn audit_page(&self, after: i64, limit: i64) -> Result<Vec<AuditRow>, sqlx::Error> {
         self.fetch_all(
-            "SELECT id, at, actor, action, kind, key, before, after FROM audit WHERE id > $1 ORDER BY id LIMIT $2",
+            "SELECT id, at, actor, action, kind, key, before, after, token_id FROM audit WHERE id > $1 ORDER BY id LIMIT $2",
             &args![after, limit],
         )
         .await
@@ -829,19 +909,41 @@ impl Tx {
         Ok(n > 0)
     }
 
-    pub async fn insert_token(
-        &mut self,
-        hash: &str,
-        role: &str,
-        login: &str,
-        at: &str,
-    ) -> Result<(), sqlx::Error> {
+    pub async fn insert_token(&mut self, hash: &str, t: &TokenRow) -> Result<(), sqlx::Error> {
         self.execute(
-            "INSERT INTO tokens (hash, role, login, created_at) VALUES ($1, $2, $3, $4)",
-            &args![hash, role, login, at],
+            "INSERT INTO tokens (hash, id, name, role, login, permission, created_at, expires_at, last_used_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            &args![
+                hash,
+                &t.id,
+                &t.name,
+                &t.role,
+                &t.login,
+                &t.permission,
+                &t.created_at,
+                t.expires_at.as_deref(),
+                t.last_used_at.as_deref()
+            ],
         )
         .await?;
         Ok(())
+    }
+
+    /// A token by its public id.
+    pub async fn token_by_id(&mut self, id: &str) -> Result<Option<TokenRow>, sqlx::Error> {
+        self.fetch_optional(
+            &format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = $1"),
+            &args![id],
+        )
+        .await
+    }
+
+    /// Revokes a token: its row is deleted, so the next request with it is refused.
+    pub async fn delete_token(&mut self, id: &str) -> Result<bool, sqlx::Error> {
+        Ok(self
+            .execute("DELETE FROM tokens WHERE id = $1", &args![id])
+            .await?
+            > 0)
     }
 
     /// Tokens of a renamed principal follow the new login; a deleted one's are dropped.
@@ -983,10 +1085,12 @@ impl Tx {
     }
 
     #[allow(clippy::too_many_arguments)]
+    /// One audit record; `token_id` is the public id of the token that made the write.
     pub async fn audit(
         &mut self,
         at: &str,
         actor: &str,
+        token_id: Option<&str>,
         action: &str,
         kind: &str,
         key: &str,
@@ -994,8 +1098,8 @@ impl Tx {
         after: Option<&str>,
     ) -> Result<(), sqlx::Error> {
         self.execute(
-            "INSERT INTO audit (at, actor, action, kind, key, before, after) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            &args![at, actor, action, kind, key, before, after],
+            "INSERT INTO audit (at, actor, token_id, action, kind, key, before, after) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            &args![at, actor, token_id, action, kind, key, before, after],
         )
         .await?;
         Ok(())
@@ -1100,6 +1204,46 @@ mod tests {
         let held = tx.username_holders(&["alee", "bob", "ALee"]).await.unwrap();
         assert_eq!(held, [("alee".to_string(), "ann@x.example".to_string())]);
         tx.commit().await.unwrap();
+        db.close().await;
+    }
+
+    #[tokio::test]
+    async fn tokens_made_before_migration_4_keep_working_as_write_tokens_without_expiry() {
+        use sqlx::sqlite::SqlitePoolOptions;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("t.db");
+        let url = format!("sqlite://{}", file.display());
+        let old = format!("rst_{}", "ab".repeat(32));
+        let hash = crate::server::auth::hash_token(&old);
+        // A database as release 3 left it, with a token of that time.
+        {
+            let opts = SqliteConnectOptions::from_str("sqlite:")
+                .unwrap()
+                .filename(&file)
+                .create_if_missing(true);
+            let pool = SqlitePoolOptions::new().connect_with(opts).await.unwrap();
+            let mut first = sqlx::migrate!("./migrations/sqlite");
+            first.migrations = std::borrow::Cow::Owned(first.migrations[..3].to_vec());
+            first.run(&pool).await.unwrap();
+            sqlx::query(
+                "INSERT INTO tokens (hash, role, login, created_at) VALUES (?, 'manager', 'm@x.example', '2026-01-01T00:00:00Z')",
+            )
+            .bind(&hash)
+            .execute(&pool)
+            .await
+            .unwrap();
+            pool.close().await;
+        }
+        let db = Db::connect(&url).await.unwrap();
+        let row = db.token_row(&hash).await.unwrap().expect("still there");
+        assert_eq!(row.id, crate::server::auth::token_id(&hash));
+        assert_eq!(row.permission, "write");
+        assert_eq!((row.expires_at.as_deref(), row.name.as_str()), (None, ""));
+        assert!(!crate::server::auth::expired(
+            &row,
+            time::OffsetDateTime::now_utc()
+        ));
+        assert_eq!(db.tokens(None).await.unwrap(), [row]);
         db.close().await;
     }
 

@@ -1,7 +1,7 @@
 //! The integration tests, one binary (one link): the CLI end to end (`reconcile`,
 //! `safety`, `validate`, `ci`, `ci_examples`, `binding`, `backup`, `target`, `docs`,
-//! `exit`, `scaleout`), the live server over HTTP
-//! (`server`) and the apply lease (`lease`), with their helpers in `support`;
+//! `exit`, `scaleout`), the live server over HTTP (`server`), the apply lease (`lease`)
+//! and tokens (`tokens`), with their helpers in `support`;
 //! `architecture` reads the source.
 
 #[macro_use]
@@ -20,4 +20,5 @@ mod safety;
 mod scaleout;
 mod server;
 mod target;
+mod tokens;
 mod validate;
