@@ -1,6 +1,6 @@
 //! The integration tests, one binary (one link): the CLI end to end (`reconcile`,
 //! `safety`, `validate`, `ci`, `binding`, `docs`, `exit`), the live server over HTTP
-//! (`server`) and the apply lease (`lease`), with their helpers in `support`;
+//! (`server`) and the apply lease (`lease`), metrics, logs and TLS (`ops`), with their helpers in `support`;
 //! `architecture` reads the source.
 
 #[macro_use]
@@ -13,6 +13,7 @@ mod ci_examples;
 mod docs;
 mod exit;
 mod lease;
+mod ops;
 mod reconcile;
 mod safety;
 mod server;
