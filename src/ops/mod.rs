@@ -58,7 +58,7 @@ pub fn init_logging(verbose: u8, color: anstream::ColorChoice, serve: Option<Log
     };
     // The embedded server of `plan`/`apply` logs its requests at -vv only, as before.
     let access = match (serve.is_some(), verbose >= 2) {
-        (true, false) => ",roster::access=info",
+        (true, false) => ",roster::access=info,roster::ops::serve=info",
         (false, false) => ",roster::access=off",
         (_, true) => "",
     };
@@ -72,6 +72,9 @@ pub fn init_logging(verbose: u8, color: anstream::ColorChoice, serve: Option<Log
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
+    if let Some(format) = serve {
+        let _ = SERVE_LOG_FORMAT.set(format);
+    }
     let _ = match serve {
         Some(LogFormat::Json) => builder
             .json()
@@ -81,6 +84,13 @@ pub fn init_logging(verbose: u8, color: anstream::ColorChoice, serve: Option<Log
             .try_init(),
         _ => builder.with_ansi(ansi).with_target(false).try_init(),
     };
+}
+
+static SERVE_LOG_FORMAT: std::sync::OnceLock<LogFormat> = std::sync::OnceLock::new();
+
+/// The log format `init_logging` set up for `roster serve` (text otherwise).
+pub fn serve_log_format() -> LogFormat {
+    SERVE_LOG_FORMAT.get().copied().unwrap_or_default()
 }
 
 /// How `roster serve` writes its log lines.

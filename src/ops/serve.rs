@@ -5,7 +5,8 @@
 //! the first administrator token was written (never the token), and serves until
 //! SIGINT/SIGTERM (listened for before the server starts, so a signal right after the
 //! "listening on" line still shuts down gracefully), then shuts down gracefully.
-//! `token create` prints a new token once.
+//! `token create` prints a new token once. With `--log-format json` those lines are log
+//! events too (one JSON object per line, nothing else on stderr).
 
 use anyhow::Context;
 
@@ -40,18 +41,27 @@ pub fn run(cfg: ServerConfig) -> anyhow::Result<Exit> {
         // action (killed by the signal), however late this task gets scheduled.
         let signals = Signals::install()?;
         let srv = server::start(cfg).await?;
-        anstream::eprintln!("roster serve: listening on {}", srv.url());
+        say(&format!("listening on {}", srv.url()));
         if let Some(path) = &srv.admin_token_file {
-            anstream::eprintln!(
-                "roster serve: new account; the administrator token was written to {} (mode 0600)",
+            say(&format!(
+                "new account; the administrator token was written to {} (mode 0600)",
                 path.display()
-            );
+            ));
         }
         signals.recv().await;
-        anstream::eprintln!("roster serve: shutting down");
+        say("shutting down");
         srv.shutdown().await;
         Ok(Exit::Success)
     })
+}
+
+/// One line of `roster serve` on stderr: `roster serve: …`, or a log event when the
+/// logs are JSON.
+fn say(line: &str) {
+    match super::serve_log_format() {
+        super::LogFormat::Json => tracing::info!("{line}"),
+        super::LogFormat::Text => anstream::eprintln!("roster serve: {line}"),
+    }
 }
 
 /// The shutdown signals, registered eagerly (tokio's `ctrl_c()` and a `signal()` call

@@ -489,6 +489,44 @@ mod http_tests {
     }
 
     #[tokio::test]
+    async fn each_request_has_its_own_request_id_its_retries_share_it_and_a_problem_names_it() {
+        let server = MockServer::start(
+            vec![
+                problem(503, "unavailable", "busy"),
+                (200, vec![], r#"{"name":"p","version":2}"#.into()),
+                problem(412, "precondition-failed", "stale"),
+            ],
+            None,
+        )
+        .await;
+        let p = HttpProvider::new(&server.url(), None)
+            .unwrap()
+            .with_retry(fast());
+        p.update(Kind::Portal, "p", 1, &json!({})).await.unwrap();
+        let err = p
+            .update(Kind::Portal, "p", 1, &json!({}))
+            .await
+            .unwrap_err();
+        let ids: Vec<String> = server
+            .seen()
+            .into_iter()
+            .map(|s| s.request_id.expect("every request carries an id"))
+            .collect();
+        assert_eq!(ids.len(), 3);
+        assert_eq!(ids[0], ids[1], "a retry keeps its request's id");
+        assert_ne!(ids[1], ids[2], "the next request has its own");
+        assert!(
+            ids[2].starts_with("roster-") && ids[2].ends_with("-2"),
+            "{ids:?}"
+        );
+        let shown = err.to_string();
+        assert!(
+            shown.ends_with(&format!("(request id {})", ids[2])),
+            "{shown}"
+        );
+    }
+
+    #[tokio::test]
     async fn a_412_is_never_retried() {
         let server =
             MockServer::start(vec![problem(412, "precondition-failed", "stale")], None).await;

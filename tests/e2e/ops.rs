@@ -239,6 +239,19 @@ fn json_access_lines_carry_the_request_ids_the_cli_sends_and_a_failed_write_name
         "the plan's requests are logged with ids:\n{run}"
     );
     let lines = server.json_lines();
+    let log = server.log();
+    assert!(
+        log.lines()
+            .all(|l| serde_json::from_str::<Value>(l).is_ok()),
+        "every line is json:\n{log}"
+    );
+    assert!(
+        lines.iter().any(|l| l["message"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("listening on http://")),
+        "{log}"
+    );
     for id in &ids {
         let line = lines
             .iter()
