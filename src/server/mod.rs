@@ -10,10 +10,10 @@
 //! - [`store`]: SQL, pools, migrations. [`auth`]: tokens and rule 6. [`domain`]: the
 //!   model types as stored objects. [`problem`]: RFC 9457 errors.
 //!
-//! Middleware (outermost first): [`metrics::observe`] (request id, metrics, the access
+//! Middleware (outermost first): `metrics::observe` (request id, metrics, the access
 //! line), panic catcher (500 problem, never a dropped connection), fault injection
 //! (testing aid), per-token rate limit, body size limit. `GET /metrics` is
-//! [`metrics::scrape`]. With [`ServerConfig::tls`] the server speaks HTTPS only
+//! `metrics::scrape`. With [`ServerConfig::tls`] the server speaks HTTPS only
 //! (rustls through axum-server); without it, plain HTTP (axum's own server).
 //!
 //! Other modules use [`start`] (a server on any address and database), [`embedded`]

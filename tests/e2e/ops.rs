@@ -419,3 +419,41 @@ fn a_token_is_not_sent_over_plain_http_to_a_host_that_is_not_loopback() {
     );
     assert!(!run.stderr.contains("cannot reach"), "{run}");
 }
+
+/// The pool gauges name each backend's pools: SQLite's reader and writer, PostgreSQL's
+/// one pool, with the connections it holds counted as in use or idle.
+async fn metrics_show_the_database_pools(s: &crate::support::server::Srv) {
+    let r = s.get(&s.admin, "/v1/portals").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let text = s
+        .http
+        .get(format!("{}/metrics", s.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap();
+    let pools: &[&str] = if s.database.starts_with("sqlite") {
+        &["sqlite_read", "sqlite_write"]
+    } else {
+        &["postgres"]
+    };
+    for pool in pools {
+        let held = value_of(&scrape, "roster_db_connections", &[("pool", pool)]);
+        assert!(held >= 1.0, "{pool}: {held}\n{text}");
+        for state in ["in_use", "idle"] {
+            assert!(
+                scrape
+                    .samples
+                    .iter()
+                    .any(|x| x.metric == "roster_db_connections"
+                        && x.labels.get("pool") == Some(*pool)
+                        && x.labels.get("state") == Some(state)),
+                "{pool} {state}\n{text}"
+            );
+        }
+    }
+}
+both_backends!(metrics_show_the_database_pools);
