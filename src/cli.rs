@@ -150,6 +150,13 @@ pub struct EndpointArgs {
     /// Directory of the embedded live system's database and token.
     #[arg(long, default_value = ".roster", env = "ROSTER_STATE_DIR")]
     pub state_dir: PathBuf,
+    /// PEM bundle of certificate authorities to trust for an https endpoint (self-signed deployments).
+    #[arg(long, env = "ROSTER_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
+    /// Send the token over plain http to a host that is not loopback (refused otherwise).
+    #[arg(long, env = "ROSTER_ALLOW_INSECURE_HTTP", action = clap::ArgAction::SetTrue,
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub allow_insecure_http: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -312,6 +319,40 @@ pub struct ServeArgs {
     /// Seed of the fault injection.
     #[arg(long, default_value_t = 1, hide = true)]
     pub fault_seed: u64,
+    /// How to write log lines (one access line per request): text or one JSON object per line.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "ROSTER_LOG_FORMAT")]
+    pub log_format: LogFormat,
+    /// Serve HTTPS with this PEM certificate chain (needs --tls-key).
+    #[arg(long, requires = "tls_key", env = "ROSTER_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert", env = "ROSTER_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl From<LogFormat> for ops::LogFormat {
+    fn from(f: LogFormat) -> Self {
+        match f {
+            LogFormat::Text => ops::LogFormat::Text,
+            LogFormat::Json => ops::LogFormat::Json,
+        }
+    }
+}
+
+impl Cli {
+    /// The log format of `roster serve`; none for the other commands.
+    pub fn serve_log_format(&self) -> Option<ops::LogFormat> {
+        match &self.command {
+            Command::Serve(a) => Some(a.log_format.into()),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Subcommand)]
@@ -515,6 +556,8 @@ impl From<EndpointArgs> for ops::connect::Endpoint {
             url: a.endpoint,
             token_file: a.token_file,
             state_dir: a.state_dir,
+            ca_cert: a.ca_cert,
+            allow_insecure_http: a.allow_insecure_http,
         }
     }
 }
@@ -603,6 +646,10 @@ impl From<ServeArgs> for ServerConfig {
             rate_limit: a.rate_limit,
             inject_faults: a.inject_faults,
             fault_seed: a.fault_seed,
+            tls: match (a.tls_cert, a.tls_key) {
+                (Some(cert), Some(key)) => Some(crate::server::TlsFiles { cert, key }),
+                _ => None,
+            },
         }
     }
 }

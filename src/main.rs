@@ -25,7 +25,7 @@ fn main() -> ExitCode {
             };
         }
     };
-    roster::ops::init_logging(cli.verbose, cli.color.into());
+    roster::ops::init_logging(cli.verbose, cli.color.into(), cli.serve_log_format());
     match roster::ops::run(cli.command.into()) {
         Ok(code) => code.into(),
         Err(err) => {

@@ -3,6 +3,11 @@
 //! `ROSTER_TOKEN`), or the embedded default: the reference server started in-process
 //! on loopback over `<state-dir>/live.db`, talked to over HTTP like any endpoint.
 //!
+//! A token is never sent over plain `http://` to anything but loopback (127.0.0.0/8,
+//! `::1`, `localhost`) unless `--allow-insecure-http` / `ROSTER_ALLOW_INSECURE_HTTP` says
+//! so: [`check_transport`] refuses before any connection is made ([`InsecureHttp`],
+//! exit 64, the command line must change).
+//!
 //! Here in `ops`, not in `provider`, because starting the embedded server puts `server`
 //! below the command, not below the HTTP client: the provider only gets a URL and a
 //! token. The [`Connection`] goes back to the command, which closes it when done.
@@ -11,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use crate::provider::HttpProvider;
+use crate::provider::{ClientOptions, HttpProvider};
 use crate::server;
 
 /// Where the live system is (the endpoint options of `plan`, `apply`, `export`).
@@ -23,6 +28,50 @@ pub struct Endpoint {
     pub token_file: Option<PathBuf>,
     /// Directory of the embedded live system's database and token.
     pub state_dir: PathBuf,
+    /// A PEM bundle of certificate authorities to trust (self-signed deployments).
+    pub ca_cert: Option<PathBuf>,
+    /// Send the token over plain HTTP to a host that is not loopback anyway.
+    pub allow_insecure_http: bool,
+}
+
+/// Refusal to send a token over plain HTTP to a host that is not loopback.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "refusing to send the api token over plain http to {host}: anyone on the network \
+     between could read it and act as its principal; use an https:// endpoint, or pass \
+     --allow-insecure-http (ROSTER_ALLOW_INSECURE_HTTP=1) if this network is trusted; \
+     nothing was sent"
+)]
+pub struct InsecureHttp {
+    pub host: String,
+}
+
+/// Whether `url` may carry `token`: https always, plain http only to loopback or when
+/// allowed. A url that does not parse is left to the provider's own check.
+pub fn check_transport(
+    url: &str,
+    has_token: bool,
+    allow_insecure: bool,
+) -> Result<(), InsecureHttp> {
+    let Ok(parsed) = url::Url::parse(url.trim()) else {
+        return Ok(());
+    };
+    if parsed.scheme() != "http" || !has_token || allow_insecure {
+        return Ok(());
+    }
+    let loopback = match parsed.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    if loopback {
+        Ok(())
+    } else {
+        Err(InsecureHttp {
+            host: parsed.host_str().unwrap_or("").to_string(),
+        })
+    }
 }
 
 /// A provider and, for the embedded default, the in-process server it talks to (kept
@@ -81,9 +130,15 @@ pub fn token_from(endpoint: &Endpoint) -> anyhow::Result<Option<String>> {
 /// loopback over `<state-dir>/live.db` and connects to it over HTTP.
 pub async fn connect(endpoint: &Endpoint) -> anyhow::Result<Connection> {
     let token = token_from(endpoint)?;
+    let options = ClientOptions {
+        ca_cert: endpoint.ca_cert.clone(),
+    };
     match endpoint.url.as_deref().filter(|e| !e.trim().is_empty()) {
         Some(url) => Ok(Connection {
-            provider: HttpProvider::new(url, token)?,
+            provider: {
+                check_transport(url, token.is_some(), endpoint.allow_insecure_http)?;
+                HttpProvider::with_options(url, token, &options)?
+            },
             name: url.trim().to_string(),
             embedded: None,
         }),
@@ -114,4 +169,35 @@ async fn connect_embedded(state_dir: &Path, token: Option<String>) -> anyhow::Re
         name: format!("embedded:{}", db.display()),
         embedded: Some(server),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_goes_over_plain_http_to_loopback_only() {
+        for ok in [
+            "http://127.0.0.1:8080",
+            "http://127.9.9.9",
+            "http://[::1]:80/api",
+            "http://LOCALHOST:1",
+            "https://192.0.2.1",
+        ] {
+            assert!(check_transport(ok, true, false).is_ok(), "{ok}");
+        }
+        let e = check_transport("http://192.0.2.1/api", true, false).unwrap_err();
+        assert_eq!(e.host, "192.0.2.1");
+        assert!(e.to_string().contains("--allow-insecure-http"), "{e}");
+        assert!(check_transport("http://console.example", true, false).is_err());
+        assert!(check_transport("http://localhost.evil.example", true, false).is_err());
+        assert!(
+            check_transport("http://192.0.2.1", true, true).is_ok(),
+            "allowed"
+        );
+        assert!(
+            check_transport("http://192.0.2.1", false, false).is_ok(),
+            "no token"
+        );
+    }
 }

@@ -33,7 +33,8 @@ pub enum Exit {
     ApplyFailed = 6,
     /// Another apply holds the live system's apply lease (`--lock-timeout`).
     Locked = 7,
-    /// The command line is wrong (an unknown option, a missing argument).
+    /// The command line is wrong (an unknown option, a missing argument), or it would
+    /// send a token over plain HTTP to a host that is not loopback (nothing was sent).
     Usage = 64,
 }
 
@@ -44,25 +45,61 @@ impl From<Exit> for ExitCode {
 }
 
 /// Logs go to stderr; `-v` info, `-vv` debug, `-vvv` trace; `RUST_LOG` overrides.
-pub fn init_logging(verbose: u8, color: anstream::ColorChoice) {
+///
+/// `serve` is `Some(format)` for `roster serve`: its access lines (target
+/// `roster::access`, one per request) are on at info whatever the verbosity, as text or
+/// as one JSON object per line (`--log-format json`, fields at the top level).
+pub fn init_logging(verbose: u8, color: anstream::ColorChoice, serve: Option<LogFormat>) {
     let level = match verbose {
         0 => "warn",
         1 => "info",
         2 => "debug",
         _ => "trace",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("roster={level},warn")));
+    // The embedded server of `plan`/`apply` logs its requests at -vv only, as before.
+    let access = match (serve.is_some(), verbose >= 2) {
+        (true, false) => ",roster::access=info,roster::ops::serve=info",
+        (false, false) => ",roster::access=off",
+        (_, true) => "",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!("roster={level}{access},warn"))
+    });
     if color != anstream::ColorChoice::Auto {
         color.write_global();
     }
     let ansi = term::stderr_color();
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(|| BarSafeStderr)
-        .with_ansi(ansi)
-        .with_target(false)
-        .try_init();
+        .with_writer(|| BarSafeStderr);
+    if let Some(format) = serve {
+        let _ = SERVE_LOG_FORMAT.set(format);
+    }
+    let _ = match serve {
+        Some(LogFormat::Json) => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .try_init(),
+        _ => builder.with_ansi(ansi).with_target(false).try_init(),
+    };
+}
+
+static SERVE_LOG_FORMAT: std::sync::OnceLock<LogFormat> = std::sync::OnceLock::new();
+
+/// The log format `init_logging` set up for `roster serve` (text otherwise).
+pub fn serve_log_format() -> LogFormat {
+    SERVE_LOG_FORMAT.get().copied().unwrap_or_default()
+}
+
+/// How `roster serve` writes its log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// stderr for log lines: written around apply's progress bar, never over it.
@@ -109,6 +146,16 @@ pub enum Command {
 }
 
 pub fn run(command: Command) -> anyhow::Result<Exit> {
+    match run_command(command) {
+        Err(e) if e.downcast_ref::<connect::InsecureHttp>().is_some() => {
+            report_error(&e);
+            Ok(Exit::Usage)
+        }
+        done => done,
+    }
+}
+
+fn run_command(command: Command) -> anyhow::Result<Exit> {
     match command {
         Command::Validate(o) => validate::run(o),
         Command::Schema(o) => schema::run(o),

@@ -10,6 +10,8 @@
 //! one by id. All three work on the database directly (`--database`); over the API the
 //! same is `POST /v1/tokens`, `GET /v1/tokens` and `DELETE /v1/tokens/{id}`.
 //! `serve backup` copies a SQLite database while it is served.
+//! With `--log-format json` its lines are log events too (one JSON object per line,
+//! nothing else on stderr).
 
 use anyhow::Context;
 
@@ -64,18 +66,27 @@ pub fn run(cfg: ServerConfig) -> anyhow::Result<Exit> {
         // action (killed by the signal), however late this task gets scheduled.
         let signals = Signals::install()?;
         let srv = server::start(cfg).await?;
-        anstream::eprintln!("roster serve: listening on {}", srv.url());
+        say(&format!("listening on {}", srv.url()));
         if let Some(path) = &srv.admin_token_file {
-            anstream::eprintln!(
-                "roster serve: new account; the administrator token was written to {} (mode 0600)",
+            say(&format!(
+                "new account; the administrator token was written to {} (mode 0600)",
                 path.display()
-            );
+            ));
         }
         signals.recv().await;
-        anstream::eprintln!("roster serve: shutting down");
+        say("shutting down");
         srv.shutdown().await;
         Ok(Exit::Success)
     })
+}
+
+/// One line of `roster serve` on stderr: `roster serve: …`, or a log event when the
+/// logs are JSON.
+fn say(line: &str) {
+    match super::serve_log_format() {
+        super::LogFormat::Json => tracing::info!("{line}"),
+        super::LogFormat::Text => anstream::eprintln!("roster serve: {line}"),
+    }
 }
 
 /// The shutdown signals, registered eagerly (tokio's `ctrl_c()` and a `signal()` call

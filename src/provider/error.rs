@@ -44,6 +44,10 @@ pub struct Problem {
     /// `lease-held`: who holds the apply lease (an extension member).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease: Option<serde_json::Value>,
+    /// The `X-Request-Id` the client sent (so a failure can be found in the server's
+    /// log lines); named at the end of the message.
+    #[serde(skip)]
+    pub request_id: Option<String>,
 }
 
 impl Problem {
@@ -62,6 +66,7 @@ impl Problem {
                 errors: Vec::new(),
                 retry_after: None,
                 lease: None,
+                request_id: None,
             }
         });
         if p.status == 0 {
@@ -141,6 +146,9 @@ impl fmt::Display for Problem {
                 "; the object changed on the live system since the plan was made: run `roster plan` again",
             )?,
             _ => {}
+        }
+        if let Some(id) = &self.request_id {
+            write!(f, " (request id {id})")?;
         }
         Ok(())
     }

@@ -66,6 +66,7 @@ impl MemoryProvider {
             errors: vec![],
             retry_after: None,
             lease: None,
+            request_id: None,
         }))
     }
 

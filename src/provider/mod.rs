@@ -11,6 +11,14 @@
 //! Data comes from the API described in docs/api.md; [`Observed`] goes to `plan`, write
 //! results go back to `apply`. This is the only module besides `server` that speaks HTTP.
 //!
+//! Every request carries an `X-Request-Id`, `roster-<run>-<n>`: one random run id per
+//! provider and a sequence number per request (its retries share it). It is logged at
+//! debug level (`-vv`) and named in the message of a problem the server answered, so a
+//! failed write can be found in the server's log lines. The server echoes it.
+//!
+//! TLS is rustls with the webpki roots, plus the PEM bundle of [`ClientOptions::ca_cert`]
+//! (`--ca-cert`) for self-signed deployments.
+//!
 //! The apply lease's calls are `provider::lease`'s ([`Take`]); while one is held, every
 //! write carries its id as `Roster-Lease`.
 //!
@@ -27,7 +35,8 @@ pub(crate) mod memory;
 mod read;
 mod write;
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -109,6 +118,16 @@ impl Default for RetryPolicy {
     }
 }
 
+/// How the HTTP client is set up beyond the endpoint and the token.
+#[derive(Debug, Clone, Default)]
+pub struct ClientOptions {
+    /// A PEM bundle of certificate authorities trusted besides the usual roots.
+    pub ca_cert: Option<PathBuf>,
+}
+
+/// The request id header (sent with every request; the server echoes it).
+pub const REQUEST_ID: &str = "x-request-id";
+
 /// The HTTP client of one live API endpoint. Cheap to clone (the connection pool is shared).
 #[derive(Clone)]
 pub struct HttpProvider {
@@ -123,6 +142,9 @@ pub struct HttpProvider {
     unreachable_said: Arc<AtomicBool>,
     /// The apply lease held, sent as `Roster-Lease` with every write (`provider::lease`).
     lease: Arc<Mutex<Option<String>>>,
+    /// This provider's part of every request id, and the sequence after it.
+    run_id: Arc<str>,
+    sequence: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for HttpProvider {
@@ -156,6 +178,15 @@ fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration
 impl HttpProvider {
     /// A client of `base` (`http://127.0.0.1:8080`, `https://console.example/api`).
     pub fn new(base: &str, token: Option<String>) -> Result<HttpProvider, ProviderError> {
+        HttpProvider::with_options(base, token, &ClientOptions::default())
+    }
+
+    /// [`HttpProvider::new`] with a custom CA bundle and the like.
+    pub fn with_options(
+        base: &str,
+        token: Option<String>,
+        options: &ClientOptions,
+    ) -> Result<HttpProvider, ProviderError> {
         let base = base.trim().trim_end_matches('/').to_string();
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             return Err(ProviderError::Setup(format!(
@@ -169,11 +200,35 @@ impl HttpProvider {
                 "the api token is empty or contains spaces or control characters; check --token-file or ROSTER_TOKEN".into(),
             ));
         }
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(120))
             .pool_max_idle_per_host(64)
-            .user_agent(concat!("roster/", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!("roster/", env!("CARGO_PKG_VERSION")));
+        if let Some(path) = &options.ca_cert {
+            let pem = std::fs::read(path).map_err(|e| {
+                ProviderError::Setup(format!(
+                    "cannot read the ca certificate {} (--ca-cert or ROSTER_CA_CERT): {e}",
+                    path.display()
+                ))
+            })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                ProviderError::Setup(format!(
+                    "{} (--ca-cert or ROSTER_CA_CERT) is not a pem certificate bundle: {e}",
+                    path.display()
+                ))
+            })?;
+            if certs.is_empty() {
+                return Err(ProviderError::Setup(format!(
+                    "{} (--ca-cert or ROSTER_CA_CERT) holds no pem certificate",
+                    path.display()
+                )));
+            }
+            for c in certs {
+                builder = builder.add_root_certificate(c);
+            }
+        }
+        let client = builder
             .build()
             .map_err(|e| ProviderError::Setup(format!("cannot build the http client: {e}")))?;
         Ok(HttpProvider {
@@ -183,7 +238,15 @@ impl HttpProvider {
             retry: RetryPolicy::default(),
             unreachable_said: Arc::new(AtomicBool::new(false)),
             lease: Arc::new(Mutex::new(None)),
+            run_id: uuid::Uuid::new_v4().simple().to_string()[..12].into(),
+            sequence: Arc::new(AtomicU64::new(0)),
         })
+    }
+
+    /// The next request id (`roster-<run>-<n>`).
+    fn next_request_id(&self) -> String {
+        let n = self.sequence.fetch_add(1, Ordering::Relaxed) + 1;
+        format!("roster-{}-{n}", self.run_id)
     }
 
     /// Replaces the retry policy.
@@ -199,8 +262,12 @@ impl HttpProvider {
         url: &str,
         body: Option<&Value>,
         headers: &[(&'static str, String)],
+        request_id: &str,
     ) -> Result<(u16, Bytes), ProviderError> {
-        let mut req = self.client.request(method.clone(), url);
+        let mut req = self
+            .client
+            .request(method.clone(), url)
+            .header(REQUEST_ID, request_id);
         if let Some(t) = &self.token {
             req = req.bearer_auth(t);
         }
@@ -232,6 +299,7 @@ impl HttpProvider {
         } else {
             let mut p = Problem::from_body(status, &bytes);
             p.retry_after = retry_after;
+            p.request_id = Some(request_id.to_string());
             Err(ProviderError::Problem(Box::new(p)))
         }
     }
@@ -245,6 +313,7 @@ impl HttpProvider {
         headers: &[(&'static str, String)],
     ) -> Sent {
         let url = format!("{}{}", self.base, path);
+        let request_id = self.next_request_id();
         let attempts = AtomicUsize::new(0);
         let policy = self.retry;
         let backoff = ExponentialBuilder::default()
@@ -254,7 +323,8 @@ impl HttpProvider {
             .with_jitter();
         let result = (|| async {
             attempts.fetch_add(1, Ordering::Relaxed);
-            self.attempt(&method, &url, body, headers).await
+            self.attempt(&method, &url, body, headers, &request_id)
+                .await
         })
         .retry(backoff)
         .sleep(tokio::time::sleep)
@@ -268,7 +338,7 @@ impl HttpProvider {
             })
         })
         .notify(|e: &ProviderError, d| {
-            tracing::debug!("{method} {path}: {e}; retrying in {d:?}");
+            tracing::debug!("{method} {path} [{request_id}]: {e}; retrying in {d:?}");
             // A connection that fails is the one retry the user would otherwise sit
             // through in silence (a wrong endpoint, a server still starting).
             if matches!(e, ProviderError::Transport { .. })
@@ -284,10 +354,12 @@ impl HttpProvider {
         let attempts = attempts.load(Ordering::Relaxed);
         // Method, path and outcome only: a body may carry a password value.
         match &result {
-            Ok((status, _)) => {
-                tracing::debug!("{method} {path} → {status} ({attempts} attempt(s))")
-            }
-            Err(e) => tracing::debug!("{method} {path} → {e} ({attempts} attempt(s))"),
+            Ok((status, _)) => tracing::debug!(
+                "{method} {path} → {status} ({attempts} attempt(s), request id {request_id})"
+            ),
+            Err(e) => tracing::debug!(
+                "{method} {path} → {e} ({attempts} attempt(s), request id {request_id})"
+            ),
         }
         Sent { result, attempts }
     }
@@ -414,6 +486,44 @@ mod http_tests {
         );
         assert_eq!(seen[0].authorization.as_deref(), Some("Bearer tok"));
         assert_eq!(seen[0].path, "/v1/portals");
+    }
+
+    #[tokio::test]
+    async fn each_request_has_its_own_request_id_its_retries_share_it_and_a_problem_names_it() {
+        let server = MockServer::start(
+            vec![
+                problem(503, "unavailable", "busy"),
+                (200, vec![], r#"{"name":"p","version":2}"#.into()),
+                problem(412, "precondition-failed", "stale"),
+            ],
+            None,
+        )
+        .await;
+        let p = HttpProvider::new(&server.url(), None)
+            .unwrap()
+            .with_retry(fast());
+        p.update(Kind::Portal, "p", 1, &json!({})).await.unwrap();
+        let err = p
+            .update(Kind::Portal, "p", 1, &json!({}))
+            .await
+            .unwrap_err();
+        let ids: Vec<String> = server
+            .seen()
+            .into_iter()
+            .map(|s| s.request_id.expect("every request carries an id"))
+            .collect();
+        assert_eq!(ids.len(), 3);
+        assert_eq!(ids[0], ids[1], "a retry keeps its request's id");
+        assert_ne!(ids[1], ids[2], "the next request has its own");
+        assert!(
+            ids[2].starts_with("roster-") && ids[2].ends_with("-2"),
+            "{ids:?}"
+        );
+        let shown = err.to_string();
+        assert!(
+            shown.ends_with(&format!("(request id {})", ids[2])),
+            "{shown}"
+        );
     }
 
     #[tokio::test]

@@ -18,6 +18,7 @@ pub struct Seen {
     pub if_match: Option<String>,
     pub idempotency_key: Option<String>,
     pub authorization: Option<String>,
+    pub request_id: Option<String>,
     pub body: String,
 }
 
@@ -92,6 +93,7 @@ fn answer(st: State, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) 
         if_match: h("if-match"),
         idempotency_key: h("idempotency-key"),
         authorization: h("authorization"),
+        request_id: h("x-request-id"),
         body: String::from_utf8_lossy(&body).into_owned(),
     };
     st.seen.lock().unwrap().push(seen.clone());

@@ -10,8 +10,11 @@
 //! - [`store`]: SQL, pools, migrations. [`auth`]: tokens and rule 6. [`domain`]: the
 //!   model types as stored objects. [`problem`]: RFC 9457 errors.
 //!
-//! Middleware (outermost first): panic catcher (500 problem, never a dropped
-//! connection), fault injection (testing aid), per-token rate limit, body size limit.
+//! Middleware (outermost first): `metrics::observe` (request id, metrics, the access
+//! line), panic catcher (500 problem, never a dropped connection), fault injection
+//! (testing aid), per-token rate limit, body size limit. `GET /metrics` is
+//! `metrics::scrape`. With [`ServerConfig::tls`] the server speaks HTTPS only
+//! (rustls through axum-server); without it, plain HTTP (axum's own server).
 //!
 //! Other modules use [`start`] (a server on any address and database), [`embedded`]
 //! (the CLI's in-process default over `<state-dir>/live.db`), [`create_token`] and
@@ -25,6 +28,7 @@ pub mod auth;
 pub mod domain;
 pub mod engine;
 pub mod lease;
+pub mod metrics;
 pub mod openapi;
 pub mod problem;
 pub mod routes;
@@ -74,6 +78,17 @@ pub struct ServerConfig {
     /// Fraction of requests answered with an injected 429/503 (testing aid).
     pub inject_faults: f64,
     pub fault_seed: u64,
+    /// Serve HTTPS with this certificate chain and key (PEM files).
+    pub tls: Option<TlsFiles>,
+}
+
+/// The PEM files of `serve --tls-cert --tls-key`.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// The certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// The private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
 }
 
 impl Default for ServerConfig {
@@ -86,6 +101,7 @@ impl Default for ServerConfig {
             rate_limit: 0,
             inject_faults: 0.0,
             fault_seed: 1,
+            tls: None,
         }
     }
 }
@@ -98,15 +114,18 @@ pub struct RunningServer {
     pub admin_token: Option<String>,
     /// Where that token was written (mode 0600).
     pub admin_token_file: Option<PathBuf>,
+    /// Whether it speaks HTTPS.
+    pub tls: bool,
     db: Db,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
 impl RunningServer {
-    /// `http://addr`, the base URL (the API is under `/v1`).
+    /// `http://addr` (`https://` with TLS), the base URL (the API is under `/v1`).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// Stops accepting, lets in-flight requests finish, closes the database.
@@ -126,6 +145,7 @@ pub(crate) struct AppState {
     rate: Arc<Mutex<HashMap<String, (u64, u32)>>>,
     faults: f64,
     fault_rng: Arc<Mutex<StdRng>>,
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 /// Starts serving; returns once listening.
@@ -136,6 +156,8 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<RunningServer> {
             cfg.inject_faults
         );
     }
+    // Before touching the database: a wrong certificate path fails at once.
+    let tls = cfg.tls.as_ref().map(load_tls).transpose()?;
     let db = Db::connect(&cfg.database).await?;
     let admin_token = bootstrap(&db, cfg.seats).await?;
     let mut admin_token_file = None;
@@ -158,6 +180,7 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<RunningServer> {
         rate: Arc::new(Mutex::new(HashMap::new())),
         faults: cfg.inject_faults,
         fault_rng: Arc::new(Mutex::new(StdRng::seed_from_u64(cfg.fault_seed))),
+        metrics: Arc::new(metrics::Metrics::new()),
     };
     let app = router(state);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -178,23 +201,45 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<RunningServer> {
                 }
             }
         };
-        let serve = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = stopped.await;
-        });
+        let make = app.into_make_service_with_connect_info::<SocketAddr>();
+        let serve: std::pin::Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>> = match tls {
+            None => Box::pin(
+                axum::serve(listener, make)
+                    .with_graceful_shutdown(async move {
+                        let _ = stopped.await;
+                    })
+                    .into_future(),
+            ),
+            Some(tls) => {
+                let handle = axum_server::Handle::new();
+                let on_stop = handle.clone();
+                tokio::spawn(async move {
+                    let _ = stopped.await;
+                    on_stop.graceful_shutdown(Some(std::time::Duration::from_secs(30)));
+                });
+                let server = axum_server::from_tcp_rustls(
+                    listener.into_std()?,
+                    axum_server::tls_rustls::RustlsConfig::from_config(tls),
+                )?
+                .handle(handle);
+                Box::pin(server.serve(make))
+            }
+        };
         tokio::select! {
             served = serve => served,
             never = purge => never,
         }
     });
-    tracing::info!("listening on http://{addr}");
+    let tls = cfg.tls.is_some();
+    tracing::info!(
+        "listening on {}://{addr}",
+        if tls { "https" } else { "http" }
+    );
     Ok(RunningServer {
         addr,
         admin_token,
         admin_token_file,
+        tls,
         db,
         stop: Some(stop),
         task,
@@ -432,8 +477,50 @@ pub fn write_secret_file(path: &Path, secret: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The rustls configuration of `--tls-cert` / `--tls-key` (ring; HTTP/1.1 and h2).
+fn load_tls(files: &TlsFiles) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_file_iter(&files.cert)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot read the certificate {} (--tls-cert): {e}",
+                files.cert.display()
+            )
+        })?;
+    anyhow::ensure!(
+        !certs.is_empty(),
+        "{} (--tls-cert) holds no PEM certificate",
+        files.cert.display()
+    );
+    let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot read the private key {} (--tls-key): {e}",
+            files.key.display()
+        )
+    })?;
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .context("cannot set up tls")?
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .with_context(|| {
+        format!(
+            "the key {} does not fit the certificate {}",
+            files.key.display(),
+            files.cert.display()
+        )
+    })?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
 fn router(state: AppState) -> Router {
     routes::routes()
+        .route("/metrics", axum::routing::get(metrics::scrape))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -443,29 +530,19 @@ fn router(state: AppState) -> Router {
             state.clone(),
             inject_faults,
         ))
-        .layer(axum::middleware::from_fn(log_request))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             |_: Box<dyn std::any::Any + Send>| {
                 Problem::internal("the server hit a bug while handling this request; it was logged")
                     .into_response()
             },
         ))
+        // Outermost: a panic's 500 is counted and logged too. The access line names the
+        // route template, never the raw path, headers or bodies (tokens, passwords).
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::observe,
+        ))
         .with_state(state)
-}
-
-/// One debug line per request (`serve -vv`): method, path, status, time. Never headers
-/// or bodies, which carry tokens and passwords.
-async fn log_request(req: Request, next: Next) -> Response {
-    let method = req.method().clone();
-    let path = req.uri().path().to_owned();
-    let start = std::time::Instant::now();
-    let resp = next.run(req).await;
-    tracing::debug!(
-        "{method} {path} → {} in {:?}",
-        resp.status().as_u16(),
-        start.elapsed()
-    );
-    resp
 }
 
 /// Fixed one-second windows per token (or per anonymous caller).
@@ -495,6 +572,7 @@ async fn rate_limit(State(st): State<AppState>, req: Request, next: Next) -> Res
         e.1 > st.rate_limit
     };
     if over {
+        st.metrics.rate_limited.inc();
         return Problem::rate_limited(1).into_response();
     }
     next.run(req).await

@@ -1,7 +1,7 @@
 //! The integration tests, one binary (one link): the CLI end to end (`reconcile`,
 //! `safety`, `validate`, `ci`, `ci_examples`, `binding`, `backup`, `target`, `docs`,
-//! `exit`, `scaleout`), the live server over HTTP (`server`), the apply lease (`lease`)
-//! and tokens (`tokens`), with their helpers in `support`;
+//! `exit`, `scaleout`), the live server over HTTP (`server`), the apply lease (`lease`),
+//! tokens (`tokens`) and metrics, logs and TLS (`ops`), with their helpers in `support`;
 //! `architecture` reads the source.
 
 #[macro_use]
@@ -15,6 +15,7 @@ mod ci_examples;
 mod docs;
 mod exit;
 mod lease;
+mod ops;
 mod reconcile;
 mod safety;
 mod scaleout;

@@ -1743,6 +1743,7 @@ async fn two_replicas_share_one_postgresql() {
         rate_limit: 0,
         inject_faults: 0.0,
         fault_seed: 1,
+        ..Default::default()
     })
     .await
     .unwrap();

@@ -267,11 +267,8 @@ async fn second_replica(s: &Srv) -> roster::server::RunningServer {
     roster::server::start(roster::server::ServerConfig {
         listen: "127.0.0.1:0".into(),
         database: s.database.clone(),
-        admin_token_file: None,
         seats: 10,
-        rate_limit: 0,
-        inject_faults: 0.0,
-        fault_seed: 1,
+        ..Default::default()
     })
     .await
     .unwrap()

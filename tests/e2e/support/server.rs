@@ -89,6 +89,7 @@ pub async fn start_with(backend: Backend, tweak: impl FnOnce(&mut ServerConfig))
         rate_limit: 0,
         inject_faults: 0.0,
         fault_seed: 1,
+        ..Default::default()
     };
     tweak(&mut cfg);
     let server = server::start(cfg).await.expect("server starts");
