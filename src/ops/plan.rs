@@ -167,13 +167,7 @@ pub fn refused(plan: &Plan) -> Exit {
         "error: the plan breaks {n} safety rule{} ({}); nothing was changed; the plan shows \
          what it would do and how to proceed",
         s(n),
-        plan.refusals
-            .iter()
-            .map(|r| r.rule.as_str())
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .collect::<Vec<_>>()
-            .join(", ")
+        plan.refusal_codes()
     );
     Exit::Refused
 }

@@ -236,6 +236,13 @@ impl Plan {
         !self.refusals.is_empty()
     }
 
+    /// The rule codes of the refusals, each once, sorted: `protected, seats`.
+    pub fn refusal_codes(&self) -> String {
+        let codes: std::collections::BTreeSet<&str> =
+            self.refusals.iter().map(|r| r.rule.as_str()).collect();
+        codes.into_iter().collect::<Vec<_>>().join(", ")
+    }
+
     /// The plan when no rule refuses it, else every refusal.
     pub fn into_result(self) -> Result<Plan, PlanErrors> {
         if self.refusals.is_empty() {

@@ -216,6 +216,29 @@ pub async fn issue_token(
     Ok((token, row))
 }
 
+/// Revokes the token `row` inside `tx`, audited as `actor` (with the acting token's id,
+/// when over the API): the one way a token is revoked, from the CLI or the API.
+pub async fn revoke(
+    tx: &mut Tx,
+    row: &TokenRow,
+    actor: &str,
+    token_id: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    tx.delete_token(&row.id).await?;
+    let before = token_view(row).to_string();
+    tx.audit(
+        &super::store::now_rfc3339(),
+        actor,
+        token_id,
+        "delete",
+        "token",
+        &row.login,
+        Some(&before),
+        None,
+    )
+    .await
+}
+
 /// A token as lists and the audit log show it: never its value nor its hash.
 pub fn token_view(t: &TokenRow) -> serde_json::Value {
     serde_json::json!({

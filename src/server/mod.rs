@@ -379,19 +379,7 @@ pub async fn revoke_token(database: &str, id: &str) -> anyhow::Result<bool> {
         let Some(row) = tx.token_by_id(id).await? else {
             return Ok(false);
         };
-        tx.delete_token(id).await?;
-        let before = auth::token_view(&row).to_string();
-        tx.audit(
-            &store::now_rfc3339(),
-            "roster token revoke",
-            None,
-            "delete",
-            "token",
-            &row.login,
-            Some(&before),
-            None,
-        )
-        .await?;
+        auth::revoke(&mut tx, &row, "roster token revoke", None).await?;
         tx.commit().await?;
         Ok(true)
     }

@@ -852,19 +852,7 @@ async fn tokens_revoke(
             Actor::Manager { login, .. } => t.role == "manager" && &t.login == login,
         })
         .ok_or_else(|| Problem::not_found(format!("no token `{id}`")))?;
-    tx.delete_token(&id).await?;
-    let before = token_view(&row).to_string();
-    tx.audit(
-        &super::store::now_rfc3339(),
-        actor.login(),
-        actor.token_id(),
-        "delete",
-        "token",
-        &row.login,
-        Some(&before),
-        None,
-    )
-    .await?;
+    super::auth::revoke(&mut tx, &row, actor.login(), actor.token_id()).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

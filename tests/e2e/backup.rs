@@ -8,32 +8,25 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::cli::{Harness, Run, bin, free_port, wait_output};
+use crate::support::cli::{Harness, Run, bin, copy_acme, free_port, wait_output};
 use serde_json::Value;
 
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
 
-const HARNESS: Harness = Harness {
-    seats: "500",
-    command_timeout: COMMAND_TIMEOUT,
-    retry_busy: false,
-};
+const HARNESS: Harness = Harness::plain("500");
 
 module_server!();
 
-/// examples/acme in `dir/org`, with Camille Martin renamed when `edit`.
+/// examples/acme in `dir/org` (`dir/edited` with Camille Martin renamed when `edit`).
 fn declaration(dir: &Path, edit: bool) -> String {
     let org = dir.join(if edit { "edited" } else { "org" });
-    std::fs::create_dir_all(&org).unwrap();
-    let acme = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/acme");
-    for e in std::fs::read_dir(acme).unwrap() {
-        let p = e.unwrap().path();
-        let mut text = std::fs::read_to_string(&p).unwrap();
+    copy_acme(&org, |text| {
         if edit {
-            text = text.replace("last_name: Martin\n", "last_name: Martin-Roy\n");
+            text.replace("last_name: Martin\n", "last_name: Martin-Roy\n")
+        } else {
+            text.to_string()
         }
-        std::fs::write(org.join(p.file_name().unwrap()), text).unwrap();
-    }
+    });
     org.display().to_string()
 }
 

@@ -5,18 +5,11 @@
 //! renders a saved plan without a live system.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use crate::support::cli::{Harness, Run};
+use crate::support::cli::{Harness, Run, copy_acme};
 use serde_json::Value;
 
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
-
-const HARNESS: Harness = Harness {
-    seats: "500",
-    command_timeout: COMMAND_TIMEOUT,
-    retry_busy: false,
-};
+const HARNESS: Harness = Harness::plain("500");
 
 module_server!();
 
@@ -37,16 +30,13 @@ impl Server {
 /// examples/acme in `dir/org`, with Camille Martin (Europe/Paris) renamed when `edit`.
 fn declaration(dir: &Path, edit: bool) -> PathBuf {
     let org = dir.join("org");
-    std::fs::create_dir_all(&org).unwrap();
-    let acme = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/acme");
-    for e in std::fs::read_dir(acme).unwrap() {
-        let p = e.unwrap().path();
-        let mut text = std::fs::read_to_string(&p).unwrap();
+    copy_acme(&org, |text| {
         if edit {
-            text = text.replace("last_name: Martin\n", "last_name: Martin-Roy\n");
+            text.replace("last_name: Martin\n", "last_name: Martin-Roy\n")
+        } else {
+            text.to_string()
         }
-        std::fs::write(org.join(p.file_name().unwrap()), text).unwrap();
-    }
+    });
     org
 }
 

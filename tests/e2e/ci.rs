@@ -12,17 +12,12 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::support::cli::{Harness, Run, bin};
 
-const HARNESS: Harness = Harness {
-    seats: "1",
-    command_timeout: Duration::from_secs(120),
-    retry_busy: false,
-};
+const HARNESS: Harness = Harness::plain("1");
 
 module_server!();
 

@@ -17,17 +17,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::support::cli::{Harness, Run, bin, wait_output};
+use crate::support::cli::{Harness, Run, bin, copy_acme, wait_output};
 use saphyr::{LoadableYamlNode, Yaml};
 use serde_json::{Map, Value};
 
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
 
-const HARNESS: Harness = Harness {
-    seats: "500",
-    command_timeout: COMMAND_TIMEOUT,
-    retry_busy: false,
-};
+const HARNESS: Harness = Harness::plain("500");
 
 module_server!();
 
@@ -72,12 +68,7 @@ fn load(rel: &str) -> Value {
 /// A checkout of a configuration repository: `org/` holds examples/acme.
 fn checkout() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let org = dir.path().join("org");
-    std::fs::create_dir_all(&org).unwrap();
-    for e in std::fs::read_dir(repo_file("examples/acme")).unwrap() {
-        let p = e.unwrap().path();
-        std::fs::copy(&p, org.join(p.file_name().unwrap())).unwrap();
-    }
+    copy_acme(&dir.path().join("org"), str::to_string);
     dir
 }
 

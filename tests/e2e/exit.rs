@@ -11,17 +11,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::support::cli::{Harness, PAUSE, Paused, Run, bin, free_port, wait_output};
+use crate::support::cli::{Harness, PAUSE, Paused, Run, bin, declaration, free_port, wait_output};
 use serde_json::{Value, json};
 
 /// Longest any single command may run.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
 
-const HARNESS: Harness = Harness {
-    seats: "100",
-    command_timeout: COMMAND_TIMEOUT,
-    retry_busy: false,
-};
+const HARNESS: Harness = Harness::plain("100");
 
 module_server!();
 
@@ -77,14 +73,6 @@ representatives:
     team: Support
     language: en
 "#;
-
-/// Writes `yaml` as the one file of a declaration directory `name`.
-fn declaration(root: &Path, name: &str, yaml: &str) -> PathBuf {
-    let dir = root.join(name);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("org.yaml"), yaml).unwrap();
-    dir
-}
 
 /// [`DECLARED`] without Ann (so the plan would deactivate her, which `protect` refuses)
 /// and with Bob's language changed.

@@ -9,15 +9,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::support::cli::{Harness, PAUSE, Paused, Run, bin, wait_output};
+use crate::support::cli::{Harness, PAUSE, Paused, Run, bin, declaration, wait_output};
 
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
 
-const HARNESS: Harness = Harness {
-    seats: "100",
-    command_timeout: COMMAND_TIMEOUT,
-    retry_busy: false,
-};
+const HARNESS: Harness = Harness::plain("100");
 
 module_server!();
 
@@ -64,13 +60,6 @@ representatives:
     team: Support
     language: en
 "#;
-
-fn declaration(root: &Path, name: &str, yaml: &str) -> PathBuf {
-    let dir = root.join(name);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("org.yaml"), yaml).unwrap();
-    dir
-}
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()

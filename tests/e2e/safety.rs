@@ -27,11 +27,7 @@ use serde_json::{Value, json};
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// This file's servers: 500 seats; a request is made once and its answer returned as is.
-const HARNESS: Harness = Harness {
-    seats: "500",
-    command_timeout: COMMAND_TIMEOUT,
-    retry_busy: false,
-};
+const HARNESS: Harness = Harness::plain("500");
 
 module_server!();
 

@@ -6,16 +6,11 @@
 //! applies only its own changes; an unknown kind is a usage error.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use crate::support::cli::{Harness, Run};
 use serde_json::Value;
 
-const HARNESS: Harness = Harness {
-    seats: "500",
-    command_timeout: Duration::from_secs(120),
-    retry_busy: false,
-};
+const HARNESS: Harness = Harness::plain("500");
 
 module_server!();
 

@@ -159,13 +159,7 @@ pub fn text(plan: &Plan, color: bool) -> String {
             "{}",
             p.red(&format!(
                 "Refused ({}): nothing will be applied.",
-                plan.refusals
-                    .iter()
-                    .map(|r| r.rule.as_str())
-                    .collect::<std::collections::BTreeSet<_>>()
-                    .into_iter()
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                plan.refusal_codes()
             ))
         );
     }

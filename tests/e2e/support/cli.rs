@@ -121,6 +121,37 @@ pub struct Harness {
     pub retry_busy: bool,
 }
 
+impl Harness {
+    /// A server with `seats` licensed seats, 120 s per command, answers taken as they
+    /// are: what most test files want.
+    pub const fn plain(seats: &'static str) -> Harness {
+        Harness {
+            seats,
+            command_timeout: Duration::from_secs(120),
+            retry_busy: false,
+        }
+    }
+}
+
+/// Writes `yaml` as the one file (`org.yaml`) of a declaration directory `root/name`.
+pub fn declaration(root: &Path, name: &str, yaml: &str) -> PathBuf {
+    let dir = root.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("org.yaml"), yaml).unwrap();
+    dir
+}
+
+/// `examples/acme` copied into `to` (created), each file's text through `edit`.
+pub fn copy_acme(to: &Path, edit: impl Fn(&str) -> String) {
+    std::fs::create_dir_all(to).unwrap();
+    let acme = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/acme");
+    for e in std::fs::read_dir(acme).unwrap() {
+        let p = e.unwrap().path();
+        let text = std::fs::read_to_string(&p).unwrap();
+        std::fs::write(to.join(p.file_name().unwrap()), edit(&text)).unwrap();
+    }
+}
+
 /// A `roster serve` child on a free loopback port over its own database.
 pub struct Server {
     pub child: Child,
