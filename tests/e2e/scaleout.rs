@@ -5,7 +5,9 @@
 //! gets at most N × L requests per second in all (README "Running the live system").
 //! Objects, versions, idempotency records, tokens and the apply lease are in the database
 //! and shared: `server::two_replicas_share_one_postgresql`,
-//! `lease::two_replicas_race_for_the_lease_on_one_postgresql`.
+//! `lease::two_replicas_race_for_the_lease_on_one_postgresql`,
+//! `tokens::revoked_and_expired_tokens_are_refused_on_two_postgresql_replicas`, and
+//! below, a retry that lands on the other replica.
 
 use crate::support::server::{self as server_support, Backend};
 
@@ -54,6 +56,51 @@ async fn the_rate_limit_is_per_replica_as_documented() {
         }
     }
     assert_eq!(second_served, 3, "replica 2 has its own budget");
+    second.shutdown().await;
+    s.stop().await;
+}
+
+/// A client's retry of a create (same `Idempotency-Key`) that the proxy sends to the other
+/// replica gets the first answer again, and the object exists once.
+#[tokio::test]
+#[cfg_attr(
+    not(roster_test_postgres),
+    ignore = "needs PostgreSQL: run `. .ci/postgres.sh; roster_pg_start` (sets ROSTER_TEST_POSTGRES), then `cargo test --all-targets`"
+)]
+async fn a_retried_create_on_the_other_replica_is_replayed_not_repeated() {
+    let Some(s) = server_support::start(Backend::Postgres).await else {
+        return;
+    };
+    let second = roster::server::start(roster::server::ServerConfig {
+        listen: "127.0.0.1:0".into(),
+        database: s.database.clone(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let a = &s.admin;
+    let body = serde_json::json!({"path": "Replicated"});
+    let first = s.post_idem(a, "/v1/teams", "retry-1", &body).await;
+    assert_eq!(first.status, 201, "{:?}", first.body);
+    let again = reqwest::Client::new()
+        .post(format!("{}/v1/teams", second.url()))
+        .bearer_auth(a)
+        .header("idempotency-key", "retry-1")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status().as_u16(), 201, "the first answer, replayed");
+    let replayed: serde_json::Value = again.json().await.unwrap();
+    assert_eq!(replayed["version"], first.body["version"]);
+    let teams = s.get(a, "/v1/teams").await;
+    let n = teams.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["path"] == "Replicated")
+        .count();
+    assert_eq!(n, 1, "created once");
     second.shutdown().await;
     s.stop().await;
 }
