@@ -1,7 +1,8 @@
 //! End to end, issue 16 "Backups": `roster serve backup` copies a SQLite database while
 //! its server keeps serving; a server started over the restored copy gives the same plan
 //! as the original did when the backup was taken, although the original changed since.
-//! PostgreSQL is pointed at `pg_dump`, and a backup never overwrites a file.
+//! PostgreSQL is pointed at `pg_dump`, whose documented dump and restore give the same
+//! result; a backup never overwrites a file.
 
 use std::net::TcpStream;
 use std::path::Path;
@@ -62,8 +63,8 @@ impl Drop for Restored {
     }
 }
 
-/// `roster serve` over an existing database file, once it listens.
-fn serve(db: &Path, port: u16) -> Restored {
+/// `roster serve` over the database `url` (with `extra` flags), once it listens.
+fn serve(url: &str, port: u16, extra: &[&str]) -> Restored {
     let child = Command::new(bin())
         .args([
             "serve",
@@ -72,8 +73,8 @@ fn serve(db: &Path, port: u16) -> Restored {
             "--seats",
             "500",
         ])
-        .arg("--database")
-        .arg(format!("sqlite://{}", db.display()))
+        .args(["--database", url])
+        .args(extra)
         .env_remove("ROSTER_DATABASE")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -82,10 +83,7 @@ fn serve(db: &Path, port: u16) -> Restored {
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "the restored server did not come up"
-        );
+        assert!(Instant::now() < deadline, "roster serve did not come up");
         std::thread::sleep(Duration::from_millis(50));
     }
     Restored(child)
@@ -157,7 +155,7 @@ fn a_restored_backup_plans_as_the_original_did_when_it_was_taken() {
     let restored_db = dir.join("restored.db");
     std::fs::copy(&backup, &restored_db).unwrap();
     let port = free_port();
-    let _restored = serve(&restored_db, port);
+    let _restored = serve(&format!("sqlite://{}", restored_db.display()), port, &[]);
     let restored = format!("http://127.0.0.1:{port}");
     let again = roster(
         &["plan", &edited, "--format", "json"],
@@ -220,4 +218,78 @@ fn a_backup_never_overwrites_and_postgresql_is_pointed_at_pg_dump() {
         "the password is redacted: {run}"
     );
     assert!(!dir.join("pg.db").exists());
+}
+
+/// The documented PostgreSQL equivalent: `pg_dump --format=custom` while the server
+/// serves, `pg_restore` into an empty database, a server over it plans as the original
+/// did when the dump was taken.
+#[test]
+#[cfg_attr(
+    not(roster_test_postgres),
+    ignore = "needs PostgreSQL: run `. .ci/postgres.sh; roster_pg_start` (sets ROSTER_TEST_POSTGRES), then `cargo test --all-targets`"
+)]
+fn a_pg_dump_restored_with_pg_restore_plans_as_the_original_did() {
+    use crate::support::server::{Backend, fresh_database};
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let original = rt.block_on(fresh_database(Backend::Postgres, dir)).unwrap();
+    let empty = rt.block_on(fresh_database(Backend::Postgres, dir)).unwrap();
+    let token_file = dir.join("admin.token");
+    let port = free_port();
+    let server = serve(
+        &original,
+        port,
+        &["--admin-token-file", token_file.to_str().unwrap()],
+    );
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let token = std::fs::read_to_string(&token_file)
+        .unwrap()
+        .trim()
+        .to_string();
+    let org = declaration(dir, false);
+    let edited = declaration(dir, true);
+    let run = roster(&["apply", &org, "--auto-approve"], dir, &endpoint, &token);
+    assert_eq!(run.code, 0, "{run}");
+    let before = roster(
+        &["plan", &edited, "--format", "json"],
+        dir,
+        &endpoint,
+        &token,
+    );
+    assert_eq!(before.code, 0, "{before}");
+
+    let dump = dir.join("roster.dump");
+    let out = Command::new("pg_dump")
+        .args(["--format=custom", "--file"])
+        .arg(&dump)
+        .arg(&original)
+        .output()
+        .expect("pg_dump (installed with PostgreSQL)");
+    assert!(out.status.success(), "pg_dump: {out:?}");
+    let run = roster(
+        &["apply", &edited, "--auto-approve"],
+        dir,
+        &endpoint,
+        &token,
+    );
+    assert_eq!(run.code, 0, "the original moves on: {run}");
+    drop(server);
+
+    let out = Command::new("pg_restore")
+        .args(["--no-owner", "--dbname", &empty])
+        .arg(&dump)
+        .output()
+        .expect("pg_restore");
+    assert!(out.status.success(), "pg_restore: {out:?}");
+    let port = free_port();
+    let _restored = serve(&empty, port, &[]);
+    let again = roster(
+        &["plan", &edited, "--format", "json"],
+        dir,
+        &format!("http://127.0.0.1:{port}"),
+        &token,
+    );
+    assert_eq!(again.code, 0, "{again}");
+    assert_eq!(essence(&again.stdout), essence(&before.stdout));
 }
