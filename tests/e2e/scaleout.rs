@@ -1,5 +1,5 @@
 //! End to end, issue 16 "Scale-out": what several replicas on one PostgreSQL share and
-//! what they do not. The rate limit is kept per replica by design (a shared limiter
+//! what they do not, and the readiness probe while their database is down. The rate limit is kept per replica by design (a shared limiter
 //! would add a database write to every request, reads included, on the path the limit
 //! protects): with N replicas behind a round-robin proxy and `--rate-limit L`, a token
 //! gets at most N × L requests per second in all (README "Running the live system").
@@ -102,5 +102,73 @@ async fn a_retried_create_on_the_other_replica_is_replayed_not_repeated() {
         .count();
     assert_eq!(n, 1, "created once");
     second.shutdown().await;
+    s.stop().await;
+}
+
+/// `/readyz` says 503 while the database does not answer (connections refused and the
+/// pool's cut), `/healthz` stays 200, and both are 200 again once it answers.
+#[tokio::test]
+#[cfg_attr(
+    not(roster_test_postgres),
+    ignore = "needs PostgreSQL: run `. .ci/postgres.sh; roster_pg_start` (sets ROSTER_TEST_POSTGRES), then `cargo test --all-targets`"
+)]
+async fn readiness_fails_while_the_database_is_down_and_recovers() {
+    let Some(s) = server_support::start(Backend::Postgres).await else {
+        return;
+    };
+    let name = s.database.rsplit('/').next().unwrap().to_string();
+    let admin = sqlx::PgPool::connect(&std::env::var("ROSTER_TEST_POSTGRES").unwrap())
+        .await
+        .unwrap();
+    let probe = |path: &'static str| {
+        let url = format!("{}{path}", s.base);
+        async move {
+            let r = reqwest::get(url).await.unwrap();
+            let status = r.status().as_u16();
+            (
+                status,
+                r.json::<serde_json::Value>().await.unwrap_or_default(),
+            )
+        }
+    };
+    assert_eq!(probe("/readyz").await.0, 200);
+    // The database goes away: no new connections, the server's own ones cut.
+    sqlx::query(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    sqlx::query(&format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+    ))
+    .execute(&admin)
+    .await
+    .unwrap();
+    let (status, body) = probe("/readyz").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("does not answer"),
+        "{body}"
+    );
+    assert_eq!(probe("/healthz").await.0, 200, "alive while not ready");
+    sqlx::query(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (status, body) = probe("/readyz").await;
+        if status == 200 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not ready again: {body}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    admin.close().await;
     s.stop().await;
 }
