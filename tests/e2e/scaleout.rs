@@ -1,8 +1,8 @@
 //! End to end, issue 16 "Scale-out": what several replicas on one PostgreSQL share and
 //! what they do not, and the readiness probe while their database is down.
 //!
-//! The rate limit is kept per replica by design (a shared limiter would add a database write to every request, reads included, on the path the limit
-//! protects): with N replicas behind a round-robin proxy and `--rate-limit L`, a token
+//! The rate limit is kept per replica by design (a shared limiter would add a database
+//! write to every request, reads included, on the path the limit protects): with N replicas behind a round-robin proxy and `--rate-limit L`, a token
 //! gets at most N × L requests per second in all (README "Running the live system").
 //! Objects, versions, idempotency records, tokens and the apply lease are in the database
 //! and shared: `server::two_replicas_share_one_postgresql`,
