@@ -2,10 +2,11 @@
 //! what they do not, and the readiness probe while their database is down.
 //!
 //! The rate limit is kept per replica by design (a shared limiter would add a database
-//! write to every request, reads included, on the path the limit protects): with N replicas behind a round-robin proxy and `--rate-limit L`, a token
-//! gets at most N × L requests per second in all (README "Running the live system").
-//! Objects, versions, idempotency records, tokens and the apply lease are in the database
-//! and shared: `server::two_replicas_share_one_postgresql`,
+//! write to every request, reads included, on the path the limit protects): with N
+//! replicas behind a round-robin proxy and `--rate-limit L`, a token gets at most N × L
+//! requests per second in all (README "Running the live system"). Objects, versions,
+//! idempotency records, tokens and the apply lease are in the database and shared:
+//! `server::two_replicas_share_one_postgresql`,
 //! `lease::two_replicas_race_for_the_lease_on_one_postgresql`,
 //! `tokens::revoked_and_expired_tokens_are_refused_on_two_postgresql_replicas`, and
 //! below, a retry that lands on the other replica.
