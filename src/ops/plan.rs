@@ -433,7 +433,12 @@ pub fn run(opts: Options) -> anyhow::Result<Exit> {
         };
         show_diagnostics(&warnings);
         show_diagnostics(&refusals);
-        let digest = declaration_digest(&opts.paths)?;
+        // Only a saved plan records the declaration's digest: reading every file again
+        // costs what a plan that is only shown need not pay.
+        let digest = match &opts.out {
+            Some(_) => Some(declaration_digest(&opts.paths)?),
+            None => None,
+        };
         plan.target = Some(crate::plan::binding::Target::new(
             &endpoint, &observed, digest,
         ));

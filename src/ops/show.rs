@@ -24,7 +24,7 @@ pub fn run(opts: Options) -> anyhow::Result<Exit> {
             t.roster_version,
             t.endpoint,
             t.account,
-            t.declaration
+            t.declaration.as_deref().unwrap_or("not recorded")
         );
     }
     anstream::print!("{}", render(&plan, opts.format, stdout_color()));

@@ -25,12 +25,14 @@ pub struct Target {
     /// The roster version that made the plan.
     pub roster_version: String,
     /// `sha256:` of the declaration's files: each path as given and its bytes, in the
-    /// order they were read.
-    pub declaration: String,
+    /// order they were read. Recorded in a saved plan (`plan --out`), not computed for a
+    /// plan that is only shown (it reads every file again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub declaration: Option<String>,
 }
 
 impl Target {
-    pub fn new(endpoint: &str, observed: &Observed, declaration: String) -> Target {
+    pub fn new(endpoint: &str, observed: &Observed, declaration: Option<String>) -> Target {
         Target {
             endpoint: normalize(endpoint),
             account: observed.account.name.clone(),
@@ -102,7 +104,7 @@ pub fn mismatches(
         ));
     }
     if let Some(d) = declaration
-        && d != t.declaration
+        && Some(d) != t.declaration.as_deref()
     {
         out.push("the declaration's files are not the ones the plan was made from".to_string());
     }
@@ -139,7 +141,7 @@ mod tests {
             target: Some(Target::new(
                 "http://h:1/",
                 o,
-                digest([("a.yaml", &b"x"[..])]),
+                Some(digest([("a.yaml", &b"x"[..])])),
             )),
             refusals: vec![],
             changes: vec![],
