@@ -21,11 +21,11 @@ module_server!();
 /// examples/acme in `dir/org` (`dir/edited` with Camille Martin renamed when `edit`).
 fn declaration(dir: &Path, edit: bool) -> String {
     let org = dir.join(if edit { "edited" } else { "org" });
-    copy_acme(&org, |text| {
+    copy_acme(&org, |_, text| {
         if edit {
             text.replace("last_name: Martin\n", "last_name: Martin-Roy\n")
         } else {
-            text.to_string()
+            text
         }
     });
     org.display().to_string()
@@ -46,6 +46,18 @@ fn roster(args: &[&str], cwd: &Path, endpoint: &str, token: &str) -> Run {
         .spawn()
         .unwrap();
     wait_output(child, COMMAND_TIMEOUT, &args.join(" ")).into()
+}
+
+/// examples/acme applied to the live system at `endpoint`, then the plan of the edited
+/// declaration (its path, and the JSON plan's text): what a restore must give again.
+fn applied_then_planned(dir: &Path, endpoint: &str, token: &str) -> (String, String) {
+    let org = declaration(dir, false);
+    let edited = declaration(dir, true);
+    let run = roster(&["apply", &org, "--auto-approve"], dir, endpoint, token);
+    assert_eq!(run.code, 0, "{run}");
+    let before = roster(&["plan", &edited, "--format", "json"], dir, endpoint, token);
+    assert_eq!(before.code, 0, "{before}");
+    (edited, before.stdout)
 }
 
 /// The plan's changes and summary: what a reviewer reads (not where it was made).
@@ -95,22 +107,8 @@ fn a_restored_backup_plans_as_the_original_did_when_it_was_taken() {
     let dir = work.path();
     let server = Server::start(&[]);
     let (endpoint, token) = (server.endpoint(), server.token.clone());
-    let org = declaration(dir, false);
-    let edited = declaration(dir, true);
-    let run = roster(&["apply", &org, "--auto-approve"], dir, &endpoint, &token);
-    assert_eq!(run.code, 0, "{run}");
-
-    let before = roster(
-        &["plan", &edited, "--format", "json"],
-        dir,
-        &endpoint,
-        &token,
-    );
-    assert_eq!(before.code, 0, "{before}");
-    assert_eq!(
-        essence(&before.stdout)["changes"].as_array().unwrap().len(),
-        1
-    );
+    let (edited, before) = applied_then_planned(dir, &endpoint, &token);
+    assert_eq!(essence(&before)["changes"].as_array().unwrap().len(), 1);
 
     // Online: the server is running (and answering) while the copy is taken.
     let backup = dir.join("backup.db");
@@ -169,7 +167,7 @@ fn a_restored_backup_plans_as_the_original_did_when_it_was_taken() {
     );
     assert_eq!(
         essence(&again.stdout),
-        essence(&before.stdout),
+        essence(&before),
         "the restored copy plans as the original did when the backup was taken"
     );
 }
@@ -247,17 +245,7 @@ fn a_pg_dump_restored_with_pg_restore_plans_as_the_original_did() {
         .unwrap()
         .trim()
         .to_string();
-    let org = declaration(dir, false);
-    let edited = declaration(dir, true);
-    let run = roster(&["apply", &org, "--auto-approve"], dir, &endpoint, &token);
-    assert_eq!(run.code, 0, "{run}");
-    let before = roster(
-        &["plan", &edited, "--format", "json"],
-        dir,
-        &endpoint,
-        &token,
-    );
-    assert_eq!(before.code, 0, "{before}");
+    let (edited, before) = applied_then_planned(dir, &endpoint, &token);
 
     let dump = dir.join("roster.dump");
     let out = Command::new("pg_dump")
@@ -291,5 +279,5 @@ fn a_pg_dump_restored_with_pg_restore_plans_as_the_original_did() {
         &token,
     );
     assert_eq!(again.code, 0, "{again}");
-    assert_eq!(essence(&again.stdout), essence(&before.stdout));
+    assert_eq!(essence(&again.stdout), essence(&before));
 }

@@ -30,11 +30,11 @@ impl Server {
 /// examples/acme in `dir/org`, with Camille Martin (Europe/Paris) renamed when `edit`.
 fn declaration(dir: &Path, edit: bool) -> PathBuf {
     let org = dir.join("org");
-    copy_acme(&org, |text| {
+    copy_acme(&org, |_, text| {
         if edit {
             text.replace("last_name: Martin\n", "last_name: Martin-Roy\n")
         } else {
-            text.to_string()
+            text
         }
     });
     org

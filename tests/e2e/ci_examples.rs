@@ -68,7 +68,7 @@ fn load(rel: &str) -> Value {
 /// A checkout of a configuration repository: `org/` holds examples/acme.
 fn checkout() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    copy_acme(&dir.path().join("org"), str::to_string);
+    copy_acme(&dir.path().join("org"), |_, text| text);
     dir
 }
 

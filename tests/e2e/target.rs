@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::support::cli::{Harness, Run};
+use crate::support::cli::{Harness, Run, copy_acme};
 use serde_json::Value;
 
 const HARNESS: Harness = Harness::plain("500");
@@ -33,14 +33,7 @@ const MICHAL: &str = "michal.lewandowski@acme.example";
 /// examples/acme in `dir/<name>`, each file through `edit`.
 fn declaration(dir: &Path, name: &str, edit: impl Fn(&str, String) -> String) -> PathBuf {
     let org = dir.join(name);
-    std::fs::create_dir_all(&org).unwrap();
-    let acme = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/acme");
-    for e in std::fs::read_dir(acme).unwrap() {
-        let p = e.unwrap().path();
-        let file = p.file_name().unwrap().to_str().unwrap().to_string();
-        let text = edit(&file, std::fs::read_to_string(&p).unwrap());
-        std::fs::write(org.join(&file), text).unwrap();
-    }
+    copy_acme(&org, edit);
     org
 }
 

@@ -141,14 +141,16 @@ pub fn declaration(root: &Path, name: &str, yaml: &str) -> PathBuf {
     dir
 }
 
-/// `examples/acme` copied into `to` (created), each file's text through `edit`.
-pub fn copy_acme(to: &Path, edit: impl Fn(&str) -> String) {
+/// `examples/acme` copied into `to` (created), each file's text through `edit` (given
+/// the file's name and its text).
+pub fn copy_acme(to: &Path, edit: impl Fn(&str, String) -> String) {
     std::fs::create_dir_all(to).unwrap();
     let acme = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/acme");
     for e in std::fs::read_dir(acme).unwrap() {
         let p = e.unwrap().path();
-        let text = std::fs::read_to_string(&p).unwrap();
-        std::fs::write(to.join(p.file_name().unwrap()), edit(&text)).unwrap();
+        let file = p.file_name().unwrap().to_str().unwrap().to_string();
+        let text = edit(&file, std::fs::read_to_string(&p).unwrap());
+        std::fs::write(to.join(&file), text).unwrap();
     }
 }
 
