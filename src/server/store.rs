@@ -616,6 +616,11 @@ impl Tx {
         }
     }
 
+    /// Runs a statement: whether it changed a row (a compare-and-swap that held).
+    pub async fn changed(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<bool, sqlx::Error> {
+        Ok(self.execute(sql, args).await? > 0)
+    }
+
     pub async fn execute(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<u64, sqlx::Error> {
         match self {
             Tx::Sqlite(t) => Ok(bind_args!(sqlx::query::<Sqlite>(sql), args)
@@ -885,13 +890,11 @@ impl Tx {
 
     /// Creates the account row unless one exists; true when this call created it.
     pub async fn init_account(&mut self, name: &str, seats: i64) -> Result<bool, sqlx::Error> {
-        let n = self
-            .execute(
-                "INSERT INTO account (id, name, seats, version) VALUES (1, $1, $2, 1) ON CONFLICT (id) DO NOTHING",
-                &args![name, seats],
-            )
-            .await?;
-        Ok(n > 0)
+        self.changed(
+            "INSERT INTO account (id, name, seats, version) VALUES (1, $1, $2, 1) ON CONFLICT (id) DO NOTHING",
+            &args![name, seats],
+        )
+        .await
     }
 
     pub async fn update_account_cas(
@@ -900,13 +903,11 @@ impl Tx {
         seats: i64,
         expected: i64,
     ) -> Result<bool, sqlx::Error> {
-        let n = self
-            .execute(
-                "UPDATE account SET name = $1, seats = $2, version = version + 1 WHERE id = 1 AND version = $3",
-                &args![name, seats, expected],
-            )
-            .await?;
-        Ok(n > 0)
+        self.changed(
+            "UPDATE account SET name = $1, seats = $2, version = version + 1 WHERE id = 1 AND version = $3",
+            &args![name, seats, expected],
+        )
+        .await
     }
 
     pub async fn insert_token(&mut self, hash: &str, t: &TokenRow) -> Result<(), sqlx::Error> {
@@ -1044,17 +1045,22 @@ impl Tx {
     /// `row.acquired_at` — one statement, insert or replace-if-expired, so that two
     /// takers (two replicas on one PostgreSQL) cannot both win. True when taken.
     pub async fn take_lease(&mut self, row: &LeaseRow) -> Result<bool, sqlx::Error> {
-        let n = self
-            .execute(
-                "INSERT INTO lease (account, id, holder, purpose, principal, acquired_at, expires_at) \
+        self.changed(
+            "INSERT INTO lease (account, id, holder, purpose, principal, acquired_at, expires_at) \
                  VALUES (1, $1, $2, $3, $4, $5, $6) ON CONFLICT (account) DO UPDATE SET \
                  id = excluded.id, holder = excluded.holder, purpose = excluded.purpose, \
                  principal = excluded.principal, acquired_at = excluded.acquired_at, \
                  expires_at = excluded.expires_at WHERE lease.expires_at <= excluded.acquired_at",
-                &args![&row.id, &row.holder, &row.purpose, &row.principal, row.acquired_at, row.expires_at],
-            )
-            .await?;
-        Ok(n > 0)
+            &args![
+                &row.id,
+                &row.holder,
+                &row.purpose,
+                &row.principal,
+                row.acquired_at,
+                row.expires_at
+            ],
+        )
+        .await
     }
 
     /// Moves the expiry of lease `id` to `expires_at` if it has not expired at `now`.
@@ -1064,24 +1070,20 @@ impl Tx {
         now: i64,
         expires_at: i64,
     ) -> Result<bool, sqlx::Error> {
-        let n = self
-            .execute(
-                "UPDATE lease SET expires_at = $1 WHERE account = 1 AND id = $2 AND expires_at > $3",
-                &args![expires_at, id, now],
-            )
-            .await?;
-        Ok(n > 0)
+        self.changed(
+            "UPDATE lease SET expires_at = $1 WHERE account = 1 AND id = $2 AND expires_at > $3",
+            &args![expires_at, id, now],
+        )
+        .await
     }
 
     /// Drops lease `id`; true when it was there.
     pub async fn release_lease(&mut self, id: &str) -> Result<bool, sqlx::Error> {
-        let n = self
-            .execute(
-                "DELETE FROM lease WHERE account = 1 AND id = $1",
-                &args![id],
-            )
-            .await?;
-        Ok(n > 0)
+        self.changed(
+            "DELETE FROM lease WHERE account = 1 AND id = $1",
+            &args![id],
+        )
+        .await
     }
 
     #[allow(clippy::too_many_arguments)]
