@@ -94,6 +94,7 @@ pub fn check(
                 || {
                     let mut out = leader_rules(org);
                     out.extend(portal_feature_warnings(org));
+                    out.extend(inactive_team_warnings(org));
                     out
                 },
             );
@@ -502,6 +503,17 @@ pub fn portal_feature_warnings(org: &Org) -> Vec<Finding> {
         }
     }
     out
+}
+
+/// Inactive teams still in use (`model::rules::inactive_team_warnings`), as warnings.
+pub fn inactive_team_warnings(org: &Org) -> Vec<Finding> {
+    mrules::inactive_team_warnings(org)
+        .into_iter()
+        .map(|(id, v)| Finding {
+            severity: Severity::Warning,
+            ..from_violation(&id, v)
+        })
+        .collect()
 }
 
 /// Rule 7: `on_remove: delete` only means something for kinds with a status.

@@ -11,7 +11,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use super::catalog::{self, FEATURE_REQUIRES, RIGHT_REQUIRES};
-use super::{Feature, Manager, Representative, SecretRef, TeamRight};
+use super::{Feature, Kind, Manager, ObjectId, Org, Representative, SecretRef, Status, TeamRight};
 
 /// Stable rule codes: they appear in diagnostics, JSON output and API problems.
 #[derive(
@@ -62,6 +62,9 @@ pub enum RuleCode {
     LeaderNotMember,
     /// Rule 4 (warning): a session feature no portal of the representative enables.
     FeatureWithoutPortal,
+    /// (Warning) an inactive team (seed 004's group `active` flag) with active members or
+    /// targeted by an active campaign, or an active team led by an inactive representative.
+    InactiveTeam,
     /// Rule 5: more active representatives than licensed seats.
     Seats,
     /// Rule 6: an action outside the manager token's scope or rights.
@@ -104,6 +107,7 @@ impl RuleCode {
             RuleCode::UnresolvedReference => "unresolved-reference",
             RuleCode::LeaderNotMember => "leader-not-member",
             RuleCode::FeatureWithoutPortal => "feature-without-portal",
+            RuleCode::InactiveTeam => "inactive-team",
             RuleCode::Seats => "seats",
             RuleCode::Escalation => "escalation",
             RuleCode::DeleteNotAllowed => "delete-not-allowed",
@@ -133,6 +137,7 @@ impl RuleCode {
         RuleCode::DeleteNotAllowed,
         RuleCode::Secret,
         RuleCode::FeatureNotAllowed,
+        RuleCode::InactiveTeam,
         RuleCode::Schema,
         RuleCode::Protected,
         RuleCode::RemovalThreshold,
@@ -167,7 +172,10 @@ impl RuleCode {
     /// Whether the rule is a warning by default (rule 4; a diagnostic carries its own
     /// severity whatever this says).
     pub fn default_severity_is_warning(self) -> bool {
-        self == RuleCode::FeatureWithoutPortal
+        matches!(
+            self,
+            RuleCode::FeatureWithoutPortal | RuleCode::InactiveTeam
+        )
     }
 
     /// One line naming what the rule checks (SARIF's `shortDescription`).
@@ -191,6 +199,9 @@ impl RuleCode {
             RuleCode::UnresolvedReference => "A reference names something not declared",
             RuleCode::LeaderNotMember => "A team leader is not a member of the team",
             RuleCode::FeatureWithoutPortal => "A session feature no portal enables",
+            RuleCode::InactiveTeam => {
+                "An inactive team still in use, or a team led by an inactive representative"
+            }
             RuleCode::Seats => "More active representatives than licensed seats",
             RuleCode::Escalation => "A change outside the manager token's scope or rights",
             RuleCode::DeleteNotAllowed => "A representative deleted without permission",
@@ -265,6 +276,13 @@ impl RuleCode {
                 "Rule 4 (warning): a session feature (or `multisession` above 1) that none of \
                  the representative's portals enables has no effect. Enable it on a portal of \
                  the representative, or remove it."
+            }
+            RuleCode::InactiveTeam => {
+                "(Warning) a team with `active: false` that still has active representatives \
+                 or is targeted by an active campaign, or an active team whose leader is \
+                 inactive. The console keeps such teams (seed 004), so this does not block; \
+                 deactivate or move the members, drop the team from the campaign, choose an \
+                 active leader, or set `active: true` on the team."
             }
             RuleCode::Seats => {
                 "Rule 5: more active representatives than the account's licensed seats \
@@ -443,6 +461,82 @@ pub fn username_problem(name: &str) -> Option<String> {
     None
 }
 
+/// Warnings about inactive teams (seed 004: a group has an `active` flag; the console
+/// keeps an inactive group whole, so none of these blocks): an active representative of
+/// an inactive team (its own team, not an ancestor's), an active campaign that targets
+/// one, and an active team whose leader is an inactive representative. Each comes with
+/// the object it is reported on. The loader shows them as warnings.
+pub fn inactive_team_warnings(org: &Org) -> Vec<(ObjectId, Violation)> {
+    let inactive: BTreeSet<&str> = org
+        .teams
+        .values()
+        .filter(|t| !t.active)
+        .map(|t| t.path.as_str())
+        .collect();
+    let mut out = Vec::new();
+    let revive = |team: &str| format!("or set `active: true` on team `{team}`");
+    if !inactive.is_empty() {
+        for r in org.representatives.values() {
+            let Some(team) = r.team.as_deref().filter(|t| inactive.contains(t)) else {
+                continue;
+            };
+            if r.status != Status::Active {
+                continue;
+            }
+            out.push((
+                ObjectId::new(Kind::Representative, &r.login),
+                Violation::new(
+                    RuleCode::InactiveTeam,
+                    "/team",
+                    format!("active representative in inactive team `{team}`"),
+                    format!(
+                        "move it to an active team, set `status: inactive`, {}",
+                        revive(team)
+                    ),
+                ),
+            ));
+        }
+        for c in org.campaigns.values().filter(|c| c.active) {
+            for team in c.teams.iter().filter(|t| inactive.contains(t.as_str())) {
+                out.push((
+                    ObjectId::new(Kind::Campaign, &c.name),
+                    Violation::new(
+                        RuleCode::InactiveTeam,
+                        "",
+                        format!("active campaign targets inactive team `{team}`"),
+                        format!("remove the team from `teams`, {}", revive(team)),
+                    )
+                    .on_item("teams", &c.teams, team),
+                ));
+            }
+        }
+    }
+    for t in org.teams.values().filter(|t| t.active) {
+        let Some(leader) = t.leader.as_ref() else {
+            continue;
+        };
+        if org
+            .representatives
+            .get(leader)
+            .is_some_and(|r| r.status == Status::Inactive)
+        {
+            out.push((
+                ObjectId::new(Kind::Team, &t.path),
+                Violation::new(
+                    RuleCode::InactiveTeam,
+                    "/leader",
+                    format!(
+                        "team `{}` is led by inactive representative `{leader}`",
+                        t.path
+                    ),
+                    "choose an active leader, or set `status: active` on the representative",
+                ),
+            ));
+        }
+    }
+    out
+}
+
 /// Every object-level rule on a representative.
 pub fn check_representative(rep: &Representative) -> Vec<Violation> {
     let mut v = feature_requirements(&rep.features, "features");
@@ -524,6 +618,66 @@ pub fn check_manager(m: &Manager) -> Vec<Violation> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn inactive_teams_in_use_and_inactive_leaders_warn() {
+        use crate::model::testing::rep;
+        use crate::model::{Campaign, Team};
+        let mut org = Org::default();
+        let mut paris = Team::new("Paris");
+        paris.active = false;
+        let mut lyon = Team::new("Lyon");
+        lyon.leader = Some("gone@x.example".into());
+        let mut gone = rep("gone@x.example", Some("Lyon"));
+        gone.status = Status::Inactive;
+        let mut idle = rep("idle@x.example", Some("Paris"));
+        idle.status = Status::Inactive;
+        for r in [rep("on@x.example", Some("Paris")), idle, gone] {
+            org.representatives.insert(r.login.clone(), r);
+        }
+        for t in [paris, lyon] {
+            org.teams.insert(t.path.clone(), t);
+        }
+        let campaign = |name: &str, active: bool| Campaign {
+            name: name.into(),
+            active,
+            representatives: Default::default(),
+            teams: ["Lyon".to_string(), "Paris".to_string()].into(),
+            protect: false,
+            previously: None,
+        };
+        for c in [campaign("live", true), campaign("paused", false)] {
+            org.campaigns.insert(c.name.clone(), c);
+        }
+        let found: Vec<(String, String, Option<String>)> = inactive_team_warnings(&org)
+            .into_iter()
+            .inspect(|(_, v)| assert_eq!(v.rule, RuleCode::InactiveTeam))
+            .map(|(id, v)| (id.to_string(), v.pointer, v.item))
+            .collect();
+        // The active member (not the inactive one), the active campaign's `Paris` item
+        // (not the paused campaign), and Lyon's inactive leader.
+        assert_eq!(
+            found,
+            [
+                (
+                    "representative/on@x.example".to_string(),
+                    "/team".to_string(),
+                    None
+                ),
+                (
+                    "campaign/live".into(),
+                    "/teams/1".into(),
+                    Some("Paris".into())
+                ),
+                ("team/Lyon".into(), "/leader".into(), None),
+            ]
+        );
+        // An inactive team with nobody active in it and nothing targeting it is quiet.
+        org.representatives.remove("on@x.example");
+        org.campaigns.remove("live");
+        org.teams.get_mut("Lyon").unwrap().leader = None;
+        assert!(inactive_team_warnings(&org).is_empty());
+    }
 
     #[test]
     fn the_catalogue_lists_every_code_of_the_readme_rules_table_once() {

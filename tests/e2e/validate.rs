@@ -120,6 +120,13 @@ const CASES: &[(&str, i32, &str, usize, usize)] = &[
     ("username-shape.yaml", 3, "error[schema]", 11, 15),
     ("version.yaml", 3, "error[version]", 2, 10),
     (
+        "warn-inactive-team.yaml",
+        0,
+        "warning[inactive-team]",
+        10,
+        11,
+    ),
+    (
         "warn-rule4-feature-without-portal.yaml",
         0,
         "warning[feature-without-portal]",
