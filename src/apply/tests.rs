@@ -43,6 +43,7 @@ pub(super) fn plan(changes: Vec<Change>) -> Plan {
         warnings: vec![],
         partial: None,
         refusals: vec![],
+        seats: None,
         fingerprint: BTreeMap::from([("portal/p".to_string(), 1)]),
     }
 }

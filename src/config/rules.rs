@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use crate::model::catalog::{self, Feature};
 use crate::model::rules::{self as mrules, RuleCode, Violation};
-use crate::model::{Kind, Login, ObjectId, OnRemove, Org, Policy, Status};
+use crate::model::{Kind, Login, ObjectId, OnRemove, Org, Policy};
 
 use super::diagnostic::Severity;
 use super::schema::{Anchor, did_you_mean};
@@ -540,26 +540,31 @@ pub fn policy_warnings(policy: &Policy, file: &Path) -> Vec<Finding> {
         .collect()
 }
 
-/// Rule 5: active representatives must not exceed the licensed seats. Reported at the
-/// first active representative (in login order) beyond the limit.
+/// Rule 5: operators (active representatives with support management, seed 003) must
+/// not exceed the licensed seats; users (without it) are unlimited. Reported at the first
+/// operator (in login order) beyond the limit.
 pub fn check_seats(org: &Org, seats: u32) -> Option<Finding> {
-    let active = org.active_representatives();
-    if active <= seats as usize {
+    let operators = org.operators();
+    if operators <= seats as usize {
         return None;
     }
     let first_over = org
         .representatives
         .values()
-        .filter(|r| r.status == Status::Active)
+        .filter(|r| r.takes_seat())
         .nth(seats as usize)?;
     Some(error(
         RuleCode::Seats,
         &ObjectId::new(Kind::Representative, &first_over.login),
         Rel::Pointer(String::new(), Anchor::Value),
-        format!("{active} active representatives exceed the {seats} licensed seats"),
         format!(
-            "set `status: inactive` on {} representatives, or license more seats",
-            active - seats as usize
+            "{operators} operators (active representatives with support management) exceed \
+             the {seats} licensed seats"
+        ),
+        format!(
+            "set `status: inactive` or `support_management: false` on {} representatives, or \
+             license more seats",
+            operators - seats as usize
         ),
     ))
 }
@@ -869,6 +874,28 @@ mod tests {
             )
         );
         assert!(check_seats(&o, 3).is_none());
+        // Users (no support management) take no seat, however many; operators do.
+        let mut user = rep("d@x.example");
+        user.support_management = false;
+        let mut o = org_with(vec![rep("a@x.example"), user.clone(), {
+            let mut u = user.clone();
+            u.login = "e@x.example".into();
+            u
+        }]);
+        assert!(check_seats(&o, 1).is_none());
+        o.representatives
+            .get_mut("d@x.example")
+            .unwrap()
+            .support_management = true;
+        let f = check_seats(&o, 1).unwrap();
+        assert_eq!(
+            f.at,
+            At::Object(
+                ObjectId::new(Kind::Representative, "d@x.example"),
+                Rel::Pointer(String::new(), Anchor::Value)
+            )
+        );
+        assert!(f.message.starts_with("2 operators"), "{}", f.message);
     }
 
     #[test]

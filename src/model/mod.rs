@@ -480,6 +480,16 @@ pub struct Representative {
     /// Names of the portals this representative is enabled on.
     #[serde(default)]
     pub portals: BTreeSet<String>,
+    /// Support management (seed 003): takes attended support sessions. An active
+    /// representative with it is an *operator* and holds one of the account's licensed
+    /// seats (rule 5); without it, a *user*, of whom there may be any number. Default
+    /// true.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub support_management: bool,
+    /// Remote management (seed 003): reaches unattended computers. Shared per user,
+    /// independently of support management; it takes no seat. Default false.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub remote_management: bool,
     /// Initial password: `{env: VAR}` or `{file: PATH}`, with an optional `rotation`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<SecretRef>,
@@ -489,6 +499,14 @@ pub struct Representative {
     /// The previous login, to rename in place (never delete and create).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previously: Option<Login>,
+}
+
+impl Representative {
+    /// An operator (seed 003): active, with support management. Operators, and only
+    /// they, hold the licensed seats (rule 5).
+    pub fn takes_seat(&self) -> bool {
+        self.status == Status::Active && self.support_management
+    }
 }
 
 fn default_language() -> String {
@@ -733,6 +751,14 @@ impl Org {
             .filter(|r| r.status == Status::Active)
             .count()
     }
+
+    /// Operators: the representatives that hold a licensed seat (rule 5, seed 003).
+    pub fn operators(&self) -> usize {
+        self.representatives
+            .values()
+            .filter(|r| r.takes_seat())
+            .count()
+    }
 }
 
 /// Where a declared object came from: the file and the JSON pointer of the object in it
@@ -767,8 +793,16 @@ pub struct Desired {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Account {
     pub name: String,
-    /// Licensed seats: the most active representatives at once (rule 5).
+    /// Licensed seats: the most operators at once (rule 5).
     pub seats: u32,
+    /// Operators now (active representatives with support management), account-wide,
+    /// as the live system counts them; `None` from a live system that does not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operators: Option<u32>,
+    /// Users now (every active representative, operators included: seed 003's
+    /// counter), account-wide.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub users: Option<u32>,
     #[serde(default)]
     pub version: i64,
 }

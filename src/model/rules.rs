@@ -65,7 +65,7 @@ pub enum RuleCode {
     /// (Warning) an inactive team (seed 004's group `active` flag) with active members or
     /// targeted by an active campaign, or an active team led by an inactive representative.
     InactiveTeam,
-    /// Rule 5: more active representatives than licensed seats.
+    /// Rule 5: more operators (active, with support management) than licensed seats.
     Seats,
     /// Rule 6: an action outside the manager token's scope or rights.
     Escalation,
@@ -202,7 +202,7 @@ impl RuleCode {
             RuleCode::InactiveTeam => {
                 "An inactive team still in use, or a team led by an inactive representative"
             }
-            RuleCode::Seats => "More active representatives than licensed seats",
+            RuleCode::Seats => "More operators than licensed seats",
             RuleCode::Escalation => "A change outside the manager token's scope or rights",
             RuleCode::DeleteNotAllowed => "A representative deleted without permission",
             RuleCode::Secret => "A password as text, or a secret reference that is wrong",
@@ -285,8 +285,10 @@ impl RuleCode {
                  active leader, or set `active: true` on the team."
             }
             RuleCode::Seats => {
-                "Rule 5: more active representatives than the account's licensed seats \
-                 (`validate --seats N`, or read from the live account by `plan`)."
+                "Rule 5: more operators (active representatives with `support_management`, \
+                 seed 003) than the account's licensed seats (`validate --seats N`, or read \
+                 from the live account by `plan`); users without support management are \
+                 unlimited."
             }
             RuleCode::Escalation => {
                 "Rule 6: acting with a manager's token, a change outside the manager's teams, a \

@@ -19,6 +19,8 @@ pub fn rep(login: &str, team: Option<&str>) -> Representative {
         features: Default::default(),
         multisession: 1,
         portals: Default::default(),
+        support_management: true,
+        remote_management: false,
         password: None,
         protect: false,
         previously: None,

@@ -121,6 +121,8 @@ mod tests {
             account: Account {
                 name: account.to_string(),
                 seats: 10,
+                operators: None,
+                users: None,
                 version: 1,
             },
             principal,
@@ -150,6 +152,7 @@ mod tests {
             out_of_scope: vec![],
             warnings: vec![],
             partial: None,
+            seats: None,
             fingerprint: Default::default(),
         }
     }

@@ -232,7 +232,7 @@ object! {
     Representative: Representative, key login in representatives,
     compare [
         login, email, first_name, last_name, username, language, team, status, sign_in,
-        features, multisession, portals, protect
+        features, multisession, portals, support_management, remote_management, protect
     ],
     skip [password, previously],
     defaults [
@@ -242,6 +242,8 @@ object! {
         features: json!([]),
         multisession: json!(1),
         portals: json!([]),
+        support_management: json!(true),
+        remote_management: json!(false),
         protect: json!(false)
     ],
     fn password(&self) -> Option<&SecretRef> {

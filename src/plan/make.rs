@@ -74,7 +74,7 @@ fn stages(mut cx: Cx) -> Plan {
     let partial = select(&mut cx);
 
     safety::protection(&mut cx);
-    safety::seats(&mut cx);
+    let seats = safety::seats(&mut cx);
     safety::usernames(&mut cx);
     safety::threshold(&mut cx);
 
@@ -102,6 +102,7 @@ fn stages(mut cx: Cx) -> Plan {
         warnings: cx.warnings,
         partial: partial.map(|(p, _)| p),
         refusals,
+        seats: Some(seats),
         fingerprint: BTreeMap::new(),
     }
 }

@@ -166,6 +166,18 @@ pub struct Change {
     pub reason: String,
 }
 
+/// Seat usage (rule 5, seed 003): operators — active representatives with support
+/// management — hold the licensed seats; users without it are unlimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SeatUsage {
+    /// Operators now, account-wide.
+    pub operators_before: u64,
+    /// Operators once the plan is applied.
+    pub operators_after: u64,
+    /// The account's licensed seats.
+    pub seats: u64,
+}
+
 /// A live object no declaration mentions.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Unmanaged {
@@ -221,6 +233,10 @@ pub struct Plan {
     /// `changes` and `summary` hold the selected changes only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partial: Option<target::Partial>,
+    /// Operators holding licensed seats before and after this plan (rule 5, seed 003).
+    /// Absent from plans saved before roster counted them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seats: Option<SeatUsage>,
     /// `kind/key` → version of every live object read: a saved plan is refused when any
     /// of them changed (or disappeared, or a new object of a planned key appeared).
     pub fingerprint: BTreeMap<String, i64>,

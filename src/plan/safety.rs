@@ -15,11 +15,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde_json::json;
 
-use super::draft::{Cx, Draft, NameCycle, field_change, parent_of};
+use super::draft::{Cx, NameCycle, field_change, parent_of};
 use super::kinds::{Object, status_patch};
-use super::{Action, Refusal};
+use super::{Action, Refusal, SeatUsage};
 use crate::model::rules::RuleCode;
-use crate::model::{Kind, ObjectId, Org, Status};
+use crate::model::{Kind, ObjectId, Org};
 
 /// How many removals a threshold error lists before "and N more".
 const LISTED_REMOVALS: usize = 20;
@@ -345,73 +345,84 @@ pub(super) fn protection(cx: &mut Cx) {
     cx.errors.extend(errs);
 }
 
-/// Rule 5: active representatives after the plan never exceed the licensed seats.
-pub(super) fn seats(cx: &mut Cx) {
-    let seats = cx.observed.account.seats as usize;
-    let activates = |d: &Draft| {
-        d.change.id.kind == Kind::Representative
-            && matches!(d.change.action, Action::Create | Action::Reactivate)
-    };
-    if !cx.opts.filter.is_empty() && !cx.drafts.iter().any(activates) {
-        // A partial plan that activates nobody adds no seat (`target.rs`).
-        return;
-    }
-    let declared = cx.desired.org.active_representatives();
-    if declared <= seats && cx.unmatched[Kind::Representative as usize].is_empty() {
-        return;
-    }
-    let removed: BTreeSet<&str> = cx
+/// Rule 5: operators (active representatives with support management, seed 003) after
+/// the plan never exceed the licensed seats; users without it are unlimited. Returns the
+/// seat usage before and after, which every plan shows. The count before is the live
+/// account's own (account-wide, so a manager token's partial view counts right), or the
+/// operators read when the live system does not say; the count after adds what each
+/// change of this plan does to a seat (a create, a reactivation, support management
+/// turned on or off, a deactivation, a deletion). The check judges the plan as a whole,
+/// as apply orders deactivations before activations; a plan that takes no new seat is
+/// never refused, even on an account already over its seats.
+pub(super) fn seats(cx: &mut Cx) -> SeatUsage {
+    let seats = u64::from(cx.observed.account.seats);
+    let before = cx
+        .observed
+        .account
+        .operators
+        .map(u64::from)
+        .unwrap_or_else(|| cx.observed.org.operators() as u64);
+    let (mut taken, mut freed) = (0u64, 0u64);
+    let mut first_taker: Option<&ObjectId> = None;
+    for d in cx
         .drafts
         .iter()
-        .filter(|d| d.change.id.kind == Kind::Representative && d.change.action.is_removal())
-        .map(|d| d.change.id.key.as_str())
-        .collect();
-    let staying = cx.unmatched[Kind::Representative as usize]
-        .iter()
-        .filter(|u| {
-            cx.observed.org.representatives[&u.old_key].status == Status::Active
-                && !removed.contains(u.key.as_str())
-        })
-        .count();
-    let active = declared + staying;
-    if active <= seats {
-        return;
-    }
-    // Name the first representative this plan activates; else the first declared active.
-    let culprit = cx
-        .drafts
-        .iter()
-        .filter(|d| {
-            d.change.id.kind == Kind::Representative
-                && matches!(d.change.action, Action::Create | Action::Reactivate)
-        })
-        .map(|d| d.change.id.clone())
-        .min()
-        .or_else(|| {
-            cx.desired
+        .filter(|d| d.change.id.kind == Kind::Representative)
+    {
+        let live = d
+            .live_key
+            .as_deref()
+            .and_then(|k| cx.observed.org.representatives.get(k));
+        let had = live.is_some_and(|r| r.takes_seat());
+        let has = match d.change.action {
+            Action::Deactivate | Action::Delete => false,
+            _ => cx
+                .desired
                 .org
                 .representatives
-                .values()
-                .find(|r| r.status == Status::Active)
-                .map(|r| ObjectId::new(Kind::Representative, r.login.as_str()))
-        })
+                .get(d.change.id.key.as_str())
+                .map_or(had, |r| r.takes_seat()),
+        };
+        match (had, has) {
+            (false, true) => {
+                taken += 1;
+                if first_taker.is_none_or(|f| d.change.id < *f) {
+                    first_taker = Some(&d.change.id);
+                }
+            }
+            (true, false) => freed += 1,
+            _ => {}
+        }
+    }
+    let after = (before + taken).saturating_sub(freed);
+    let usage = SeatUsage {
+        operators_before: before,
+        operators_after: after,
+        seats,
+    };
+    if taken == 0 || after <= seats {
+        return usage;
+    }
+    let culprit = first_taker
+        .cloned()
         .unwrap_or_else(|| ObjectId::new(Kind::Representative, ""));
-    let over = active - seats;
+    let over = after - seats;
     cx.errors.push(Refusal {
         rule: RuleCode::Seats,
         id: culprit,
         objects: vec![],
         pointer: "/status".into(),
         message: format!(
-            "after this plan {active} representatives would be active ({declared} declared, \
-             {staying} undeclared that stay), but the account has {seats} licensed seats \
-             (rule 5); nothing was written"
+            "after this plan {after} operators (active representatives with support \
+             management) would hold seats ({before} now, {taken} taken, {freed} freed), but \
+             the account has {seats} licensed seats (rule 5); nothing was written"
         ),
         help: format!(
-            "set `status: inactive` on {over} representative(s), or raise the account's \
-             licensed seats"
+            "set `status: inactive` or `support_management: false` on {over} \
+             representative(s), or raise the account's licensed seats"
         ),
     });
+    usage
 }
 
 /// A user name this plan gives a representative (on create, or by changing it) must not be

@@ -151,6 +151,8 @@ fn observed(org: Org) -> Observed {
         account: Account {
             name: "acme".into(),
             seats: 1000,
+            operators: None,
+            users: None,
             version: 1,
         },
         org,
@@ -309,9 +311,14 @@ fn identical_org_gives_an_empty_plan() {
     assert!(p.is_empty(), "{}", render::text(&p, false));
     assert_eq!(p.summary, Summary::default());
     assert!(p.unmanaged.is_empty());
+    let text = render::text(&p, false);
+    let tail: Vec<&str> = text.trim_end().lines().rev().take(2).collect();
     assert_eq!(
-        render::text(&p, false).trim_end().lines().last().unwrap(),
-        "No changes. The live system matches the declaration."
+        tail,
+        [
+            "Seats: 2 operators of 1,000 licensed seats (unchanged).",
+            "No changes. The live system matches the declaration."
+        ]
     );
 }
 
@@ -974,13 +981,75 @@ fn seats_are_checked_before_any_write() {
     assert_eq!(e.0.len(), 1);
     assert_eq!(e.0[0].rule, RuleCode::Seats);
     assert_eq!(e.0[0].id.key, "x1@acme.example");
-    assert!(e.0[0].message.contains("5 representatives would be active"));
+    assert!(
+        e.0[0].message.contains("after this plan 5 operators"),
+        "{}",
+        e.0[0].message
+    );
     o.account.seats = 5;
-    assert!(make_settled(&d, &o, &opts()).is_ok());
+    let p = make_settled(&d, &o, &opts()).unwrap();
+    assert_eq!(
+        p.seats,
+        Some(SeatUsage {
+            operators_before: 3,
+            operators_after: 5,
+            seats: 5
+        })
+    );
 }
 
-/// A partial plan that activates nobody adds no seat: it is not refused for the seats
-/// the whole declaration would take; one that creates a representative still is.
+/// Seed 003: only operators (support management) hold seats; users are unlimited. The
+/// count before is the live account's own when it gives one (a manager token sees only
+/// part of the representatives).
+#[test]
+fn users_take_no_seat_and_operators_are_counted_account_wide() {
+    let user = |login: &str| {
+        let mut r = rep(login, "Europe/Lyon");
+        r.support_management = false;
+        r
+    };
+    let d = desired(
+        base()
+            .rep(user("u1@acme.example"))
+            .rep(user("u2@acme.example"))
+            .0,
+    );
+    let mut o = observed(base().0);
+    o.account.seats = 2;
+    let p = make_whole(&d, &o, &opts());
+    assert!(p.refusals.is_empty(), "{:?}", p.refusals);
+    assert_eq!(
+        p.seats.map(|s| (s.operators_before, s.operators_after)),
+        Some((2, 2))
+    );
+    // Turning support management on for one of them takes a seat the account lacks.
+    let mut d = d;
+    d.org
+        .representatives
+        .get_mut("u1@acme.example")
+        .unwrap()
+        .support_management = true;
+    let p = make_whole(&d, &o, &opts());
+    assert_eq!(
+        p.refusals
+            .iter()
+            .map(|r| (r.rule, r.id.key.as_str()))
+            .collect::<Vec<_>>(),
+        [(RuleCode::Seats, "u1@acme.example")]
+    );
+    // The live account's own count wins over the representatives this token reads.
+    o.account.seats = 100;
+    o.account.operators = Some(40);
+    let p = make_whole(&d, &o, &opts());
+    assert_eq!(
+        p.seats.map(|s| (s.operators_before, s.operators_after)),
+        Some((40, 41))
+    );
+}
+
+/// A partial plan is judged by the seats it takes itself: one that activates nobody is
+/// not refused for the seats the whole declaration would take; one that creates a
+/// representative is, when that one seat is not free.
 #[test]
 fn a_partial_plan_is_checked_for_seats_only_when_it_activates_someone() {
     let mut org = base()
@@ -1005,6 +1074,20 @@ fn a_partial_plan_is_checked_for_seats_only_when_it_activates_someone() {
     assert!(p.refusals.is_empty(), "{:?}", p.refusals);
     assert_eq!(p.changes.len(), 1);
     assert_eq!(p.partial.as_ref().unwrap().left_out, 2);
+    // Creating x1 alone takes the fourth seat of four: the partial plan fits, as its
+    // apply would (the whole plan would not).
+    let p = make_whole(&d, &o, &only("representative/x1@*"));
+    assert!(p.refusals.is_empty(), "{:?}", p.refusals);
+    assert_eq!(p.seats.map(|s| s.operators_after), Some(4));
+    assert_eq!(
+        make_whole(&d, &o, &opts())
+            .refusals
+            .iter()
+            .map(|r| r.rule)
+            .collect::<Vec<_>>(),
+        [RuleCode::Seats]
+    );
+    o.account.seats = 3;
     let p = make_whole(&d, &o, &only("representative/x1@*"));
     assert_eq!(
         p.refusals.iter().map(|r| r.rule).collect::<Vec<_>>(),
@@ -1864,8 +1947,8 @@ fn text_lists_many_unmanaged_objects_up_to_a_cap() {
     assert!(!t.contains("extra099@acme.example"));
     assert!(t.contains("… and 75 more representatives"), "{t}");
     assert!(
-        t.trim_end()
-            .ends_with("No changes. The live system matches the declaration.")
+        t.lines()
+            .any(|l| l == "No changes. The live system matches the declaration.")
     );
 }
 

@@ -386,9 +386,28 @@ impl Obj {
         }
     }
 
-    /// The indexed `active` column: an active representative (counts against seats).
-    pub fn active_col(&self) -> bool {
-        matches!(self, Obj::Representative(r) if r.status == Status::Active)
+    /// Whether this is an operator, who holds a licensed seat
+    /// (`Representative::takes_seat`: active, with support management).
+    pub fn takes_seat(&self) -> bool {
+        matches!(self, Obj::Representative(r) if r.takes_seat())
+    }
+
+    /// The indexed `active` column: 0 for an inactive representative (and every other
+    /// kind), 1 for an operator (a seat, [`Obj::takes_seat`]), 2 for an active user
+    /// without support management (no seat). Rows written before support management
+    /// existed were all operators, as the field's default says, so the column needs no
+    /// migration: `active = 1` still counts seats, `active >= 1` counts users.
+    pub fn active_col(&self) -> i64 {
+        match self {
+            Obj::Representative(r) if r.status == Status::Active => {
+                if r.support_management {
+                    1
+                } else {
+                    2
+                }
+            }
+            _ => 0,
+        }
     }
 
     /// The indexed `username` column: a representative's user name, lower case (user

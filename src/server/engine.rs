@@ -292,7 +292,7 @@ impl Ctx {
     }
     async fn active(&mut self, tx: &mut Tx) -> Result<(i64, i64), sqlx::Error> {
         if self.active.is_none() {
-            self.active = Some(tx.count_active_reps().await?);
+            self.active = Some(tx.count_operators().await?);
             self.seats = Some(tx.account().await?.map(|a| a.1).unwrap_or(0));
         }
         Ok((self.active.unwrap_or(0), self.seats.unwrap_or(0)))
@@ -564,7 +564,7 @@ async fn create(
     tx.set_refs(kind, &key, &refs, false).await?;
     ctx.set(kind, &key, true);
     ctx.moved_username(None, Some((&obj, &key)));
-    if obj.active_col() {
+    if obj.takes_seat() {
         ctx.active = ctx.active.map(|n| n + 1);
     }
     let full = with_version(body, 1);
@@ -759,7 +759,7 @@ async fn update(
     }
     tx.set_refs(kind, &new_key, &refs, true).await?;
     ctx.moved_username(Some(&before), Some((&after, &new_key)));
-    match (before.active_col(), after.active_col()) {
+    match (before.takes_seat(), after.takes_seat()) {
         (false, true) => ctx.active = ctx.active.map(|n| n + 1),
         (true, false) => ctx.active = ctx.active.map(|n| n - 1),
         _ => {}
@@ -1001,7 +1001,7 @@ async fn delete(
     }
     ctx.set(kind, key, false);
     ctx.moved_username(Some(&before), None);
-    if before.active_col() {
+    if before.takes_seat() {
         ctx.active = ctx.active.map(|n| n - 1);
     }
     match kind {
@@ -1162,15 +1162,15 @@ async fn cross_checks_renaming(
     if !violations.is_empty() {
         return Err(Problem::validation(violations).into());
     }
-    let was_active = before.is_some_and(Obj::active_col);
-    if after.active_col() && !was_active {
+    let was_active = before.is_some_and(Obj::takes_seat);
+    if after.takes_seat() && !was_active {
         let (active, seats) = ctx.active(tx).await?;
         if active + 1 > seats {
             return Err(Problem::new(
                 StatusCode::CONFLICT,
                 "seats-exceeded",
                 format!(
-                    "the account has {seats} licensed seats and {active} active representatives; deactivate one first or raise the seats"
+                    "the account has {seats} licensed seats and {active} operators (active representatives with support management); deactivate one, turn off its `support_management`, or raise the seats"
                 ),
             )
             .with_pointer("/status")

@@ -595,9 +595,12 @@ async fn account_get(State(st): State<AppState>, headers: HeaderMap) -> Res {
         .account()
         .await?
         .ok_or_else(|| Problem::internal("the account row is missing"))?;
+    // Counts only, so a manager token learns no login outside its teams.
+    let (operators, users) = st.db.seat_counts().await?;
     Ok(json_response(
         StatusCode::OK,
-        &json!({"name": name, "seats": seats, "version": version}),
+        &json!({"name": name, "seats": seats, "operators": operators, "users": users,
+                "version": version}),
     ))
 }
 
@@ -650,12 +653,12 @@ async fn account_patch(
     }
     let new_name = patch.name.unwrap_or(name.clone());
     let new_seats = patch.seats.map(i64::from).unwrap_or(seats);
-    let active = tx.count_active_reps().await?;
+    let active = tx.count_operators().await?;
     if new_seats < active {
         return Err(Problem::new(
             StatusCode::CONFLICT,
             "seats-exceeded",
-            format!("{active} representatives are active; seats cannot go below that (asked {new_seats}); deactivate some first"),
+            format!("{active} operators (active representatives with support management) hold seats; seats cannot go below that (asked {new_seats}); deactivate some or turn off their `support_management` first"),
         )
         .with_pointer("/seats"));
     }

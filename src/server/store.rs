@@ -71,8 +71,9 @@ macro_rules! args {
 pub struct Columns<'a> {
     /// A representative's team, a team's own path.
     pub team: Option<&'a str>,
-    /// An active representative (counts against seats).
-    pub active: bool,
+    /// 0 inactive, 1 an operator (a licensed seat), 2 an active user without one
+    /// (`Obj::active_col`).
+    pub active: i64,
     /// The password hash.
     pub secret: Option<&'a str>,
     /// A representative's user name, lower case.
@@ -518,6 +519,21 @@ impl Db {
             .await
     }
 
+    /// Account-wide (operators, users): active representatives with a seat, and every
+    /// active representative (seed 003's counter), from the indexed `active` column.
+    pub async fn seat_counts(&self) -> Result<(i64, i64), sqlx::Error> {
+        let (operators, users): (i64, i64) = self
+            .fetch_optional(
+                "SELECT COALESCE(SUM(CASE WHEN active = 1 THEN 1 ELSE 0 END), 0), \
+                 COALESCE(SUM(CASE WHEN active >= 1 THEN 1 ELSE 0 END), 0) \
+                 FROM objects WHERE kind = $1",
+                &args![Kind::Representative.name()],
+            )
+            .await?
+            .unwrap_or((0, 0));
+        Ok((operators, users))
+    }
+
     /// The token's role and login, by the token's SHA-256 hash.
     pub async fn token(&self, hash: &str) -> Result<Option<(String, String)>, sqlx::Error> {
         self.fetch_optional(
@@ -729,7 +745,7 @@ impl Tx {
                 key,
                 body,
                 cols.team,
-                cols.active as i64,
+                cols.active,
                 cols.secret,
                 cols.username.as_deref()
             ],
@@ -753,7 +769,7 @@ impl Tx {
             .execute(
                 "UPDATE objects SET key = $1, version = version + 1, body = $2, team = $3, \
                  active = $4, secret = $5, username = $6 WHERE kind = $7 AND key = $8 AND version = $9",
-                &args![new_key, body, cols.team, cols.active as i64, cols.secret, cols.username.as_deref(), kind.name(), key, expected],
+                &args![new_key, body, cols.team, cols.active, cols.secret, cols.username.as_deref(), kind.name(), key, expected],
             )
             .await?;
         if n > 0 && key != new_key {
@@ -862,7 +878,8 @@ impl Tx {
         Ok(())
     }
 
-    pub async fn count_active_reps(&mut self) -> Result<i64, sqlx::Error> {
+    /// Operators: the representatives holding a licensed seat (`active = 1`).
+    pub async fn count_operators(&mut self) -> Result<i64, sqlx::Error> {
         let (n,): (i64,) = self
             .fetch_optional(
                 "SELECT COUNT(*) FROM objects WHERE kind = $1 AND active = 1",

@@ -501,6 +501,49 @@ fn a_plan_time_rule_error_points_into_the_files_and_writes_nothing() {
     assert_eq!(server.audit().len(), before, "nothing was written");
 }
 
+/// Seed 003: only operators (support management) hold seats. With one seat and two
+/// active representatives, the plan is refused; once one of them is a user without
+/// support management, it applies, and the plan says the seat usage before and after.
+#[test]
+fn users_take_no_seat_and_the_plan_shows_seat_usage() {
+    let server = Server::start(&["--seats", "1"]);
+    let tmp = tempfile::tempdir().unwrap();
+    let decl = small_copy(tmp.path());
+    let people = decl.join("people.yaml");
+    let text = std::fs::read_to_string(&people).unwrap();
+    let user = text.replacen(
+        "    language: en\n",
+        "    language: en\n    support_management: false\n",
+        1,
+    );
+    assert_ne!(user, text, "the fixture has asmith's `language: en` line");
+    std::fs::write(&people, &user).unwrap();
+    let plan = server.plan_exit(&decl);
+    assert_eq!(plan.code, 2, "{plan}");
+    assert!(
+        plan.stdout
+            .contains("Seats: 0 → 1 operators of 1 licensed seats."),
+        "{plan}"
+    );
+    server.apply_ok(&decl);
+    let account = server.get("/v1/account");
+    assert_eq!(
+        (&account["operators"], &account["users"]),
+        (&serde_json::json!(1), &serde_json::json!(2)),
+        "{account}"
+    );
+    // Support management turned back on: a second operator for one seat.
+    std::fs::write(&people, &text).unwrap();
+    let run = server.plan_exit(&decl);
+    assert_eq!(run.code, 4, "{run}");
+    assert!(run.stderr.contains("error[seats]"), "{run}");
+    assert!(
+        run.stdout
+            .contains("Seats: 1 → 2 operators of 1 licensed seats."),
+        "{run}"
+    );
+}
+
 #[test]
 fn without_an_endpoint_the_embedded_live_system_is_used() {
     let tmp = tempfile::tempdir().unwrap();

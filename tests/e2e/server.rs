@@ -949,6 +949,38 @@ async fn rules_are_enforced(s: &Srv) {
         )
         .await;
     assert_eq!(r.code(), "seats-exceeded");
+    // Seed 003: users without support management take no seat, however many; the
+    // account counts operators and users.
+    for n in 0..3 {
+        let mut user = rep(&format!("user{n}@acme.example"), "Asia");
+        user["support_management"] = json!(false);
+        let r = s.post(a, "/v1/representatives", &user).await;
+        assert_eq!(r.status, 201, "a user beyond the seats: {}", r.body);
+    }
+    let acc = s.get(a, "/v1/account").await;
+    assert_eq!(
+        (
+            &acc.body["seats"],
+            &acc.body["operators"],
+            &acc.body["users"]
+        ),
+        (&json!(2), &json!(2), &json!(5)),
+        "{}",
+        acc.body
+    );
+    let r = s
+        .patch(
+            a,
+            "/v1/representatives/user0@acme.example",
+            Some(1),
+            &json!({"support_management": true}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (409, "seats-exceeded"),
+        "an operator beyond the seats"
+    );
     // Renames keep identity and follow references.
     s.create(
         a,

@@ -276,7 +276,7 @@ fn seats_flag_checks_rule_5() {
     assert_eq!(run.code, 3, "{}", run.stdout);
     assert!(
         run.stdout
-            .contains("error[seats]: 2 active representatives exceed the 1 licensed seats"),
+            .contains("error[seats]: 2 operators (active representatives with support management) exceed the 1 licensed seats"),
         "{}",
         run.stdout
     );

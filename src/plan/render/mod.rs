@@ -16,7 +16,7 @@ pub use text::text;
 use serde_json::Value;
 
 use super::target::Partial;
-use super::{Action, Change, FieldChange, Refusal, Summary};
+use super::{Action, Change, FieldChange, Refusal, SeatUsage, Summary};
 
 /// Objects a refusal banner names before "and N more".
 const BANNER_OBJECTS: usize = 10;
@@ -101,6 +101,34 @@ pub fn summary_line(s: &Summary) -> String {
     }
 }
 
+/// `Seats: 4,764 → 4,801 operators of 5,000 licensed seats.` (rule 5, seed 003), or
+/// `Seats: 12 operators of 50 licensed seats (unchanged).`
+pub fn seats_line(s: &SeatUsage) -> String {
+    let of = format!("operators of {} licensed seats", thousands(s.seats));
+    if s.operators_before == s.operators_after {
+        format!("Seats: {} {of} (unchanged).", thousands(s.operators_after))
+    } else {
+        format!(
+            "Seats: {} → {} {of}.",
+            thousands(s.operators_before),
+            thousands(s.operators_after)
+        )
+    }
+}
+
+/// `4764` → `4,764`.
+pub(crate) fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// A JSON value in one line, strings without quotes when plain.
 pub(crate) fn show(v: Option<&Value>) -> String {
     match v {
@@ -149,6 +177,31 @@ pub(crate) fn password_words(c: &Change, fc: Option<&FieldChange>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn seat_usage_reads_with_grouped_digits() {
+        let s = SeatUsage {
+            operators_before: 4764,
+            operators_after: 4801,
+            seats: 5000,
+        };
+        assert_eq!(
+            seats_line(&s),
+            "Seats: 4,764 → 4,801 operators of 5,000 licensed seats."
+        );
+        let s = SeatUsage {
+            operators_before: 12,
+            operators_after: 12,
+            seats: 1_000_000,
+        };
+        assert_eq!(
+            seats_line(&s),
+            "Seats: 12 operators of 1,000,000 licensed seats (unchanged)."
+        );
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(100_000), "100,000");
+    }
 
     #[test]
     fn summary_line_is_terraform_like() {
