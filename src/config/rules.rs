@@ -741,6 +741,7 @@ mod tests {
                 active: true,
                 representatives: ["nobody@x.example".into()].into(),
                 teams: ["Europe/Paris".into()].into(),
+                hidden_members: None,
                 protect: false,
                 previously: None,
             },
@@ -754,6 +755,7 @@ mod tests {
                     ("ghost@x.example".into(), crate::model::Permission::View),
                 ]
                 .into(),
+                hidden_members: None,
                 protect: false,
                 previously: None,
             },

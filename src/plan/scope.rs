@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 use super::draft::{Cx, Scope};
 use super::kinds::Object;
 use super::{Action, Change, Refusal};
-use crate::model::rights::{self, RepWrite};
+use crate::model::rights::{self, Group, GroupWrite, RepWrite};
 use crate::model::rules::RuleCode;
 use crate::model::{
     Administrator, Campaign, ContactGroup, Feature, Kind, Manager, ObjectId, Observed, Org, Portal,
@@ -506,22 +506,23 @@ impl Scoped for Campaign {
     fn in_scope(&self, _: &Scope) -> bool {
         true
     }
-    fn scope_issues(&self, live: Option<&Self>, _: &Change, s: &Scope) -> Vec<ScopeIssue> {
+    fn scope_issues(&self, live: Option<&Self>, c: &Change, s: &Scope) -> Vec<ScopeIssue> {
         let mut v = vec![];
-        for (c, verb) in declared_and_live(self, live, "would select", "selects") {
+        for (x, verb) in declared_and_live(self, live, "would select", "selects") {
             v.extend(s.outside_any(
-                &c.teams,
+                &x.teams,
                 |t| s.team(t),
-                |teams| format!("campaign {} {verb} team {teams}", c.name),
+                |teams| format!("campaign {} {verb} team {teams}", x.name),
                 "/teams",
             ));
             v.extend(s.outside_any(
-                &c.representatives,
+                &x.representatives,
                 |r| s.reps.contains(r),
-                |reps| format!("campaign {} {verb} representative {reps}", c.name),
+                |reps| format!("campaign {} {verb} representative {reps}", x.name),
                 "/representatives",
             ));
         }
+        v.extend(group_rights(self, live, c, s, "/representatives"));
         v
     }
 }
@@ -530,20 +531,67 @@ impl Scoped for ContactGroup {
     fn in_scope(&self, _: &Scope) -> bool {
         true
     }
-    /// A contact group is written only when everyone it is shared with (before and after)
-    /// is in scope.
-    fn scope_issues(&self, live: Option<&Self>, _: &Change, s: &Scope) -> Vec<ScopeIssue> {
-        declared_and_live(self, live, "would be shared with", "is shared with")
-            .filter_map(|(g, verb)| {
-                s.outside_any(
-                    g.shared_with.keys(),
-                    |l| s.reps.contains(l) || s.managers.contains(l),
-                    |who| format!("contact group {} {verb} {who}", g.name),
-                    "/shared_with",
-                )
-            })
-            .collect()
+    /// A contact group is shared only with people in scope; the live system keeps those
+    /// it shares with outside the scope (the token never sees them).
+    fn scope_issues(&self, live: Option<&Self>, c: &Change, s: &Scope) -> Vec<ScopeIssue> {
+        let mut v: Vec<ScopeIssue> =
+            declared_and_live(self, live, "would be shared with", "is shared with")
+                .filter_map(|(g, verb)| {
+                    s.outside_any(
+                        g.shared_with.keys(),
+                        |l| s.reps.contains(l) || s.managers.contains(l),
+                        |who| format!("contact group {} {verb} {who}", g.name),
+                        "/shared_with",
+                    )
+                })
+                .collect();
+        v.extend(group_rights(self, live, c, s, "/shared_with"));
+        v
     }
+}
+
+/// The rights a change of a campaign or contact group needs (`model::rights`, as the
+/// server checks them): `manage_representatives` to change its members, every member
+/// in sight (no `hidden_members` live) to rename or delete it.
+fn group_rights<G: Group + Clone>(
+    d: &G,
+    live: Option<&G>,
+    c: &Change,
+    s: &Scope,
+    members: &str,
+) -> Vec<ScopeIssue> {
+    let (before, after) = match c.action {
+        Action::Create => (None, Some(d)),
+        Action::Delete => (live, None),
+        // A removal that deactivates passes the live object itself: its members stay.
+        _ => (live, Some(d)),
+    };
+    let mut v = vec![];
+    let hidden = live.map_or(0, Group::hidden);
+    for w in rights::group_writes(before, after) {
+        let what = format!("{} {}", w.verb(), c.id);
+        if w.needs_every_member() && hidden > 0 {
+            v.push(ScopeIssue {
+                pointer: String::new(),
+                message: format!(
+                    "manager {} cannot {what}: {hidden} of its members are outside its teams \
+                     ({}) (rule 6)",
+                    s.login,
+                    s.teams_list()
+                ),
+                help: "apply this change with an administrator token".into(),
+            });
+        }
+        if let Some(right) = w.right() {
+            let pointer = if w == GroupWrite::Members {
+                members
+            } else {
+                ""
+            };
+            v.extend(s.lacks(right, &what, pointer));
+        }
+    }
+    v
 }
 
 #[cfg(test)]
