@@ -49,10 +49,12 @@ pub(super) fn unreadable(cx: &Cx, kind: Kind) -> bool {
 }
 
 /// A declared object with no live namesake that the token could not have seen: it may
-/// well exist, so it is reported, never created. (Portals, campaigns and contact groups
-/// are all visible: a missing one is a create, which [`check`] judges.)
+/// well exist, so it is reported, never created. (Portals are all visible: a missing one
+/// is a create, which [`check`] judges. A campaign or contact group is hidden from a
+/// manager token when it sees none of its members: one declared with a member out of
+/// scope may exist.)
 pub(super) fn unseen<T: Scoped>(cx: &Cx, declared: &T) -> bool {
-    !matches!(T::KIND, Kind::Portal | Kind::Campaign | Kind::ContactGroup) && outside(cx, declared)
+    T::KIND != Kind::Portal && outside(cx, declared)
 }
 
 /// A live object outside the token's reach.
@@ -89,6 +91,14 @@ pub(super) trait Scoped: Object {
     /// Whether a manager token's scope covers the object.
     fn in_scope(&self, _scope: &Scope) -> bool {
         false
+    }
+    /// The declared object as the token can compare it with `live` (as it reads it), when
+    /// that differs from the declaration: campaigns and contact groups drop the declared
+    /// members out of scope when they are as many as the live ones hidden from the token
+    /// (the live system keeps those; the token cannot tell them apart). Otherwise the
+    /// declaration is compared as it is, and a member out of scope is refused.
+    fn project(&self, _live: &Self, _scope: &Scope) -> Option<Self> {
+        None
     }
     /// What the token may not do in `change` of this object (`live`: as it is now,
     /// references renamed as this plan renames them).
@@ -503,8 +513,18 @@ fn declared_and_live<'a, T>(
 }
 
 impl Scoped for Campaign {
-    fn in_scope(&self, _: &Scope) -> bool {
-        true
+    /// Every member in scope (a live campaign as a manager token reads it always is).
+    fn in_scope(&self, s: &Scope) -> bool {
+        self.teams.iter().all(|t| s.team(t))
+            && self.representatives.iter().all(|r| s.reps.contains(r))
+    }
+    fn project(&self, live: &Self, s: &Scope) -> Option<Self> {
+        let mut p = self.clone();
+        p.teams.retain(|t| s.team(t));
+        p.representatives.retain(|r| s.reps.contains(r));
+        let dropped =
+            self.teams.len() - p.teams.len() + self.representatives.len() - p.representatives.len();
+        (dropped > 0 && dropped == live.hidden() as usize).then_some(p)
     }
     fn scope_issues(&self, live: Option<&Self>, c: &Change, s: &Scope) -> Vec<ScopeIssue> {
         let mut v = vec![];
@@ -528,8 +548,18 @@ impl Scoped for Campaign {
 }
 
 impl Scoped for ContactGroup {
-    fn in_scope(&self, _: &Scope) -> bool {
-        true
+    /// Every member in scope (a live group as a manager token reads it always is).
+    fn in_scope(&self, s: &Scope) -> bool {
+        self.shared_with
+            .keys()
+            .all(|l| s.reps.contains(l) || s.managers.contains(l))
+    }
+    fn project(&self, live: &Self, s: &Scope) -> Option<Self> {
+        let mut p = self.clone();
+        p.shared_with
+            .retain(|l, _| s.reps.contains(l) || s.managers.contains(l));
+        let dropped = self.shared_with.len() - p.shared_with.len();
+        (dropped > 0 && dropped == live.hidden() as usize).then_some(p)
     }
     /// A contact group is shared only with people in scope; the live system keeps those
     /// it shares with outside the scope (the token never sees them).
