@@ -758,6 +758,7 @@ mod tests {
                 active: true,
                 representatives: ["nobody@x.example".into()].into(),
                 teams: ["Europe/Paris".into()].into(),
+                hidden_members: None,
                 protect: false,
                 previously: None,
             },
@@ -771,6 +772,7 @@ mod tests {
                     ("ghost@x.example".into(), crate::model::Permission::View),
                 ]
                 .into(),
+                hidden_members: None,
                 protect: false,
                 previously: None,
             },

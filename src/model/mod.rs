@@ -528,6 +528,12 @@ pub struct Campaign {
     /// Paths of the teams selected for the campaign.
     #[serde(default)]
     pub teams: BTreeSet<TeamPath>,
+    /// How many of its members this token may not see (`model::rights::visible_campaign`):
+    /// set by the live system for a manager token only; never declared (the JSON Schema
+    /// leaves it out) nor stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(skip)]
+    pub hidden_members: Option<u32>,
     /// Never removed by roster while true; recorded on the live object.
     #[serde(default, skip_serializing_if = "is_false")]
     pub protect: bool,
@@ -556,6 +562,12 @@ pub struct ContactGroup {
     /// Login (representative or manager) → permission.
     #[serde(default)]
     pub shared_with: BTreeMap<Login, Permission>,
+    /// How many of its members this token may not see (`model::rights::visible_group`):
+    /// set by the live system for a manager token only; never declared (the JSON Schema
+    /// leaves it out) nor stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(skip)]
+    pub hidden_members: Option<u32>,
     /// Never removed by roster while true; recorded on the live object.
     #[serde(default, skip_serializing_if = "is_false")]
     pub protect: bool,

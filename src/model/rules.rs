@@ -647,6 +647,7 @@ mod tests {
             teams: ["Lyon".to_string(), "Paris".to_string()].into(),
             protect: false,
             previously: None,
+            hidden_members: None,
         };
         for c in [campaign("live", true), campaign("paused", false)] {
             org.campaigns.insert(c.name.clone(), c);

@@ -210,7 +210,11 @@ fn diff_kind<T: Scoped>(cx: &mut Cx) {
             create::<T>(cx, id(), d);
             continue;
         };
-        let known_same = unchanged.get(i).copied().unwrap_or(false);
+        // Under a manager token, a campaign or group declared with the members it cannot
+        // see is compared on the members it can (`Scoped::project`).
+        let projected = cx.scope.as_ref().and_then(|s| d.project(live, s));
+        let d = projected.as_ref().unwrap_or(d);
+        let known_same = unchanged.get(i).copied().unwrap_or(false) && projected.is_none();
         let live_t = live.translate(&cx.renames);
         let set_password = password_to_set(d.password(), live.password());
         if known_same || (old_key.is_none() && set_password.is_none() && d.same(&live_t)) {

@@ -65,12 +65,15 @@ pub(super) trait Object: Serialize + Clone + Sync {
 }
 
 /// The API JSON of an object without `previously` and `password` (never sent in a body:
-/// the password travels as `set_password`).
+/// the password travels as `set_password`) nor `hidden_members` (what a manager token
+/// cannot see of a live campaign or contact group: the live system keeps those members
+/// whatever a manager sends, so they are never compared nor written).
 pub(super) fn api_json<T: Serialize>(obj: &T) -> Map<String, Value> {
     match serde_json::to_value(obj) {
         Ok(Value::Object(mut m)) => {
             m.remove("previously");
             m.remove("password");
+            m.remove("hidden_members");
             m
         }
         _ => Map::new(),
@@ -281,7 +284,7 @@ object! {
 
 object! {
     Campaign: Campaign, key name in campaigns,
-    compare [name, active, representatives, teams, protect], skip [previously],
+    compare [name, active, representatives, teams, protect], skip [previously, hidden_members],
     defaults [
         active: json!(true),
         representatives: json!([]),
@@ -308,7 +311,7 @@ object! {
 
 object! {
     ContactGroup: ContactGroup, key name in contact_groups,
-    compare [name, shared_with, protect], skip [previously],
+    compare [name, shared_with, protect], skip [previously, hidden_members],
     defaults [shared_with: json!({}), protect: json!(false)],
     fn translate<'a>(&'a self, r: &Renames) -> Cow<'a, Self> {
         translated(self, r, || {

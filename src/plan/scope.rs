@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 use super::draft::{Cx, Scope};
 use super::kinds::Object;
 use super::{Action, Change, Refusal};
-use crate::model::rights::{self, RepWrite};
+use crate::model::rights::{self, Group, GroupWrite, RepWrite};
 use crate::model::rules::RuleCode;
 use crate::model::{
     Administrator, Campaign, ContactGroup, Feature, Kind, Manager, ObjectId, Observed, Org, Portal,
@@ -49,10 +49,12 @@ pub(super) fn unreadable(cx: &Cx, kind: Kind) -> bool {
 }
 
 /// A declared object with no live namesake that the token could not have seen: it may
-/// well exist, so it is reported, never created. (Portals, campaigns and contact groups
-/// are all visible: a missing one is a create, which [`check`] judges.)
+/// well exist, so it is reported, never created. (Portals are all visible: a missing one
+/// is a create, which [`check`] judges. A campaign or contact group is hidden from a
+/// manager token when it sees none of its members: one declared with a member out of
+/// scope may exist.)
 pub(super) fn unseen<T: Scoped>(cx: &Cx, declared: &T) -> bool {
-    !matches!(T::KIND, Kind::Portal | Kind::Campaign | Kind::ContactGroup) && outside(cx, declared)
+    T::KIND != Kind::Portal && outside(cx, declared)
 }
 
 /// A live object outside the token's reach.
@@ -89,6 +91,14 @@ pub(super) trait Scoped: Object {
     /// Whether a manager token's scope covers the object.
     fn in_scope(&self, _scope: &Scope) -> bool {
         false
+    }
+    /// The declared object as the token can compare it with `live` (as it reads it), when
+    /// that differs from the declaration: campaigns and contact groups drop the declared
+    /// members out of scope when they are as many as the live ones hidden from the token
+    /// (the live system keeps those; the token cannot tell them apart). Otherwise the
+    /// declaration is compared as it is, and a member out of scope is refused.
+    fn project(&self, _live: &Self, _scope: &Scope) -> Option<Self> {
+        None
     }
     /// What the token may not do in `change` of this object (`live`: as it is now,
     /// references renamed as this plan renames them).
@@ -503,47 +513,115 @@ fn declared_and_live<'a, T>(
 }
 
 impl Scoped for Campaign {
-    fn in_scope(&self, _: &Scope) -> bool {
-        true
+    /// Every member in scope (a live campaign as a manager token reads it always is).
+    fn in_scope(&self, s: &Scope) -> bool {
+        self.teams.iter().all(|t| s.team(t))
+            && self.representatives.iter().all(|r| s.reps.contains(r))
     }
-    fn scope_issues(&self, live: Option<&Self>, _: &Change, s: &Scope) -> Vec<ScopeIssue> {
+    fn project(&self, live: &Self, s: &Scope) -> Option<Self> {
+        let mut p = self.clone();
+        p.teams.retain(|t| s.team(t));
+        p.representatives.retain(|r| s.reps.contains(r));
+        let dropped =
+            self.teams.len() - p.teams.len() + self.representatives.len() - p.representatives.len();
+        (dropped > 0 && dropped == live.hidden() as usize).then_some(p)
+    }
+    fn scope_issues(&self, live: Option<&Self>, c: &Change, s: &Scope) -> Vec<ScopeIssue> {
         let mut v = vec![];
-        for (c, verb) in declared_and_live(self, live, "would select", "selects") {
+        for (x, verb) in declared_and_live(self, live, "would select", "selects") {
             v.extend(s.outside_any(
-                &c.teams,
+                &x.teams,
                 |t| s.team(t),
-                |teams| format!("campaign {} {verb} team {teams}", c.name),
+                |teams| format!("campaign {} {verb} team {teams}", x.name),
                 "/teams",
             ));
             v.extend(s.outside_any(
-                &c.representatives,
+                &x.representatives,
                 |r| s.reps.contains(r),
-                |reps| format!("campaign {} {verb} representative {reps}", c.name),
+                |reps| format!("campaign {} {verb} representative {reps}", x.name),
                 "/representatives",
             ));
         }
+        v.extend(group_rights(self, live, c, s, "/representatives"));
         v
     }
 }
 
 impl Scoped for ContactGroup {
-    fn in_scope(&self, _: &Scope) -> bool {
-        true
+    /// Every member in scope (a live group as a manager token reads it always is).
+    fn in_scope(&self, s: &Scope) -> bool {
+        self.shared_with
+            .keys()
+            .all(|l| s.reps.contains(l) || s.managers.contains(l))
     }
-    /// A contact group is written only when everyone it is shared with (before and after)
-    /// is in scope.
-    fn scope_issues(&self, live: Option<&Self>, _: &Change, s: &Scope) -> Vec<ScopeIssue> {
-        declared_and_live(self, live, "would be shared with", "is shared with")
-            .filter_map(|(g, verb)| {
-                s.outside_any(
-                    g.shared_with.keys(),
-                    |l| s.reps.contains(l) || s.managers.contains(l),
-                    |who| format!("contact group {} {verb} {who}", g.name),
-                    "/shared_with",
-                )
-            })
-            .collect()
+    fn project(&self, live: &Self, s: &Scope) -> Option<Self> {
+        let mut p = self.clone();
+        p.shared_with
+            .retain(|l, _| s.reps.contains(l) || s.managers.contains(l));
+        let dropped = self.shared_with.len() - p.shared_with.len();
+        (dropped > 0 && dropped == live.hidden() as usize).then_some(p)
     }
+    /// A contact group is shared only with people in scope; the live system keeps those
+    /// it shares with outside the scope (the token never sees them).
+    fn scope_issues(&self, live: Option<&Self>, c: &Change, s: &Scope) -> Vec<ScopeIssue> {
+        let mut v: Vec<ScopeIssue> =
+            declared_and_live(self, live, "would be shared with", "is shared with")
+                .filter_map(|(g, verb)| {
+                    s.outside_any(
+                        g.shared_with.keys(),
+                        |l| s.reps.contains(l) || s.managers.contains(l),
+                        |who| format!("contact group {} {verb} {who}", g.name),
+                        "/shared_with",
+                    )
+                })
+                .collect();
+        v.extend(group_rights(self, live, c, s, "/shared_with"));
+        v
+    }
+}
+
+/// The rights a change of a campaign or contact group needs (`model::rights`, as the
+/// server checks them): `manage_representatives` to change its members, every member
+/// in sight (no `hidden_members` live) to rename or delete it.
+fn group_rights<G: Group + Clone>(
+    d: &G,
+    live: Option<&G>,
+    c: &Change,
+    s: &Scope,
+    members: &str,
+) -> Vec<ScopeIssue> {
+    let (before, after) = match c.action {
+        Action::Create => (None, Some(d)),
+        Action::Delete => (live, None),
+        // A removal that deactivates passes the live object itself: its members stay.
+        _ => (live, Some(d)),
+    };
+    let mut v = vec![];
+    let hidden = live.map_or(0, Group::hidden);
+    for w in rights::group_writes(before, after) {
+        let what = format!("{} {}", w.verb(), c.id);
+        if w.needs_every_member() && hidden > 0 {
+            v.push(ScopeIssue {
+                pointer: String::new(),
+                message: format!(
+                    "manager {} cannot {what}: {hidden} of its members are outside its teams \
+                     ({}) (rule 6)",
+                    s.login,
+                    s.teams_list()
+                ),
+                help: "apply this change with an administrator token".into(),
+            });
+        }
+        if let Some(right) = w.right() {
+            let pointer = if w == GroupWrite::Members {
+                members
+            } else {
+                ""
+            };
+            v.extend(s.lacks(right, &what, pointer));
+        }
+    }
+    v
 }
 
 #[cfg(test)]

@@ -63,6 +63,7 @@ fn campaign(name: &str) -> Campaign {
         active: true,
         representatives: BTreeSet::new(),
         teams: BTreeSet::new(),
+        hidden_members: None,
         protect: false,
         previously: None,
     }
@@ -72,6 +73,7 @@ fn group(name: &str) -> ContactGroup {
     ContactGroup {
         name: name.into(),
         shared_with: Default::default(),
+        hidden_members: None,
         protect: false,
         previously: None,
     }

@@ -345,7 +345,12 @@ pub(crate) async fn list<T: LiveItem>(
     p: &HttpProvider,
     kind: Kind,
 ) -> Result<Vec<(String, i64, T)>, ProviderError> {
-    let known = Arc::new(known_fields::<T>());
+    let mut known = known_fields::<T>();
+    if matches!(kind, Kind::Campaign | Kind::ContactGroup) {
+        // Left out of the declaration's schema, answered to a manager token.
+        known.insert("hidden_members".to_string());
+    }
+    let known = Arc::new(known);
     let list_url = Arc::new(format!("{}/v1/{}", p.base_url(), kind.collection()));
     let mut parsing = Vec::new();
     let mut cursor: Option<String> = None;

@@ -17,7 +17,7 @@
 //! Handlers call [`authenticate`]; the engine calls [`authorize_write`] inside the
 //! write transaction, so the check sees the same state the write changes.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use rand::Rng;
 use sha2::{Digest, Sha256};
@@ -25,9 +25,11 @@ use time::OffsetDateTime;
 
 use super::domain::Obj;
 use super::problem::Problem;
-use super::store::{Db, TokenRow, Tx, rfc3339};
-use crate::model::rights::{self, RepWrite};
-use crate::model::{Feature, Kind, Manager, Principal, Representative, TeamRight};
+use super::store::{Db, StoredObject, TokenRow, Tx, rfc3339};
+use crate::model::rights::{self, Group, RepWrite};
+use crate::model::{
+    Campaign, ContactGroup, Feature, Kind, Manager, Principal, Representative, TeamRight,
+};
 
 /// The authenticated caller, with the token it used.
 #[derive(Debug, Clone)]
@@ -443,7 +445,8 @@ impl Actor {
         }
     }
 
-    /// Read visibility of one object.
+    /// Read visibility of one object (campaigns and contact groups: whether the object
+    /// is readable at all; what of it is shown is [`view`]'s).
     pub fn can_see(&self, obj: &Obj) -> bool {
         match self {
             Actor::Administrator { .. } => true,
@@ -684,45 +687,285 @@ pub async fn authorize_write(
             }
             Ok(())
         }
-        Kind::Campaign => {
-            for obj in before.iter().chain(after.iter()) {
-                let Obj::Campaign(c) = obj else { continue };
-                for t in &c.teams {
-                    if !actor.team_in_scope(t) {
+        Kind::Campaign | Kind::ContactGroup => {
+            authorize_group(actor, me, &mut Src::Tx(tx), before, after).await
+        }
+    }
+}
+
+/// Where [`Sight`] looks people up: the pool (reads) or the write's transaction.
+pub enum Src<'a> {
+    Db(&'a Db),
+    Tx(&'a mut Tx),
+}
+
+impl Src<'_> {
+    async fn get(&mut self, kind: Kind, key: &str) -> Result<Option<StoredObject>, Problem> {
+        Ok(match self {
+            Src::Db(db) => db.get(kind, key).await?,
+            Src::Tx(tx) => tx.get(kind, key).await?,
+        })
+    }
+}
+
+/// What a manager token sees of campaign and contact-group members, looked up once per
+/// login for one request.
+#[derive(Default)]
+pub struct Sight {
+    reps: HashMap<String, bool>,
+    logins: HashMap<String, bool>,
+}
+
+impl Sight {
+    /// Whether `login` is a representative of the actor's teams.
+    async fn rep(
+        &mut self,
+        actor: &Actor,
+        src: &mut Src<'_>,
+        login: &str,
+    ) -> Result<bool, Problem> {
+        if let Some(b) = self.reps.get(login) {
+            return Ok(*b);
+        }
+        let b = match src.get(Kind::Representative, login).await? {
+            Some(row) => match Obj::from_stored(Kind::Representative, &row.body)? {
+                Obj::Representative(r) => r.team.as_deref().is_some_and(|t| actor.team_in_scope(t)),
+                _ => false,
+            },
+            None => false,
+        };
+        self.reps.insert(login.to_string(), b);
+        Ok(b)
+    }
+
+    /// Whether `login` is the actor, a representative of its teams or a manager in scope
+    /// (as [`login_in_scope`]).
+    async fn login(
+        &mut self,
+        actor: &Actor,
+        src: &mut Src<'_>,
+        login: &str,
+    ) -> Result<bool, Problem> {
+        if login == actor.login() {
+            return Ok(true);
+        }
+        if let Some(b) = self.logins.get(login) {
+            return Ok(*b);
+        }
+        let mut b = self.rep(actor, src, login).await?;
+        if !b {
+            if let Some(row) = src.get(Kind::Manager, login).await? {
+                if let Obj::Manager(m) = Obj::from_stored(Kind::Manager, &row.body)? {
+                    b = actor.manager_in_scope(&m);
+                }
+            }
+        }
+        self.logins.insert(login.to_string(), b);
+        Ok(b)
+    }
+
+    /// A campaign as `actor` sees it (itself for an administrator).
+    pub async fn campaign(
+        &mut self,
+        actor: &Actor,
+        src: &mut Src<'_>,
+        c: &Campaign,
+    ) -> Result<Campaign, Problem> {
+        if actor.manager().is_none() {
+            return Ok(c.clone());
+        }
+        let mut reps = BTreeSet::new();
+        for r in &c.representatives {
+            if self.rep(actor, src, r).await? {
+                reps.insert(r.as_str());
+            }
+        }
+        Ok(rights::visible_campaign(
+            c,
+            |r| reps.contains(r),
+            |t| actor.team_in_scope(t),
+        ))
+    }
+
+    /// A contact group as `actor` sees it.
+    pub async fn group(
+        &mut self,
+        actor: &Actor,
+        src: &mut Src<'_>,
+        g: &ContactGroup,
+    ) -> Result<ContactGroup, Problem> {
+        if actor.manager().is_none() {
+            return Ok(g.clone());
+        }
+        let mut seen = BTreeSet::new();
+        for l in g.shared_with.keys() {
+            if self.login(actor, src, l).await? {
+                seen.insert(l.as_str());
+            }
+        }
+        Ok(rights::visible_group(g, |l| seen.contains(l)))
+    }
+
+    /// An object as `actor` sees it, or `None` when it may not see it at all: campaigns
+    /// and contact groups with their members out of scope left out and counted
+    /// (`hidden_members`), shown only when [`rights::shown`].
+    pub async fn view(
+        &mut self,
+        actor: &Actor,
+        src: &mut Src<'_>,
+        obj: Obj,
+    ) -> Result<Option<Obj>, Problem> {
+        if actor.manager().is_none() {
+            return Ok(Some(obj));
+        }
+        Ok(match obj {
+            Obj::Campaign(c) => {
+                let v = self.campaign(actor, src, &c).await?;
+                rights::shown(&v).then_some(Obj::Campaign(v))
+            }
+            Obj::ContactGroup(g) => {
+                let v = self.group(actor, src, &g).await?;
+                rights::shown(&v).then_some(Obj::ContactGroup(v))
+            }
+            other => actor.can_see(&other).then_some(other),
+        })
+    }
+}
+
+/// A manager's write to a campaign or contact group gets back every member of `before`
+/// it cannot see (it sets the members it sees); administrators' writes are as sent.
+pub async fn keep_hidden(
+    actor: &Actor,
+    tx: &mut Tx,
+    before: &Obj,
+    after: Obj,
+) -> Result<Obj, Problem> {
+    if actor.manager().is_none() {
+        return Ok(after);
+    }
+    let mut sight = Sight::default();
+    let src = &mut Src::Tx(tx);
+    Ok(match (before, after) {
+        (Obj::Campaign(b), Obj::Campaign(mut a)) => {
+            let view = sight.campaign(actor, src, b).await?;
+            rights::keep_hidden_campaign(&mut a, b, &view);
+            Obj::Campaign(a)
+        }
+        (Obj::ContactGroup(b), Obj::ContactGroup(mut a)) => {
+            let view = sight.group(actor, src, b).await?;
+            rights::keep_hidden_group(&mut a, b, &view);
+            Obj::ContactGroup(a)
+        }
+        (_, a) => a,
+    })
+}
+
+/// Rule 6 for a campaign or contact group: a member the token cannot see may not be
+/// added (the hidden ones it already has were kept by [`keep_hidden`]); the rights of
+/// [`rights::group_writes`], as the plan predicts them.
+async fn authorize_group(
+    actor: &Actor,
+    me: &Manager,
+    src: &mut Src<'_>,
+    before: Option<&Obj>,
+    after: Option<&Obj>,
+) -> Result<(), Problem> {
+    let mut sight = Sight::default();
+    let (what, writes) = match (before.or(after), before, after) {
+        (Some(Obj::Campaign(any)), b, a) => {
+            let (b, a) = (as_campaign(b), as_campaign(a));
+            let vb = match b {
+                Some(b) => Some(sight.campaign(actor, src, b).await?),
+                None => None,
+            };
+            let va = match a {
+                Some(a) => Some(sight.campaign(actor, src, a).await?),
+                None => None,
+            };
+            if let Some(a) = a {
+                let known = |m: &String, set: fn(&Campaign) -> &BTreeSet<String>| {
+                    b.is_some_and(|b| set(b).contains(m))
+                };
+                let seen = va.as_ref().expect("viewed above");
+                for t in a.teams.difference(&seen.teams) {
+                    if !known(t, |c| &c.teams) {
                         return Err(out_of_scope(
                             me,
-                            &format!("campaign `{}`'s team `{t}`", c.name),
+                            &format!("campaign `{}`'s team `{t}`", a.name),
                         ));
                     }
                 }
-                for l in &c.representatives {
-                    let in_scope = rep_team(tx, l)
-                        .await?
-                        .is_some_and(|t| actor.team_in_scope(&t));
-                    if !in_scope {
+                for r in a.representatives.difference(&seen.representatives) {
+                    if !known(r, |c| &c.representatives) {
                         return Err(out_of_scope(
                             me,
-                            &format!("campaign `{}`'s representative `{l}`", c.name),
+                            &format!("campaign `{}`'s representative `{r}`", a.name),
                         ));
                     }
                 }
             }
-            Ok(())
+            let hidden = vb.as_ref().map_or(0, |v| v.hidden());
+            (
+                (format!("campaign `{}`", any.name), hidden),
+                rights::group_writes(vb.as_ref(), va.as_ref()),
+            )
         }
-        Kind::ContactGroup => {
-            for obj in before.iter().chain(after.iter()) {
-                let Obj::ContactGroup(g) = obj else { continue };
-                for l in g.shared_with.keys() {
-                    if !login_in_scope(actor, tx, l).await? {
+        (Some(Obj::ContactGroup(any)), b, a) => {
+            let (b, a) = (as_group(b), as_group(a));
+            let vb = match b {
+                Some(b) => Some(sight.group(actor, src, b).await?),
+                None => None,
+            };
+            let va = match a {
+                Some(a) => Some(sight.group(actor, src, a).await?),
+                None => None,
+            };
+            if let (Some(a), Some(seen)) = (a, va.as_ref()) {
+                for l in a.shared_with.keys() {
+                    let hidden_before = b.is_some_and(|b| b.shared_with.contains_key(l));
+                    if !seen.shared_with.contains_key(l) && !hidden_before {
                         return Err(out_of_scope(
                             me,
-                            &format!("contact group `{}`'s user `{l}`", g.name),
+                            &format!("contact group `{}`'s user `{l}`", a.name),
                         ));
                     }
                 }
             }
-            Ok(())
+            let hidden = vb.as_ref().map_or(0, |v| v.hidden());
+            (
+                (format!("contact group `{}`", any.name), hidden),
+                rights::group_writes(vb.as_ref(), va.as_ref()),
+            )
         }
+        _ => return Ok(()),
+    };
+    let (name, hidden) = what;
+    for w in writes {
+        if w.needs_every_member() && hidden > 0 {
+            return Err(Problem::forbidden(format!(
+                "manager `{}` may not {} {name}: {hidden} of its members are outside its \
+                 teams; an administrator may",
+                me.login,
+                w.verb()
+            )));
+        }
+        if let Some(right) = w.right() {
+            need_right(me, right, &format!("{} {name}", w.verb()))?;
+        }
+    }
+    Ok(())
+}
+
+fn as_campaign(o: Option<&Obj>) -> Option<&Campaign> {
+    match o {
+        Some(Obj::Campaign(c)) => Some(c),
+        _ => None,
+    }
+}
+fn as_group(o: Option<&Obj>) -> Option<&ContactGroup> {
+    match o {
+        Some(Obj::ContactGroup(g)) => Some(g),
+        _ => None,
     }
 }
 

@@ -194,6 +194,11 @@ impl Obj {
             ));
         };
         map.remove("version");
+        // What a manager token could not see of a campaign or group is counted by the
+        // server, never stored: a body that sends the count back is read without it.
+        if matches!(kind, Kind::Campaign | Kind::ContactGroup) {
+            map.remove("hidden_members");
+        }
         let (mut obj, secret) = match kind {
             Kind::Portal => (Obj::Portal(parse_as(&body)?), None),
             Kind::Team => (Obj::Team(parse_as(&body)?), None),

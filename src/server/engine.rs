@@ -18,7 +18,7 @@ use futures::StreamExt;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::auth::{Actor, authorize_write, is_within, login_in_scope};
+use super::auth::{Actor, Sight, Src, authorize_write, is_within, keep_hidden, login_in_scope};
 use super::domain::{Obj, merge_patch};
 use super::problem::Problem;
 use super::store::{self, Db, StoredObject, Tx};
@@ -473,6 +473,22 @@ pub async fn run(
         };
         results.push(r);
     }
+    if actor.manager().is_some() && matches!(kind, Kind::Campaign | Kind::ContactGroup) {
+        // A manager is answered with what it may see of what it wrote.
+        let mut sight = Sight::default();
+        for d in results.iter_mut().flatten() {
+            let Some(body) = d.body.take() else { continue };
+            let version = body.get("version").and_then(Value::as_i64).unwrap_or(0);
+            let (obj, _) = Obj::parse(kind, body)?;
+            let mut src = Src::Tx(&mut tx);
+            let shown = match obj {
+                Obj::Campaign(c) => Obj::Campaign(sight.campaign(actor, &mut src, &c).await?),
+                Obj::ContactGroup(g) => Obj::ContactGroup(sight.group(actor, &mut src, &g).await?),
+                other => other,
+            };
+            d.body = Some(with_version(shown.to_body(), version));
+        }
+    }
     tx.commit().await?;
     Ok(results)
 }
@@ -648,6 +664,7 @@ async fn update(
         serde_json::from_str(&row.body).map_err(|e| Problem::internal(e.to_string()))?;
     merge_patch(&mut merged, &patch);
     let (after, _) = Obj::parse(kind, merged)?;
+    let after = keep_hidden(actor, tx, &before, after).await?;
     let v = after.check();
     if !v.is_empty() {
         return Err(Problem::validation(v).into());
@@ -986,10 +1003,23 @@ async fn delete(
         }
     }
     if !referrers.is_empty() {
-        let names: Vec<String> = referrers
-            .iter()
-            .map(|r| format!("{} `{}` ({})", r.kind, r.key, r.rel))
-            .collect();
+        // A manager is told of the referrers it may see; the others are counted.
+        let mut names: Vec<String> = Vec::new();
+        let mut unseen = 0usize;
+        let mut sight = Sight::default();
+        for r in &referrers {
+            if referrer_seen(tx, &mut sight, actor, r).await? {
+                names.push(format!("{} `{}` ({})", r.kind, r.key, r.rel));
+            } else {
+                unseen += 1;
+            }
+        }
+        if unseen > 0 {
+            names.push(format!(
+                "{unseen} object{} outside this token's teams",
+                if unseen == 1 { "" } else { "s" }
+            ));
+        }
         return Err(Problem::conflict(format!(
             "{kind} `{key}` is referred to by {}; remove those references first",
             summarize(&names)
@@ -1024,6 +1054,26 @@ async fn delete(
         status: StatusCode::NO_CONTENT,
         body: None,
     })
+}
+
+/// Whether `actor` may see the object behind a referrer (named in a `conflict`).
+async fn referrer_seen(
+    tx: &mut Tx,
+    sight: &mut Sight,
+    actor: &Actor,
+    r: &store::RefRow,
+) -> Result<bool, Fail> {
+    if actor.manager().is_none() {
+        return Ok(true);
+    }
+    let Some(kind) = Kind::from_name(&r.kind) else {
+        return Ok(false);
+    };
+    let Some(row) = tx.get(kind, &r.key).await? else {
+        return Ok(false);
+    };
+    let obj = Obj::from_stored(kind, &row.body)?;
+    Ok(sight.view(actor, &mut Src::Tx(tx), obj).await?.is_some())
 }
 
 fn summarize(items: &[String]) -> String {

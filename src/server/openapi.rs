@@ -140,6 +140,15 @@ fn components() -> Map<String, Value> {
     for kind in Kind::ALL {
         let mut s = out[type_name(kind)].clone();
         add_version(&mut s);
+        if matches!(kind, Kind::Campaign | Kind::ContactGroup) {
+            if let Some(props) = s.get_mut("properties").and_then(Value::as_object_mut) {
+                props.insert(
+                    "hidden_members".into(),
+                    json!({"type": "integer", "minimum": 1, "readOnly": true,
+                           "description": "answered to a manager token only: how many members (representatives and teams of a campaign, shared logins of a contact group) are outside its teams and left out of this object; a manager's write keeps them. Absent when there are none, and always for an administrator"}),
+                );
+            }
+        }
         out.insert(format!("{}Object", type_name(kind)), s.clone());
         out.insert(
             format!("{}Page", type_name(kind)),

@@ -18,7 +18,7 @@ use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::auth::{Actor, Permission, TokenSpec, authenticate, token_view};
+use super::auth::{Actor, Permission, Sight, Src, TokenSpec, authenticate, token_view};
 use super::domain::Obj;
 use super::engine::{self, Done, Op, with_version};
 use super::lease;
@@ -276,8 +276,11 @@ async fn list(
         }
         _ => None,
     };
-    // Managers see only the managers in their scope: filtered here, page by page.
-    let filter = matches!(actor, Actor::Manager { .. }) && kind == Kind::Manager;
+    // Managers see only the managers in their scope, and of campaigns and contact groups
+    // only their members in scope: filtered here, page by page.
+    let filter = matches!(actor, Actor::Manager { .. })
+        && matches!(kind, Kind::Manager | Kind::Campaign | Kind::ContactGroup);
+    let mut sight = Sight::default();
     if teams.is_none() && !filter {
         let page = st.db.list_text(kind, &cursor, limit).await?;
         fn split(text: &str, sep: char) -> Vec<&str> {
@@ -312,10 +315,16 @@ async fn list(
         let exhausted = (rows.len() as i64) < chunk;
         for r in rows {
             cursor = r.key.clone();
-            if filter && !actor.can_see(&Obj::from_stored(kind, &r.body)?) {
-                continue;
-            }
-            items.push((r.key.clone(), stored_item_text(&r.body, r.version)?));
+            let text = if filter {
+                let obj = Obj::from_stored(kind, &r.body)?;
+                match sight.view(&actor, &mut Src::Db(&st.db), obj).await? {
+                    Some(seen) => stored_item_text(&seen.to_body().to_string(), r.version)?,
+                    None => continue,
+                }
+            } else {
+                stored_item_text(&r.body, r.version)?
+            };
+            items.push((r.key.clone(), text));
             if items.len() >= want {
                 break;
             }
@@ -364,12 +373,22 @@ async fn get_one(
     let key = normalize_key(kind, &key);
     let missing = || Problem::not_found(format!("no {kind} `{key}`"));
     let row = st.db.get(kind, &key).await?.ok_or_else(missing)?;
-    if !actor.can_see(&Obj::from_stored(kind, &row.body)?) {
-        return Err(missing());
+    if actor.manager().is_none() {
+        return Ok(json_response(
+            StatusCode::OK,
+            &stored_item(&row.body, row.version)?,
+        ));
     }
+    let obj = Obj::from_stored(kind, &row.body)?;
+    let Some(seen) = Sight::default()
+        .view(&actor, &mut Src::Db(&st.db), obj)
+        .await?
+    else {
+        return Err(missing());
+    };
     Ok(json_response(
         StatusCode::OK,
-        &stored_item(&row.body, row.version)?,
+        &with_version(seen.to_body(), row.version),
     ))
 }
 

@@ -1,6 +1,6 @@
 //! The integration tests, one binary (one link): the CLI end to end (`reconcile`,
 //! `safety`, `validate`, `ci`, `ci_examples`, `binding`, `backup`, `target`, `docs`,
-//! `exit`, `scaleout`), the live server over HTTP (`server`), the apply lease (`lease`),
+//! `exit`, `scaleout`), the live server over HTTP (`server`, and a manager's read scope in `read_scope`), the apply lease (`lease`),
 //! tokens (`tokens`) and metrics, logs and TLS (`ops`), with their helpers in `support`;
 //! `architecture` reads the source.
 
@@ -16,6 +16,7 @@ mod docs;
 mod exit;
 mod lease;
 mod ops;
+mod read_scope;
 mod reconcile;
 mod safety;
 mod scaleout;

@@ -886,3 +886,61 @@ fn acting_as_a_manager_the_console_names_a_new_representative() {
     let plan = as_manager(&["plan", d, "--detailed-exitcode"]);
     assert_eq!(plan.code, 0, "{plan}");
 }
+
+/// A manager declares the campaigns and contact groups as it sees them (only members in
+/// its teams): against live ones that also hold members outside its teams, the plan finds
+/// no change; adding a member keeps the hidden ones (read back as administrator).
+#[test]
+fn a_manager_plans_campaigns_and_groups_with_members_it_cannot_see() {
+    let server = Server::start(&[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let acme = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/acme");
+    server.apply_ok(&acme);
+    let token = server.manager_token("tomasz.kowalski@acme.example");
+    // acme, with the campaigns and groups as tomasz (Europe/Warsaw) sees them.
+    let decl = tmp.path().join("tomasz");
+    e2e_support::copy_acme(&decl, |_, text| text);
+    std::fs::remove_file(decl.join("contact_groups.yaml")).unwrap();
+    let file = decl.join("campaigns.yaml");
+    std::fs::write(
+        &file,
+        "campaigns:\n  - name: winter-renewals\n    representatives: [anna.nowak@acme.example, adam.nowak@acme.example]\n  - name: spring-onboarding\n    active: false\n    teams: [Europe/Warsaw]\ncontact_groups:\n  - name: schools\n    shared_with:\n      tomasz.kowalski@acme.example: manage\n      anna.nowak@acme.example: connect\n      katarzyna.wisniewska@acme.example: view\n",
+    )
+    .unwrap();
+    let d = decl.to_str().unwrap();
+    let plan = server.roster_as(&token, &["plan", d, "--detailed-exitcode"], &decl);
+    assert_eq!(plan.code, 0, "no spurious change:\n{plan}");
+    edit(
+        &file,
+        "adam.nowak@acme.example]",
+        "adam.nowak@acme.example, lukasz.wojcik@acme.example]",
+    );
+    let plan = server.roster_as(&token, &["plan", d, "--detailed-exitcode"], &decl);
+    assert_eq!(plan.code, 2, "{plan}");
+    assert!(
+        plan.stdout.contains(
+            "[adam.nowak@acme.example, anna.nowak@acme.example] → [adam.nowak@acme.example, \
+             anna.nowak@acme.example, lukasz.wojcik@acme.example]"
+        ),
+        "the members tomasz sees, and only those:\n{plan}"
+    );
+    let apply = server.roster_as(&token, &["apply", d, "--auto-approve"], &decl);
+    assert_eq!(apply.code, 0, "{apply}");
+    let c = server.get("/v1/campaigns/winter-renewals");
+    assert_eq!(
+        (&c["representatives"], &c["teams"]),
+        (
+            &json!([
+                "adam.nowak@acme.example",
+                "anna.nowak@acme.example",
+                "camille.martin@acme.example",
+                "hugo.bernard@acme.example",
+                "lukasz.wojcik@acme.example"
+            ]),
+            &json!(["Europe/Lyon"])
+        ),
+        "the members outside tomasz's teams are kept"
+    );
+    let plan = server.roster_as(&token, &["plan", d, "--detailed-exitcode"], &decl);
+    assert_eq!(plan.code, 0, "converged:\n{plan}");
+}
