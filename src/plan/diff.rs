@@ -355,7 +355,7 @@ fn update<T: Scoped>(
     for (k, dv) in &dc {
         let lv = lc.get(k).unwrap_or(&Value::Null);
         if dv != lv {
-            patch.insert(k.clone(), dv.clone());
+            patch.insert(k.clone(), merge_patch_value(lv, dv));
             fields.push(field_change(k, lv, dv));
         }
     }
@@ -525,6 +525,22 @@ fn remove<T: Scoped>(cx: &mut Cx, id: ObjectId, live: &T, old_key: &str, on_remo
         }
     }
     cx.drafts.push(draft);
+}
+
+/// The PATCH value that turns `live` into `declared` under RFC 7396 (the live API's
+/// PATCH): a map (`shared_with`) names each key it drops with `null`, since a merge
+/// patch keeps every key it does not mention. Anything else is sent whole.
+fn merge_patch_value(live: &Value, declared: &Value) -> Value {
+    match (live, declared) {
+        (Value::Object(l), Value::Object(d)) => {
+            let mut out = d.clone();
+            for k in l.keys().filter(|k| !d.contains_key(*k)) {
+                out.insert(k.clone(), Value::Null);
+            }
+            Value::Object(out)
+        }
+        _ => declared.clone(),
+    }
 }
 
 #[cfg(test)]

@@ -1999,10 +1999,13 @@ fn every_kind_of_relationship_counts_as_a_removal() {
     .unwrap();
     // campaign 2 + group 1 + manager 3 + portal feature 1 + rep portal 1.
     assert_eq!(p.summary.removals, 8, "{}", render::text(&p, false));
+    // The PATCH is an RFC 7396 merge patch: the dropped share is named with `null`, or
+    // the live system would keep it (regression: a dropped share was never removed and
+    // every plan proposed the same update again).
     let g = change(&p, Kind::ContactGroup, "g");
     assert_eq!(
         g.patch.as_ref().unwrap()["shared_with"],
-        serde_json::json!({"jdoe@acme.example": "view"})
+        serde_json::json!({"ann@acme.example": null, "jdoe@acme.example": "view"})
     );
 }
 

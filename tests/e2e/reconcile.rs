@@ -544,6 +544,32 @@ fn users_take_no_seat_and_the_plan_shows_seat_usage() {
     );
 }
 
+/// Regression: a share dropped from a contact group was sent as the declared map in an
+/// RFC 7396 merge patch, which keeps every key it does not name, so the share stayed
+/// live and every plan proposed the same update again.
+#[test]
+fn a_dropped_share_is_removed_and_the_next_plan_is_empty() {
+    let server = Server::start(&[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let decl = small_copy(tmp.path());
+    server.apply_ok(&decl);
+    let org = decl.join("org.yaml");
+    let text = std::fs::read_to_string(&org).unwrap();
+    let dropped = text.replacen("      marie@acme.example: view\n", "", 1);
+    assert_ne!(dropped, text, "the fixture shares a group with marie");
+    std::fs::write(&org, dropped).unwrap();
+    server.apply_ok(&decl);
+    let groups = server.get("/v1/contact-groups");
+    let shared = &groups["items"][0]["shared_with"];
+    assert_eq!(
+        shared,
+        &serde_json::json!({"jdoe@acme.example": "connect"}),
+        "{groups}"
+    );
+    let again = server.plan_exit(&decl);
+    assert_eq!(again.code, 0, "the apply converged:\n{again}");
+}
+
 #[test]
 fn without_an_endpoint_the_embedded_live_system_is_used() {
     let tmp = tempfile::tempdir().unwrap();
