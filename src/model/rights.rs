@@ -89,6 +89,94 @@ pub fn rep_writes(
     out
 }
 
+/// The team right that writes to teams need (rule 6): creating, renaming, moving,
+/// deactivating or deleting a sub-team, or changing its description, limit or leader.
+pub const TEAM_WRITE_RIGHT: TeamRight = TeamRight::ManageSubteams;
+
+/// The team right that every write to a manager needs (seed 002: a sub-account manager
+/// adds managers only inside its own teams, never with more rights than its own).
+pub const MANAGER_WRITE_RIGHT: TeamRight = TeamRight::ManageManagers;
+
+/// Every write a manager token may make, in words, with the team right it needs: the
+/// table of `docs/api.md` ("Team rights and the writes they allow") is generated from
+/// this, and the server (`server::auth`) and the plan (`plan::scope`) ask the same
+/// functions ([`RepWrite::right`], [`GroupWrite::right`], [`TEAM_WRITE_RIGHT`],
+/// [`MANAGER_WRITE_RIGHT`]), so the table cannot drift from what is enforced.
+pub fn operations() -> Vec<(Option<TeamRight>, &'static str)> {
+    let mut out = vec![
+        (
+            Some(RepWrite::Add.right()),
+            "create a representative in its teams",
+        ),
+        (Some(RepWrite::Remove.right()), "delete a representative"),
+        (
+            Some(RepWrite::Manage("/status").right()),
+            "deactivate, reactivate or move a representative between its teams; change its \
+             e-mail, language, sign-in settings or portals",
+        ),
+        (
+            Some(RepWrite::NameOrLogin("/login").right()),
+            "change a representative's first or last name, login or user name",
+        ),
+        (
+            Some(RepWrite::Password.right()),
+            "set a representative's password",
+        ),
+        (
+            Some(TEAM_WRITE_RIGHT),
+            "create, rename, move, deactivate or delete a sub-team strictly below its own \
+             teams, or change a team's description, limit or leader (never its own \
+             assigned team's existence, name or status)",
+        ),
+        (
+            Some(MANAGER_WRITE_RIGHT),
+            "create, change or remove a manager inside its teams, with at most its own \
+             team rights and `grantable` features",
+        ),
+    ];
+    for w in [GroupWrite::Members, GroupWrite::Rename, GroupWrite::Delete] {
+        let what = match w {
+            GroupWrite::Members => {
+                "add or remove a campaign's representatives or teams, or a contact group's \
+                 shares, among the people it sees (the others are kept)"
+            }
+            GroupWrite::Rename => "rename a campaign or contact group whose every member it sees",
+            GroupWrite::Delete => "delete a campaign or contact group whose every member it sees",
+        };
+        out.push((w.right(), what));
+    }
+    out
+}
+
+/// The Markdown table of `docs/api.md`: each team right with the writes it allows a
+/// manager token, in catalogue order; rights no write needs say so.
+pub fn operations_table() -> String {
+    let ops = operations();
+    let mut out = String::from("| team right | writes it allows a manager token |\n|---|---|\n");
+    let cell = |right: Option<TeamRight>| {
+        ops.iter()
+            .filter(|(r, _)| *r == right)
+            .map(|(_, w)| *w)
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    for right in TeamRight::ALL {
+        let what = cell(Some(*right));
+        let what = if what.is_empty() {
+            "none through the API: a console permission, held and granted as declared".into()
+        } else {
+            what
+        };
+        out.push_str(&format!("| `{}` | {what} |\n", right.id()));
+    }
+    out.push_str(&format!(
+        "| (no right) | {}; turn on or off a representative's feature or `multisession` \
+         only when it is in the manager's `grantable` |\n",
+        cell(None)
+    ));
+    out
+}
+
 /// What a write to a campaign or a contact group does, as far as rule 6 goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GroupWrite {

@@ -302,7 +302,7 @@ impl Scoped for Team {
             }
         }
         v.extend(s.lacks(
-            TeamRight::ManageSubteams,
+            rights::TEAM_WRITE_RIGHT,
             &format!("change team {}", d.path),
             "",
         ));
@@ -427,7 +427,7 @@ impl Scoped for Manager {
         let mut v = vec![];
         // The live system asks for `manage_managers` on every manager write, the token's own
         // manager included.
-        if !s.rights.contains(&TeamRight::ManageManagers) {
+        if !s.rights.contains(&rights::MANAGER_WRITE_RIGHT) {
             v.push(ScopeIssue {
                 pointer: String::new(),
                 message: format!(

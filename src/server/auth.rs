@@ -596,7 +596,7 @@ pub async fn authorize_write(
                     }
                 }
             }
-            need_right(me, TeamRight::ManageSubteams, "change teams")
+            need_right(me, rights::TEAM_WRITE_RIGHT, "change teams")
         }
         Kind::Representative => {
             let (b, a) = (as_rep(before), as_rep(after));
@@ -634,7 +634,7 @@ pub async fn authorize_write(
         Kind::Manager => {
             need_right(
                 me,
-                TeamRight::ManageManagers,
+                rights::MANAGER_WRITE_RIGHT,
                 "add, change or remove managers",
             )?;
             let (b, a) = (as_manager(before), as_manager(after));

@@ -75,3 +75,29 @@ fn man_writes_a_page_for_every_command() {
     );
     assert!(!out_dir.join("roster-help.1").exists());
 }
+
+/// The right → writes table of docs/api.md is the one the catalogue generates, so the
+/// docs cannot drift from what the server enforces and the plan predicts.
+#[test]
+fn the_rights_table_of_the_api_docs_is_generated_from_the_catalogue() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/api.md");
+    let doc = std::fs::read_to_string(&path).unwrap();
+    let (start, end) = ("<!-- rights-table:start -->\n", "<!-- rights-table:end -->");
+    let from = doc.find(start).expect("the start marker") + start.len();
+    let to = doc.find(end).expect("the end marker");
+    let table = roster::model::rights::operations_table();
+    if std::env::var_os("ROSTER_UPDATE_DOCS").is_some() {
+        let updated = format!("{}{table}{}", &doc[..from], &doc[to..]);
+        std::fs::write(&path, updated).unwrap();
+        return;
+    }
+    assert_eq!(
+        &doc[from..to],
+        table,
+        "docs/api.md's rights table is stale: run `ROSTER_UPDATE_DOCS=1 cargo test --test e2e docs::`"
+    );
+    // Every right of the catalogue has its row.
+    for right in roster::model::TeamRight::ALL {
+        assert!(table.contains(&format!("| `{}` |", right.id())), "{right}");
+    }
+}
