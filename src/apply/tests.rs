@@ -44,6 +44,7 @@ pub(super) fn plan(changes: Vec<Change>) -> Plan {
         partial: None,
         refusals: vec![],
         fingerprint: BTreeMap::from([("portal/p".to_string(), 1)]),
+        server_checked: false,
     }
 }
 

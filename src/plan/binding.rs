@@ -151,6 +151,7 @@ mod tests {
             warnings: vec![],
             partial: None,
             fingerprint: Default::default(),
+            server_checked: false,
         }
     }
 

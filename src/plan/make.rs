@@ -103,6 +103,7 @@ fn stages(mut cx: Cx) -> Plan {
         partial: partial.map(|(p, _)| p),
         refusals,
         fingerprint: BTreeMap::new(),
+        server_checked: false,
     }
 }
 

@@ -158,6 +158,7 @@ fn observed(org: Org) -> Observed {
         principal: Some(Principal::Administrator {
             login: "root@acme.example".into(),
         }),
+        capabilities: Vec::new(),
     }
 }
 

@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use super::{
     counts, partial_line, password_words, pulled_in_lines, refusal_headline, refusal_objects,
-    refused_line, show, summary_line,
+    refused_line, server_check_line, show, summary_line,
 };
 use crate::model::Kind;
 use crate::plan::{Action, Change, FieldChange, Plan};
@@ -218,6 +218,9 @@ fn header(plan: &Plan) -> String {
         out.push('\n');
     }
     let _ = writeln!(out, "**{}**\n", summary_line(&plan.summary));
+    if let Some(line) = server_check_line(plan) {
+        let _ = writeln!(out, "{}\n", esc(&line));
+    }
     if plan.changes.is_empty() {
         return out;
     }
@@ -569,6 +572,7 @@ mod tests {
                 help: "use an administrator token".into(),
             }],
             fingerprint: Default::default(),
+            server_checked: false,
         }
     }
 
