@@ -707,6 +707,29 @@ fn live(
             "the {n}-change plan did not show {n} changes with exit 2"
         ));
     }
+    // The server check's cost: the same plan without it (the plan above ran it).
+    counter.reset();
+    let unchecked = roster(
+        "plan",
+        &changed,
+        proxy,
+        &["--detailed-exitcode", "--no-server-check"],
+    );
+    let share = (p.secs - unchecked.secs) / unchecked.secs.max(1e-9) * 100.0;
+    println!(
+        "  {n}-change plan without the server check: exit {:?}, {:.2}s; the check costs {share:.0}% of the plan (target ≤ 25%), {}",
+        unchecked.code,
+        unchecked.secs,
+        describe(&counter.snapshot())
+    );
+    if unchecked.code != Some(2) {
+        fail(format!(
+            "the {n}-change plan without the server check did not exit 2"
+        ));
+    }
+    if !p.stdout.contains("\"server_checked\": true") {
+        fail(format!("the {n}-change plan was not server-checked"));
+    }
     counter.reset();
     let a = roster("apply", &changed, proxy, &["--auto-approve"]);
     if !a.ok() {

@@ -167,6 +167,10 @@ pub struct SafetyArgs {
     /// Allow deleting representatives whose policy says `on_remove: delete` (loses their statistics).
     #[arg(long)]
     pub allow_delete: bool,
+    /// Skip the live system's dry run of the plan's writes (`POST /v1/plan:check`), which
+    /// otherwise reports at plan time what the apply would be refused.
+    #[arg(long, env = "ROSTER_NO_SERVER_CHECK")]
+    pub no_server_check: bool,
 }
 
 /// `--target`/`--exclude`: only part of the plan.
@@ -567,6 +571,7 @@ impl SafetyArgs {
         PlanOptions {
             allow_delete: self.allow_delete,
             force: self.force,
+            server_check: !self.no_server_check,
             filter: crate::plan::target::Filter {
                 targets: targets.target,
                 excludes: targets.exclude,

@@ -29,7 +29,7 @@ pub use report::{ApplyReport, ChangeResult, Outcome, ReportSummary, while_bar_hi
 
 use crate::model::{Kind, SecretRef, SecretValue};
 use crate::plan::{Action, Change, Plan};
-use crate::provider::{BatchOp, Provider, ProviderError};
+use crate::provider::{BatchOp, CheckOp, Provider, ProviderError};
 
 /// Most operations in one batch when the batch sets passwords.
 pub const BATCH_MAX_WITH_PASSWORDS: usize = 50;
@@ -265,6 +265,58 @@ fn prepare(
                 body: Value::Object(body),
             })
         }
+    }
+}
+
+/// The plan's writes as a dry run takes them (`Provider::check`), in plan order: the
+/// requests [`execute`] would send, one per change, without any password value (a
+/// change that sets one says so in `set_password`). An update or delete sends the
+/// version the plan read; the live system checks one of an object an earlier operation
+/// wrote against the version that write left, as the executor does.
+pub fn check_ops(plan: &Plan) -> Vec<CheckOp> {
+    plan.changes.iter().map(check_op).collect()
+}
+
+fn check_op(change: &Change) -> CheckOp {
+    let body_of = |mut body: Map<String, Value>| {
+        body.remove("password");
+        body.remove("previously");
+        if let Some(secret) = &change.set_password {
+            let mut pw = Map::new();
+            if let Some(r) = &secret.rotation {
+                pw.insert("rotation".into(), Value::String(r.clone()));
+            }
+            body.insert("password".into(), Value::Object(pw));
+        }
+        Value::Object(body)
+    };
+    let key = change.previously.clone().unwrap_or(change.id.key.clone());
+    // A change without a version follows an earlier write of its object (the deferred
+    // leader update), whose version the live system uses; 0 matches no object.
+    let if_match = change.version.unwrap_or(0);
+    let op = match change.action {
+        Action::Create => BatchOp::Create {
+            body: body_of(match &change.after {
+                Some(Value::Object(after)) => after.clone(),
+                _ => Map::new(),
+            }),
+            idempotency_key: String::new(),
+        },
+        Action::Delete => BatchOp::Delete {
+            key,
+            if_match,
+            purge_statistics: change.id.kind == Kind::Representative,
+        },
+        _ => BatchOp::Update {
+            key,
+            if_match,
+            body: body_of(change.patch.clone().unwrap_or_default()),
+        },
+    };
+    CheckOp {
+        kind: change.id.kind,
+        op,
+        set_password: change.set_password.is_some(),
     }
 }
 

@@ -45,6 +45,7 @@ pub(super) fn plan(changes: Vec<Change>) -> Plan {
         refusals: vec![],
         seats: None,
         fingerprint: BTreeMap::from([("portal/p".to_string(), 1)]),
+        server_checked: false,
     }
 }
 

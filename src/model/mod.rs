@@ -836,4 +836,7 @@ pub struct Observed {
     pub versions: BTreeMap<ObjectId, i64>,
     /// Who the token acts as; `None` when unknown.
     pub principal: Option<Principal>,
+    /// The optional parts of the api the live system has (`GET /v1/whoami`'s
+    /// `capabilities`: `plan-check`).
+    pub capabilities: Vec<String>,
 }

@@ -86,6 +86,9 @@ pub enum RuleCode {
     /// A change a partial plan keeps (`--target`) depends on one that `--exclude` leaves
     /// out.
     TargetDependency,
+    /// A change the live system's dry run of the plan (`POST /v1/plan:check`) says it
+    /// would refuse.
+    ServerCheck,
 }
 
 impl RuleCode {
@@ -117,6 +120,7 @@ impl RuleCode {
             RuleCode::Protected => "protected",
             RuleCode::RemovalThreshold => "removal-threshold",
             RuleCode::TargetDependency => "target-dependency",
+            RuleCode::ServerCheck => "server-check",
         }
     }
 }
@@ -143,6 +147,7 @@ impl RuleCode {
         RuleCode::RemovalThreshold,
         RuleCode::TargetDependency,
         RuleCode::RenameConflict,
+        RuleCode::ServerCheck,
         RuleCode::YamlSyntax,
         RuleCode::DuplicateKey,
         RuleCode::InputLimit,
@@ -213,6 +218,7 @@ impl RuleCode {
             RuleCode::TargetDependency => {
                 "A targeted change depends on a change that --exclude leaves out"
             }
+            RuleCode::ServerCheck => "The live system's dry run of the plan would refuse a change",
         }
     }
 
@@ -323,6 +329,9 @@ impl RuleCode {
                 "A partial plan (`--target`/`--exclude`) keeps a change whose dependency \
                  (the create of its team, its portal, a rename it follows) an `--exclude` \
                  leaves out. Drop that `--exclude`, or leave out the dependent change too."
+            }
+            RuleCode::ServerCheck => {
+                "The live system ran the plan's writes as a dry run (`POST /v1/plan:check`,                  rolled back) and would refuse this one: a user name held outside a manager's                  view, a right the token lacks, seats taken since the plan read the account.                  The diagnostic carries the server's problem code and detail; fix the                  declaration or the live state, or skip the check with `--no-server-check`."
             }
         }
     }

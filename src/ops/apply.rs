@@ -40,7 +40,6 @@ use crate::provider::{HttpProvider, Provider};
 use super::Exit;
 use super::connect::{Endpoint, connect};
 use super::plan::{Format, live_unreadable, make_plan, refused, render};
-use super::term::show_diagnostics;
 use super::term::{confirm, runtime, s, stderr_color, stdout_color};
 
 /// The environment variable of the testing pause.
@@ -183,8 +182,7 @@ async fn apply(
                 Ok(p) => p,
                 Err(failure) => return failure.report(),
             };
-            show_diagnostics(&planned.warnings);
-            show_diagnostics(&planned.refusals);
+            planned.show();
             let plan = planned.plan;
             show_plan(&plan, args.format);
             if plan.is_refused() {
@@ -287,8 +285,7 @@ async fn plan_under_lease(
     );
     match make_plan(&args.paths, provider, &args.safety).await {
         Ok(planned) => {
-            show_diagnostics(&planned.warnings);
-            show_diagnostics(&planned.refusals);
+            planned.show();
             show_plan(&planned.plan, args.format);
             if planned.plan.is_refused() {
                 return Err(Ok(refused(&planned.plan)));

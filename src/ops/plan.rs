@@ -91,6 +91,20 @@ pub struct Planned {
     pub observed: Observed,
     pub warnings: Vec<Diagnostic>,
     pub refusals: Vec<Diagnostic>,
+    /// One line for stderr when the server check did not run although asked for (a live
+    /// system without it, a plan too large for it, a check that failed).
+    pub check_note: Option<String>,
+}
+
+impl Planned {
+    /// Shows the warnings, the note on the server check, and the refusals on stderr.
+    pub fn show(&self) {
+        show_diagnostics(&self.warnings);
+        if let Some(note) = &self.check_note {
+            anstream::eprintln!("{note}");
+        }
+        show_diagnostics(&self.refusals);
+    }
 }
 
 /// Why no plan was made. Every variant but `Live` carries diagnostics positioned in
@@ -239,8 +253,14 @@ pub async fn make_plan<P: Provider>(
             });
         }
     };
-    let plan = plan::make(&mut desired, &observed, safety);
+    let mut plan = plan::make(&mut desired, &observed, safety);
     tracing::debug!(elapsed = ?started.elapsed(), "plan: diffed");
+    let check_note = if safety.server_check {
+        server_check(&mut plan, &observed, provider).await
+    } else {
+        None
+    };
+    tracing::debug!(elapsed = ?started.elapsed(), "plan: server check");
     let refusals: Vec<Diagnostic> = plan
         .refusals
         .iter()
@@ -272,7 +292,97 @@ pub async fn make_plan<P: Provider>(
         observed,
         warnings,
         refusals,
+        check_note,
     })
+}
+
+/// The server check: when the plan has changes and no refusal of its own, and the live
+/// system lists the `plan-check` capability, its writes are sent as a dry run
+/// (`Provider::check`) and every one the live system would refuse becomes a refusal
+/// (rule `server-check`) on the change's object, at the server's pointer. Gives the one
+/// line to show when the check was asked for but did not run.
+async fn server_check<P: Provider>(
+    plan: &mut Plan,
+    observed: &Observed,
+    provider: &P,
+) -> Option<String> {
+    if plan.is_empty() || plan.is_refused() {
+        return None;
+    }
+    if !observed
+        .capabilities
+        .iter()
+        .any(|c| c == crate::provider::PLAN_CHECK)
+    {
+        return Some(format!(
+            "note: the live system at {} has no server check (no `{}` capability); the plan \
+             is not checked against its write path",
+            provider.base_url(),
+            crate::provider::PLAN_CHECK
+        ));
+    }
+    let n = plan.changes.len();
+    if n > MAX_CHECKED_CHANGES {
+        return Some(format!(
+            "note: the plan has {n} changes, more than the {MAX_CHECKED_CHANGES} the server \
+             check takes at once; the plan is not checked against the live system's write path"
+        ));
+    }
+    let results = match provider.check(&crate::apply::check_ops(plan)).await {
+        Ok(r) => r,
+        Err(e) => {
+            return Some(format!(
+                "warning: the server check failed ({e}); the plan is not checked against the \
+                 live system's write path"
+            ));
+        }
+    };
+    for (change, r) in plan.changes.iter().zip(results) {
+        let Some(problem) = r.problem else { continue };
+        plan.refusals.push(refusal_of(change, r.status, &problem));
+    }
+    plan.refusals
+        .sort_by(|a, b| (a.rule, &a.id, &a.pointer).cmp(&(b.rule, &b.id, &b.pointer)));
+    plan.server_checked = true;
+    None
+}
+
+/// The most changes one server check takes (the live API's limit per request).
+pub const MAX_CHECKED_CHANGES: usize = 1000;
+
+/// A refusal of the server check: the change's object, the field the server named (its
+/// pointer, else the first of its `errors`; a password's `/value` is the password), the
+/// server's code, status and detail.
+fn refusal_of(
+    change: &plan::Change,
+    status: u16,
+    problem: &crate::provider::Problem,
+) -> plan::Refusal {
+    let pointer = problem
+        .pointer
+        .clone()
+        .filter(|p| !p.is_empty())
+        .or_else(|| problem.errors.first().map(|e| e.pointer.clone()))
+        .unwrap_or_default();
+    let pointer = match pointer.strip_suffix("/value") {
+        Some(p) if p == "/password" => p.to_string(),
+        _ => pointer,
+    };
+    let detail = problem.detail.clone().unwrap_or_default();
+    plan::Refusal {
+        rule: crate::model::rules::RuleCode::ServerCheck,
+        id: change.id.clone(),
+        objects: Vec::new(),
+        pointer,
+        message: format!(
+            "the live system would refuse to {}: {} ({status}): {detail}",
+            crate::apply::describe(change),
+            problem.code
+        ),
+        help: "fix the declaration (or the live state) and plan again; `--no-server-check` \
+               skips this check, and apply would then meet the same refusal"
+            .into(),
+    }
 }
 
 /// Rule 8 at plan time: every password the plan would set (creates, changed
@@ -421,18 +531,17 @@ pub fn run(opts: Options) -> anyhow::Result<Exit> {
         let result = make_plan(&opts.paths, &conn.provider, &opts.safety).await;
         let endpoint = conn.name.clone();
         conn.close().await;
+        let planned = match result {
+            Ok(p) => p,
+            Err(failure) => return failure.report(),
+        };
+        planned.show();
         let Planned {
             mut plan,
             desired,
             observed,
-            warnings,
-            refusals,
-        } = match result {
-            Ok(p) => p,
-            Err(failure) => return failure.report(),
-        };
-        show_diagnostics(&warnings);
-        show_diagnostics(&refusals);
+            ..
+        } = planned;
         // Only a saved plan records the declaration's digest: reading every file again
         // costs what a plan that is only shown need not pay.
         let digest = match &opts.out {

@@ -154,6 +154,7 @@ mod tests {
             partial: None,
             seats: None,
             fingerprint: Default::default(),
+            server_checked: false,
         }
     }
 

@@ -104,6 +104,7 @@ fn stages(mut cx: Cx) -> Plan {
         refusals,
         seats: Some(seats),
         fingerprint: BTreeMap::new(),
+        server_checked: false,
     }
 }
 

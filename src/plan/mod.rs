@@ -237,6 +237,12 @@ pub struct Plan {
     /// Absent from plans saved before roster counted them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seats: Option<SeatUsage>,
+    /// Whether the live system ran the plan's writes as a dry run (`POST /v1/plan:check`)
+    /// and would refuse none of them but those in `refusals` (rule `server-check`).
+    /// Absent: not checked (`--no-server-check`, a live system without the check, no
+    /// changes, or already refused before the check).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub server_checked: bool,
     /// `kind/key` → version of every live object read: a saved plan is refused when any
     /// of them changed (or disappeared, or a new object of a planned key appeared).
     pub fingerprint: BTreeMap<String, i64>,
@@ -291,6 +297,9 @@ pub struct PlanOptions {
     pub force: bool,
     /// `--target`/`--exclude`: only part of the plan's changes (empty: all).
     pub filter: target::Filter,
+    /// Whether `ops` asks the live system for a dry run of the finished plan (on unless
+    /// `--no-server-check`; `plan::make` itself never does I/O).
+    pub server_check: bool,
 }
 
 /// Why a safety rule refuses the plan (removal threshold, protected object, seats,

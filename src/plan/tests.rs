@@ -162,6 +162,7 @@ fn observed(org: Org) -> Observed {
         principal: Some(Principal::Administrator {
             login: "root@acme.example".into(),
         }),
+        capabilities: Vec::new(),
     }
 }
 

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 use serde_json::{Value, json};
 
-use super::{BatchOp, Problem, Provider, ProviderError};
+use super::{BatchOp, CheckOp, CheckResult, Problem, Provider, ProviderError};
 use crate::model::{Kind, Observed};
 
 /// One write the executor sent: `create`/`update`/`delete`, the object, the `If-Match`
@@ -185,5 +185,13 @@ impl Provider for MemoryProvider {
         ops: &[BatchOp],
     ) -> Result<Vec<Result<Value, ProviderError>>, ProviderError> {
         Ok(ops.iter().map(|op| self.apply(kind, op, true)).collect())
+    }
+
+    /// The in-memory system has no dry run (its `read` lists no capability, so a plan
+    /// never asks).
+    async fn check(&self, _ops: &[CheckOp]) -> Result<Vec<CheckResult>, ProviderError> {
+        Err(ProviderError::Setup(
+            "the in-memory provider has no dry run (plan-check)".into(),
+        ))
     }
 }

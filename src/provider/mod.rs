@@ -47,7 +47,7 @@ use serde_json::Value;
 
 pub use error::{Problem, ProblemItem, ProviderError};
 pub use lease::{Lease, LeaseHolder, Take};
-pub use write::BatchOp;
+pub use write::{BatchOp, CheckOp, CheckResult, PLAN_CHECK};
 
 use crate::model::{Kind, Observed};
 
@@ -92,6 +92,14 @@ pub trait Provider: Sync {
         kind: Kind,
         ops: &[BatchOp],
     ) -> impl Future<Output = Result<Vec<Result<Value, ProviderError>>, ProviderError>> + Send;
+
+    /// A dry run of a plan's writes, of every kind, in order (`POST /v1/plan:check`):
+    /// what each would get, nothing written. Only called when the live system lists
+    /// [`PLAN_CHECK`] in `Observed::capabilities`.
+    fn check(
+        &self,
+        ops: &[CheckOp],
+    ) -> impl Future<Output = Result<Vec<CheckResult>, ProviderError>> + Send;
 }
 
 /// How a request is retried.

@@ -587,16 +587,26 @@ fn collect<T>(
     Ok(out)
 }
 
-/// Who the token acts as; `None` when the server has no `/v1/whoami`.
-async fn whoami(p: &HttpProvider) -> Result<Option<Principal>, ProviderError> {
+/// What `/v1/whoami` answers: who the token acts as, and the server's capabilities.
+#[derive(serde::Deserialize)]
+struct WhoAmI {
+    #[serde(flatten)]
+    principal: Principal,
+    #[serde(default)]
+    capabilities: Vec<String>,
+}
+
+/// Who the token acts as and the server's capabilities; `None` and none when the server
+/// has no `/v1/whoami`.
+async fn whoami(p: &HttpProvider) -> Result<(Option<Principal>, Vec<String>), ProviderError> {
     match p.send(Method::GET, "/v1/whoami", None, &[]).await.result {
-        Ok((_, bytes)) => serde_json::from_slice::<Principal>(&bytes)
-            .map(Some)
+        Ok((_, bytes)) => serde_json::from_slice::<WhoAmI>(&bytes)
+            .map(|w| (Some(w.principal), w.capabilities))
             .map_err(|e| ProviderError::Unexpected {
                 url: format!("{}/v1/whoami", p.base_url()),
                 detail: format!("not a principal: {e}"),
             }),
-        Err(ProviderError::Problem(pr)) if pr.status == 404 => Ok(None),
+        Err(ProviderError::Problem(pr)) if pr.status == 404 => Ok((None, Vec::new())),
         Err(e) => Err(e),
     }
 }
@@ -614,7 +624,17 @@ async fn admins_or_forbidden(
 
 /// Reads the whole live state.
 pub(crate) async fn read(p: &HttpProvider) -> Result<Observed, ProviderError> {
-    let (account, principal, portals, teams, admins, managers, reps, campaigns, groups) = tokio::try_join!(
+    let (
+        account,
+        (principal, capabilities),
+        portals,
+        teams,
+        admins,
+        managers,
+        reps,
+        campaigns,
+        groups,
+    ) = tokio::try_join!(
         p.get_json("/v1/account"),
         whoami(p),
         list::<Portal>(p, Kind::Portal),
@@ -643,6 +663,7 @@ pub(crate) async fn read(p: &HttpProvider) -> Result<Observed, ProviderError> {
     let mut obs = Observed {
         account,
         principal,
+        capabilities,
         ..Observed::default()
     };
     let v = &mut obs.versions;

@@ -18,6 +18,8 @@ use crate::model::{Kind, Observed};
 pub enum BatchOp {
     Create {
         body: Value,
+        /// Empty in a dry run's operations (a check remembers nothing): then not sent.
+        #[serde(skip_serializing_if = "String::is_empty")]
         idempotency_key: String,
     },
     Update {
@@ -32,6 +34,28 @@ pub enum BatchOp {
         purge_statistics: bool,
     },
 }
+
+/// One operation of `POST /v1/plan:check` (a dry run): the kind, the write as a batch
+/// would send it (without a password value), and whether it would set a password.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CheckOp {
+    pub kind: Kind,
+    #[serde(flatten)]
+    pub op: BatchOp,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub set_password: bool,
+}
+
+/// What the live system answered for one operation of a dry run: the status the write
+/// would get and, when it would be refused, the problem.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckResult {
+    pub status: u16,
+    pub problem: Option<Problem>,
+}
+
+/// The capability `GET /v1/whoami` lists when the server has `POST /v1/plan:check`.
+pub const PLAN_CHECK: &str = "plan-check";
 
 fn parse_object(sent_url: String, bytes: &[u8]) -> Result<Value, ProviderError> {
     if bytes.is_empty() {
@@ -281,6 +305,42 @@ impl Provider for HttpProvider {
             Err(e) if attempts > 1 && is_problem(&e, 404) => Ok(()),
             Err(e) => Err(e),
         }
+    }
+
+    /// Sends a whole plan's writes (up to 1000) to `POST /v1/plan:check`: one result per
+    /// operation, in order. Nothing is written; transient failures are retried (a dry run
+    /// may be sent again at will).
+    async fn check(&self, ops: &[CheckOp]) -> Result<Vec<CheckResult>, ProviderError> {
+        let path = "/v1/plan:check";
+        let url = format!("{}{path}", self.base);
+        let body = json!({ "operations": ops });
+        let (_, bytes) = self
+            .send(Method::POST, path, Some(&body), &[])
+            .await
+            .result?;
+        let answer: Value = parse_object(url.clone(), &bytes)?;
+        let results = answer
+            .get("results")
+            .and_then(Value::as_array)
+            .filter(|r| r.len() == ops.len())
+            .ok_or_else(|| ProviderError::Unexpected {
+                url: url.clone(),
+                detail: format!(
+                    "a check's answer must hold `results`, one per operation ({})",
+                    ops.len()
+                ),
+            })?;
+        Ok(results
+            .iter()
+            .map(|r| {
+                let status = r.get("status").and_then(Value::as_u64).unwrap_or(0) as u16;
+                let problem = (!(200..300).contains(&status)).then(|| {
+                    let body = r.get("problem").cloned().unwrap_or(Value::Null);
+                    Problem::from_body(status, body.to_string().as_bytes())
+                });
+                CheckResult { status, problem }
+            })
+            .collect())
     }
 
     /// Sends up to 1000 operations of one kind in one request. The outer result fails

@@ -594,6 +594,15 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
     }
 }
 
+/// A key as the store holds it: logins lower case (URLs may use any case), other keys
+/// as given.
+pub fn normalize_key(kind: Kind, key: &str) -> String {
+    match kind {
+        Kind::Administrator | Kind::Manager | Kind::Representative => key.to_lowercase(),
+        _ => key.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

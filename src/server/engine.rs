@@ -299,7 +299,25 @@ impl Ctx {
     }
 }
 
+/// The stand-in a dry run stores for a password it was told would be set: never a
+/// value, never hashed, rolled back with everything else.
+const DRY_RUN_SECRET: &str = "dry-run: no password value";
+
+/// Hashes a password value, or in a dry run stands in for the hash (the check needs to
+/// know that a password is set, for `edit_rep_password`, not its value).
+async fn secret_of(value: String, dry: bool) -> Result<String, Problem> {
+    if dry {
+        Ok(DRY_RUN_SECRET.to_string())
+    } else {
+        hash_password(value).await
+    }
+}
+
 async fn prepare(kind: Kind, actor: &Actor, op: Op) -> Result<Prepared, Problem> {
+    prepare_with(kind, actor, op, false).await
+}
+
+async fn prepare_with(kind: Kind, actor: &Actor, op: Op, dry: bool) -> Result<Prepared, Problem> {
     match op {
         Op::Create {
             body,
@@ -328,7 +346,7 @@ async fn prepare(kind: Kind, actor: &Actor, op: Op) -> Result<Prepared, Problem>
                 ));
             }
             let secret = match secret {
-                Some(s) => Some(hash_password(s.0).await?),
+                Some(s) => Some(secret_of(s.0, dry).await?),
                 None => None,
             };
             Ok(Prepared::Create {
@@ -357,7 +375,7 @@ async fn prepare(kind: Kind, actor: &Actor, op: Op) -> Result<Prepared, Problem>
                 .and_then(Value::as_str)
                 .map(str::to_string);
             let secret = match value {
-                Some(v) if !v.is_empty() => Some(hash_password(v).await?),
+                Some(v) if !v.is_empty() => Some(secret_of(v, dry).await?),
                 _ => None,
             };
             Ok(Prepared::Update {
@@ -491,6 +509,131 @@ pub async fn run(
     }
     tx.commit().await?;
     Ok(results)
+}
+
+/// One operation of a dry run ([`check`]): its kind, the write, and whether it would set
+/// a password (the body carries no value: one is stood in for, so that the right to set
+/// passwords is checked).
+#[derive(Debug, Clone)]
+pub struct CheckOp {
+    pub kind: Kind,
+    pub op: Op,
+    pub set_password: bool,
+}
+
+/// The key an object has after `op` (a create's key field, a patch's new key, else the
+/// key it names): where a later operation of the same check finds the version it left.
+fn key_after(kind: Kind, op: &Op) -> Option<String> {
+    let from_body = |b: &Value| {
+        b.get(kind.key_field())
+            .and_then(Value::as_str)
+            .map(|k| super::domain::normalize_key(kind, k))
+    };
+    match op {
+        Op::Create { body, .. } => from_body(body),
+        Op::Update { key, patch, .. } => from_body(patch).or_else(|| Some(key.clone())),
+        Op::Delete { key, .. } => Some(key.clone()),
+    }
+}
+
+/// The dry run behind `POST /v1/plan:check`: runs operations of any kinds, in order,
+/// through the same write path as [`run`] (every check, rule 6 included, against the
+/// state the earlier operations left) in ONE transaction that is always rolled back:
+/// nothing is stored, audited or remembered for idempotency. An update or delete of an
+/// object an earlier operation of the check wrote is checked against the version that
+/// write left (as a client that sends each write's answered version does), so
+/// `if_match` may then be left out. One result per operation, in order.
+pub async fn check(
+    db: &Db,
+    actor: &Actor,
+    ops: Vec<CheckOp>,
+) -> Result<Vec<Result<Done, Problem>>, Problem> {
+    let mut tx = db.begin().await?;
+    let mut ctx = Ctx {
+        now: store::now_rfc3339(),
+        ..Default::default()
+    };
+    // Read ahead, per kind, what the creates and the user names need (a few queries
+    // instead of one per operation).
+    for kind in Kind::ALL {
+        let keys: Vec<String> = ops
+            .iter()
+            .filter(|o| o.kind == kind && matches!(o.op, Op::Create { .. }))
+            .filter_map(|o| key_after(kind, &o.op))
+            .collect();
+        if keys.len() > 1 {
+            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+            ctx.load_exists(&mut tx, kind, &keys).await?;
+        }
+    }
+    let names: Vec<String> = ops
+        .iter()
+        .filter(|o| o.kind == Kind::Representative)
+        .filter_map(|o| match &o.op {
+            Op::Create { body, .. } | Op::Update { patch: body, .. } => {
+                body.get("username")?.as_str().map(str::to_lowercase)
+            }
+            Op::Delete { .. } => None,
+        })
+        .collect();
+    ctx.load_usernames(&mut tx, &names).await?;
+    let mut written: HashMap<(Kind, String), i64> = HashMap::new();
+    let mut results = Vec::with_capacity(ops.len());
+    for CheckOp {
+        kind,
+        mut op,
+        set_password,
+    } in ops
+    {
+        if let Op::Update { key, if_match, .. } | Op::Delete { key, if_match, .. } = &mut op
+            && let Some(v) = written.get(&(kind, key.clone()))
+        {
+            *if_match = Some(*v);
+        }
+        if set_password {
+            stand_in_password(&mut op);
+        }
+        let after = key_after(kind, &op);
+        let deleting = matches!(op, Op::Delete { .. });
+        let r = match prepare_with(kind, actor, op, true).await {
+            Err(problem) => Err(problem),
+            Ok(p) => match exec(&mut tx, &mut ctx, actor, kind, p).await {
+                Ok(d) => Ok(d),
+                Err(Fail::Rejected(problem)) => Err(problem),
+                Err(Fail::Db(e)) => return Err(e.into()),
+            },
+        };
+        if let (Ok(d), Some(after)) = (&r, after) {
+            match d.version() {
+                Some(v) if !deleting => written.insert((kind, after), v),
+                _ => written.remove(&(kind, after)),
+            };
+        }
+        results.push(r);
+    }
+    tx.rollback().await?;
+    Ok(results)
+}
+
+/// Puts a stand-in `password.value` into a create body or a patch (a dry run is told
+/// only that a password would be set).
+fn stand_in_password(op: &mut Op) {
+    let body = match op {
+        Op::Create { body, .. } | Op::Update { patch: body, .. } => body,
+        Op::Delete { .. } => return,
+    };
+    let Some(obj) = body.as_object_mut() else {
+        return;
+    };
+    let pw = obj
+        .entry("password")
+        .or_insert_with(|| Value::Object(Default::default()));
+    if !pw.is_object() {
+        *pw = Value::Object(Default::default());
+    }
+    if let Some(pw) = pw.as_object_mut() {
+        pw.insert("value".into(), Value::String(DRY_RUN_SECRET.into()));
+    }
 }
 
 async fn exec(

@@ -211,6 +211,43 @@ fn components() -> Map<String, Value> {
             ]}}}
         }),
     );
+    let kinds: Vec<&str> = Kind::ALL.iter().map(|k| k.name()).collect();
+    let kind = json!({ "type": "string", "enum": kinds, "description": "the kind of the object (singular, snake_case)" });
+    let set_password = json!({ "type": "boolean", "description": "a password would be set with this write (its value is never sent: the right to set passwords is checked)" });
+    out.insert(
+        "PlanCheckRequest".into(),
+        json!({
+            "type": "object",
+            "required": ["operations"],
+            "additionalProperties": false,
+            "properties": { "operations": { "type": "array", "maxItems": super::MAX_BATCH, "items": { "oneOf": [
+                { "type": "object", "required": ["kind", "op", "body"], "additionalProperties": false, "properties": {
+                    "kind": kind, "op": { "const": "create" }, "body": { "type": "object" },
+                    "idempotency_key": { "type": "string", "description": "accepted and ignored: a check remembers nothing" },
+                    "set_password": set_password } },
+                { "type": "object", "required": ["kind", "op", "key", "body"], "additionalProperties": false, "properties": {
+                    "kind": kind, "op": { "const": "update" }, "key": { "type": "string" },
+                    "if_match": { "type": "integer", "description": "the version read; an object an earlier operation of the check wrote is checked against the version that write left" },
+                    "body": { "type": "object", "description": "merge patch" }, "set_password": set_password } },
+                { "type": "object", "required": ["kind", "op", "key"], "additionalProperties": false, "properties": {
+                    "kind": kind, "op": { "const": "delete" }, "key": { "type": "string" }, "if_match": { "type": "integer" }, "purge_statistics": { "type": "boolean" } } }
+            ]}}}
+        }),
+    );
+    out.insert(
+        "PlanCheckResponse".into(),
+        json!({
+            "type": "object",
+            "required": ["results"],
+            "properties": { "results": { "type": "array", "items": {
+                "type": "object", "required": ["status"],
+                "properties": {
+                    "status": { "type": "integer", "description": "the status the write would get" },
+                    "problem": { "$ref": "#/components/schemas/Problem", "description": "why the write would be refused (4xx)" }
+                }
+            }}}
+        }),
+    );
     out.insert(
         "BatchResponse".into(),
         json!({
@@ -450,7 +487,19 @@ fn paths() -> Map<String, Value> {
             "503": {"description": "not ready, with the reason", "content": {"application/json": {"schema": {"type": "object", "properties": {"status": {"type": "string", "enum": ["not ready"]}, "reason": {"type": "string"}}, "required": ["status", "reason"]}}}}
         }}}));
     p.insert("/v1/whoami".into(), json!({"get": {"operationId": "whoami", "security": auth(),
-        "responses": responses(vec![("200", json_response("who the token acts as", r("Principal"), false))], &[])}}));
+        "description": "who the token acts as (`role`, `login`), and the optional parts of the api this server has (`capabilities`: `plan-check` for POST /v1/plan:check)",
+        "responses": responses(vec![("200", json_response("who the token acts as", json!({"allOf": [r("Principal"), {"type": "object", "properties": {
+            "capabilities": {"type": "array", "items": {"type": "string"}, "description": "optional parts of the api this server has"}}}]}), false))], &[])}}));
+    p.insert("/v1/plan:check".into(), json!({"post": {"operationId": "check_plan",
+        "summary": format!("Dry run of up to {} writes of any kinds, in order, through the write path, in one transaction that is always rolled back", super::MAX_BATCH),
+        "description": "nothing is written, audited or remembered; a read token may call it; one result per operation, in order",
+        "security": auth(),
+        "requestBody": { "required": true, "content": { "application/json": { "schema": r("PlanCheckRequest") } } },
+        "responses": responses(vec![("200", json_response("one result per operation", r("PlanCheckResponse"), false))], &[
+            ("400", "malformed json or more than 1000 operations (`invalid-json`, `bad-request`)"),
+            ("413", "body too large (`payload-too-large`)"),
+            ("422", "malformed operation (`validation`, `unknown-field`)"),
+        ])}}));
     p.insert("/v1/catalog".into(), json!({"get": {"operationId": "catalog", "security": auth(),
         "responses": responses(vec![("200", json_response("rights, features and their rules", r("CatalogDoc"), false))], &[])}}));
     p.insert("/v1/account".into(), json!({

@@ -57,6 +57,16 @@ impl Problem {
         self
     }
 
+    /// Puts `prefix` before the pointers (a problem of one part of a larger body).
+    pub fn prefix_pointers(&mut self, prefix: &str) {
+        if let Some(p) = &mut self.pointer {
+            *p = format!("{prefix}{p}");
+        }
+        for e in &mut self.errors {
+            e.pointer = format!("{prefix}{}", e.pointer);
+        }
+    }
+
     pub fn bad_request(detail: impl Into<String>) -> Problem {
         Problem::new(StatusCode::BAD_REQUEST, "bad-request", detail)
     }

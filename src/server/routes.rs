@@ -13,14 +13,14 @@ use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, put};
+use axum::routing::{delete, get, post, put};
 use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::auth::{Actor, Permission, Sight, Src, TokenSpec, authenticate, token_view};
-use super::domain::Obj;
-use super::engine::{self, Done, Op, with_version};
+use super::domain::{Obj, normalize_key};
+use super::engine::{self, CheckOp, Done, Op, with_version};
 use super::lease;
 use super::problem::{Problem, from_serde};
 use super::{AppState, MAX_BATCH, MAX_LIMIT};
@@ -36,6 +36,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/v1/account", get(account_get).patch(account_patch))
         .route("/v1/catalog", get(catalog))
         .route("/v1/audit", get(audit))
+        .route("/v1/plan:check", post(plan_check))
         .route("/v1/tokens", get(tokens_list).post(tokens_create))
         .route("/v1/tokens/{id}", delete(tokens_revoke))
         .route(
@@ -160,14 +161,6 @@ fn parse_json(bytes: &[u8]) -> Result<Value, Problem> {
     }
     serde_json::from_slice(bytes)
         .map_err(|e| Problem::invalid_json(format!("the body is not valid json: {e}")))
-}
-
-/// Login keys are stored lower case; URLs may use any case.
-fn normalize_key(kind: Kind, key: &str) -> String {
-    match kind {
-        Kind::Administrator | Kind::Manager | Kind::Representative => key.to_lowercase(),
-        _ => key.to_string(),
-    }
 }
 
 fn parse_limit(q: &HashMap<String, String>) -> Result<i64, Problem> {
@@ -488,33 +481,7 @@ async fn batch(st: &AppState, headers: &HeaderMap, actor: &Actor, kind: Kind, by
     let ops = req
         .operations
         .into_iter()
-        .map(|o| match o {
-            BatchOp::Create {
-                body,
-                idempotency_key,
-            } => Op::Create {
-                body,
-                idempotency_key,
-            },
-            BatchOp::Update {
-                key,
-                if_match,
-                body,
-            } => Op::Update {
-                key: normalize_key(kind, &key),
-                if_match,
-                patch: body,
-            },
-            BatchOp::Delete {
-                key,
-                if_match,
-                purge_statistics,
-            } => Op::Delete {
-                key: normalize_key(kind, &key),
-                if_match,
-                purge_statistics,
-            },
-        })
+        .map(|o| engine_op(kind, o, true))
         .collect();
     let results = engine::run(&st.db, actor, kind, ops, lease.as_deref()).await?;
     let results: Vec<Value> = results
@@ -522,6 +489,139 @@ async fn batch(st: &AppState, headers: &HeaderMap, actor: &Actor, kind: Kind, by
         .map(|r| match r {
             Ok(d) => json!({"status": d.status.as_u16(), "body": d.body}),
             Err(p) => json!({"status": p.status.as_u16(), "body": p.to_json()}),
+        })
+        .collect();
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({ "results": results }),
+    ))
+}
+
+/// A batch's (or a check's) operation as the engine takes it; a check keeps no
+/// idempotency key (it remembers nothing).
+fn engine_op(kind: Kind, o: BatchOp, keep_idempotency: bool) -> Op {
+    match o {
+        BatchOp::Create {
+            body,
+            idempotency_key,
+        } => Op::Create {
+            body,
+            idempotency_key: idempotency_key.filter(|_| keep_idempotency),
+        },
+        BatchOp::Update {
+            key,
+            if_match,
+            body,
+        } => Op::Update {
+            key: normalize_key(kind, &key),
+            if_match,
+            patch: body,
+        },
+        BatchOp::Delete {
+            key,
+            if_match,
+            purge_statistics,
+        } => Op::Delete {
+            key: normalize_key(kind, &key),
+            if_match,
+            purge_statistics,
+        },
+    }
+}
+
+/// What `GET /v1/whoami` advertises in `capabilities`: the optional parts of the api
+/// this server has, so that a client uses them only where they exist.
+pub const CAPABILITIES: &[&str] = &[PLAN_CHECK];
+
+/// The capability of `POST /v1/plan:check`.
+pub const PLAN_CHECK: &str = "plan-check";
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CheckRequest {
+    operations: Vec<Value>,
+}
+
+/// One operation of a check: `kind`, `set_password`, and a batch operation's members.
+fn check_item(i: usize, item: Value) -> Result<CheckOp, Problem> {
+    let at = format!("/operations/{i}");
+    let Value::Object(mut obj) = item else {
+        return Err(Problem::invalid_field(
+            RuleCode::Schema,
+            &at,
+            "an operation is a json object",
+        ));
+    };
+    let kind = match obj.remove("kind") {
+        None => Err(format!("{at}/kind is missing")),
+        Some(k) => serde_json::from_value::<Kind>(k).map_err(|_| {
+            format!(
+                "{at}/kind must be one of {}",
+                Kind::ALL.map(|k| k.name()).join(", ")
+            )
+        }),
+    }
+    .map_err(|m| Problem::invalid_field(RuleCode::Schema, &format!("{at}/kind"), m))?;
+    let set_password = match obj.remove("set_password") {
+        None => false,
+        Some(Value::Bool(b)) => b,
+        Some(_) => {
+            return Err(Problem::invalid_field(
+                RuleCode::Schema,
+                &format!("{at}/set_password"),
+                "`set_password` is true or false",
+            ));
+        }
+    };
+    let op: BatchOp = serde_path_to_error::deserialize(Value::Object(obj)).map_err(|e| {
+        let mut p = from_serde(e);
+        p.prefix_pointers(&at);
+        p
+    })?;
+    Ok(CheckOp {
+        kind,
+        op: engine_op(kind, op, false),
+        set_password,
+    })
+}
+
+/// `POST /v1/plan:check`: a dry run of a whole plan's writes, of every kind, in order,
+/// in one transaction that is always rolled back (`engine::check`). A `read` token may
+/// call it: it writes nothing. Per operation: the status the write would get and, when
+/// refused, its problem.
+async fn plan_check(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Res {
+    let actor = actor(&st, &headers).await?;
+    let bytes = body_bytes(body)?;
+    if bytes.is_empty() {
+        return Err(Problem::invalid_json(
+            "the body is empty; send {\"operations\": [...]}",
+        ));
+    }
+    let de = &mut serde_json::Deserializer::from_slice(&bytes);
+    let req: CheckRequest = serde_path_to_error::deserialize(de).map_err(from_serde)?;
+    if req.operations.len() > MAX_BATCH {
+        return Err(Problem::bad_request(format!(
+            "a check holds at most {MAX_BATCH} operations, not {}; check a smaller plan",
+            req.operations.len()
+        ))
+        .with_pointer("/operations"));
+    }
+    let ops = req
+        .operations
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| check_item(i, item))
+        .collect::<Result<Vec<_>, Problem>>()?;
+    let results = engine::check(&st.db, &actor, ops).await?;
+    let results: Vec<Value> = results
+        .into_iter()
+        .map(|r| match r {
+            Ok(d) => json!({"status": d.status.as_u16()}),
+            Err(p) => json!({"status": p.status.as_u16(), "problem": p.to_json()}),
         })
         .collect();
     Ok(json_response(
@@ -595,8 +695,11 @@ async fn readyz(State(st): State<AppState>) -> Response {
 
 async fn whoami(State(st): State<AppState>, headers: HeaderMap) -> Res {
     let actor = actor(&st, &headers).await?;
-    let body =
+    let mut body =
         serde_json::to_value(actor.principal()).map_err(|e| Problem::internal(e.to_string()))?;
+    if let Some(obj) = body.as_object_mut() {
+        obj.insert("capabilities".into(), json!(CAPABILITIES));
+    }
     Ok(json_response(StatusCode::OK, &body))
 }
 

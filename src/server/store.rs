@@ -632,6 +632,14 @@ impl Tx {
         }
     }
 
+    /// Abandons the transaction: nothing it wrote is kept (a dry run).
+    pub async fn rollback(self) -> Result<(), sqlx::Error> {
+        match self {
+            Tx::Sqlite(t) => t.rollback().await,
+            Tx::Pg(t) => t.rollback().await,
+        }
+    }
+
     /// Runs a statement: whether it changed a row (a compare-and-swap that held).
     pub async fn changed(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<bool, sqlx::Error> {
         Ok(self.execute(sql, args).await? > 0)

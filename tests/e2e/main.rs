@@ -21,6 +21,7 @@ mod reconcile;
 mod safety;
 mod scaleout;
 mod server;
+mod server_check;
 mod target;
 mod tokens;
 mod validate;

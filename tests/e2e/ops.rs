@@ -247,7 +247,11 @@ fn json_access_lines_carry_the_request_ids_the_cli_sends_and_a_failed_write_name
             .find(|l| l["request_id"] == id.as_str())
             .unwrap_or_else(|| panic!("no server line for {id}:\n{}", server.log()));
         assert_eq!(line["target"], "roster::access");
-        assert_eq!(line["method"], "GET");
+        // Reads, and the plan's dry run of its writes (`POST /v1/plan:check`).
+        assert!(
+            line["method"] == "GET" || line["route"] == "/v1/plan:check",
+            "{line}"
+        );
         assert!(line["route"].as_str().unwrap().starts_with('/'), "{line}");
         assert!(
             line["status"].is_u64() && line["latency_ms"].is_number(),

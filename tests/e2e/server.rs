@@ -87,7 +87,7 @@ async fn every_resource(s: &Srv) {
     let w = s.get(a, "/v1/whoami").await;
     assert_eq!(
         w.body,
-        json!({"role": "administrator", "login": "admin@localhost"})
+        json!({"role": "administrator", "login": "admin@localhost", "capabilities": ["plan-check"]})
     );
     let c = s.get(a, "/v1/catalog").await;
     assert_eq!(c.status, 200);
@@ -845,7 +845,7 @@ async fn authorization_matrix(s: &Srv) {
     assert_eq!(s.get(&marie, "/v1/administrators").await.status, 403);
     assert_eq!(
         s.get(&marie, "/v1/whoami").await.body,
-        json!({"role": "manager", "login": "marie@acme.example"})
+        json!({"role": "manager", "login": "marie@acme.example", "capabilities": ["plan-check"]})
     );
 }
 both_backends!(authorization_matrix);

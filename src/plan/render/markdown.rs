@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use super::{
     counts, partial_line, password_words, pulled_in_lines, refusal_headline, refusal_objects,
-    refused_line, seats_line, show, summary_line,
+    refused_line, seats_line, server_check_line, show, summary_line,
 };
 use crate::model::Kind;
 use crate::plan::{Action, Change, FieldChange, Plan};
@@ -220,6 +220,9 @@ fn header(plan: &Plan) -> String {
     let _ = writeln!(out, "**{}**\n", summary_line(&plan.summary));
     if let Some(seats) = &plan.seats {
         let _ = writeln!(out, "{}\n", esc(&seats_line(seats)));
+    }
+    if let Some(line) = server_check_line(plan) {
+        let _ = writeln!(out, "{}\n", esc(&line));
     }
     if plan.changes.is_empty() {
         return out;
@@ -573,6 +576,7 @@ mod tests {
             }],
             seats: None,
             fingerprint: Default::default(),
+            server_checked: false,
         }
     }
 

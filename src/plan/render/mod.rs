@@ -50,6 +50,27 @@ pub(crate) fn refusal_headline(r: &Refusal) -> &str {
     r.message.lines().next().unwrap_or("").trim_end_matches(':')
 }
 
+/// The line saying that the live system checked the plan's writes (`Plan::server_checked`),
+/// and whether it would refuse any.
+pub(crate) fn server_check_line(plan: &super::Plan) -> Option<String> {
+    if !plan.server_checked {
+        return None;
+    }
+    let refused = plan
+        .refusals
+        .iter()
+        .filter(|r| r.rule == crate::model::rules::RuleCode::ServerCheck)
+        .count();
+    Some(if refused == 0 {
+        "Server check: the live system ran these writes as a dry run and would refuse none."
+            .to_string()
+    } else {
+        format!(
+            "Server check: the live system ran these writes as a dry run and would refuse {refused} of them."
+        )
+    })
+}
+
 /// `partial plan: N changes left out by --target/--exclude (--target …, --exclude …)`.
 pub(crate) fn partial_line(p: &Partial) -> String {
     let patterns: Vec<String> = p

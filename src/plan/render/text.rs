@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::{
     partial_line, password_words, pulled_in_lines, refusal_headline, refusal_objects, refused_line,
-    seats_line, show, summary_line,
+    seats_line, server_check_line, show, summary_line,
 };
 use crate::plan::{Action, Change, FieldChange, Plan};
 
@@ -155,6 +155,9 @@ pub fn text(plan: &Plan, color: bool) -> String {
     let _ = writeln!(out, "{}", p.bold(&summary_line(&plan.summary)));
     if let Some(seats) = &plan.seats {
         let _ = writeln!(out, "{}", seats_line(seats));
+    }
+    if let Some(line) = server_check_line(plan) {
+        let _ = writeln!(out, "{line}");
     }
     if plan.is_refused() {
         let _ = writeln!(
