@@ -59,7 +59,11 @@ impl HttpProvider {
         purpose: &str,
         ttl: Duration,
     ) -> Result<Take, ProviderError> {
-        let body = json!({"holder": holder, "purpose": purpose, "ttl_seconds": ttl.as_secs()});
+        // The id is ours, so that a retry of a take whose answer was lost gets this
+        // lease back instead of finding it held (by us).
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let body = json!({"holder": holder, "purpose": purpose, "ttl_seconds": ttl.as_secs(),
+                          "id": id});
         match self
             .send(Method::POST, "/v1/lease", Some(&body), &[])
             .await

@@ -210,6 +210,29 @@ struct TakeRequest {
     #[serde(default)]
     purpose: String,
     ttl_seconds: u64,
+    /// The handle the client chose (16–64 of `0-9A-Za-z_-`), so that a take whose answer
+    /// was lost can be retried: the same id from the same principal, while that lease
+    /// holds, answers 201 with it again instead of `lease-held`.
+    #[serde(default)]
+    id: Option<String>,
+}
+
+/// A client-chosen lease id: long enough to be unguessable, short and plain enough to
+/// sit in a path and a header.
+fn client_id(id: &str) -> Result<(), Problem> {
+    let ok = (16..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(Problem::invalid_field(
+            RuleCode::Schema,
+            "/id",
+            "`id` must be 16 to 64 characters of 0-9, A-Z, a-z, `-` and `_`",
+        ))
+    }
 }
 
 #[derive(Deserialize)]
@@ -242,9 +265,15 @@ pub(crate) async fn take(
     text_field(&req.holder, "/holder", true)?;
     text_field(&req.purpose, "/purpose", false)?;
     let ttl = ttl(req.ttl_seconds)?;
+    if let Some(id) = &req.id {
+        client_id(id)?;
+    }
     let now = now_ms();
     let row = LeaseRow {
-        id: uuid::Uuid::new_v4().simple().to_string(),
+        id: req
+            .id
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string()),
         holder: req.holder.trim().to_string(),
         purpose: req.purpose.trim().to_string(),
         principal: principal_of(&actor),
@@ -253,6 +282,15 @@ pub(crate) async fn take(
     };
     let mut tx = st.db.begin().await?;
     let before = tx.lease().await?;
+    if let Some(cur) = before.as_ref().filter(|cur| {
+        req.id.as_deref() == Some(cur.id.as_str())
+            && cur.principal == row.principal
+            && cur.expires_at > now
+    }) {
+        // A retried take whose first answer was lost: the lease is already this
+        // client's. Nothing changes, nothing is audited twice.
+        return Ok(json_response(StatusCode::CREATED, &view(cur, true)));
+    }
     if !tx.take_lease(&row).await? {
         return Err(match before {
             Some(current) => held(&current),

@@ -361,7 +361,9 @@ fn components() -> Map<String, Value> {
         json!({ "type": "object", "additionalProperties": false, "required": ["holder", "ttl_seconds"],
                 "properties": { "holder": { "type": "string", "minLength": 1, "maxLength": 200 },
                                 "purpose": { "type": "string", "maxLength": 200 },
-                                "ttl_seconds": ttl } }),
+                                "ttl_seconds": ttl,
+                                "id": { "type": "string", "pattern": "^[0-9A-Za-z_-]{16,64}$",
+                                        "description": "a handle the client chooses, so that a retried take whose answer was lost gets its own lease back (201) instead of `lease-held`" } } }),
     );
     out.insert(
         "LeaseRenewal".into(),

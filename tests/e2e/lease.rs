@@ -220,6 +220,63 @@ async fn the_lease_is_taken_renewed_released_and_expires(s: &Srv) {
 }
 both_backends!(the_lease_is_taken_renewed_released_and_expires);
 
+/// A take whose answer was lost is retried with the same client-chosen id: the retry
+/// gets the same lease (201), not `lease-held` on its own lease; someone else's take
+/// with that id, or after a release, is not a replay.
+async fn a_retried_take_gets_its_own_lease_back(s: &Srv) {
+    let a = &s.admin;
+    let id = "retry-0123456789abcdef";
+    let body = json!({"holder": "ann@ci-1 pid 1", "ttl_seconds": 60, "id": id});
+    let first = s.post(a, "/v1/lease", &body).await;
+    assert_eq!(first.status, 201, "{}", first.body);
+    assert_eq!(first.body["id"], id);
+    let again = s.post(a, "/v1/lease", &body).await;
+    assert_eq!(again.status, 201, "the retry is a replay: {}", again.body);
+    assert_eq!(
+        (&again.body["id"], &again.body["expires_at"]),
+        (&first.body["id"], &first.body["expires_at"]),
+        "the same lease, unchanged"
+    );
+    // Another holder's take is refused, even naming that id.
+    s.create(a, "teams", json!({"path": "T"})).await;
+    s.create(
+        a,
+        "managers",
+        json!({"login": "m@acme.example", "email": "m@acme.example", "name": "M",
+               "teams": ["T"], "team_rights": ["manage_representatives"]}),
+    )
+    .await;
+    let m = s.manager_token("m@acme.example").await;
+    let other = s.post(&m, "/v1/lease", &body).await;
+    assert_eq!(
+        (other.status, other.code()),
+        (409, "lease-held"),
+        "{}",
+        other.body
+    );
+    let short = s
+        .post(
+            a,
+            "/v1/lease",
+            &json!({"holder": "x", "ttl_seconds": 60, "id": "short"}),
+        )
+        .await;
+    assert_eq!(short.status, 422, "{}", short.body);
+    assert_eq!(del(s, a, &format!("/v1/lease/{id}")).await.status, 204);
+    // Taken once and released: the same id takes a new lease (audited again).
+    let after = s.post(a, "/v1/lease", &body).await;
+    assert_eq!(after.status, 201, "{}", after.body);
+    let audit = s.get(a, "/v1/audit?limit=1000").await;
+    let takes = audit.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "lease" && e["action"] == "create")
+        .count();
+    assert_eq!(takes, 2, "a replay is not audited");
+}
+both_backends!(a_retried_take_gets_its_own_lease_back);
+
 /// The lease is a row of the database: a restarted server (SQLite) still knows it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_lease_survives_a_restart() {
