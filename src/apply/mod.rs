@@ -595,4 +595,4 @@ fn skip_dependents(
 #[cfg(test)]
 mod memory_tests;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

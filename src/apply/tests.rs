@@ -12,7 +12,7 @@ use crate::plan::Summary;
 use crate::provider::testing::{MockServer, problem};
 use crate::provider::{HttpProvider, RetryPolicy};
 
-pub(super) fn change(kind: Kind, key: &str, action: Action, deps: &[usize]) -> Change {
+pub(crate) fn change(kind: Kind, key: &str, action: Action, deps: &[usize]) -> Change {
     Change {
         id: ObjectId::new(kind, key),
         action,
@@ -31,7 +31,7 @@ pub(super) fn change(kind: Kind, key: &str, action: Action, deps: &[usize]) -> C
     }
 }
 
-pub(super) fn plan(changes: Vec<Change>) -> Plan {
+pub(crate) fn plan(changes: Vec<Change>) -> Plan {
     Plan {
         format_version: 1,
         principal: None,

@@ -35,7 +35,7 @@ use anyhow::Context;
 use crate::apply::{ApplyOptions, Progress, SecretResolver};
 use crate::config::DiagnosticFormat;
 use crate::plan::{PLAN_FORMAT_VERSION, Plan, PlanOptions};
-use crate::provider::{HttpProvider, Provider};
+use crate::provider::Provider;
 
 use super::Exit;
 use super::connect::{Endpoint, connect};
@@ -133,10 +133,10 @@ pub fn run(args: Options) -> anyhow::Result<Exit> {
     })
 }
 
-async fn apply(
+async fn apply<P: Provider>(
     args: &Options,
     saved: Option<Plan>,
-    provider: &HttpProvider,
+    provider: &P,
     endpoint: &str,
 ) -> anyhow::Result<Exit> {
     let plan = match saved {
@@ -257,11 +257,11 @@ fn refuse_saved(header: &str, reasons: &[String], fix: &str) -> Exit {
 /// `ops::lease`); when another apply changed it meanwhile (the one this apply waited
 /// for), a fresh plan made again and shown (`--auto-approve`), else a refusal — the
 /// `Err` is what `apply` answers once it has released the lease.
-async fn plan_under_lease(
+async fn plan_under_lease<P: Provider>(
     args: &Options,
     plan: Plan,
-    lease: &super::lease::Guard<'_>,
-    provider: &HttpProvider,
+    lease: &super::lease::Guard<'_, P>,
+    provider: &P,
 ) -> Result<Plan, anyhow::Result<Exit>> {
     let confirmed_on_a_terminal = args.plan.is_none() && !args.auto_approve;
     let stale = lease

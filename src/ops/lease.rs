@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use crate::plan::Plan;
-use crate::provider::{HttpProvider, Lease, LeaseHolder, Provider, Take};
+use crate::provider::{Lease, LeaseHolder, Provider, Take};
 
 /// How the apply lease is taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,12 +118,12 @@ fn locked_message(h: &LeaseHolder, waited: Duration) -> String {
 /// Takes the lease for `plan` (none is needed for an empty plan), waiting up to
 /// `opts.timeout` for another holder. `None`: still held by another at the deadline; the
 /// message is printed and nothing was written.
-pub async fn acquire<'a>(
-    provider: &'a HttpProvider,
+pub async fn acquire<'a, P: Provider>(
+    provider: &'a P,
     opts: &LockOptions,
     plan: &Plan,
     purpose: &str,
-) -> anyhow::Result<Option<Guard<'a>>> {
+) -> anyhow::Result<Option<Guard<'a, P>>> {
     if plan.is_empty() {
         return Ok(Some(Guard(None)));
     }
@@ -174,8 +174,8 @@ pub async fn acquire<'a>(
     }
 }
 
-struct Held<'a> {
-    provider: &'a HttpProvider,
+struct Held<'a, P: Provider> {
+    provider: &'a P,
     lease: Lease,
     ttl: Duration,
     /// Whether another client held the lease first (and may have written meanwhile).
@@ -183,9 +183,9 @@ struct Held<'a> {
 }
 
 /// The lease while `apply` holds it (nothing for an empty plan).
-pub struct Guard<'a>(Option<Held<'a>>);
+pub struct Guard<'a, P: Provider>(Option<Held<'a, P>>);
 
-impl Guard<'_> {
+impl<P: Provider> Guard<'_, P> {
     /// Under the lease: what changed on the live system since `plan` was made (see
     /// `plan::stale`); empty when the plan is current or empty. Read only when this
     /// apply waited for the lease, or when `delayed` (a confirmation on the terminal):
@@ -239,7 +239,7 @@ impl Guard<'_> {
 /// Renews the lease every third of its time to live; never returns. A lease that is
 /// lost (expired, broken by an administrator) is said once: the writes that follow
 /// carry it and the live system refuses them.
-async fn renew(held: &Held<'_>) -> std::convert::Infallible {
+async fn renew<P: Provider>(held: &Held<'_, P>) -> std::convert::Infallible {
     let every = held.ttl / 3;
     loop {
         tokio::time::sleep(every).await;
@@ -259,45 +259,67 @@ async fn renew(held: &Held<'_>) -> std::convert::Infallible {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::provider::testing::MockServer;
-    use serde_json::json;
+    use crate::provider::memory::MemoryProvider;
 
     #[tokio::test]
     async fn the_lease_is_renewed_every_third_of_its_ttl_and_released_after_the_work() {
-        let lease = json!({"id": "L1", "holder": "me", "purpose": "p", "taken_by": "a",
-                           "acquired_at": "t0", "expires_at": "t1"});
-        let server = MockServer::start(
-            vec![],
-            Some(Box::new(move |s| match s.method.as_str() {
-                "PUT" => Some((200, vec![], lease.to_string())),
-                "DELETE" => Some((204, vec![], String::new())),
-                _ => None,
-            })),
-        )
-        .await;
-        let provider = HttpProvider::new(&server.url(), None).unwrap();
-        provider.hold_lease(Some("L1".into()));
-        let guard = Guard(Some(Held {
-            provider: &provider,
-            lease: Lease {
-                id: "L1".into(),
-                holder: h(),
-            },
+        let provider = MemoryProvider::new();
+        let plan = one_change_plan();
+        let opts = LockOptions {
+            timeout: Duration::ZERO,
             ttl: Duration::from_millis(3000),
-            waited: false,
-        }));
+        };
+        let guard = acquire(&provider, &opts, &plan, "roster apply org")
+            .await
+            .unwrap()
+            .expect("the lease is free");
+        assert_eq!(provider.held_lease().as_deref(), Some("mine"));
         let out = guard
             .around(tokio::time::sleep(Duration::from_millis(2500)))
             .await;
         assert!(out.is_ok());
-        let seen: Vec<(String, String)> = server
-            .seen()
-            .into_iter()
-            .map(|s| (s.method, s.path))
-            .collect();
-        let call = |m: &str| (m.to_string(), "/v1/lease/L1".to_string());
-        assert_eq!(seen, [call("PUT"), call("PUT"), call("DELETE")]);
-        assert_eq!(provider.lease_header(), None, "writes stop carrying it");
+        assert_eq!(
+            provider.lease_calls(),
+            ["take", "renew", "renew", "release"]
+        );
+        assert!(!provider.lease_held(), "released");
+        assert_eq!(provider.held_lease(), None, "writes stop carrying it");
+    }
+
+    /// Another client holds the lease: with no time to wait, nothing is taken and the
+    /// caller is told (`None`), and an empty plan needs no lease at all.
+    #[tokio::test]
+    async fn a_held_lease_is_not_taken_and_an_empty_plan_needs_none() {
+        let provider = MemoryProvider::new().leased_to("bob@ci-2 pid 7");
+        let opts = LockOptions {
+            timeout: Duration::ZERO,
+            ttl: Duration::from_secs(60),
+        };
+        let got = acquire(&provider, &opts, &one_change_plan(), "p")
+            .await
+            .unwrap();
+        assert!(got.is_none());
+        assert_eq!(provider.lease_calls(), ["take"]);
+        assert_eq!(provider.held_lease(), None);
+        let empty = crate::apply::tests::plan(vec![]);
+        let got = acquire(&provider, &opts, &empty, "p").await.unwrap();
+        assert!(got.is_some());
+        assert_eq!(
+            provider.lease_calls(),
+            ["take"],
+            "no call for an empty plan"
+        );
+    }
+
+    fn one_change_plan() -> Plan {
+        use crate::model::Kind;
+        use crate::plan::Action;
+        crate::apply::tests::plan(vec![crate::apply::tests::change(
+            Kind::Portal,
+            "p",
+            Action::Create,
+            &[],
+        )])
     }
 
     fn h() -> LeaseHolder {

@@ -3,9 +3,12 @@
 //! held ([`HttpProvider::hold_lease`]), so that the server refuses the writes of a
 //! client whose lease lapsed instead of letting them land under the next holder.
 //!
-//! A take whose answer was lost is retried like any request; the retry then finds the
-//! lease held (by this very client, under the same `holder` text) and reports it held:
-//! the client waits for it or stops, and the lost lease expires by itself.
+//! A take carries an id this client chose: a take whose answer was lost is retried like
+//! any request, and the server answers the retry with the same lease (201) instead of
+//! finding it held by this very client.
+//!
+//! These are the [`super::Provider`] trait's lease methods for the HTTP client
+//! (`write.rs` delegates to them); `memory.rs` has the in-memory lease.
 
 use std::time::Duration;
 
@@ -53,7 +56,7 @@ fn unexpected(url: String, e: impl std::fmt::Display) -> ProviderError {
 
 impl HttpProvider {
     /// `POST /v1/lease` for `ttl` (whole seconds).
-    pub async fn take_lease(
+    pub(super) async fn http_take_lease(
         &self,
         holder: &str,
         purpose: &str,
@@ -83,7 +86,11 @@ impl HttpProvider {
     }
 
     /// `PUT /v1/lease/{id}`: the lease now expires `ttl` from now.
-    pub async fn renew_lease(&self, id: &str, ttl: Duration) -> Result<Lease, ProviderError> {
+    pub(super) async fn http_renew_lease(
+        &self,
+        id: &str,
+        ttl: Duration,
+    ) -> Result<Lease, ProviderError> {
         let path = format!("/v1/lease/{}", super::encode_key(id));
         let body = json!({"ttl_seconds": ttl.as_secs()});
         let (_, bytes) = self
@@ -94,7 +101,7 @@ impl HttpProvider {
     }
 
     /// `DELETE /v1/lease/{id}`; a lease already gone (404) counts as released.
-    pub async fn release_lease(&self, id: &str) -> Result<(), ProviderError> {
+    pub(super) async fn http_release_lease(&self, id: &str) -> Result<(), ProviderError> {
         let path = format!("/v1/lease/{}", super::encode_key(id));
         match self.send(Method::DELETE, &path, None, &[]).await.result {
             Ok(_) => Ok(()),
@@ -105,7 +112,7 @@ impl HttpProvider {
 
     /// From now on every write (any method but GET) carries `Roster-Lease: id`; `None`
     /// stops it. Shared by the clones of this provider.
-    pub fn hold_lease(&self, id: Option<String>) {
+    pub(super) fn http_hold_lease(&self, id: Option<String>) {
         *self.lease.lock().unwrap_or_else(|e| e.into_inner()) = id;
     }
 

@@ -1,14 +1,20 @@
 //! An in-memory [`Provider`] for unit tests of the executor: objects keyed by kind and
 //! key with a version, every write recorded in order, and failures scripted per key.
 //! Nothing here speaks HTTP, so a test states what the live system holds and reads what
-//! the executor sent, without a scripted server.
+//! the executor sent, without a scripted server. The apply lease is one slot: a take
+//! succeeds when it is free, renew and release need its id, and every write records the
+//! lease it carried.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
 use serde_json::{Value, json};
 
-use super::{BatchOp, CheckOp, CheckResult, Problem, Provider, ProviderError};
+use std::time::Duration;
+
+use super::{
+    BatchOp, CheckOp, CheckResult, Lease, LeaseHolder, Problem, Provider, ProviderError, Take,
+};
 use crate::model::{Kind, Observed};
 
 /// One write the executor sent: `create`/`update`/`delete`, the object, the `If-Match`
@@ -20,6 +26,8 @@ pub struct Write {
     pub key: String,
     pub if_match: Option<i64>,
     pub batched: bool,
+    /// The lease id the write carried (`hold_lease`).
+    pub lease: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -29,6 +37,12 @@ pub struct MemoryProvider {
     /// Keys whose writes are answered with a 422.
     failing: BTreeSet<String>,
     writes: Mutex<Vec<Write>>,
+    /// The apply lease, when someone holds it: (id, holder).
+    lease: Mutex<Option<(String, String)>>,
+    /// The lease id writes carry.
+    held: Mutex<Option<String>>,
+    /// Lease calls in order: `take`, `renew`, `release`.
+    lease_calls: Mutex<Vec<&'static str>>,
 }
 
 impl MemoryProvider {
@@ -49,6 +63,40 @@ impl MemoryProvider {
     pub fn failing(mut self, key: &str) -> MemoryProvider {
         self.failing.insert(key.to_string());
         self
+    }
+
+    /// The apply lease is held by `holder` (another client).
+    pub fn leased_to(self, holder: &str) -> MemoryProvider {
+        *self.lease.lock().unwrap() = Some(("other".into(), holder.into()));
+        self
+    }
+
+    /// The lease calls so far, in order.
+    pub fn lease_calls(&self) -> Vec<&'static str> {
+        self.lease_calls.lock().unwrap().clone()
+    }
+
+    /// The lease id writes carry now (`hold_lease`).
+    pub fn held_lease(&self) -> Option<String> {
+        self.held.lock().unwrap().clone()
+    }
+
+    /// Whether someone holds the lease now.
+    pub fn lease_held(&self) -> bool {
+        self.lease.lock().unwrap().is_some()
+    }
+
+    fn lease_view(id: &str, holder: &str) -> Lease {
+        Lease {
+            id: id.into(),
+            holder: LeaseHolder {
+                holder: holder.into(),
+                purpose: String::new(),
+                taken_by: "memory".into(),
+                acquired_at: String::new(),
+                expires_at: "never".into(),
+            },
+        }
     }
 
     /// The writes received so far, in the order they arrived.
@@ -91,6 +139,7 @@ impl MemoryProvider {
             key: key.clone(),
             if_match,
             batched,
+            lease: self.held.lock().unwrap().clone(),
         });
         if self.failing.contains(&key) {
             return Err(Self::problem(
@@ -193,5 +242,43 @@ impl Provider for MemoryProvider {
         Err(ProviderError::Setup(
             "the in-memory provider has no dry run (plan-check)".into(),
         ))
+    }
+
+    async fn take_lease(
+        &self,
+        holder: &str,
+        _purpose: &str,
+        _ttl: Duration,
+    ) -> Result<Take, ProviderError> {
+        self.lease_calls.lock().unwrap().push("take");
+        let mut lease = self.lease.lock().unwrap();
+        match lease.as_ref() {
+            Some((_, other)) => Ok(Take::Held(Self::lease_view("", other).holder)),
+            None => {
+                *lease = Some(("mine".into(), holder.into()));
+                Ok(Take::Taken(Self::lease_view("mine", holder)))
+            }
+        }
+    }
+
+    async fn renew_lease(&self, id: &str, _ttl: Duration) -> Result<Lease, ProviderError> {
+        self.lease_calls.lock().unwrap().push("renew");
+        match self.lease.lock().unwrap().as_ref() {
+            Some((held, holder)) if held == id => Ok(Self::lease_view(id, holder)),
+            _ => Err(Self::problem(404, "not-found", "no such lease".into())),
+        }
+    }
+
+    async fn release_lease(&self, id: &str) -> Result<(), ProviderError> {
+        self.lease_calls.lock().unwrap().push("release");
+        let mut lease = self.lease.lock().unwrap();
+        if lease.as_ref().is_some_and(|(held, _)| held == id) {
+            *lease = None;
+        }
+        Ok(())
+    }
+
+    fn hold_lease(&self, id: Option<String>) {
+        *self.held.lock().unwrap() = id;
     }
 }

@@ -100,6 +100,27 @@ pub trait Provider: Sync {
         &self,
         ops: &[CheckOp],
     ) -> impl Future<Output = Result<Vec<CheckResult>, ProviderError>> + Send;
+
+    /// Takes the apply lease for `ttl` (`POST /v1/lease`), or says who holds it.
+    fn take_lease(
+        &self,
+        holder: &str,
+        purpose: &str,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<Take, ProviderError>> + Send;
+
+    /// The held lease `id` now expires `ttl` from now.
+    fn renew_lease(
+        &self,
+        id: &str,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<Lease, ProviderError>> + Send;
+
+    /// Releases lease `id`; one already gone counts as released.
+    fn release_lease(&self, id: &str) -> impl Future<Output = Result<(), ProviderError>> + Send;
+
+    /// From now on every write carries lease `id` (`Roster-Lease`); `None` stops it.
+    fn hold_lease(&self, id: Option<String>);
 }
 
 /// How a request is retried.

@@ -5,11 +5,13 @@
 //! lost answer may already have been done; see the module doc of `provider` for how such a
 //! write is recognised as done instead of being reported as a conflict.
 
+use std::time::Duration;
+
 use reqwest::Method;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::{HttpProvider, Problem, Provider, ProviderError, Sent, encode_key};
+use super::{HttpProvider, Lease, Problem, Provider, ProviderError, Sent, Take, encode_key};
 use crate::model::{Kind, Observed};
 
 /// One operation of `POST /v1/{collection}:batch`.
@@ -383,6 +385,27 @@ impl Provider for HttpProvider {
             out.push(self.settle(kind, op, res, attempts).await);
         }
         Ok(out)
+    }
+
+    async fn take_lease(
+        &self,
+        holder: &str,
+        purpose: &str,
+        ttl: Duration,
+    ) -> Result<Take, ProviderError> {
+        self.http_take_lease(holder, purpose, ttl).await
+    }
+
+    async fn renew_lease(&self, id: &str, ttl: Duration) -> Result<Lease, ProviderError> {
+        self.http_renew_lease(id, ttl).await
+    }
+
+    async fn release_lease(&self, id: &str) -> Result<(), ProviderError> {
+        self.http_release_lease(id).await
+    }
+
+    fn hold_lease(&self, id: Option<String>) {
+        self.http_hold_lease(id)
     }
 }
 
