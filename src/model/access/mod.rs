@@ -585,5 +585,40 @@ impl Filter {
     }
 }
 
+/// Where the organization of a report came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// The declaration files.
+    Declaration,
+    /// The live system, as the token reads it.
+    Live,
+}
+
+/// The document `roster access --format json` prints (`schemas/access.schema.json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[schemars(
+    title = "roster access report",
+    description = "Effective permissions: what each person holds in effect, and who holds each feature and team right."
+)]
+pub struct Report {
+    pub source: Source,
+    /// Whether `--login`, `--team`, `--feature` or `--right` cut the report down.
+    pub filtered: bool,
+    #[serde(flatten)]
+    pub access: Access,
+    /// Each `--expect`, judged against the whole organization (filters do not apply).
+    #[serde(default)]
+    pub expectations: Vec<expect::Outcome>,
+}
+
+/// The JSON Schema of [`Report`] (what `schemas/access.schema.json` holds).
+pub fn report_schema() -> String {
+    let schema = schemars::schema_for!(Report);
+    let mut s = serde_json::to_string_pretty(&schema).expect("a schema always serializes");
+    s.push('\n');
+    s
+}
+
 #[cfg(test)]
 mod tests;

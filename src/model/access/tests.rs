@@ -357,3 +357,39 @@ fn within_respects_segment_boundaries() {
         ["A/B/C", "A/B", "A"]
     );
 }
+
+/// The checked-in schema is current. To refresh it after changing the report types:
+/// `ROSTER_UPDATE_SCHEMAS=1 cargo test --lib model::access`.
+#[test]
+fn checked_in_access_schema_is_current() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/schemas/access.schema.json");
+    let fresh = report_schema();
+    if std::env::var_os("ROSTER_UPDATE_SCHEMAS").is_some() {
+        std::fs::write(path, &fresh).unwrap();
+    }
+    let on_disk = std::fs::read_to_string(path).unwrap_or_default();
+    assert!(
+        on_disk == fresh,
+        "schemas/access.schema.json is out of date; run \
+         `ROSTER_UPDATE_SCHEMAS=1 cargo test --lib model::access`"
+    );
+    let v: serde_json::Value = serde_json::from_str(&fresh).unwrap();
+    assert_eq!(v["$schema"], "https://json-schema.org/draft/2020-12/schema");
+    assert!(v["properties"]["representatives"].is_object(), "{v}");
+}
+
+#[test]
+fn a_report_validates_against_its_schema() {
+    let report = Report {
+        source: Source::Declaration,
+        filtered: false,
+        access: Access::of(&org()),
+        expectations: vec![judge(&Access::of(&org()), "session_replay at-most 1")],
+    };
+    let schema: serde_json::Value = serde_json::from_str(&report_schema()).unwrap();
+    let v = serde_json::to_value(&report).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = validator.iter_errors(&v).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(v["representatives"]["bob@x.example"]["multisession"], 1);
+}
