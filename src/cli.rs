@@ -374,6 +374,8 @@ pub enum SchemaKind {
     Plan,
     /// The live API (schemas/openapi.json).
     Openapi,
+    /// `roster access --format json` reports (schemas/access.schema.json).
+    Access,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -631,6 +633,7 @@ impl From<SchemaKind> for ops::schema::Schema {
             SchemaKind::Declaration => Self::Declaration,
             SchemaKind::Plan => Self::Plan,
             SchemaKind::Openapi => Self::Openapi,
+            SchemaKind::Access => Self::Access,
         }
     }
 }
