@@ -72,17 +72,30 @@ pub fn run(args: Options) -> anyhow::Result<Exit> {
         .iter()
         .map(|e| e.judge(&access, &|t| org.teams.contains_key(t)))
         .collect();
+    let filtered = !args.filter.is_empty();
     let report = Report {
         source,
-        filtered: !args.filter.is_empty(),
-        access: args.filter.apply(&access),
+        filtered,
+        // Unfiltered, the report is the whole computation, moved rather than copied.
+        access: if filtered {
+            args.filter.apply(&access)
+        } else {
+            access
+        },
         expectations,
     };
-    let text = render(&report, args.format);
-    let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes())
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    let written = match args.format {
+        // Streamed: a 100,000-person report is never held as one string.
+        Format::Json => serde_json::to_writer_pretty(&mut out, &report)
+            .map_err(std::io::Error::from)
+            .and_then(|()| out.write_all(b"\n")),
+        format => out.write_all(render(&report, format).as_bytes()),
+    };
+    written
         .and_then(|()| out.flush())
         .context("cannot write to stdout")?;
+    drop(out);
     let mut failed = 0;
     for o in report.expectations.iter().filter(|o| !o.ok) {
         anstream::eprintln!("error: expectation failed: {}", one_line(o));
@@ -90,7 +103,6 @@ pub fn run(args: Options) -> anyhow::Result<Exit> {
     }
     // The process ends right after: freeing every object one by one would only delay it.
     std::mem::forget(org);
-    std::mem::forget(access);
     std::mem::forget(report);
     Ok(if failed == 0 {
         Exit::Success

@@ -26,6 +26,7 @@ pub mod expect;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use rayon::prelude::*;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -314,13 +315,21 @@ impl Access {
             administrators: org.administrators.keys().cloned().collect(),
             ..Access::default()
         };
-        for (login, r) in &org.representatives {
-            let a = rep_access(org, r, &campaigns_by_team, &campaigns_by_rep, &groups);
+        // On every core: each representative's effect depends on nothing but the indexes.
+        let reps: Vec<(Login, RepAccess)> = org
+            .representatives
+            .par_iter()
+            .map(|(login, r)| {
+                let a = rep_access(org, r, &campaigns_by_team, &campaigns_by_rep, &groups);
+                (login.clone(), a)
+            })
+            .collect();
+        for (login, a) in &reps {
             for f in &a.features {
                 access.features.entry(*f).or_default().insert(login.clone());
             }
-            access.representatives.insert(login.clone(), a);
         }
+        access.representatives = reps.into_iter().collect();
         for (login, m) in &org.managers {
             let team_rights = closed(m.team_rights.clone(), RIGHT_REQUIRES);
             let may_grant = closed(
