@@ -7,6 +7,8 @@
 //!    config loader uses), in parallel on every core (rayon), with roster's allocator;
 //! 3. `roster validate` on the same files, as a child process: wall time and peak resident
 //!    memory (`wait4` rusage), against the targets 1.5× the floor and 400 MB;
+//!    Then `roster access --format json` (effective permissions) on the same files,
+//!    against the target 2× validate;
 //! 4. against a local `roster serve` (fresh SQLite database in a temporary directory, a
 //!    free loopback port): the first `roster apply --auto-approve` of the whole org (target
 //!    ≤ 60 s), the no-op `roster plan` (target ≤ 2× validate) and a 1,000-change plan and
@@ -504,6 +506,54 @@ fn main() {
             v.secs,
             mb(v.max_rss_kb),
             v.tail()
+        );
+    }
+
+    // 3b. access: the same declaration, effective permissions as JSON (the largest
+    // rendering) and one expectation, target <= 2x validate.
+    let mut best: Option<Run> = None;
+    for _ in 0..runs {
+        let r = run(
+            Command::new(BIN).arg("access").arg(&org).args([
+                "--format",
+                "json",
+                "--expect",
+                "reports at-least 1",
+            ]),
+            timeout,
+            logs,
+        )
+        .expect("run roster access");
+        let keep = best.as_ref().is_none_or(|b| r.secs < b.secs);
+        let stop = !r.ok();
+        if keep || stop {
+            best = Some(r);
+        }
+        if stop {
+            break;
+        }
+    }
+    let a = best.expect("at least one run");
+    if a.ok() {
+        let ratio = validate_secs.map(|v| a.secs / v);
+        println!(
+            "\n[access] roster access --format json: {:.3}s (best of {runs}), peak {:.0} MB; access / validate = {} (target <= 2x: {})",
+            a.secs,
+            mb(a.max_rss_kb),
+            ratio.map_or("n/a".into(), |r| format!("{r:.2}x")),
+            ratio.map_or("n/a", |r| verdict(r <= 2.0)),
+        );
+    } else if a.not_implemented() {
+        println!("\n[access] skipped: `roster access` is not implemented yet");
+    } else {
+        fail("roster access failed");
+        println!(
+            "\n[access] FAILED (exit {:?}{}) after {:.2}s, peak {:.0} MB:\n    {}",
+            a.code,
+            if a.timed_out { ", timed out" } else { "" },
+            a.secs,
+            mb(a.max_rss_kb),
+            a.tail()
         );
     }
 

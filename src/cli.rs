@@ -43,6 +43,9 @@ pub enum ColorChoice {
 pub enum Command {
     /// Check declaration files against the schema and the product's rules; no live system needed.
     Validate(ValidateArgs),
+    /// Effective permissions: what each person holds in effect and who holds each feature
+    /// and team right, from the declaration or the live system; `--expect` assertions for CI.
+    Access(AccessArgs),
     /// Compare the declaration with the live system and show what apply would change.
     Plan(PlanArgs),
     /// Make the live system match the declaration (or run a saved plan).
@@ -191,6 +194,87 @@ fn parse_pattern(s: &str) -> Result<crate::plan::target::Pattern, String> {
 }
 
 #[derive(Debug, Args)]
+pub struct AccessArgs {
+    /// Files or directories of the declaration (not with --live).
+    #[arg(conflicts_with = "live", required_unless_present = "live")]
+    pub paths: Vec<PathBuf>,
+    /// Read the live system (the endpoint, or the embedded one) instead of the declaration.
+    #[arg(long)]
+    pub live: bool,
+    #[command(flatten)]
+    pub endpoint: EndpointArgs,
+    /// Only people whose login matches (repeatable; `*` globs, ignoring case).
+    #[arg(long, value_name = "LOGIN", value_parser = parse_login_glob)]
+    pub login: Vec<globset::GlobMatcher>,
+    /// Only representatives of this team or a sub-team, and managers whose rights reach
+    /// it (repeatable).
+    #[arg(long, value_name = "PATH")]
+    pub team: Vec<String>,
+    /// Only this feature (repeatable; an id or a `*` glob over ids): people holding none
+    /// of the features named are left out.
+    #[arg(long, value_name = "FEATURE", value_parser = parse_features)]
+    pub feature: Vec<Ids<crate::model::Feature>>,
+    /// Only this team right (repeatable; an id or a `*` glob over ids): people holding
+    /// none of the rights named are left out.
+    #[arg(long, value_name = "RIGHT", value_parser = parse_rights)]
+    pub right: Vec<Ids<crate::model::TeamRight>>,
+    /// An assertion over the whole organization (repeatable), e.g. `session_replay
+    /// only-within Support-Tier2`, `session_replay at-most 5`, `jdoe@acme.example lacks
+    /// reports`, `feature:reports at-least 2`; exit 8 when one fails.
+    #[arg(long, value_name = "EXPECTATION", value_parser = parse_expectation)]
+    pub expect: Vec<crate::model::access::expect::Expectation>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+    pub format: PlanFormat,
+}
+
+/// The ids one `--feature` or `--right` names (one, or all a glob matches).
+#[derive(Debug, Clone)]
+pub struct Ids<T>(pub Vec<T>);
+
+fn parse_login_glob(s: &str) -> Result<globset::GlobMatcher, String> {
+    crate::model::access::Filter::login_glob(s)
+}
+
+fn parse_ids<T: Copy>(
+    s: &str,
+    all: &[T],
+    id: fn(T) -> &'static str,
+    what: &str,
+) -> Result<Ids<T>, String> {
+    let glob = globset::Glob::new(s)
+        .map_err(|e| format!("`{s}` is not a valid glob: {}", e.kind()))?
+        .compile_matcher();
+    let found: Vec<T> = all
+        .iter()
+        .copied()
+        .filter(|x| glob.is_match(id(*x)))
+        .collect();
+    if found.is_empty() {
+        let known: Vec<&str> = all.iter().map(|x| id(*x)).collect();
+        return Err(format!(
+            "`{s}` names no {what}; known: {}",
+            known.join(", ")
+        ));
+    }
+    Ok(Ids(found))
+}
+
+fn parse_features(s: &str) -> Result<Ids<crate::model::Feature>, String> {
+    use crate::model::Feature;
+    parse_ids(s, Feature::ALL, Feature::id, "feature")
+}
+
+fn parse_rights(s: &str) -> Result<Ids<crate::model::TeamRight>, String> {
+    use crate::model::TeamRight;
+    parse_ids(s, TeamRight::ALL, TeamRight::id, "team right")
+}
+
+fn parse_expectation(s: &str) -> Result<crate::model::access::expect::Expectation, String> {
+    crate::model::access::expect::Expectation::parse(s)
+}
+
+#[derive(Debug, Args)]
 pub struct PlanArgs {
     /// Files or directories of the declaration.
     #[arg(required = true)]
@@ -294,6 +378,8 @@ pub enum SchemaKind {
     Plan,
     /// The live API (schemas/openapi.json).
     Openapi,
+    /// `roster access --format json` reports (schemas/access.schema.json).
+    Access,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -459,6 +545,7 @@ impl From<Command> for ops::Command {
     fn from(c: Command) -> ops::Command {
         match c {
             Command::Validate(a) => ops::Command::Validate(a.into()),
+            Command::Access(a) => ops::Command::Access(a.into()),
             Command::Schema(a) => ops::Command::Schema(a.kind.into()),
             Command::Generate(a) => ops::Command::Generate(a.into()),
             Command::Plan(a) => ops::Command::Plan(a.into()),
@@ -550,6 +637,7 @@ impl From<SchemaKind> for ops::schema::Schema {
             SchemaKind::Declaration => Self::Declaration,
             SchemaKind::Plan => Self::Plan,
             SchemaKind::Openapi => Self::Openapi,
+            SchemaKind::Access => Self::Access,
         }
     }
 }
@@ -587,6 +675,32 @@ impl From<ValidateArgs> for ops::validate::Options {
             format: a.format.into(),
             seats: a.seats,
             ci: a.ci.into(),
+        }
+    }
+}
+
+impl From<AccessArgs> for ops::access::Options {
+    fn from(a: AccessArgs) -> Self {
+        ops::access::Options {
+            paths: a.paths,
+            live: a.live,
+            endpoint: a.endpoint.into(),
+            filter: crate::model::access::Filter {
+                logins: a.login,
+                teams: a
+                    .team
+                    .into_iter()
+                    .map(|t| t.trim_end_matches('/').to_string())
+                    .collect(),
+                features: a.feature.into_iter().flat_map(|i| i.0).collect(),
+                rights: a.right.into_iter().flat_map(|i| i.0).collect(),
+            },
+            expect: a.expect,
+            format: match a.format {
+                PlanFormat::Text => ops::access::Format::Text,
+                PlanFormat::Json => ops::access::Format::Json,
+                PlanFormat::Markdown => ops::access::Format::Markdown,
+            },
         }
     }
 }

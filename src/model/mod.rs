@@ -15,6 +15,7 @@
 //! Logins are compared ignoring case: `config` and the server lower-case them, so map keys
 //! and stored values are lower case.
 
+pub mod access;
 pub mod catalog;
 pub mod rights;
 pub mod rules;

@@ -33,6 +33,8 @@ pub enum Exit {
     ApplyFailed = 6,
     /// Another apply holds the live system's apply lease (`--lock-timeout`).
     Locked = 7,
+    /// An `access --expect` assertion failed (the report names who breaks it).
+    ExpectFailed = 8,
     /// The command line is wrong (an unknown option, a missing argument), or it would
     /// send a token over plain HTTP to a host that is not loopback (nothing was sent).
     Usage = 64,
@@ -132,6 +134,7 @@ pub fn report_error(err: &anyhow::Error) {
 #[derive(Debug)]
 pub enum Command {
     Validate(validate::Options),
+    Access(access::Options),
     Schema(schema::Schema),
     Generate(generate::Options),
     Plan(plan::Options),
@@ -158,6 +161,7 @@ pub fn run(command: Command) -> anyhow::Result<Exit> {
 fn run_command(command: Command) -> anyhow::Result<Exit> {
     match command {
         Command::Validate(o) => validate::run(o),
+        Command::Access(o) => access::run(o),
         Command::Schema(o) => schema::run(o),
         Command::Generate(o) => generate::run(o),
         Command::Plan(o) => ci::with(&o.ci.clone(), &o.paths.clone(), || plan::run(o)),
@@ -172,6 +176,7 @@ fn run_command(command: Command) -> anyhow::Result<Exit> {
     }
 }
 
+pub mod access;
 pub mod apply;
 pub mod ci;
 pub mod connect;

@@ -3,8 +3,9 @@
 //! `--kind declaration` (default) is the schema of declaration files, generated from
 //! `model::Declaration` and identical to `schemas/roster.schema.json`; `--kind plan` is the
 //! schema of saved and JSON plans (`plan::Plan`); `--kind openapi` is the live API's
-//! OpenAPI document of the reference server, identical to `schemas/openapi.json`.
-//! `cli` maps `--kind` onto [`Schema`].
+//! OpenAPI document of the reference server, identical to `schemas/openapi.json`;
+//! `--kind access` the schema of `roster access --format json`
+//! (`schemas/access.schema.json`). `cli` maps `--kind` onto [`Schema`].
 
 use std::io::Write;
 
@@ -20,6 +21,7 @@ pub enum Schema {
     Declaration,
     Plan,
     Openapi,
+    Access,
 }
 
 pub fn run(schema: Schema) -> anyhow::Result<Exit> {
@@ -27,6 +29,7 @@ pub fn run(schema: Schema) -> anyhow::Result<Exit> {
         Schema::Declaration => declaration_schema_text(),
         Schema::Plan => crate::plan::render::schema(),
         Schema::Openapi => crate::server::openapi_json(),
+        Schema::Access => crate::model::access::report_schema(),
     };
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())

@@ -6,6 +6,7 @@ use assert_cmd::Command;
 /// The commands `roster --help` lists (besides `help`).
 const COMMANDS: &[&str] = &[
     "validate",
+    "access",
     "plan",
     "apply",
     "export",

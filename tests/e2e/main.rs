@@ -1,4 +1,4 @@
-//! The integration tests, one binary (one link): the CLI end to end (`reconcile`,
+//! The integration tests, one binary (one link): the CLI end to end (`access`, `reconcile`,
 //! `safety`, `validate`, `ci`, `ci_examples`, `binding`, `backup`, `target`, `docs`,
 //! `exit`, `scaleout`), the live server over HTTP (`server`, and a manager's read scope in `read_scope`), the apply lease (`lease`),
 //! tokens (`tokens`) and metrics, logs and TLS (`ops`), with their helpers in `support`;
@@ -7,6 +7,7 @@
 #[macro_use]
 mod support;
 
+mod access;
 mod architecture;
 mod backup;
 mod binding;
