@@ -64,6 +64,7 @@ fn stages(mut cx: Cx) -> Plan {
     safety::team_deletes(&mut cx);
     safety::deleted_still_referenced(&mut cx);
     order::defer_leaders(&mut cx);
+    order::release_leaders(&mut cx);
     let cycles = order::defer_usernames(&mut cx);
     safety::username_cycles(&mut cx, &cycles);
 
