@@ -77,6 +77,7 @@ fn stages(mut cx: Cx) -> Plan {
     safety::protection(&mut cx);
     let seats = safety::seats(&mut cx);
     safety::usernames(&mut cx);
+    safety::live_login_collisions(&mut cx);
     safety::threshold(&mut cx);
 
     let mut refusals = cx.errors;
