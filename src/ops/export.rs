@@ -13,7 +13,7 @@
 //! password is only set on create or when its `rotation` changes, leaving it out changes
 //! nothing on the live system.
 
-mod yaml;
+pub mod yaml;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

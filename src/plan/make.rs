@@ -64,6 +64,7 @@ fn stages(mut cx: Cx) -> Plan {
     safety::team_deletes(&mut cx);
     safety::deleted_still_referenced(&mut cx);
     order::defer_leaders(&mut cx);
+    order::release_leaders(&mut cx);
     let cycles = order::defer_usernames(&mut cx);
     safety::username_cycles(&mut cx, &cycles);
 
@@ -76,6 +77,7 @@ fn stages(mut cx: Cx) -> Plan {
     safety::protection(&mut cx);
     let seats = safety::seats(&mut cx);
     safety::usernames(&mut cx);
+    safety::live_login_collisions(&mut cx);
     safety::threshold(&mut cx);
 
     let mut refusals = cx.errors;

@@ -1,7 +1,8 @@
 //! Deferrals, ordering and dependencies of a plan's changes (DESIGN §3).
 //!
 //! Owns every change that must wait for another one: a team's leader written after the
-//! representative it names ([`defer_leaders`]), a user name written after the change
+//! representative it names ([`defer_leaders`]), a representative moving out of a team it
+//! leads after that team's leader changes ([`release_leaders`]), a user name written after the change
 //! that frees it ([`defer_usernames`]), then the sort into phases and `depends_on`
 //! ([`order`]). Reads the drafts on the run ([`Cx`]) after the diff and the safety
 //! checks that reshape removals; hands `make` the ordered drafts (their changes with
@@ -76,9 +77,33 @@ pub(super) fn defer_leaders(cx: &mut Cx) {
             let Some(i) = d.change.fields.iter().position(|f| f.field == "leader") else {
                 continue;
             };
-            leader_fc = d.change.fields.remove(i);
-            if let Some(p) = &mut d.change.patch {
-                p.remove("leader");
+            let path = d.change.id.key.as_str();
+            // The live leader leaves the team in this plan: the team lets go of it
+            // first (leader null, which `release_leaders` puts before the move) and
+            // takes the new one once that one is written.
+            let leaving = d
+                .live_key
+                .as_ref()
+                .and_then(|k| cx.observed.org.teams.get(k))
+                .and_then(|t| t.leader.as_deref())
+                .filter(|l| {
+                    cx.desired.org.representatives.get(*l).is_none_or(|r| {
+                        let to = r.team.as_deref().unwrap_or_default();
+                        to != path && !to.starts_with(&format!("{path}/"))
+                    })
+                })
+                .map(str::to_string);
+            if let Some(live_leader) = leaving {
+                leader_fc = field_change("leader", &Value::Null, &json!(leader));
+                d.change.fields[i] = field_change("leader", &json!(live_leader), &Value::Null);
+                if let Some(p) = &mut d.change.patch {
+                    p.insert("leader".into(), Value::Null);
+                }
+            } else {
+                leader_fc = d.change.fields.remove(i);
+                if let Some(p) = &mut d.change.patch {
+                    p.remove("leader");
+                }
             }
             let empty = d.change.patch.as_ref().is_none_or(Map::is_empty)
                 && d.change.set_password.is_none()
@@ -105,6 +130,53 @@ pub(super) fn defer_leaders(cx: &mut Cx) {
         extra.push(later);
     }
     cx.drafts.extend(extra);
+}
+
+/// A representative that moves out of a team it leads live waits for the change of
+/// that team's leader: the live system refuses to move a team's leader out of the team
+/// (`409`, "change the team's leader first"), and apply runs changes without a
+/// dependency at the same time, so the teams phase alone does not put the leader change
+/// first.
+pub(super) fn release_leaders(cx: &mut Cx) {
+    let live = &cx.observed.org;
+    let mut led: HashMap<&str, Vec<&str>> = HashMap::new();
+    for (path, t) in &live.teams {
+        if let Some(l) = &t.leader {
+            led.entry(l.as_str()).or_default().push(path.as_str());
+        }
+    }
+    if led.is_empty() {
+        return;
+    }
+    let releasing: BTreeSet<String> = cx
+        .drafts
+        .iter()
+        .filter(|d| {
+            d.change.id.kind == Kind::Team
+                && !d.change.action.is_removal()
+                && d.change.fields.iter().any(|f| f.field == "leader")
+        })
+        .map(|d| d.change.id.key.clone())
+        .collect();
+    for d in &mut cx.drafts {
+        if d.change.id.kind != Kind::Representative || d.change.action.is_removal() {
+            continue;
+        }
+        let live_key = d.live_key.as_deref().unwrap_or(&d.change.id.key);
+        let Some(teams) = led.get(live_key) else {
+            continue;
+        };
+        let Some(rep) = cx.desired.org.representatives.get(&d.change.id.key) else {
+            continue;
+        };
+        let to = rep.team.as_deref().unwrap_or_default();
+        for &team in teams {
+            let stays = to == team || to.starts_with(&format!("{team}/"));
+            if !stays && releasing.contains(team) {
+                d.hard_deps.push(ObjectId::new(Kind::Team, team));
+            }
+        }
+    }
 }
 
 /// The live system holds a user name for one representative at a time (rule 2, `409

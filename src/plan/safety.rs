@@ -19,7 +19,7 @@ use super::draft::{Cx, NameCycle, field_change, parent_of};
 use super::kinds::{Object, status_patch};
 use super::{Action, Refusal, SeatUsage};
 use crate::model::rules::RuleCode;
-use crate::model::{Kind, ObjectId, Org};
+use crate::model::{Feature, Kind, ObjectId, Org};
 
 /// How many removals a threshold error lists before "and N more".
 const LISTED_REMOVALS: usize = 20;
@@ -478,6 +478,60 @@ pub(super) fn usernames(cx: &mut Cx) {
                  remove it) so that the plan accounts for it"
             ),
         });
+    }
+    cx.errors.extend(errors);
+}
+
+/// Rule 2 against the live system: a representative with `admin_center_access` whose
+/// login is that of a live administrator or manager which no file declares and this plan
+/// does not delete (`unmanaged: ignore` keeps it, with its login). The loader checks the
+/// declared ones; the live system refuses the write (`422 login-collision`), so the plan
+/// refuses it first.
+pub(super) fn live_login_collisions(cx: &mut Cx) {
+    let live = &cx.observed.org;
+    let desired = &cx.desired.org;
+    let mut errors = Vec::new();
+    for (login, r) in &desired.representatives {
+        if !r.features.contains(&Feature::AdminCenterAccess) {
+            continue;
+        }
+        let held = [
+            (
+                Kind::Administrator,
+                live.administrators.contains_key(login)
+                    && !desired.administrators.contains_key(login),
+            ),
+            (
+                Kind::Manager,
+                live.managers.contains_key(login) && !desired.managers.contains_key(login),
+            ),
+        ];
+        for (kind, held) in held {
+            if !held || cx.keys_of(kind, Action::Delete).contains(login.as_str()) {
+                continue;
+            }
+            let whose = if kind == Kind::Administrator {
+                "an administrator"
+            } else {
+                "a manager"
+            };
+            errors.push(Refusal {
+                rule: RuleCode::LoginCollision,
+                id: ObjectId::new(Kind::Representative, login.as_str()),
+                objects: vec![ObjectId::new(kind, login.as_str())],
+                pointer: "/features".into(),
+                message: format!(
+                    "`{login}` is also the login of {whose} in the live system, which no file \
+                     declares, so this representative cannot have `admin_center_access`; \
+                     nothing was written"
+                ),
+                help: format!(
+                    "leave out `admin_center_access`, use another login, or remove the {} \
+                     `{login}` from the live system",
+                    kind.name()
+                ),
+            });
+        }
     }
     cx.errors.extend(errors);
 }

@@ -2058,6 +2058,74 @@ fn the_deferred_leader_update_of_an_existing_team() {
     assert_eq!(p.changes[1].version, Some(1));
 }
 
+/// Found by the random walk (tests/e2e/walk.rs): an administrator no file declares stays
+/// live under `unmanaged: ignore` with its login, so a representative with that login and
+/// `admin_center_access` planned cleanly and the apply got `422 login-collision`. The plan
+/// refuses it; without `admin_center_access`, or once the administrator is declared gone
+/// with a delete, it plans.
+#[test]
+fn a_representative_with_the_login_of_an_undeclared_live_administrator_is_refused() {
+    let live = base().admin(admin("root@acme.example"));
+    let mut d = base();
+    let mut r = rep("root@acme.example", "Europe/Lyon");
+    r.features = feats(&[Feature::AdminCenterAccess]);
+    d.0.representatives.insert(r.login.clone(), r.clone());
+    let e = errors(&desired(d.0.clone()), &observed(live.0.clone()), opts());
+    assert_eq!(
+        e.0.iter().map(|r| r.rule).collect::<Vec<_>>(),
+        vec![RuleCode::LoginCollision],
+        "{e}"
+    );
+    assert_eq!(
+        e.0[0].id,
+        ObjectId::new(Kind::Representative, "root@acme.example")
+    );
+    assert_eq!(e.0[0].pointer, "/features");
+    // Without Admin Center access the same login is fine.
+    d.0.representatives
+        .get_mut("root@acme.example")
+        .unwrap()
+        .features = BTreeSet::new();
+    let p = plan(&desired(d.0), &observed(live.0));
+    assert_eq!(verbs(&p), vec!["create representative/root@acme.example"]);
+}
+
+/// Found by the random walk (tests/e2e/walk.rs): a leader moved out of the team it leads,
+/// the team's leader unset in the same plan, was moved at the same time as the team was
+/// written, and the live system refused the move (409: change the team's leader first).
+#[test]
+fn a_leader_moving_out_of_its_team_waits_for_the_leader_change() {
+    let mut live = base();
+    live.0.teams.get_mut("Europe/Paris").unwrap().leader = Some("jdoe@acme.example".into());
+    for next in [None, Some("ann@acme.example")] {
+        let mut d = base();
+        d.0.representatives
+            .get_mut("jdoe@acme.example")
+            .unwrap()
+            .team = Some("Europe/Lyon".into());
+        if let Some(l) = next {
+            d.0.representatives.get_mut(l).unwrap().team = Some("Europe/Paris".into());
+        }
+        d.0.teams.get_mut("Europe/Paris").unwrap().leader = next.map(str::to_string);
+        let p = plan(&desired(d.0), &observed(live.0.clone()));
+        let team = p
+            .changes
+            .iter()
+            .position(|c| c.id.kind == Kind::Team && c.id.key == "Europe/Paris")
+            .expect("the team's leader changes");
+        let jdoe = p
+            .changes
+            .iter()
+            .position(|c| c.id.key == "jdoe@acme.example")
+            .expect("jdoe moves");
+        assert!(
+            p.changes[jdoe].depends_on.contains(&team),
+            "leader {next:?}: {:?}",
+            verbs(&p)
+        );
+    }
+}
+
 #[test]
 fn renames_cascade_versions_and_keys_like_the_live_system() {
     // Europe → EU (rename); Europe/Lyon → France/Lyon (move, under the renamed parent);

@@ -1,7 +1,8 @@
 //! The integration tests, one binary (one link): the CLI end to end (`access`, `reconcile`,
 //! `safety`, `validate`, `ci`, `ci_examples`, `binding`, `backup`, `target`, `docs`,
 //! `exit`, `scaleout`), the live server over HTTP (`server`, and a manager's read scope in `read_scope`), the apply lease (`lease`),
-//! tokens (`tokens`) and metrics, logs and TLS (`ops`), with their helpers in `support`;
+//! tokens (`tokens`), metrics, logs and TLS (`ops`), a random walk of valid edits (`walk`:
+//! the plan predicts the apply), with their helpers in `support`;
 //! `architecture` reads the source.
 
 #[macro_use]
@@ -26,3 +27,4 @@ mod server_check;
 mod target;
 mod tokens;
 mod validate;
+mod walk;
