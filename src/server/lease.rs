@@ -34,7 +34,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::auth::{Actor, authenticate};
+use super::auth::{Actor, authenticate, login_in_scope};
 use super::problem::{Problem, from_serde};
 use super::store::{LeaseRow, Tx, now_rfc3339};
 use crate::model::rules::RuleCode;
@@ -67,12 +67,34 @@ fn principal_of(actor: &Actor) -> String {
     }
 }
 
-/// The lease as shown: with its `id` only to the client that holds it.
-fn view(row: &LeaseRow, with_id: bool) -> Value {
-    let taken_by = row
-        .principal
+/// Who took the lease, by login (what the audit log records).
+fn taker(row: &LeaseRow) -> &str {
+    row.principal
         .split_once(':')
-        .map_or(row.principal.as_str(), |(_, login)| login);
+        .map_or(row.principal.as_str(), |(_, login)| login)
+}
+
+/// Who took the lease, as `actor` may learn it (rule 6: a manager token learns no login
+/// outside its teams): the login for an administrator, for the taker itself and for a
+/// manager in the actor's scope; otherwise only what kind of account took it.
+async fn taker_for(actor: &Actor, tx: &mut Tx, row: &LeaseRow) -> Result<String, Problem> {
+    let login = taker(row);
+    if actor.manager().is_none() || row.principal == principal_of(actor) {
+        return Ok(login.to_string());
+    }
+    if row.principal.starts_with("administrator:") {
+        return Ok("an administrator".into());
+    }
+    Ok(if login_in_scope(actor, tx, login).await? {
+        login.to_string()
+    } else {
+        "a manager of other teams".into()
+    })
+}
+
+/// The lease as shown (`taken_by` as [`taker_for`] gives it): with its `id` only to the
+/// client that holds it.
+fn view(row: &LeaseRow, with_id: bool, taken_by: &str) -> Value {
     let mut v = json!({
         "holder": row.holder,
         "purpose": row.purpose,
@@ -96,7 +118,15 @@ fn json_response(status: StatusCode, body: &Value) -> Response {
 }
 
 /// 409 `lease-held`: who holds it and until when (also as the `lease` member).
-fn held(row: &LeaseRow) -> Problem {
+async fn held(actor: &Actor, tx: &mut Tx, row: &LeaseRow) -> Problem {
+    match taker_for(actor, tx, row).await {
+        Ok(taken_by) => held_as(row, &taken_by),
+        Err(p) => p,
+    }
+}
+
+/// [`held`] with `taken_by` as the asker may see it.
+fn held_as(row: &LeaseRow, taken_by: &str) -> Problem {
     let purpose = if row.purpose.is_empty() {
         String::new()
     } else {
@@ -111,7 +141,7 @@ fn held(row: &LeaseRow) -> Problem {
             rfc3339_ms(row.expires_at)
         ),
     );
-    p.lease = Some(view(row, false));
+    p.lease = Some(view(row, false, taken_by));
     p
 }
 
@@ -188,7 +218,7 @@ async fn audit(
     before: Option<&LeaseRow>,
     after: Option<&LeaseRow>,
 ) -> Result<(), Problem> {
-    let text = |r: Option<&LeaseRow>| r.map(|r| view(r, false).to_string());
+    let text = |r: Option<&LeaseRow>| r.map(|r| view(r, false, taker(r)).to_string());
     tx.audit(
         &now_rfc3339(),
         actor.login(),
@@ -243,10 +273,18 @@ struct RenewRequest {
 
 /// `GET /v1/lease`: the current holder (without the id), or 404 when the lease is free.
 pub(crate) async fn get(State(st): State<AppState>, headers: HeaderMap) -> Res {
-    actor(&st, &headers).await?;
+    let actor = actor(&st, &headers).await?;
     match st.db.lease().await? {
         Some(row) if row.expires_at > now_ms() => {
-            Ok(json_response(StatusCode::OK, &view(&row, false)))
+            let taken_by = if actor.manager().is_some() {
+                let mut tx = st.db.begin().await?;
+                let t = taker_for(&actor, &mut tx, &row).await?;
+                tx.rollback().await?;
+                t
+            } else {
+                taker(&row).to_string()
+            };
+            Ok(json_response(StatusCode::OK, &view(&row, false, &taken_by)))
         }
         _ => Err(Problem::not_found("nobody holds the apply lease")),
     }
@@ -289,17 +327,23 @@ pub(crate) async fn take(
     }) {
         // A retried take whose first answer was lost: the lease is already this
         // client's. Nothing changes, nothing is audited twice.
-        return Ok(json_response(StatusCode::CREATED, &view(cur, true)));
+        return Ok(json_response(
+            StatusCode::CREATED,
+            &view(cur, true, taker(cur)),
+        ));
     }
     if !tx.take_lease(&row).await? {
         return Err(match before {
-            Some(current) => held(&current),
+            Some(current) => held(&actor, &mut tx, &current).await,
             None => Problem::internal("the lease was neither free nor held"),
         });
     }
     audit(&mut tx, &actor, "create", &row, before.as_ref(), Some(&row)).await?;
     tx.commit().await?;
-    Ok(json_response(StatusCode::CREATED, &view(&row, true)))
+    Ok(json_response(
+        StatusCode::CREATED,
+        &view(&row, true, taker(&row)),
+    ))
 }
 
 /// `PUT /v1/lease/{id}`: extends the holder's unexpired lease by `ttl_seconds` from now.
@@ -318,7 +362,7 @@ pub(crate) async fn renew(
     let mut tx = st.db.begin().await?;
     let row = match tx.lease().await? {
         Some(r) if r.id == id => r,
-        Some(r) if r.expires_at > now => return Err(held(&r)),
+        Some(r) if r.expires_at > now => return Err(held(&actor, &mut tx, &r).await),
         _ => {
             return Err(Problem::not_found(
                 "no such apply lease: it was released, or it expired and was taken again",
@@ -345,7 +389,10 @@ pub(crate) async fn renew(
         expires_at: now + ttl,
         ..row
     };
-    Ok(json_response(StatusCode::OK, &view(&renewed, true)))
+    Ok(json_response(
+        StatusCode::OK,
+        &view(&renewed, true, taker(&renewed)),
+    ))
 }
 
 /// `DELETE /v1/lease/{id}`: the holder releases its lease (an administrator may release
@@ -459,10 +506,11 @@ mod tests {
             acquired_at: 0,
             expires_at: 60_000,
         };
-        assert_eq!(view(&row, true)["id"], "abc");
-        assert!(view(&row, false).get("id").is_none());
-        assert_eq!(view(&row, false)["taken_by"], "admin@localhost");
-        let p = held(&row);
+        assert_eq!(view(&row, true, taker(&row))["id"], "abc");
+        assert!(view(&row, false, taker(&row)).get("id").is_none());
+        assert_eq!(taker(&row), "admin@localhost");
+        let p = held_as(&row, "an administrator");
+        assert_eq!(p.lease.as_ref().unwrap()["taken_by"], "an administrator");
         assert_eq!((p.status.as_u16(), p.code), (409, "lease-held"));
         assert!(
             p.detail

@@ -156,6 +156,48 @@ async fn nothing_outside_the_teams_reaches_a_manager(s: &Srv) {
         "audit: administrators only"
     );
 
+    // The apply lease taken by the hidden manager: marie learns it is held, not by whom.
+    let path = format!("/v1/managers/{}", HIDDEN_MGR.replace('@', "%40"));
+    let v = s.get(a, &path).await.version();
+    let r = s
+        .patch(
+            a,
+            &path,
+            Some(v),
+            &json!({"team_rights": ["manage_subteams"]}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let hidden = s.manager_token(HIDDEN_MGR).await;
+    let taken = s
+        .post(
+            &hidden,
+            "/v1/lease",
+            &json!({"holder": "ci pid 1", "ttl_seconds": 60}),
+        )
+        .await;
+    assert_eq!(taken.status, 201, "{}", taken.body);
+    let (st, lease) = m.get("/v1/lease").await;
+    assert_eq!(
+        (st, &lease["taken_by"]),
+        (200, &json!("a manager of other teams")),
+        "{lease}"
+    );
+    let (st, _) = m
+        .post(
+            "/v1/lease",
+            &json!({"holder": "marie pid 2", "ttl_seconds": 60}),
+        )
+        .await;
+    assert_eq!(st, 409);
+    let id = taken.body["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        s.delete(&hidden, &format!("/v1/lease/{id}"), None)
+            .await
+            .status,
+        204
+    );
+
     // Campaigns and groups: the members in scope and a count of the others.
     let (st, c) = m.get("/v1/campaigns/mixed").await;
     assert_eq!(st, 200);

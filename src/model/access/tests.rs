@@ -102,6 +102,7 @@ fn org() -> Org {
             teams: set(&["Europe".to_string(), "Tier2".to_string()]),
             protect: false,
             previously: None,
+            hidden_members: None,
         },
     );
     o.campaigns.insert(
@@ -113,6 +114,7 @@ fn org() -> Org {
             teams: BTreeSet::new(),
             protect: false,
             previously: None,
+            hidden_members: None,
         },
     );
     o.contact_groups.insert(
@@ -126,6 +128,7 @@ fn org() -> Org {
             ]),
             protect: false,
             previously: None,
+            hidden_members: None,
         },
     );
     o
