@@ -28,11 +28,12 @@ use crate::model::rules::RuleCode;
 use crate::model::usernames;
 use crate::model::{Declaration, Desired, Kind, ObjectId, Org, Origin, Policy, Team, TeamDecl};
 
+use super::cache::{self, Cache};
 use super::diagnostic::{self, Diagnostic, Severity};
 use super::rules::{self, At, Finding, Rel};
 use super::schema::{self, Anchor};
 use super::yaml::{self, Target};
-use super::{Diagnostics, Loaded, MAX_FILE_BYTES};
+use super::{Diagnostics, LoadOptions, Loaded, MAX_FILE_BYTES};
 
 /// Where a pending diagnostic points, before its line:column is known.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -230,20 +231,50 @@ pub(crate) fn read_text(file: &Path) -> Result<String, Box<Pending>> {
     }
 }
 
-fn load_file(file: &Path) -> FileResult {
+/// One file through the per-file stage, or out of the parse cache when its text has an
+/// entry there; a file that comes out without any diagnostic is stored for next time.
+fn load_file(file: &Path, cache: Option<&Cache>) -> FileResult {
+    let text = match read_text(file) {
+        Ok(t) => t,
+        Err(p) => {
+            return FileResult {
+                file: file.to_owned(),
+                decl: None,
+                unprotect: Vec::new(),
+                sections: BTreeSet::new(),
+                pending: vec![*p],
+            };
+        }
+    };
+    let Some(cache) = cache else {
+        return parse_file(file, text);
+    };
+    let key = cache::key(&text);
+    if let Some(e) = cache.get(&key) {
+        return FileResult {
+            file: file.to_owned(),
+            decl: Some(e.decl),
+            unprotect: e.unprotect,
+            sections: e.sections,
+            pending: Vec::new(),
+        };
+    }
+    let r = parse_file(file, text);
+    if let (Some(decl), true) = (&r.decl, r.pending.is_empty()) {
+        cache.put(&key, decl, &r.unprotect, &r.sections);
+    }
+    r
+}
+
+/// The per-file stage: a file's text → its typed, normalized declaration and the
+/// problems found in it.
+fn parse_file(file: &Path, text: String) -> FileResult {
     let mut r = FileResult {
         file: file.to_owned(),
         decl: None,
         unprotect: Vec::new(),
         sections: BTreeSet::new(),
         pending: Vec::new(),
-    };
-    let text = match read_text(file) {
-        Ok(t) => t,
-        Err(p) => {
-            r.pending.push(*p);
-            return r;
-        }
     };
     // The fast path types the file straight from the parser's events, which cannot tell an
     // explicit `protect: false` (lifting a live protection) from an omitted one: files
@@ -677,13 +708,29 @@ pub(crate) fn finding_to_pending(
     })
 }
 
-/// Loads, merges and checks. See [`super::load`].
-pub(crate) fn load(paths: &[PathBuf]) -> Result<Loaded, Diagnostics> {
+/// Loads, merges and checks. See [`super::load_with`].
+pub(crate) fn load(paths: &[PathBuf], options: &LoadOptions) -> Result<Loaded, Diagnostics> {
     let mut pending = Vec::new();
     let files = expand(paths, &mut pending);
     let started = std::time::Instant::now();
-    let merged = parse_and_merge(&files, pending);
+    let cache = options.cache_dir.clone().map(Cache::new);
+    let merged = parse_and_merge(&files, pending, cache.as_ref());
     tracing::debug!(elapsed = ?started.elapsed(), files = files.len(), "config: files read and merged");
+    if let Some(cache) = &cache {
+        cache.trim();
+        let s = cache.stats();
+        tracing::info!(
+            files = files.len(),
+            hits = s.hits,
+            parsed = s.misses,
+            rejected = s.rejected,
+            written = s.written,
+            evicted = s.evicted,
+            "parse cache: {} of {} files from the cache",
+            s.hits,
+            files.len()
+        );
+    }
     let (desired, pending) = check_rules(merged, started);
     let diags = resolve(pending);
     if diags.iter().any(Diagnostic::is_error) {
@@ -707,7 +754,7 @@ struct Merged {
 }
 
 /// Parses every file in parallel and merges the results in file order as they arrive.
-fn parse_and_merge(files: &[PathBuf], pending: Vec<Pending>) -> Merged {
+fn parse_and_merge(files: &[PathBuf], pending: Vec<Pending>, cache: Option<&Cache>) -> Merged {
     let mut merged = Merged {
         merge: Merge {
             org: Org::default(),
@@ -721,7 +768,7 @@ fn parse_and_merge(files: &[PathBuf], pending: Vec<Pending>) -> Merged {
     };
     super::parallel::ordered_map(
         files,
-        |f| load_file(f),
+        |f| load_file(f, cache),
         |r| {
             if !r.unprotect.is_empty() {
                 merged

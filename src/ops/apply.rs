@@ -67,6 +67,8 @@ pub struct Options {
     pub ci: crate::config::CiOutput,
     /// How the live system's apply lease is taken (`ops::lease`).
     pub lock: super::lease::LockOptions,
+    /// How the declaration is loaded (the parse cache, `--no-cache`).
+    pub load: crate::config::LoadOptions,
 }
 
 /// Reads a plan saved by `roster plan --out`.
@@ -179,7 +181,7 @@ async fn apply(
             plan
         }
         None => {
-            let planned = match make_plan(&args.paths, provider, &args.safety).await {
+            let planned = match make_plan(&args.paths, &args.load, provider, &args.safety).await {
                 Ok(p) => p,
                 Err(failure) => return failure.report(),
             };
@@ -285,7 +287,7 @@ async fn plan_under_lease(
         stale.len(),
         s(stale.len())
     );
-    match make_plan(&args.paths, provider, &args.safety).await {
+    match make_plan(&args.paths, &args.load, provider, &args.safety).await {
         Ok(planned) => {
             show_diagnostics(&planned.warnings);
             show_diagnostics(&planned.refusals);
