@@ -710,6 +710,14 @@ pub(crate) fn finding_to_pending(
 
 /// Loads, merges and checks. See [`super::load_with`].
 pub(crate) fn load(paths: &[PathBuf], options: &LoadOptions) -> Result<Loaded, Diagnostics> {
+    load_counted(paths, options).0
+}
+
+/// [`load`], and how it used the parse cache (`None` without one).
+pub(crate) fn load_counted(
+    paths: &[PathBuf],
+    options: &LoadOptions,
+) -> (Result<Loaded, Diagnostics>, Option<cache::CacheStats>) {
     let mut pending = Vec::new();
     let files = expand(paths, &mut pending);
     let started = std::time::Instant::now();
@@ -733,14 +741,15 @@ pub(crate) fn load(paths: &[PathBuf], options: &LoadOptions) -> Result<Loaded, D
     }
     let (desired, pending) = check_rules(merged, started);
     let diags = resolve(pending);
-    if diags.iter().any(Diagnostic::is_error) {
+    let result = if diags.iter().any(Diagnostic::is_error) {
         Err(Diagnostics(diags))
     } else {
         Ok(Loaded {
             desired,
             warnings: diags,
         })
-    }
+    };
+    (result, cache.map(|c| c.stats()))
 }
 
 /// The files merged in file order, and what the rules need to know about them.
@@ -944,4 +953,172 @@ pub(crate) fn resolve(pending: Vec<Pending>) -> Vec<Diagnostic> {
     }
     diagnostic::sort(&mut diags);
     diags
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    use crate::config::LoadOptions;
+    use crate::generate::{GenerateOptions, generate_to_strings};
+
+    /// One random edit of a file's text: a line deleted, doubled, moved or changed, a
+    /// value or a key replaced, a reference broken, an object copied from another file,
+    /// or the file back as generated (so that later rounds hit entries written earlier).
+    fn edit(rng: &mut StdRng, text: &str, original: &str, other: &str) -> String {
+        let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        if lines.is_empty() {
+            return original.to_owned();
+        }
+        let i = rng.random_range(0..lines.len());
+        match rng.random_range(0..10) {
+            0 => {
+                lines.remove(i);
+            }
+            1 => {
+                let l = lines[i].clone();
+                lines.insert(i, l);
+            }
+            2 => {
+                let l = lines.remove(i);
+                let j = rng.random_range(0..=lines.len());
+                lines.insert(j, l);
+            }
+            3 => {
+                // A character replaced by one that YAML or the schema may mind.
+                let chars: Vec<char> = lines[i].chars().collect();
+                if !chars.is_empty() {
+                    let at = rng.random_range(0..chars.len());
+                    let by = [':', '[', '{', '"', ' ', 'X', '-', '#', '&', '*'];
+                    let mut c = chars;
+                    c[at] = by[rng.random_range(0..by.len())];
+                    lines[i] = c.into_iter().collect();
+                }
+            }
+            4 => {
+                // A value changed (still valid most of the time).
+                if let Some((k, _)) = lines[i].split_once(": ") {
+                    let values = ["fr", "2", "true", "inactive", "Nowhere/Team", "x@y.example"];
+                    lines[i] = format!("{k}: {}", values[rng.random_range(0..values.len())]);
+                }
+            }
+            5 => {
+                // An unknown key beside a known one.
+                if let Some((k, v)) = lines[i].split_once(": ") {
+                    lines[i] = format!("{k}x: {v}");
+                }
+            }
+            6 => {
+                // A representative copied from another file: duplicates across files.
+                let start = other.find("  - login:");
+                if let (Some(start), Some(at)) = (
+                    start,
+                    lines.iter().position(|l| l.starts_with("  - login:")),
+                ) {
+                    let block: Vec<String> = other[start..]
+                        .lines()
+                        .enumerate()
+                        .take_while(|(n, l)| *n == 0 || l.starts_with("    "))
+                        .map(|(_, l)| l.to_owned())
+                        .collect();
+                    for (n, l) in block.into_iter().enumerate() {
+                        lines.insert(at + n, l);
+                    }
+                }
+            }
+            7 => lines[i].push_str("  # a comment"),
+            _ => return original.to_owned(),
+        }
+        let mut out = lines.join("\n");
+        out.push('\n');
+        out
+    }
+
+    fn write_all(dir: &Path, files: &[(String, String)]) -> Vec<PathBuf> {
+        files
+            .iter()
+            .map(|(name, text)| {
+                let p = dir.join(name);
+                std::fs::write(&p, text).unwrap();
+                p
+            })
+            .collect()
+    }
+
+    /// Random edits to a generated multi-file declaration: loaded through the parse cache
+    /// (shared across rounds, so unchanged and reverted files hit it) and without, the
+    /// declaration and every diagnostic (file, line, column, message) are the same.
+    #[test]
+    fn loading_through_the_cache_gives_what_parsing_gives_under_random_edits() {
+        let opts = GenerateOptions {
+            representatives: 60,
+            teams: 8,
+            managers: 4,
+            portals: 3,
+            seed: 7,
+            per_file: 15,
+        };
+        let original = generate_to_strings(&opts).unwrap();
+        assert!(original.len() >= 6, "several files: {}", original.len());
+        let dir = tempfile::tempdir().unwrap();
+        let decl = dir.path().join("org");
+        std::fs::create_dir(&decl).unwrap();
+        let cached = LoadOptions {
+            cache_dir: Some(dir.path().join("cache")),
+        };
+        let mut current = original.clone();
+        let mut rng = StdRng::seed_from_u64(0x5eed);
+        let (mut hits, mut loaded, mut written, mut invalid) = (0, 0, 0, 0);
+        for round in 0..200 {
+            let f = rng.random_range(0..current.len());
+            let other = &original[(f + 1) % original.len()].1;
+            // Mostly one edit away from the generated text, sometimes several; every other
+            // file goes back as generated every other round, so valid rounds occur too.
+            let base = if rng.random_bool(0.6) {
+                original[f].1.clone()
+            } else {
+                current[f].1.clone()
+            };
+            current[f].1 = edit(&mut rng, &base, &original[f].1, other);
+            if rng.random_bool(0.5) {
+                for g in (0..current.len()).filter(|g| *g != f) {
+                    current[g].1 = original[g].1.clone();
+                }
+            }
+            let paths = write_all(&decl, &current);
+            let (with, stats) = super::load_counted(std::slice::from_ref(&decl), &cached);
+            let (without, none) =
+                super::load_counted(std::slice::from_ref(&decl), &LoadOptions::default());
+            assert!(none.is_none());
+            let stats = stats.expect("a cache");
+            assert_eq!(stats.hits + stats.misses, paths.len(), "round {round}");
+            assert_eq!(stats.rejected, 0, "round {round}");
+            hits += stats.hits;
+            loaded += paths.len();
+            written += stats.written;
+            invalid += usize::from(without.is_err());
+            assert_eq!(
+                format!("{with:#?}"),
+                format!("{without:#?}"),
+                "round {round}: file {} edited",
+                current[f].0
+            );
+        }
+        assert!(
+            hits * 3 > loaded,
+            "unchanged files come from the cache: {hits} of {loaded}"
+        );
+        eprintln!("hits {hits} of {loaded}, {written} written, {invalid} rounds invalid");
+        assert!(
+            written > 20,
+            "edited files are parsed and stored: {written}"
+        );
+        assert!(
+            (20..180).contains(&invalid),
+            "the edits make both valid and invalid declarations: {invalid} invalid"
+        );
+    }
 }

@@ -1,5 +1,5 @@
 //! The integration tests, one binary (one link): the CLI end to end (`reconcile`,
-//! `safety`, `validate`, `ci`, `ci_examples`, `binding`, `backup`, `target`, `docs`,
+//! `safety`, `validate`, `cache`, `ci`, `ci_examples`, `binding`, `backup`, `target`, `docs`,
 //! `exit`, `scaleout`), the live server over HTTP (`server`), the apply lease (`lease`),
 //! tokens (`tokens`) and metrics, logs and TLS (`ops`), with their helpers in `support`;
 //! `architecture` reads the source.
@@ -10,6 +10,7 @@ mod support;
 mod architecture;
 mod backup;
 mod binding;
+mod cache;
 mod ci;
 mod ci_examples;
 mod docs;
