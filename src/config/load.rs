@@ -14,6 +14,11 @@
 //! (parsing on the rayon pool through [`super::parallel::ordered_map`] while this thread
 //! merges in file order), [`check_rules`], then [`resolve`] the problems' positions.
 //!
+//! With a parse cache ([`super::cache`], [`LoadOptions::cache_dir`]), a file whose text
+//! has an entry is taken from it instead of being parsed, and a file that comes out of
+//! the per-file stage without any problem is stored; the merge, the rules and
+//! [`resolve`] (which re-reads files from disk) do not depend on where a file came from.
+//!
 //! Nothing on this path keeps a span per node: each object remembers only its file and
 //! JSON pointer ([`Origin`]). Problems are collected as [`Pending`]s and positioned at the
 //! end, re-reading only the files that have problems ([`resolve`]).

@@ -10,6 +10,8 @@
 //!   are `model::usernames`, re-exported there, shared with `plan` and `server`).
 //! - [`diagnostic`]: [`Diagnostic`], its renderings (snippet, plain, JSON) and
 //!   [`DiagnosticFormat`] (a core type: the CLI maps `--format` onto it).
+//! - [`cache`]: the parse cache, each problem-free file's typed contents under
+//!   `<state-dir>/cache/parse`, keyed by a digest of its text ([`load_with`]).
 //! - [`secrets`]: reading `{env}` / `{file}` password references at plan/apply time.
 //! - [`annotations`] and [`sarif`]: the diagnostics for CI systems (GitHub workflow
 //!   commands, SARIF 2.1.0), with their option types ([`CiOutput`], [`ValidateFormat`]).
