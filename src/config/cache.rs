@@ -544,7 +544,14 @@ managers:
                 .unwrap();
             f.set_modified(old + Duration::from_secs(i as u64)).unwrap();
         }
-        // "a" is the newest by use; "b" is the oldest.
+        // "a" was written first, then used last: a hit refreshes it, so "b" is now the
+        // least recently used.
+        std::fs::File::options()
+            .write(true)
+            .open(c.path(&key("a")))
+            .unwrap()
+            .set_modified(old - Duration::from_secs(100))
+            .unwrap();
         assert!(c.read(&key("a")).is_some());
         let stale_tmp = dir.path().join(".left-behind.tmp");
         std::fs::write(&stale_tmp, b"partial").unwrap();
