@@ -125,6 +125,15 @@ pub enum PlanFormat {
     Markdown,
 }
 
+/// The parse cache (`<state-dir>/cache/parse`).
+#[derive(Debug, Clone, Args)]
+pub struct CacheArgs {
+    /// Parse every file, without reading or writing the parse cache under the state directory.
+    #[arg(long, env = "ROSTER_NO_CACHE", action = clap::ArgAction::SetTrue,
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub no_cache: bool,
+}
+
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
     /// Files or directories (every *.yaml / *.yml below, in sorted order).
@@ -138,6 +147,11 @@ pub struct ValidateArgs {
     pub seats: Option<u32>,
     #[command(flatten)]
     pub ci: CiArgs,
+    /// Directory of roster's local state (here: the parse cache).
+    #[arg(long, default_value = ".roster", env = "ROSTER_STATE_DIR")]
+    pub state_dir: PathBuf,
+    #[command(flatten)]
+    pub cache: CacheArgs,
 }
 
 /// Where the live system is. With neither endpoint nor ROSTER_ENDPOINT, roster starts the
@@ -150,7 +164,7 @@ pub struct EndpointArgs {
     /// File holding the API token (otherwise the token itself in ROSTER_TOKEN).
     #[arg(long, env = "ROSTER_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,
-    /// Directory of the embedded live system's database and token.
+    /// Directory of roster's local state: the embedded live system's database and token, and the parse cache.
     #[arg(long, default_value = ".roster", env = "ROSTER_STATE_DIR")]
     pub state_dir: PathBuf,
     /// PEM bundle of certificate authorities to trust for an https endpoint (self-signed deployments).
@@ -304,6 +318,8 @@ pub struct PlanArgs {
     pub unmanaged_as_changes: bool,
     #[command(flatten)]
     pub ci: CiArgs,
+    #[command(flatten)]
+    pub cache: CacheArgs,
 }
 
 #[derive(Debug, Args)]
@@ -343,6 +359,8 @@ pub struct ApplyArgs {
     /// Exit 0 when there was nothing to change, 2 when changes were applied, 6 when some failed.
     #[arg(long, env = "ROSTER_DETAILED_EXITCODE")]
     pub detailed_exitcode: bool,
+    #[command(flatten)]
+    pub cache: CacheArgs,
 }
 
 #[derive(Debug, Args)]
@@ -675,6 +693,7 @@ impl From<ValidateArgs> for ops::validate::Options {
             format: a.format.into(),
             seats: a.seats,
             ci: a.ci.into(),
+            load: crate::config::LoadOptions::state_dir(&a.state_dir, !a.cache.no_cache),
         }
     }
 }
@@ -708,6 +727,7 @@ impl From<AccessArgs> for ops::access::Options {
 impl From<PlanArgs> for ops::plan::Options {
     fn from(a: PlanArgs) -> Self {
         ops::plan::Options {
+            load: crate::config::LoadOptions::state_dir(&a.endpoint.state_dir, !a.cache.no_cache),
             paths: a.paths,
             endpoint: a.endpoint.into(),
             safety: a.safety.with(a.targeting),
@@ -724,6 +744,7 @@ impl From<PlanArgs> for ops::plan::Options {
 impl From<ApplyArgs> for ops::apply::Options {
     fn from(a: ApplyArgs) -> Self {
         ops::apply::Options {
+            load: crate::config::LoadOptions::state_dir(&a.endpoint.state_dir, !a.cache.no_cache),
             paths: a.paths,
             plan: a.plan,
             endpoint: a.endpoint.into(),

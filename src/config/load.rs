@@ -14,6 +14,11 @@
 //! (parsing on the rayon pool through [`super::parallel::ordered_map`] while this thread
 //! merges in file order), [`check_rules`], then [`resolve`] the problems' positions.
 //!
+//! With a parse cache ([`super::cache`], [`LoadOptions::cache_dir`]), a file whose text
+//! has an entry is taken from it instead of being parsed, and a file that comes out of
+//! the per-file stage without any problem is stored; the merge, the rules and
+//! [`resolve`] (which re-reads files from disk) do not depend on where a file came from.
+//!
 //! Nothing on this path keeps a span per node: each object remembers only its file and
 //! JSON pointer ([`Origin`]). Problems are collected as [`Pending`]s and positioned at the
 //! end, re-reading only the files that have problems ([`resolve`]).
@@ -28,11 +33,12 @@ use crate::model::rules::RuleCode;
 use crate::model::usernames;
 use crate::model::{Declaration, Desired, Kind, ObjectId, Org, Origin, Policy, Team, TeamDecl};
 
+use super::cache::{self, Cache};
 use super::diagnostic::{self, Diagnostic, Severity};
 use super::rules::{self, At, Finding, Rel};
 use super::schema::{self, Anchor};
 use super::yaml::{self, Target};
-use super::{Diagnostics, Loaded, MAX_FILE_BYTES};
+use super::{Diagnostics, LoadOptions, Loaded, MAX_FILE_BYTES};
 
 /// Where a pending diagnostic points, before its line:column is known.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -230,20 +236,50 @@ pub(crate) fn read_text(file: &Path) -> Result<String, Box<Pending>> {
     }
 }
 
-fn load_file(file: &Path) -> FileResult {
+/// One file through the per-file stage, or out of the parse cache when its text has an
+/// entry there; a file that comes out without any diagnostic is stored for next time.
+fn load_file(file: &Path, cache: Option<&Cache>) -> FileResult {
+    let text = match read_text(file) {
+        Ok(t) => t,
+        Err(p) => {
+            return FileResult {
+                file: file.to_owned(),
+                decl: None,
+                unprotect: Vec::new(),
+                sections: BTreeSet::new(),
+                pending: vec![*p],
+            };
+        }
+    };
+    let Some(cache) = cache else {
+        return parse_file(file, text);
+    };
+    let key = cache::key(&text);
+    if let Some(e) = cache.get(&key) {
+        return FileResult {
+            file: file.to_owned(),
+            decl: Some(e.decl),
+            unprotect: e.unprotect,
+            sections: e.sections,
+            pending: Vec::new(),
+        };
+    }
+    let r = parse_file(file, text);
+    if let (Some(decl), true) = (&r.decl, r.pending.is_empty()) {
+        cache.put(&key, decl, &r.unprotect, &r.sections);
+    }
+    r
+}
+
+/// The per-file stage: a file's text → its typed, normalized declaration and the
+/// problems found in it.
+fn parse_file(file: &Path, text: String) -> FileResult {
     let mut r = FileResult {
         file: file.to_owned(),
         decl: None,
         unprotect: Vec::new(),
         sections: BTreeSet::new(),
         pending: Vec::new(),
-    };
-    let text = match read_text(file) {
-        Ok(t) => t,
-        Err(p) => {
-            r.pending.push(*p);
-            return r;
-        }
     };
     // The fast path types the file straight from the parser's events, which cannot tell an
     // explicit `protect: false` (lifting a live protection) from an omitted one: files
@@ -677,23 +713,48 @@ pub(crate) fn finding_to_pending(
     })
 }
 
-/// Loads, merges and checks. See [`super::load`].
-pub(crate) fn load(paths: &[PathBuf]) -> Result<Loaded, Diagnostics> {
+/// Loads, merges and checks. See [`super::load_with`].
+pub(crate) fn load(paths: &[PathBuf], options: &LoadOptions) -> Result<Loaded, Diagnostics> {
+    load_counted(paths, options).0
+}
+
+/// [`load`], and how it used the parse cache (`None` without one).
+pub(crate) fn load_counted(
+    paths: &[PathBuf],
+    options: &LoadOptions,
+) -> (Result<Loaded, Diagnostics>, Option<cache::CacheStats>) {
     let mut pending = Vec::new();
     let files = expand(paths, &mut pending);
     let started = std::time::Instant::now();
-    let merged = parse_and_merge(&files, pending);
+    let cache = options.cache_dir.clone().map(Cache::new);
+    let merged = parse_and_merge(&files, pending, cache.as_ref());
     tracing::debug!(elapsed = ?started.elapsed(), files = files.len(), "config: files read and merged");
+    if let Some(cache) = &cache {
+        cache.trim();
+        let s = cache.stats();
+        tracing::info!(
+            files = files.len(),
+            hits = s.hits,
+            parsed = s.misses,
+            rejected = s.rejected,
+            written = s.written,
+            evicted = s.evicted,
+            "parse cache: {} of {} files from the cache",
+            s.hits,
+            files.len()
+        );
+    }
     let (desired, pending) = check_rules(merged, started);
     let diags = resolve(pending);
-    if diags.iter().any(Diagnostic::is_error) {
+    let result = if diags.iter().any(Diagnostic::is_error) {
         Err(Diagnostics(diags))
     } else {
         Ok(Loaded {
             desired,
             warnings: diags,
         })
-    }
+    };
+    (result, cache.map(|c| c.stats()))
 }
 
 /// The files merged in file order, and what the rules need to know about them.
@@ -707,7 +768,7 @@ struct Merged {
 }
 
 /// Parses every file in parallel and merges the results in file order as they arrive.
-fn parse_and_merge(files: &[PathBuf], pending: Vec<Pending>) -> Merged {
+fn parse_and_merge(files: &[PathBuf], pending: Vec<Pending>, cache: Option<&Cache>) -> Merged {
     let mut merged = Merged {
         merge: Merge {
             org: Org::default(),
@@ -721,7 +782,7 @@ fn parse_and_merge(files: &[PathBuf], pending: Vec<Pending>) -> Merged {
     };
     super::parallel::ordered_map(
         files,
-        |f| load_file(f),
+        |f| load_file(f, cache),
         |r| {
             if !r.unprotect.is_empty() {
                 merged
@@ -897,4 +958,172 @@ pub(crate) fn resolve(pending: Vec<Pending>) -> Vec<Diagnostic> {
     }
     diagnostic::sort(&mut diags);
     diags
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    use crate::config::LoadOptions;
+    use crate::generate::{GenerateOptions, generate_to_strings};
+
+    /// One random edit of a file's text: a line deleted, doubled, moved or changed, a
+    /// value or a key replaced, a reference broken, an object copied from another file,
+    /// or the file back as generated (so that later rounds hit entries written earlier).
+    fn edit(rng: &mut StdRng, text: &str, original: &str, other: &str) -> String {
+        let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        if lines.is_empty() {
+            return original.to_owned();
+        }
+        let i = rng.random_range(0..lines.len());
+        match rng.random_range(0..10) {
+            0 => {
+                lines.remove(i);
+            }
+            1 => {
+                let l = lines[i].clone();
+                lines.insert(i, l);
+            }
+            2 => {
+                let l = lines.remove(i);
+                let j = rng.random_range(0..=lines.len());
+                lines.insert(j, l);
+            }
+            3 => {
+                // A character replaced by one that YAML or the schema may mind.
+                let chars: Vec<char> = lines[i].chars().collect();
+                if !chars.is_empty() {
+                    let at = rng.random_range(0..chars.len());
+                    let by = [':', '[', '{', '"', ' ', 'X', '-', '#', '&', '*'];
+                    let mut c = chars;
+                    c[at] = by[rng.random_range(0..by.len())];
+                    lines[i] = c.into_iter().collect();
+                }
+            }
+            4 => {
+                // A value changed (still valid most of the time).
+                if let Some((k, _)) = lines[i].split_once(": ") {
+                    let values = ["fr", "2", "true", "inactive", "Nowhere/Team", "x@y.example"];
+                    lines[i] = format!("{k}: {}", values[rng.random_range(0..values.len())]);
+                }
+            }
+            5 => {
+                // An unknown key beside a known one.
+                if let Some((k, v)) = lines[i].split_once(": ") {
+                    lines[i] = format!("{k}x: {v}");
+                }
+            }
+            6 => {
+                // A representative copied from another file: duplicates across files.
+                let start = other.find("  - login:");
+                if let (Some(start), Some(at)) = (
+                    start,
+                    lines.iter().position(|l| l.starts_with("  - login:")),
+                ) {
+                    let block: Vec<String> = other[start..]
+                        .lines()
+                        .enumerate()
+                        .take_while(|(n, l)| *n == 0 || l.starts_with("    "))
+                        .map(|(_, l)| l.to_owned())
+                        .collect();
+                    for (n, l) in block.into_iter().enumerate() {
+                        lines.insert(at + n, l);
+                    }
+                }
+            }
+            7 => lines[i].push_str("  # a comment"),
+            _ => return original.to_owned(),
+        }
+        let mut out = lines.join("\n");
+        out.push('\n');
+        out
+    }
+
+    fn write_all(dir: &Path, files: &[(String, String)]) -> Vec<PathBuf> {
+        files
+            .iter()
+            .map(|(name, text)| {
+                let p = dir.join(name);
+                std::fs::write(&p, text).unwrap();
+                p
+            })
+            .collect()
+    }
+
+    /// Random edits to a generated multi-file declaration: loaded through the parse cache
+    /// (shared across rounds, so unchanged and reverted files hit it) and without, the
+    /// declaration and every diagnostic (file, line, column, message) are the same.
+    #[test]
+    fn loading_through_the_cache_gives_what_parsing_gives_under_random_edits() {
+        let opts = GenerateOptions {
+            representatives: 60,
+            teams: 8,
+            managers: 4,
+            portals: 3,
+            seed: 7,
+            per_file: 15,
+        };
+        let original = generate_to_strings(&opts).unwrap();
+        assert!(original.len() >= 6, "several files: {}", original.len());
+        let dir = tempfile::tempdir().unwrap();
+        let decl = dir.path().join("org");
+        std::fs::create_dir(&decl).unwrap();
+        let cached = LoadOptions {
+            cache_dir: Some(dir.path().join("cache")),
+        };
+        let mut current = original.clone();
+        let mut rng = StdRng::seed_from_u64(0x5eed);
+        let (mut hits, mut loaded, mut written, mut invalid) = (0, 0, 0, 0);
+        for round in 0..200 {
+            let f = rng.random_range(0..current.len());
+            let other = &original[(f + 1) % original.len()].1;
+            // Mostly one edit away from the generated text, sometimes several; every other
+            // file goes back as generated every other round, so valid rounds occur too.
+            let base = if rng.random_bool(0.6) {
+                original[f].1.clone()
+            } else {
+                current[f].1.clone()
+            };
+            current[f].1 = edit(&mut rng, &base, &original[f].1, other);
+            if rng.random_bool(0.5) {
+                for g in (0..current.len()).filter(|g| *g != f) {
+                    current[g].1 = original[g].1.clone();
+                }
+            }
+            let paths = write_all(&decl, &current);
+            let (with, stats) = super::load_counted(std::slice::from_ref(&decl), &cached);
+            let (without, none) =
+                super::load_counted(std::slice::from_ref(&decl), &LoadOptions::default());
+            assert!(none.is_none());
+            let stats = stats.expect("a cache");
+            assert_eq!(stats.hits + stats.misses, paths.len(), "round {round}");
+            assert_eq!(stats.rejected, 0, "round {round}");
+            hits += stats.hits;
+            loaded += paths.len();
+            written += stats.written;
+            invalid += usize::from(without.is_err());
+            assert_eq!(
+                format!("{with:#?}"),
+                format!("{without:#?}"),
+                "round {round}: file {} edited",
+                current[f].0
+            );
+        }
+        assert!(
+            hits * 3 > loaded,
+            "unchanged files come from the cache: {hits} of {loaded}"
+        );
+        eprintln!("hits {hits} of {loaded}, {written} written, {invalid} rounds invalid");
+        assert!(
+            written > 20,
+            "edited files are parsed and stored: {written}"
+        );
+        assert!(
+            (20..180).contains(&invalid),
+            "the edits make both valid and invalid declarations: {invalid} invalid"
+        );
+    }
 }

@@ -10,6 +10,8 @@
 //!   are `model::usernames`, re-exported there, shared with `plan` and `server`).
 //! - [`diagnostic`]: [`Diagnostic`], its renderings (snippet, plain, JSON) and
 //!   [`DiagnosticFormat`] (a core type: the CLI maps `--format` onto it).
+//! - [`cache`]: the parse cache, each problem-free file's typed contents under
+//!   `<state-dir>/cache/parse`, keyed by a digest of its text ([`load_with`]).
 //! - [`secrets`]: reading `{env}` / `{file}` password references at plan/apply time.
 //! - [`annotations`] and [`sarif`]: the diagnostics for CI systems (GitHub workflow
 //!   commands, SARIF 2.1.0), with their option types ([`CiOutput`], [`ValidateFormat`]).
@@ -24,6 +26,7 @@
 //! computed only for problems, by re-reading the files concerned.
 
 pub mod annotations;
+pub mod cache;
 pub mod diagnostic;
 mod fast;
 mod load;
@@ -41,6 +44,7 @@ use std::path::{Path, PathBuf};
 use crate::model::rules::RuleCode;
 use crate::model::{Desired, ObjectId, Origin};
 pub use annotations::Annotations;
+pub use cache::CacheStats;
 pub use diagnostic::{CiOutput, Diagnostic, DiagnosticFormat, RepoPaths, Severity, ValidateFormat};
 
 /// Largest declaration file accepted (`input-limit` above it).
@@ -84,10 +88,32 @@ impl fmt::Display for Diagnostics {
 
 impl std::error::Error for Diagnostics {}
 
+/// How [`load_with`] loads.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// The parse cache's directory ([`cache`]); `None` parses every file.
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl LoadOptions {
+    /// The parse cache under a state directory (`<state-dir>/cache/parse`), or none.
+    pub fn state_dir(state_dir: &Path, use_cache: bool) -> Self {
+        LoadOptions {
+            cache_dir: use_cache.then(|| state_dir.join(cache::SUBDIR)),
+        }
+    }
+}
+
 /// Loads files and directories (every `*.yaml`/`*.yml` below, sorted) into one validated
-/// declaration. On any error, returns every problem found (errors and warnings).
+/// declaration. On any error, returns every problem found (errors and warnings). Parses
+/// every file (no cache): see [`load_with`].
 pub fn load(paths: &[PathBuf]) -> Result<Loaded, Diagnostics> {
-    load::load(paths)
+    load::load(paths, &LoadOptions::default())
+}
+
+/// [`load`], with options (the parse cache).
+pub fn load_with(paths: &[PathBuf], options: &LoadOptions) -> Result<Loaded, Diagnostics> {
+    load::load(paths, options)
 }
 
 /// The files [`load`] reads for `paths`, in its order (a saved plan records their

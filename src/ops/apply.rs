@@ -66,6 +66,8 @@ pub struct Options {
     pub ci: crate::config::CiOutput,
     /// How the live system's apply lease is taken (`ops::lease`).
     pub lock: super::lease::LockOptions,
+    /// How the declaration is loaded (the parse cache, `--no-cache`).
+    pub load: crate::config::LoadOptions,
 }
 
 /// Reads a plan saved by `roster plan --out`.
@@ -178,7 +180,7 @@ async fn apply<P: Provider>(
             plan
         }
         None => {
-            let planned = match make_plan(&args.paths, provider, &args.safety).await {
+            let planned = match make_plan(&args.paths, &args.load, provider, &args.safety).await {
                 Ok(p) => p,
                 Err(failure) => return failure.report(),
             };
@@ -283,7 +285,7 @@ async fn plan_under_lease<P: Provider>(
         stale.len(),
         s(stale.len())
     );
-    match make_plan(&args.paths, provider, &args.safety).await {
+    match make_plan(&args.paths, &args.load, provider, &args.safety).await {
         Ok(planned) => {
             planned.show();
             show_plan(&planned.plan, args.format);

@@ -76,6 +76,8 @@ pub struct Options {
     pub unmanaged_as_changes: bool,
     /// Annotations and a SARIF log of the diagnostics (`ops::ci`, run by `ops::run`).
     pub ci: crate::config::CiOutput,
+    /// How the declaration is loaded (the parse cache, `--no-cache`).
+    pub load: crate::config::LoadOptions,
 }
 
 /// Where `plan` appends its Markdown plan when set: a GitHub Actions job summary.
@@ -216,13 +218,15 @@ fn show_drift(plan: &Plan) -> usize {
 /// reason there is no plan in a [`PlanFailure`], for the command to show.
 pub async fn make_plan<P: Provider>(
     paths: &[PathBuf],
+    load: &crate::config::LoadOptions,
     provider: &P,
     safety: &PlanOptions,
 ) -> Result<Planned, PlanFailure> {
     let owned: Vec<PathBuf> = paths.to_vec();
+    let options = load.clone();
     let started = std::time::Instant::now();
     let load = tokio::task::spawn_blocking(move || {
-        let loaded = crate::config::load(&owned);
+        let loaded = crate::config::load_with(&owned, &options);
         tracing::debug!(elapsed = ?started.elapsed(), "plan: declaration loaded");
         loaded
     });
@@ -528,7 +532,7 @@ pub fn run(opts: Options) -> anyhow::Result<Exit> {
     let rt = super::term::runtime()?;
     rt.block_on(async {
         let conn = connect(&opts.endpoint).await?;
-        let result = make_plan(&opts.paths, &conn.provider, &opts.safety).await;
+        let result = make_plan(&opts.paths, &opts.load, &conn.provider, &opts.safety).await;
         let endpoint = conn.name.clone();
         conn.close().await;
         let planned = match result {

@@ -28,6 +28,8 @@ pub struct Options {
     pub seats: Option<u32>,
     /// Annotations on stderr and a SARIF log in a file.
     pub ci: CiOutput,
+    /// How the declaration is loaded (the parse cache, `--no-cache`).
+    pub load: config::LoadOptions,
 }
 
 pub fn run(args: Options) -> anyhow::Result<Exit> {
@@ -40,7 +42,7 @@ pub fn run(args: Options) -> anyhow::Result<Exit> {
 }
 
 fn validate(args: Options) -> anyhow::Result<Exit> {
-    let (mut diags, summary) = match config::load(&args.paths) {
+    let (mut diags, summary) = match config::load_with(&args.paths, &args.load) {
         Ok(loaded) => {
             let mut diags = loaded.warnings;
             if let Some(seats) = args.seats {

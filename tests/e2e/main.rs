@@ -1,5 +1,5 @@
 //! The integration tests, one binary (one link): the CLI end to end (`access`, `reconcile`,
-//! `safety`, `validate`, `ci`, `ci_examples`, `binding`, `backup`, `target`, `docs`,
+//! `safety`, `validate`, `cache`, `ci`, `ci_examples`, `binding`, `backup`, `target`, `docs`,
 //! `exit`, `scaleout`), the live server over HTTP (`server`, and a manager's read scope in `read_scope`), the apply lease (`lease`),
 //! tokens (`tokens`), metrics, logs and TLS (`ops`), a random walk of valid edits (`walk`:
 //! the plan predicts the apply), with their helpers in `support`;
@@ -12,6 +12,7 @@ mod access;
 mod architecture;
 mod backup;
 mod binding;
+mod cache;
 mod ci;
 mod ci_examples;
 mod docs;
