@@ -224,9 +224,9 @@ fn if_match(h: &HeaderMap) -> Result<Option<i64>, Problem> {
             "`If-Match: *` is not enough here; send the version you read, `If-Match: \"<version>\"`",
         ));
     }
-    parse_version_tag(s)
-        .map(Some)
-        .ok_or_else(|| Problem::bad_request(format!("`If-Match` must be `\"<version>\"`, not `{s}`")))
+    parse_version_tag(s).map(Some).ok_or_else(|| {
+        Problem::bad_request(format!("`If-Match` must be `\"<version>\"`, not `{s}`"))
+    })
 }
 
 /// The version of an entity tag as `IF_MATCH_PATTERN` describes it.
