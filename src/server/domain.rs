@@ -23,6 +23,21 @@ use crate::model::{
 /// Longest key (login, name, team path) accepted.
 pub const MAX_KEY_LEN: usize = 512;
 
+/// A key (name, login, team path segment) as [`check_key`] takes it, for the OpenAPI
+/// document: no control character, no white space at either end, not blank.
+pub(crate) const KEY_PATTERN: &str =
+    r"^[^\s\x00-\x1f\x7f-\x9f]([^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$";
+
+/// A team path as [`check_team_path`] takes it: keys separated by single `/`.
+pub(crate) const TEAM_PATH_PATTERN: &str = r"^[^\s/\x00-\x1f\x7f-\x9f]([^/\x00-\x1f\x7f-\x9f]*[^\s/\x00-\x1f\x7f-\x9f])?(/[^\s/\x00-\x1f\x7f-\x9f]([^/\x00-\x1f\x7f-\x9f]*[^\s/\x00-\x1f\x7f-\x9f])?)*$";
+
+/// A manager login, an e-mail address as `model::rules::is_email` takes it (a dot in the
+/// domain, not at either end of it), as long as a key.
+pub(crate) const MANAGER_LOGIN_PATTERN: &str = r"^[^@\s\x00-\x1f\x7f-\x9f]+@[^@.\s\x00-\x1f\x7f-\x9f][^@\s\x00-\x1f\x7f-\x9f]*\.[^@\s\x00-\x1f\x7f-\x9f]*[^@.\s\x00-\x1f\x7f-\x9f]$";
+
+/// An e-mail address as [`check_email`] takes it.
+pub(crate) const EMAIL_PATTERN: &str = r"^[^@\s\x00-\x1f\x7f-\x9f]+@[^@\s\x00-\x1f\x7f-\x9f]+$";
+
 /// One object of any kind.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Obj {
@@ -102,8 +117,8 @@ fn check_key(field: &str, key: &str) -> Vec<Violation> {
     let mut v = vec![];
     let bad = if key.trim().is_empty() {
         Some("is empty")
-    } else if key.len() > MAX_KEY_LEN {
-        Some("is longer than 512 bytes")
+    } else if key.chars().count() > MAX_KEY_LEN {
+        Some("is longer than 512 characters")
     } else if key.chars().any(char::is_control) {
         Some("contains a control character")
     } else if key.trim() != key {

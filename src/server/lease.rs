@@ -44,6 +44,10 @@ pub const MIN_TTL: u64 = 1;
 pub const MAX_TTL: u64 = 3600;
 /// The request header naming the lease a write is made under.
 pub const HEADER: &str = "roster-lease";
+
+/// A lease id, the client's or the server's: 16 to 64 of `0-9A-Za-z_-` (the OpenAPI
+/// document's pattern of `id` and of the `Roster-Lease` header).
+pub(crate) const ID_PATTERN: &str = "^[0-9A-Za-z_-]{16,64}$";
 /// Longest `holder` and `purpose`, in characters.
 const MAX_TEXT: usize = 200;
 

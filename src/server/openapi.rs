@@ -93,6 +93,48 @@ fn add_version(schema: &mut Value) {
     }
 }
 
+/// The field shapes the server checks (`server::domain`'s key, team path and e-mail
+/// checks), written into the derived schemas so that a request the document calls valid
+/// is one the server takes. Rules across fields and objects (rights, references,
+/// collisions, seats) stay out: they are the 409 and 422 codes of each operation.
+fn constrain(out: &mut Map<String, Value>) {
+    use super::domain::{
+        EMAIL_PATTERN, KEY_PATTERN, MANAGER_LOGIN_PATTERN, MAX_KEY_LEN, TEAM_PATH_PATTERN,
+    };
+    let key = json!({"minLength": 1, "maxLength": MAX_KEY_LEN, "pattern": KEY_PATTERN});
+    let path = json!({"minLength": 1, "maxLength": MAX_KEY_LEN, "pattern": TEAM_PATH_PATTERN});
+    let email = json!({"pattern": EMAIL_PATTERN});
+    let manager_login =
+        json!({"minLength": 1, "maxLength": MAX_KEY_LEN, "pattern": MANAGER_LOGIN_PATTERN});
+    let fields: [(&str, &str, &Value); 11] = [
+        ("Portal", "name", &key),
+        ("Team", "path", &path),
+        ("Administrator", "login", &key),
+        ("Administrator", "email", &email),
+        ("Manager", "login", &manager_login),
+        ("Manager", "email", &email),
+        ("Representative", "login", &key),
+        ("Representative", "email", &email),
+        ("Campaign", "name", &key),
+        ("ContactGroup", "name", &key),
+        ("Team", "max_active_logins", &json!({"minimum": 1})),
+    ];
+    for (schema, field, extra) in fields {
+        if let Some(prop) = out
+            .get_mut(schema)
+            .and_then(|s| s.pointer_mut(&format!("/properties/{field}")))
+            .and_then(Value::as_object_mut)
+        {
+            // `format: email` is looser or stricter than the server depending on the
+            // validator: the pattern says exactly what the server takes.
+            prop.remove("format");
+            for (k, v) in extra.as_object().into_iter().flatten() {
+                prop.insert(k.clone(), v.clone());
+            }
+        }
+    }
+}
+
 fn components() -> Map<String, Value> {
     let mut g = SchemaSettings::draft2020_12()
         .with(|s| {
@@ -137,6 +179,7 @@ fn components() -> Map<String, Value> {
                    "description": "the password (write only; stored as an argon2id hash, never returned). The api takes only `value` and `rotation`; `env` and `file` are for declaration files."}),
         );
     }
+    constrain(&mut out);
     for kind in Kind::ALL {
         let mut s = out[type_name(kind)].clone();
         add_version(&mut s);
@@ -195,6 +238,8 @@ fn components() -> Map<String, Value> {
             }
         }),
     );
+    let idem_key = json!({ "type": "string", "minLength": 1, "maxLength": 255, "pattern": super::routes::IDEMPOTENCY_KEY_PATTERN });
+    let batch_if_match = json!({ "type": "integer", "description": "the version read; without it this operation answers 428 `precondition-required`" });
     out.insert(
         "BatchRequest".into(),
         json!({
@@ -203,11 +248,11 @@ fn components() -> Map<String, Value> {
             "additionalProperties": false,
             "properties": { "operations": { "type": "array", "maxItems": super::MAX_BATCH, "items": { "oneOf": [
                 { "type": "object", "required": ["op", "body"], "additionalProperties": false, "properties": {
-                    "op": { "const": "create" }, "body": { "type": "object" }, "idempotency_key": { "type": "string" } } },
-                { "type": "object", "required": ["op", "key", "if_match", "body"], "additionalProperties": false, "properties": {
-                    "op": { "const": "update" }, "key": { "type": "string" }, "if_match": { "type": "integer" }, "body": { "type": "object", "description": "merge patch" } } },
-                { "type": "object", "required": ["op", "key", "if_match"], "additionalProperties": false, "properties": {
-                    "op": { "const": "delete" }, "key": { "type": "string" }, "if_match": { "type": "integer" }, "purge_statistics": { "type": "boolean" } } }
+                    "op": { "const": "create" }, "body": { "type": "object" }, "idempotency_key": idem_key.clone() } },
+                { "type": "object", "required": ["op", "key", "body"], "additionalProperties": false, "properties": {
+                    "op": { "const": "update" }, "key": { "type": "string" }, "if_match": batch_if_match.clone(), "body": { "type": "object", "description": "merge patch" } } },
+                { "type": "object", "required": ["op", "key"], "additionalProperties": false, "properties": {
+                    "op": { "const": "delete" }, "key": { "type": "string" }, "if_match": batch_if_match.clone(), "purge_statistics": { "type": "boolean" } } }
             ]}}}
         }),
     );
@@ -223,7 +268,7 @@ fn components() -> Map<String, Value> {
             "properties": { "operations": { "type": "array", "maxItems": super::MAX_BATCH, "items": { "oneOf": [
                 { "type": "object", "required": ["kind", "op", "body"], "additionalProperties": false, "properties": {
                     "kind": kind, "op": { "const": "create" }, "body": { "type": "object" },
-                    "idempotency_key": { "type": "string", "description": "accepted and ignored: a check remembers nothing" },
+                    "idempotency_key": { "type": "string", "minLength": 1, "maxLength": 255, "pattern": super::routes::IDEMPOTENCY_KEY_PATTERN, "description": "accepted and ignored: a check remembers nothing" },
                     "set_password": set_password } },
                 { "type": "object", "required": ["kind", "op", "key", "body"], "additionalProperties": false, "properties": {
                     "kind": kind, "op": { "const": "update" }, "key": { "type": "string" },
@@ -295,6 +340,7 @@ fn components() -> Map<String, Value> {
                     "expires_in": { "type": "string", "description": "a duration such as `30d` or `12h`; default 90 days" },
                     "no_expiry": { "type": "boolean", "default": false, "description": "the token never expires" }
                 },
+                "not": { "required": ["manager", "administrator"] },
                 "description": "exactly one of manager and administrator (a manager token: itself, which it may leave out)" }),
     );
     let token_props = json!({
@@ -362,7 +408,7 @@ fn components() -> Map<String, Value> {
                 "properties": { "holder": { "type": "string", "minLength": 1, "maxLength": 200 },
                                 "purpose": { "type": "string", "maxLength": 200 },
                                 "ttl_seconds": ttl,
-                                "id": { "type": "string", "pattern": "^[0-9A-Za-z_-]{16,64}$",
+                                "id": { "type": "string", "pattern": super::lease::ID_PATTERN,
                                         "description": "a handle the client chooses, so that a retried take whose answer was lost gets its own lease back (201) instead of `lease-held`" } } }),
     );
     out.insert(
@@ -373,7 +419,7 @@ fn components() -> Map<String, Value> {
     out.insert(
         "AccountPatch".into(),
         json!({ "type": "object", "additionalProperties": false,
-                "properties": { "name": { "type": "string" }, "seats": { "type": "integer", "minimum": 0 }, "version": { "type": "integer" } } }),
+                "properties": { "name": { "type": "string", "pattern": "\\S" }, "seats": { "type": "integer", "minimum": 0 }, "version": { "type": "integer" } } }),
     );
     out
 }
@@ -383,9 +429,11 @@ fn paths() -> Map<String, Value> {
     let limit = json!({"name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": super::MAX_LIMIT, "default": 100}});
     let cursor =
         json!({"name": "cursor", "in": "query", "required": false, "schema": {"type": "string"}});
-    let if_match = json!({"name": "If-Match", "in": "header", "required": true, "schema": {"type": "string"}, "description": "\"<version>\" of the object as read"});
-    let lease = json!({"name": "Roster-Lease", "in": "header", "required": false, "schema": {"type": "string"}, "description": "the apply lease this write is made under: refused (409 `lease-not-held`) unless it is the current one; without it the write is not checked against the lease"});
-    let idem = json!({"name": "Idempotency-Key", "in": "header", "required": false, "schema": {"type": "string", "maxLength": 255}, "description": "same key and body: the first response again; same key, other body: 422"});
+    let if_match = json!({"name": "If-Match", "in": "header", "required": true,
+        "schema": {"type": "string", "pattern": super::routes::IF_MATCH_PATTERN},
+        "description": "\"<version>\" of the object as read (also `W/\"<version>\"` or a bare number); missing or `*`: 428 `precondition-required`"});
+    let lease = json!({"name": "Roster-Lease", "in": "header", "required": false, "schema": {"type": "string", "pattern": super::lease::ID_PATTERN}, "description": "the apply lease this write is made under: refused (409 `lease-not-held`) unless it is the current one; without it the write is not checked against the lease"});
+    let idem = json!({"name": "Idempotency-Key", "in": "header", "required": false, "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": super::routes::IDEMPOTENCY_KEY_PATTERN}, "description": "1 to 255 visible ascii characters; same key and body: the first response again; same key, other body: 422"});
     for kind in Kind::ALL {
         let t = type_name(kind);
         let coll = kind.collection();
@@ -451,6 +499,7 @@ fn paths() -> Map<String, Value> {
                     "parameters": [if_match, lease, {"name": "purge_statistics", "in": "query", "required": false, "schema": {"type": "boolean"},
                                               "description": "representatives only: required to delete (statistics are lost)"}],
                     "responses": responses(vec![("204", json!({"description": "deleted"}))], &[
+                        ("400", "malformed If-Match, Roster-Lease or purge_statistics (`bad-request`)"),
                         ("403", "outside the token's scope or rights (`forbidden`)"),
                         ("404", "no such object (`not-found`)"),
                         ("409", "still referred to (`conflict`), a team with members or sub-teams (`team-not-empty`), a representative without purge_statistics (`statistics-would-be-lost`), a `Roster-Lease` that is not the current lease (`lease-not-held`)"),

@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use base64::Engine as _;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use super::auth::{Actor, Permission, Sight, Src, TokenSpec, authenticate, token_view};
 use super::domain::{Obj, normalize_key};
@@ -28,7 +28,24 @@ use crate::model::Kind;
 use crate::model::rules::RuleCode;
 
 pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
+    // `POST /v1/{collection}:batch` has a route of its own per collection, so that a
+    // 405 there answers `Allow: POST` (not the collection's `GET, POST`).
+    let mut batches = Router::new();
+    for kind in Kind::ALL {
+        batches = batches.route(
+            &format!("/v1/{}:batch", kind.collection()),
+            post(
+                move |State(st): State<AppState>,
+                      headers: HeaderMap,
+                      body: Result<Bytes, BytesRejection>| async move {
+                    let actor = writer(&st, &headers, "run a batch").await?;
+                    let bytes = body_bytes(body)?;
+                    batch(&st, &headers, &actor, kind, &bytes).await
+                },
+            ),
+        );
+    }
+    batches
         .route("/openapi.json", get(openapi))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -195,7 +212,8 @@ fn decode_cursor(q: &HashMap<String, String>) -> Result<String, Problem> {
         })
 }
 
-/// If-Match: `"<version>"` (a bare number is accepted too).
+/// If-Match: `"<version>"`, its weak form `W/"<version>"`, or a bare `<version>`: what
+/// the OpenAPI document's pattern (`IF_MATCH_PATTERN`) says, nothing more.
 fn if_match(h: &HeaderMap) -> Result<Option<i64>, Problem> {
     let Some(v) = h.get(header::IF_MATCH) else {
         return Ok(None);
@@ -206,11 +224,33 @@ fn if_match(h: &HeaderMap) -> Result<Option<i64>, Problem> {
             "`If-Match: *` is not enough here; send the version you read, `If-Match: \"<version>\"`",
         ));
     }
-    s.trim_start_matches("W/")
-        .trim_matches('"')
-        .parse::<i64>()
-        .map(Some)
-        .map_err(|_| Problem::bad_request(format!("`If-Match` must be `\"<version>\"`, not `{s}`")))
+    parse_version_tag(s).map(Some).ok_or_else(|| {
+        Problem::bad_request(format!("`If-Match` must be `\"<version>\"`, not `{s}`"))
+    })
+}
+
+/// The version of an entity tag as `IF_MATCH_PATTERN` describes it.
+fn parse_version_tag(s: &str) -> Option<i64> {
+    let s = s.strip_prefix("W/").unwrap_or(s);
+    let digits = match s.strip_prefix('"') {
+        Some(rest) => rest.strip_suffix('"')?,
+        None => s,
+    };
+    if digits.is_empty() || digits.len() > 18 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// The `If-Match` header as the server parses it (see [`if_match`]).
+pub(crate) const IF_MATCH_PATTERN: &str = r#"^(W/)?("[0-9]{1,18}"|[0-9]{1,18})$"#;
+
+/// An `Idempotency-Key`: 1 to 255 visible ASCII characters (a batch's
+/// `idempotency_key` too).
+pub(crate) const IDEMPOTENCY_KEY_PATTERN: &str = "^[!-~]{1,255}$";
+
+fn idempotency_key_ok(k: &str) -> bool {
+    (1..=255).contains(&k.len()) && k.bytes().all(|b| (b'!'..=b'~').contains(&b))
 }
 
 /// The JSON text of one stored item with its `version`, for list pages: the stored body
@@ -385,7 +425,7 @@ async fn get_one(
     ))
 }
 
-/// `POST /v1/{collection}` and `POST /v1/{collection}:batch`.
+/// `POST /v1/{collection}` (`:batch` has its own routes, see [`routes`]).
 async fn create(
     State(st): State<AppState>,
     headers: HeaderMap,
@@ -393,12 +433,6 @@ async fn create(
     body: Result<Bytes, BytesRejection>,
 ) -> Res {
     let collection = path_param(path)?;
-    if let Some(base) = collection.strip_suffix(":batch") {
-        let kind = kind_of(base)?;
-        let actor = writer(&st, &headers, "run a batch").await?;
-        let bytes = body_bytes(body)?;
-        return batch(&st, &headers, &actor, kind, &bytes).await;
-    }
     let kind = kind_of(&collection)?;
     let actor = writer(&st, &headers, "create objects").await?;
     let bytes = body_bytes(body)?;
@@ -407,15 +441,16 @@ async fn create(
         .get("idempotency-key")
         .map(|v| {
             v.to_str()
+                .ok()
+                .filter(|k| idempotency_key_ok(k))
                 .map(str::to_string)
-                .map_err(|_| Problem::bad_request("`Idempotency-Key` must be visible ascii"))
+                .ok_or_else(|| {
+                    Problem::bad_request(
+                        "`Idempotency-Key` must have 1 to 255 visible ascii characters, without spaces",
+                    )
+                })
         })
         .transpose()?;
-    if idem.as_ref().is_some_and(|k| k.is_empty() || k.len() > 255) {
-        return Err(Problem::bad_request(
-            "`Idempotency-Key` must have 1 to 255 characters",
-        ));
-    }
     let op = Op::Create {
         body: value,
         idempotency_key: idem,
@@ -439,27 +474,47 @@ struct BatchRequest {
     operations: Vec<BatchOp>,
 }
 
+/// One operation of a batch, refused as a whole batch (422) when its shape breaks the
+/// OpenAPI document's `BatchRequest`: a body that is not an object, a `null` or
+/// non-integer `if_match`, a bad `idempotency_key`. Rule failures stay per operation.
 #[derive(Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
 enum BatchOp {
     Create {
-        body: Value,
-        #[serde(default)]
+        body: Map<String, Value>,
+        #[serde(default, deserialize_with = "idempotency_key")]
         idempotency_key: Option<String>,
     },
     Update {
         key: String,
-        #[serde(default)]
+        #[serde(default, deserialize_with = "version")]
         if_match: Option<i64>,
-        body: Value,
+        body: Map<String, Value>,
     },
     Delete {
         key: String,
-        #[serde(default)]
+        #[serde(default, deserialize_with = "version")]
         if_match: Option<i64>,
         #[serde(default)]
         purge_statistics: bool,
     },
+}
+
+/// A present `if_match`: an integer (not `null`); absent is `None` (428 for that operation).
+fn version<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    i64::deserialize(d).map(Some)
+}
+
+/// A present `idempotency_key`: as the `Idempotency-Key` header.
+fn idempotency_key<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let k = String::deserialize(d)?;
+    if idempotency_key_ok(&k) {
+        Ok(Some(k))
+    } else {
+        Err(serde::de::Error::custom(
+            "an idempotency key has 1 to 255 visible ascii characters, without spaces",
+        ))
+    }
 }
 
 async fn batch(st: &AppState, headers: &HeaderMap, actor: &Actor, kind: Kind, bytes: &[u8]) -> Res {
@@ -505,7 +560,7 @@ fn engine_op(kind: Kind, o: BatchOp, keep_idempotency: bool) -> Op {
             body,
             idempotency_key,
         } => Op::Create {
-            body,
+            body: Value::Object(body),
             idempotency_key: idempotency_key.filter(|_| keep_idempotency),
         },
         BatchOp::Update {
@@ -515,7 +570,7 @@ fn engine_op(kind: Kind, o: BatchOp, keep_idempotency: bool) -> Op {
         } => Op::Update {
             key: normalize_key(kind, &key),
             if_match,
-            patch: body,
+            patch: Value::Object(body),
         },
         BatchOp::Delete {
             key,
