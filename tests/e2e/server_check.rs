@@ -119,6 +119,34 @@ fn refused_at_plan_then_at_apply_without_the_check(
         "line {line}:\n{run}"
     );
     assert!(run.stdout.contains("would refuse 1 of them"), "{run}");
+    // In a pipeline the refusal is an annotation and a SARIF result like any other.
+    let sarif = server.dir.path().join("check.sarif");
+    let run = server.run(
+        &[
+            "plan",
+            d,
+            "--annotations",
+            "always",
+            "--sarif",
+            sarif.to_str().unwrap(),
+        ],
+        &env,
+    );
+    assert_eq!(run.code, 4, "{run}");
+    let both = format!("{}{}", run.stdout, run.stderr);
+    assert!(
+        both.lines().any(|l| l.starts_with("::error file=")
+            && l.contains(&format!("line={line},"))
+            && l.contains("title=server-check::")),
+        "{run}"
+    );
+    let log: Value = serde_json::from_str(&std::fs::read_to_string(&sarif).unwrap()).unwrap();
+    let results = log["runs"][0]["results"].as_array().unwrap();
+    assert!(
+        results.iter().any(|r| r["ruleId"] == "server-check"
+            && r["locations"][0]["physicalLocation"]["region"]["startLine"] == line),
+        "{log:#}"
+    );
     // The saved plan records the check, and apply of the fresh plan is refused alike.
     let out = server.dir.path().join("checked.json");
     let run = server.run(
