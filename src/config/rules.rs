@@ -391,12 +391,10 @@ pub fn leader_rules(org: &Org) -> Vec<Finding> {
                 "representatives",
             )),
             Some(r) => {
-                let inside = r.team.as_deref().is_some_and(|rt| {
-                    rt == t.path
-                        || rt
-                            .strip_prefix(t.path.as_str())
-                            .is_some_and(|s| s.starts_with('/'))
-                });
+                let inside = r
+                    .team
+                    .as_deref()
+                    .is_some_and(|rt| crate::model::is_within(rt, &t.path));
                 if !inside {
                     out.push(error(
                         RuleCode::LeaderNotMember,

@@ -717,6 +717,16 @@ pub struct Declaration {
     pub contact_groups: Vec<ContactGroup>,
 }
 
+/// Whether team `path` is `team` or one of its sub-teams (by whole path segments:
+/// `Europe/Paris` is within `Europe`, `Europewide` is not). A manager's scope, a
+/// leader's membership and a campaign's reach all ask this.
+pub fn is_within(path: &str, team: &str) -> bool {
+    path == team
+        || (path.len() > team.len()
+            && path.starts_with(team)
+            && path.as_bytes()[team.len()] == b'/')
+}
+
 /// A whole organization, flat and keyed: what `Desired` and `Observed` both hold.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Org {

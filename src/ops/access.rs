@@ -24,13 +24,8 @@ use crate::provider::Provider;
 use super::Exit;
 use super::term::s;
 
-/// Output formats of the report.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    Text,
-    Json,
-    Markdown,
-}
+/// Output formats of the report: the plan's three.
+pub use super::plan::Format;
 
 /// `roster access`'s options.
 #[derive(Debug, Clone)]

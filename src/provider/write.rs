@@ -212,6 +212,24 @@ impl HttpProvider {
 
 // The HTTP client is the live system's real provider: its writes are the trait's, with
 // retries and lost-answer confirmation.
+/// The `results` of a batch or check answer: one per operation sent, or the answer is
+/// not what docs/api.md promises.
+fn results_of<'a>(
+    answer: &'a Value,
+    sent: usize,
+    url: &str,
+    what: &str,
+) -> Result<&'a Vec<Value>, ProviderError> {
+    answer
+        .get("results")
+        .and_then(Value::as_array)
+        .filter(|r| r.len() == sent)
+        .ok_or_else(|| ProviderError::Unexpected {
+            url: url.to_string(),
+            detail: format!("{what} must hold `results`, one per operation ({sent})"),
+        })
+}
+
 impl Provider for HttpProvider {
     fn base_url(&self) -> &str {
         &self.base
@@ -321,17 +339,7 @@ impl Provider for HttpProvider {
             .await
             .result?;
         let answer: Value = parse_object(url.clone(), &bytes)?;
-        let results = answer
-            .get("results")
-            .and_then(Value::as_array)
-            .filter(|r| r.len() == ops.len())
-            .ok_or_else(|| ProviderError::Unexpected {
-                url: url.clone(),
-                detail: format!(
-                    "a check's answer must hold `results`, one per operation ({})",
-                    ops.len()
-                ),
-            })?;
+        let results = results_of(&answer, ops.len(), &url, "a check's answer")?;
         Ok(results
             .iter()
             .map(|r| {
@@ -359,17 +367,7 @@ impl Provider for HttpProvider {
         let Sent { result, attempts } = self.send(Method::POST, &path, Some(&body), &[]).await;
         let (_, bytes) = result?;
         let answer: Value = parse_object(url.clone(), &bytes)?;
-        let results = answer
-            .get("results")
-            .and_then(Value::as_array)
-            .filter(|r| r.len() == ops.len())
-            .ok_or_else(|| ProviderError::Unexpected {
-                url: url.clone(),
-                detail: format!(
-                    "a batch answer must hold `results`, one per operation ({})",
-                    ops.len()
-                ),
-            })?;
+        let results = results_of(&answer, ops.len(), &url, "a batch answer")?;
         let mut out = Vec::with_capacity(ops.len());
         for (op, r) in ops.iter().zip(results) {
             let status = r.get("status").and_then(Value::as_u64).unwrap_or(0) as u16;

@@ -261,13 +261,7 @@ pub fn expired(t: &TokenRow, now: OffsetDateTime) -> bool {
         .is_some_and(|e| parse_time(e).is_none_or(|e| e <= now))
 }
 
-/// Whether `path` is `team` or one of its sub-teams.
-pub fn is_within(path: &str, team: &str) -> bool {
-    path == team
-        || (path.len() > team.len()
-            && path.starts_with(team)
-            && path.as_bytes()[team.len()] == b'/')
-}
+pub use crate::model::is_within;
 
 /// The bearer token of an `Authorization` header (401 when missing or malformed).
 pub fn bearer(header: Option<&str>) -> Result<&str, Problem> {

@@ -31,16 +31,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::catalog::{self, FEATURE_REQUIRES, RIGHT_REQUIRES};
+pub use super::is_within;
 use super::{Feature, Login, Org, Permission, Representative, Status, TeamPath, TeamRight};
-
-/// Whether `path` is `team` or one of its sub-teams (segment-wise: `Europeans` is not
-/// within `Europe`).
-pub fn is_within(path: &str, team: &str) -> bool {
-    path == team
-        || (path.len() > team.len()
-            && path.starts_with(team)
-            && path.as_bytes()[team.len()] == b'/')
-}
 
 /// A team's path and every ancestor's, nearest first (`Europe/Paris`, `Europe`).
 pub fn team_and_ancestors(path: &str) -> impl Iterator<Item = &str> {
