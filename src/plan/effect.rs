@@ -140,18 +140,26 @@ pub(super) fn effects(desired: &Desired, observed: &Observed, changes: &[&Change
             }
         }
     }
-    let cut = |org: &Org| Org {
-        representatives: org
-            .representatives
+    // Only the affected representatives are copied: the after side holds the changed
+    // ones, the untouched ones are the live ones.
+    let cut = |org: &Org, after: bool| Org {
+        representatives: affected
             .iter()
-            .filter(|(l, _)| affected.contains(l.as_str()))
-            .map(|(l, r)| (l.clone(), r.clone()))
+            .filter_map(|l| {
+                let r = org.representatives.get(*l);
+                let r = if after && !touched.has(Kind::Representative, l) {
+                    r.or_else(|| before_full.representatives.get(*l))
+                } else {
+                    r
+                };
+                r.map(|r| (l.to_string(), r.clone()))
+            })
             .collect(),
         ..org_without_reps(org)
     };
     let (before, after) = rayon::join(
-        || Access::of(&cut(before_full)),
-        || Access::of(&cut(&after_full)),
+        || Access::of(&cut(before_full, false)),
+        || Access::of(&cut(&after_full, true)),
     );
 
     let mut groups: BTreeMap<GroupKey, Vec<Login>> = BTreeMap::new();
@@ -221,8 +229,8 @@ fn org_without_reps(org: &Org) -> Org {
 /// The organization once the plan is applied: the live one, with each changed object
 /// as declared (renamed objects under their new key), deleted ones gone and deactivated
 /// undeclared ones inactive; the references of untouched objects to a renamed or moved
-/// team follow it (the live system carries them along). Representatives are kept only
-/// where changed or live: the caller cuts them down.
+/// team follow it (the live system carries them along). Of the representatives, only
+/// the changed ones and those whose team moves are here: every other is as live.
 fn converged(
     desired: &Desired,
     observed: &Observed,
@@ -233,8 +241,6 @@ fn converged(
     let d = &desired.org;
     let mut org = org_without_reps(live);
     let mut reps = BTreeMap::new();
-    // Untouched representatives are read from `live` when needed; only the changed ones
-    // are copied here, the rest are merged below by reference to keep this linear.
     let mut team_moves: Vec<(String, String)> = vec![];
     for c in changes {
         let key = &c.id.key;
@@ -313,18 +319,20 @@ fn converged(
             .iter()
             .find_map(|(from, to)| is_within(t, from).then(|| format!("{to}{}", &t[from.len()..])))
     };
+    // Untouched representatives are the live ones (the caller falls back to them), but
+    // for those whose team is renamed or moved.
     let mut all = BTreeMap::new();
-    for (login, r) in &live.representatives {
-        if touched.has(Kind::Representative, login) {
-            continue;
+    if !team_moves.is_empty() {
+        for (login, r) in &live.representatives {
+            if touched.has(Kind::Representative, login) {
+                continue;
+            }
+            if let Some(t) = r.team.as_deref().and_then(moved) {
+                let mut r = r.clone();
+                r.team = Some(t);
+                all.insert(login.clone(), r);
+            }
         }
-        let mut r = r.clone();
-        if !team_moves.is_empty()
-            && let Some(t) = r.team.as_deref().and_then(moved)
-        {
-            r.team = Some(t);
-        }
-        all.insert(login.clone(), r);
     }
     for (login, r) in reps {
         if let Some(r) = r {
