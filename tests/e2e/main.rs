@@ -15,6 +15,7 @@ mod binding;
 mod ci;
 mod ci_examples;
 mod docs;
+mod effects;
 mod exit;
 mod lease;
 mod ops;
