@@ -113,30 +113,34 @@ pub(super) fn effects(desired: &Desired, observed: &Observed, changes: &[&Change
             .is_some_and(|t| team_and_ancestors(t).any(|a| touched.has(Kind::Team, a)))
     };
     let mut affected: BTreeSet<&str> = BTreeSet::new();
+    // The teams the changed campaigns select, before or after: an untouched
+    // representative in a team a campaign starts or stops selecting is affected.
+    let mut selected: BTreeSet<&str> = BTreeSet::new();
     for org in [before_full, &after_full] {
-        for (login, r) in &org.representatives {
-            if touched.has(Kind::Representative, login)
-                || r.portals.iter().any(|p| touched.has(Kind::Portal, p))
-                || team_touched(&r.team)
-            {
-                affected.insert(login);
-            }
-        }
         for c in touched.of(Kind::Campaign) {
             if let Some(c) = org.campaigns.get(c) {
                 affected.extend(c.representatives.iter().map(String::as_str));
-                for (login, r) in &org.representatives {
-                    if let Some(t) = &r.team
-                        && c.teams.iter().any(|s| is_within(t, s))
-                    {
-                        affected.insert(login);
-                    }
-                }
+                selected.extend(c.teams.iter().map(String::as_str));
             }
         }
         for g in touched.of(Kind::ContactGroup) {
             if let Some(g) = org.contact_groups.get(g) {
                 affected.extend(g.shared_with.keys().map(String::as_str));
+            }
+        }
+    }
+    // One pass over the representatives, each checking its team and ancestors (never
+    // representatives × campaigns).
+    for org in [before_full, &after_full] {
+        for (login, r) in &org.representatives {
+            if touched.has(Kind::Representative, login)
+                || r.portals.iter().any(|p| touched.has(Kind::Portal, p))
+                || team_touched(&r.team)
+                || r.team.as_deref().is_some_and(|t| {
+                    !selected.is_empty() && team_and_ancestors(t).any(|a| selected.contains(a))
+                })
+            {
+                affected.insert(login);
             }
         }
     }

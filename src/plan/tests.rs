@@ -2714,3 +2714,37 @@ fn an_unrelated_change_computes_effects_for_its_people_only() {
     assert!(p.effects[0].own);
     assert_eq!(p.effects[0].people, vec!["r03@acme.example".to_string()]);
 }
+
+#[test]
+fn a_campaign_selecting_another_team_reaches_its_untouched_representatives() {
+    let live = base().campaign(campaign_of("spring", &[], &["Europe/Paris"]));
+    let d = base().campaign(campaign_of("spring", &[], &["Europe/Lyon"]));
+    let p = plan(&desired(d.0), &observed(live.0));
+    let got: Vec<(EffectChange, &str, &[String], bool)> = p
+        .effects
+        .iter()
+        .map(|e| (e.change, e.what.as_str(), e.people.as_slice(), e.own))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (
+                EffectChange::Loses,
+                "campaign spring",
+                &["jdoe@acme.example".to_string()][..],
+                false
+            ),
+            (
+                EffectChange::Gains,
+                "campaign spring",
+                &["ann@acme.example".to_string()][..],
+                false
+            ),
+        ]
+    );
+    assert!(
+        p.effects
+            .iter()
+            .all(|e| e.because == vec![ObjectId::new(Kind::Campaign, "spring")])
+    );
+}
