@@ -2748,3 +2748,34 @@ fn a_campaign_selecting_another_team_reaches_its_untouched_representatives() {
             .all(|e| e.because == vec![ObjectId::new(Kind::Campaign, "spring")])
     );
 }
+
+#[test]
+fn a_portal_change_reaching_100k_reps_is_one_effect_and_fast() {
+    let mut web = portal("web");
+    web.features = feats(&[Feature::FileTransferSend]);
+    let mut org = Org::default();
+    org.teams.insert("T".into(), Team::new("T"));
+    org.portals.insert("web".into(), web);
+    for i in 0..100_000 {
+        let mut r = rep(&format!("rep{i:06}@acme.example"), "T");
+        r.features = feats(&[Feature::FileTransferSend]);
+        r.portals = ["web".to_string()].into();
+        org.representatives.insert(r.login.clone(), r);
+    }
+    let live = org.clone();
+    org.portals.get_mut("web").unwrap().features.clear();
+    let d = desired(org);
+    let mut o = observed(live);
+    o.account.seats = 200_000;
+    let t = Instant::now();
+    let p = make_whole(&d, &o, &opts());
+    let took = t.elapsed();
+    assert_eq!(p.changes.len(), 1);
+    assert_eq!(p.effects.len(), 1);
+    assert_eq!(p.effects[0].people.len(), 100_000);
+    // 100,001 removals of the ~400,000 objects and relationships: over 25 %.
+    assert_eq!(p.refusal_codes(), "removal-threshold");
+    let limit = if cfg!(debug_assertions) { 5.0 } else { 1.0 };
+    assert!(took.as_secs_f64() < limit, "plan took {took:?}");
+    eprintln!("plan of a portal change reaching 100,000 representatives: {took:?}");
+}
