@@ -551,18 +551,26 @@ pub(super) fn threshold(cx: &mut Cx, effects: &[Effect]) {
                 .first()
                 .cloned()
                 .unwrap_or_else(|| ObjectId::new(e.kind, e.people[0].as_str()));
+            // Only as many as the message may list: each effect's people are in order,
+            // so its first ones are the ones sorting first (`n` counts them all).
             e.people
                 .iter()
+                .take(LISTED_REMOVALS)
                 .map(move |p| (id.clone(), format!("{} of {p} (in effect)", e.what)))
         })
         .collect();
+    let unlisted: usize = effects
+        .iter()
+        .filter(|e| e.is_indirect_loss())
+        .map(|e| e.people.len().saturating_sub(LISTED_REMOVALS))
+        .sum();
     let removals: Vec<(&ObjectId, &str)> = cx
         .drafts
         .iter()
         .flat_map(|d| d.removals.iter().map(move |r| (&d.change.id, r.as_str())))
         .chain(indirect.iter().map(|(o, r)| (o, r.as_str())))
         .collect();
-    let n = removals.len();
+    let n = removals.len() + unlisted;
     let t = cx.desired.policy.removal_threshold;
     if cx.opts.force || n as u64 <= t.count as u64 {
         return;

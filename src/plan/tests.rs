@@ -2775,7 +2775,9 @@ fn a_portal_change_reaching_100k_reps_is_one_effect_and_fast() {
     assert_eq!(p.effects[0].people.len(), 100_000);
     // 100,001 removals of the ~400,000 objects and relationships: over 25 %.
     assert_eq!(p.refusal_codes(), "removal-threshold");
-    let limit = if cfg!(debug_assertions) { 5.0 } else { 1.0 };
+    // Debug builds: ~2.5 s alone (the access of 100,000 people twice, then their
+    // comparison), more beside the other tests on a shared machine.
+    let limit = if cfg!(debug_assertions) { 10.0 } else { 1.0 };
     assert!(took.as_secs_f64() < limit, "plan took {took:?}");
     eprintln!("plan of a portal change reaching 100,000 representatives: {took:?}");
 }
