@@ -153,6 +153,7 @@ mod tests {
             warnings: vec![],
             partial: None,
             seats: None,
+            effects: vec![],
             fingerprint: Default::default(),
             server_checked: false,
         }

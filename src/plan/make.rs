@@ -17,7 +17,8 @@ use super::draft::{Cx, Draft};
 use super::target::{self, Partial};
 use super::usernames::settle_usernames;
 use super::{
-    Action, Change, PLAN_FORMAT_VERSION, Plan, PlanOptions, Summary, diff, order, safety, scope,
+    Action, Change, PLAN_FORMAT_VERSION, Plan, PlanOptions, Summary, diff, effect, order, safety,
+    scope,
 };
 use crate::model::{Desired, ObjectId, Observed};
 
@@ -78,7 +79,15 @@ fn stages(mut cx: Cx) -> Plan {
     let seats = safety::seats(&mut cx);
     safety::usernames(&mut cx);
     safety::live_login_collisions(&mut cx);
-    safety::threshold(&mut cx);
+    // Who gains or loses what: whole plans only (a partial plan converges to no
+    // declared state); the removal threshold counts the indirect losses.
+    let effects = if partial.is_none() {
+        let refs: Vec<&Change> = cx.drafts.iter().map(|d| &d.change).collect();
+        effect::effects(cx.desired, cx.observed, &refs)
+    } else {
+        vec![]
+    };
+    safety::threshold(&mut cx, &effects);
 
     let mut refusals = cx.errors;
     if let Some((_, left_out)) = &partial {
@@ -105,6 +114,7 @@ fn stages(mut cx: Cx) -> Plan {
         partial: partial.map(|(p, _)| p),
         refusals,
         seats: Some(seats),
+        effects,
         fingerprint: BTreeMap::new(),
         server_checked: false,
     }

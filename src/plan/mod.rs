@@ -28,6 +28,8 @@
 //!   safety);
 //! - `target.rs`: `--target`/`--exclude` patterns and the selection of an ordered plan's
 //!   changes with what they depend on (a partial plan, [`Plan::partial`]);
+//! - `effect.rs`: who gains or loses what in effect (the model's access core on the
+//!   live organization and on the one the plan converges to);
 //! - `make.rs`: the stage runner behind [`make()`].
 //!
 //! [`stale()`] (`stale.rs`) and [`render`] read finished plans only.
@@ -48,6 +50,7 @@
 pub mod binding;
 mod diff;
 mod draft;
+mod effect;
 mod join;
 mod kinds;
 mod make;
@@ -70,6 +73,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::rules::RuleCode;
 use crate::model::{Kind, ObjectId, Principal, SecretRef};
 
+pub use effect::{Effect, EffectChange};
 pub use make::make;
 pub use stale::stale;
 
@@ -233,6 +237,11 @@ pub struct Plan {
     /// `changes` and `summary` hold the selected changes only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partial: Option<target::Partial>,
+    /// Who gains or loses what in effect (`effect.rs`): the effective permissions that
+    /// change for each person, grouped, including those caused by a change to another
+    /// object. Whole plans only: empty for a partial plan.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub effects: Vec<Effect>,
     /// Operators holding licensed seats before and after this plan (rule 5, seed 003).
     /// Absent from plans saved before roster counted them.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -16,6 +16,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use serde_json::json;
 
 use super::draft::{Cx, NameCycle, field_change, parent_of};
+use super::effect::Effect;
 use super::kinds::{Object, status_patch};
 use super::{Action, Refusal, SeatUsage};
 use crate::model::rules::RuleCode;
@@ -537,14 +538,39 @@ pub(super) fn live_login_collisions(cx: &mut Cx) {
 }
 
 /// Removals over objects and relationships: above `count` AND `percent`% of what exists,
-/// the plan stops unless `--force`.
-pub(super) fn threshold(cx: &mut Cx) {
+/// the plan stops unless `--force`. Each person losing a permission in effect through
+/// another object's change (`effects`: a portal's feature, a campaign's teams…) counts
+/// one removal too, named after the object that causes it.
+pub(super) fn threshold(cx: &mut Cx, effects: &[Effect]) {
+    let indirect: Vec<(ObjectId, String)> = effects
+        .iter()
+        .filter(|e| e.is_indirect_loss())
+        .flat_map(|e| {
+            let id = e
+                .because
+                .first()
+                .cloned()
+                .unwrap_or_else(|| ObjectId::new(e.kind, e.people[0].as_str()));
+            // Only as many as the message may list: each effect's people are in order,
+            // so its first ones are the ones sorting first (`n` counts them all).
+            e.people
+                .iter()
+                .take(LISTED_REMOVALS)
+                .map(move |p| (id.clone(), format!("{} of {p} (in effect)", e.what)))
+        })
+        .collect();
+    let unlisted: usize = effects
+        .iter()
+        .filter(|e| e.is_indirect_loss())
+        .map(|e| e.people.len().saturating_sub(LISTED_REMOVALS))
+        .sum();
     let removals: Vec<(&ObjectId, &str)> = cx
         .drafts
         .iter()
         .flat_map(|d| d.removals.iter().map(move |r| (&d.change.id, r.as_str())))
+        .chain(indirect.iter().map(|(o, r)| (o, r.as_str())))
         .collect();
-    let n = removals.len();
+    let n = removals.len() + unlisted;
     let t = cx.desired.policy.removal_threshold;
     if cx.opts.force || n as u64 <= t.count as u64 {
         return;

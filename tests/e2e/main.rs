@@ -16,6 +16,7 @@ mod cache;
 mod ci;
 mod ci_examples;
 mod docs;
+mod effects;
 mod exit;
 mod lease;
 mod ops;

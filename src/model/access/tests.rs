@@ -100,9 +100,9 @@ fn org() -> Org {
             active: true,
             representatives: set(&["ann@x.example".to_string()]),
             teams: set(&["Europe".to_string(), "Tier2".to_string()]),
+            hidden_members: None,
             protect: false,
             previously: None,
-            hidden_members: None,
         },
     );
     o.campaigns.insert(
@@ -112,9 +112,9 @@ fn org() -> Org {
             active: false,
             representatives: set(&["bob@x.example".to_string()]),
             teams: BTreeSet::new(),
+            hidden_members: None,
             protect: false,
             previously: None,
-            hidden_members: None,
         },
     );
     o.contact_groups.insert(
@@ -126,9 +126,9 @@ fn org() -> Org {
                 ("max@x.example".to_string(), Permission::View),
                 ("cid@x.example".to_string(), Permission::Connect),
             ]),
+            hidden_members: None,
             protect: false,
             previously: None,
-            hidden_members: None,
         },
     );
     o

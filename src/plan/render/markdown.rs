@@ -305,6 +305,13 @@ fn tail(plan: &Plan) -> String {
         out.push('\n');
     };
     section(
+        "Who gains or loses what (in effect)",
+        plan.effects
+            .iter()
+            .map(|e| esc(&super::effect_line(e, str::to_string)))
+            .collect(),
+    );
+    section(
         "Warnings",
         plan.warnings
             .iter()
@@ -575,6 +582,7 @@ mod tests {
                 help: "use an administrator token".into(),
             }],
             seats: None,
+            effects: vec![],
             fingerprint: Default::default(),
             server_checked: false,
         }

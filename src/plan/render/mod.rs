@@ -18,6 +18,57 @@ use serde_json::Value;
 use super::target::Partial;
 use super::{Action, Change, FieldChange, Refusal, SeatUsage, Summary};
 
+/// People an effect line names before "and N more" (the JSON plan lists every one).
+pub(crate) const EFFECT_NAMES: usize = 5;
+
+/// One line of "Who gains or loses what", without the list marker: `412
+/// representatives lose feature file_transfer_send (via portal/web-support): anna@…,
+/// bob@…, … and 402 more`; `show` renders each login.
+pub(crate) fn effect_line(e: &super::Effect, show: impl Fn(&str) -> String) -> String {
+    let n = e.people.len();
+    let who = match (e.kind, n == 1) {
+        (crate::model::Kind::Manager, true) => "manager",
+        (crate::model::Kind::Manager, false) => "managers",
+        (_, true) => "representative",
+        (_, false) => "representatives",
+    };
+    let mut why: Vec<String> = vec![];
+    if e.own {
+        why.push(
+            if n == 1 {
+                "its own change"
+            } else {
+                "their own change"
+            }
+            .into(),
+        );
+    }
+    if !e.because.is_empty() {
+        let ids: Vec<String> = e.because.iter().map(|o| o.to_string()).collect();
+        why.push(format!("via {}", ids.join(", ")));
+    }
+    let why = if why.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", why.join(", "))
+    };
+    let mut names: Vec<String> = e
+        .people
+        .iter()
+        .take(EFFECT_NAMES)
+        .map(|l| show(l))
+        .collect();
+    if n > EFFECT_NAMES {
+        names.push(format!("… and {} more", n - EFFECT_NAMES));
+    }
+    format!(
+        "{n} {who} {} {}{why}: {}",
+        e.change.verb(n != 1),
+        e.what,
+        names.join(", ")
+    )
+}
+
 /// Objects a refusal banner names before "and N more".
 const BANNER_OBJECTS: usize = 10;
 

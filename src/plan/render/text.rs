@@ -1,6 +1,6 @@
 //! The terminal rendering, Terraform-like: one block per change, only the changed
 //! fields, set fields as `+ added` / `- removed` element lines, long strings as a line
-//! diff, then unmanaged objects, warnings, out-of-scope objects and the summary line.
+//! diff, then who gains or loses what in effect, unmanaged objects, warnings, out-of-scope objects and the summary line.
 //!
 //! Colour (ANSI, through `anstyle`) only when the caller asks for it: `ops` decides from
 //! `--color` and the terminal.
@@ -98,6 +98,19 @@ pub fn text(plan: &Plan, color: bool) -> String {
             .collect();
         for c in &plan.changes {
             change(&mut out, &p, c, named_later.contains(&c.id));
+        }
+        out.push('\n');
+    }
+    if !plan.effects.is_empty() {
+        let _ = writeln!(out, "Who gains or loses what (in effect):");
+        for e in &plan.effects {
+            let line = super::effect_line(e, str::to_string);
+            let line = match e.change {
+                crate::plan::EffectChange::Loses => p.red(&line),
+                crate::plan::EffectChange::Gains => p.green(&line),
+                crate::plan::EffectChange::Changes => p.yellow(&line),
+            };
+            let _ = writeln!(out, "  - {line}");
         }
         out.push('\n');
     }
