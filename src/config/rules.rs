@@ -215,7 +215,7 @@ pub fn login_rules(org: &Org) -> Vec<Finding> {
     let admin_rep = |login: &str| {
         org.representatives
             .get(login)
-            .is_some_and(|r| r.features.contains(&Feature::AdminCenterAccess))
+            .is_some_and(crate::model::Representative::login_is_exclusive)
     };
     let managers = org
         .managers

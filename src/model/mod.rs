@@ -503,6 +503,13 @@ pub struct Representative {
 }
 
 impl Representative {
+    /// Rule 2 (seed 000): with Admin Center access, this representative's login may be
+    /// no manager's or administrator's login. The loader, the plan (against live
+    /// accounts no file declares) and the server all ask this.
+    pub fn login_is_exclusive(&self) -> bool {
+        self.features.contains(&Feature::AdminCenterAccess)
+    }
+
     /// An operator (seed 003): active, with support management. Operators, and only
     /// they, hold the licensed seats (rule 5).
     pub fn takes_seat(&self) -> bool {

@@ -20,7 +20,7 @@ use super::effect::Effect;
 use super::kinds::{Object, status_patch};
 use super::{Action, Refusal, SeatUsage};
 use crate::model::rules::RuleCode;
-use crate::model::{Feature, Kind, ObjectId, Org};
+use crate::model::{Kind, ObjectId, Org};
 
 /// How many removals a threshold error lists before "and N more".
 const LISTED_REMOVALS: usize = 20;
@@ -493,7 +493,7 @@ pub(super) fn live_login_collisions(cx: &mut Cx) {
     let desired = &cx.desired.org;
     let mut errors = Vec::new();
     for (login, r) in &desired.representatives {
-        if !r.features.contains(&Feature::AdminCenterAccess) {
+        if !r.login_is_exclusive() {
             continue;
         }
         let held = [

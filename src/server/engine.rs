@@ -22,8 +22,8 @@ use super::auth::{Actor, Sight, Src, authorize_write, is_within, keep_hidden, lo
 use super::domain::{Obj, merge_patch};
 use super::problem::Problem;
 use super::store::{self, Db, StoredObject, Tx};
+use crate::model::Kind;
 use crate::model::rules::{RuleCode, Violation};
-use crate::model::{Feature, Kind};
 
 /// One requested write.
 #[derive(Debug, Clone)]
@@ -1317,7 +1317,7 @@ async fn cross_checks_renaming(
         Obj::Manager(_) | Obj::Administrator(_) => {
             if let Some(row) = tx.get(Kind::Representative, &key).await? {
                 if let Obj::Representative(r) = Obj::from_stored(Kind::Representative, &row.body)? {
-                    if r.features.contains(&Feature::AdminCenterAccess) {
+                    if r.login_is_exclusive() {
                         violations.push(Violation::new(RuleCode::LoginCollision, "/login", format!("`{key}` is also the login of a representative with `admin_center_access`"), "use another login, or remove `admin_center_access` from that representative"));
                     }
                 }
@@ -1343,7 +1343,7 @@ async fn cross_checks_renaming(
                 ));
             }
         }
-        Obj::Representative(r) if r.features.contains(&Feature::AdminCenterAccess) => {
+        Obj::Representative(r) if r.login_is_exclusive() => {
             for other in [Kind::Manager, Kind::Administrator] {
                 if ctx.exists(tx, other, &key).await? {
                     violations.push(Violation::new(RuleCode::LoginCollision, "/login", format!("`{key}` is also the login of {} {other}, so this representative cannot have `admin_center_access`", if other == Kind::Administrator { "an" } else { "a" }), "use another login, or leave out `admin_center_access`"));
