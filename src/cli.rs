@@ -128,7 +128,7 @@ pub enum PlanFormat {
 /// The parse cache (`<state-dir>/cache/parse`).
 #[derive(Debug, Clone, Args)]
 pub struct CacheArgs {
-    /// Parse every file, without reading or writing the parse cache under the state directory.
+    /// Parse every file and read the live system in full, without reading or writing the parse cache or the live snapshot under the state directory.
     #[arg(long, env = "ROSTER_NO_CACHE", action = clap::ArgAction::SetTrue,
           value_parser = clap::builder::BoolishValueParser::new())]
     pub no_cache: bool,
@@ -164,7 +164,7 @@ pub struct EndpointArgs {
     /// File holding the API token (otherwise the token itself in ROSTER_TOKEN).
     #[arg(long, env = "ROSTER_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,
-    /// Directory of roster's local state: the embedded live system's database and token, and the parse cache.
+    /// Directory of roster's local state: the embedded live system's database and token, the parse cache and the live snapshot.
     #[arg(long, default_value = ".roster", env = "ROSTER_STATE_DIR")]
     pub state_dir: PathBuf,
     /// PEM bundle of certificate authorities to trust for an https endpoint (self-signed deployments).
@@ -668,6 +668,7 @@ impl From<EndpointArgs> for ops::connect::Endpoint {
             state_dir: a.state_dir,
             ca_cert: a.ca_cert,
             allow_insecure_http: a.allow_insecure_http,
+            snapshots: false,
         }
     }
 }
@@ -729,7 +730,10 @@ impl From<PlanArgs> for ops::plan::Options {
         ops::plan::Options {
             load: crate::config::LoadOptions::state_dir(&a.endpoint.state_dir, !a.cache.no_cache),
             paths: a.paths,
-            endpoint: a.endpoint.into(),
+            endpoint: ops::connect::Endpoint {
+                snapshots: !a.cache.no_cache,
+                ..a.endpoint.into()
+            },
             safety: a.safety.with(a.targeting),
             format: a.format.into(),
             out: a.out,
@@ -747,7 +751,10 @@ impl From<ApplyArgs> for ops::apply::Options {
             load: crate::config::LoadOptions::state_dir(&a.endpoint.state_dir, !a.cache.no_cache),
             paths: a.paths,
             plan: a.plan,
-            endpoint: a.endpoint.into(),
+            endpoint: ops::connect::Endpoint {
+                snapshots: !a.cache.no_cache,
+                ..a.endpoint.into()
+            },
             safety: a.safety.with(TargetArgs {
                 target: a.target,
                 exclude: a.exclude,

@@ -845,8 +845,9 @@ pub enum Principal {
     Manager { login: Login },
 }
 
-/// The live state as read through the API. Only the provider builds one.
-#[derive(Debug, Clone, Default)]
+/// The live state as read through the API. Only the provider builds one (and keeps it
+/// between runs as a snapshot it brings up to date from the live change feed).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Observed {
     pub account: Account,
     pub org: Org,

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use crate::provider::{ClientOptions, HttpProvider};
+use crate::provider::{ClientOptions, HttpProvider, Snapshots};
 use crate::server;
 
 /// Where the live system is (the endpoint options of `plan`, `apply`, `export`).
@@ -32,6 +32,9 @@ pub struct Endpoint {
     pub ca_cert: Option<PathBuf>,
     /// Send the token over plain HTTP to a host that is not loopback anyway.
     pub allow_insecure_http: bool,
+    /// Keep the live state under `<state-dir>/cache/live` and bring it up to date from
+    /// the live change feed (`plan`, `apply`; off with `--no-cache`).
+    pub snapshots: bool,
 }
 
 /// Refusal to send a token over plain HTTP to a host that is not loopback.
@@ -133,17 +136,24 @@ pub async fn connect(endpoint: &Endpoint) -> anyhow::Result<Connection> {
     let options = ClientOptions {
         ca_cert: endpoint.ca_cert.clone(),
     };
-    match endpoint.url.as_deref().filter(|e| !e.trim().is_empty()) {
-        Some(url) => Ok(Connection {
+    let mut conn = match endpoint.url.as_deref().filter(|e| !e.trim().is_empty()) {
+        Some(url) => Connection {
             provider: {
                 check_transport(url, token.is_some(), endpoint.allow_insecure_http)?;
                 HttpProvider::with_options(url, token, &options)?
             },
             name: url.trim().to_string(),
             embedded: None,
-        }),
-        None => connect_embedded(&endpoint.state_dir, token).await,
+        },
+        None => connect_embedded(&endpoint.state_dir, token).await?,
+    };
+    if endpoint.snapshots {
+        conn.provider = conn.provider.with_snapshots(Snapshots {
+            dir: endpoint.state_dir.join(crate::provider::snapshot_subdir()),
+            endpoint: conn.name.clone(),
+        });
     }
+    Ok(conn)
 }
 
 async fn connect_embedded(state_dir: &Path, token: Option<String>) -> anyhow::Result<Connection> {

@@ -33,6 +33,7 @@ mod lease;
 #[cfg(test)]
 pub(crate) mod memory;
 mod read;
+mod snapshot;
 mod write;
 
 use std::path::PathBuf;
@@ -47,6 +48,12 @@ use serde_json::Value;
 
 pub use error::{Problem, ProblemItem, ProviderError};
 pub use lease::{Lease, LeaseHolder, Take};
+pub use snapshot::{CHANGE_FEED, Snapshots};
+
+/// Where the live snapshots go under the state directory.
+pub fn snapshot_subdir() -> &'static str {
+    snapshot::SUBDIR
+}
 pub use write::{BatchOp, CheckOp, CheckResult, PLAN_CHECK};
 
 use crate::model::{Kind, Observed};
@@ -174,6 +181,8 @@ pub struct HttpProvider {
     /// This provider's part of every request id, and the sequence after it.
     run_id: Arc<str>,
     sequence: Arc<AtomicU64>,
+    /// Where the live snapshot is kept (`provider::snapshot`); none: every read is full.
+    snapshots: Option<Snapshots>,
 }
 
 impl std::fmt::Debug for HttpProvider {
@@ -269,7 +278,15 @@ impl HttpProvider {
             lease: Arc::new(Mutex::new(None)),
             run_id: uuid::Uuid::new_v4().simple().to_string()[..12].into(),
             sequence: Arc::new(AtomicU64::new(0)),
+            snapshots: None,
         })
+    }
+
+    /// Keeps the live state between runs in `s` and brings it up to date from the
+    /// live change feed where the endpoint has one (`provider::snapshot`).
+    pub fn with_snapshots(mut self, s: Snapshots) -> HttpProvider {
+        self.snapshots = Some(s);
+        self
     }
 
     /// The next request id (`roster-<run>-<n>`).

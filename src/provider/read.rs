@@ -345,12 +345,7 @@ pub(crate) async fn list<T: LiveItem>(
     p: &HttpProvider,
     kind: Kind,
 ) -> Result<Vec<(String, i64, T)>, ProviderError> {
-    let mut known = known_fields::<T>();
-    if matches!(kind, Kind::Campaign | Kind::ContactGroup) {
-        // Left out of the declaration's schema, answered to a manager token.
-        known.insert("hidden_members".to_string());
-    }
-    let known = Arc::new(known);
+    let known = Arc::new(known_of::<T>(kind));
     let list_url = Arc::new(format!("{}/v1/{}", p.base_url(), kind.collection()));
     let mut parsing = Vec::new();
     let mut cursor: Option<String> = None;
@@ -396,6 +391,16 @@ pub(crate) async fn list<T: LiveItem>(
         }
     }
     Ok(items)
+}
+
+/// The members of a live item of `kind` that the model keeps.
+pub(super) fn known_of<T: JsonSchema>(kind: Kind) -> BTreeSet<String> {
+    let mut known = known_fields::<T>();
+    if matches!(kind, Kind::Campaign | Kind::ContactGroup) {
+        // Left out of the declaration's schema, answered to a manager token.
+        known.insert("hidden_members".to_string());
+    }
+    known
 }
 
 /// The top-level properties of a model type, from its JSON Schema.
@@ -462,7 +467,7 @@ fn item<T: DeserializeOwned>(
 /// One live item as raw JSON → (key, version, model object): the same checks and
 /// normalisation as [`item`], without building a JSON tree (contact groups, whose
 /// `shared_with` keys are logins, go through [`item`]).
-fn raw_item<T: LiveItem>(
+pub(super) fn raw_item<T: LiveItem>(
     kind: Kind,
     raw: &RawValue,
     known: &BTreeSet<String>,
@@ -598,7 +603,9 @@ struct WhoAmI {
 
 /// Who the token acts as and the server's capabilities; `None` and none when the server
 /// has no `/v1/whoami`.
-async fn whoami(p: &HttpProvider) -> Result<(Option<Principal>, Vec<String>), ProviderError> {
+pub(super) async fn whoami(
+    p: &HttpProvider,
+) -> Result<(Option<Principal>, Vec<String>), ProviderError> {
     match p.send(Method::GET, "/v1/whoami", None, &[]).await.result {
         Ok((_, bytes)) => serde_json::from_slice::<WhoAmI>(&bytes)
             .map(|w| (Some(w.principal), w.capabilities))

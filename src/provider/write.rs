@@ -235,9 +235,13 @@ impl Provider for HttpProvider {
         &self.base
     }
 
-    /// Reads the whole live state (every kind concurrently, paged): see `read.rs`.
+    /// Reads the whole live state (every kind concurrently, paged: see `read.rs`), or
+    /// brings the kept snapshot of it up to date from the change feed (`snapshot.rs`).
     async fn read(&self) -> Result<Observed, ProviderError> {
-        super::read::read(self).await
+        match &self.snapshots {
+            Some(s) => super::snapshot::read(self, s).await,
+            None => super::read::read(self).await,
+        }
     }
 
     /// POST a new object. A retry sends the same `Idempotency-Key`, so the server replays

@@ -58,6 +58,10 @@ pub const BODY_LIMIT: usize = 16 * 1024 * 1024;
 /// Most operations in one batch and items in one page.
 pub const MAX_BATCH: usize = 1000;
 pub const MAX_LIMIT: i64 = 1000;
+
+/// How many rows of the change feed a server keeps (`GET /v1/changes`): a cursor older
+/// than that is answered `410 cursor-expired` and the client reads everything again.
+pub const FEED_KEEP: i64 = 1_000_000;
 /// The administrator created on an empty database.
 pub const FIRST_ADMIN: &str = "admin@localhost";
 
@@ -189,9 +193,18 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<RunningServer> {
         // Expired idempotency records are purged every hour, the first time an hour after
         // start (lookups ignore expired records anyway, so a command's short-lived
         // embedded server never writes for this).
+        // The change feed keeps its newest FEED_KEEP rows: pruned at start (a command's
+        // embedded server lives only seconds) and then every hour.
         let purge = async move {
             let hour = std::time::Duration::from_secs(3600);
             let mut every = tokio::time::interval_at(tokio::time::Instant::now() + hour, hour);
+            let prune = |db: Db| async move {
+                match db.prune_changes(FEED_KEEP).await {
+                    Ok(n) => tracing::debug!(pruned = n, "old change feed rows"),
+                    Err(e) => tracing::warn!("cannot prune the change feed: {e}"),
+                }
+            };
+            prune(purge_db.clone()).await;
             loop {
                 every.tick().await;
                 let cutoff = engine::idempotency_cutoff(time::OffsetDateTime::now_utc());
@@ -199,6 +212,7 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<RunningServer> {
                     Ok(n) => tracing::debug!(purged = n, "expired idempotency records"),
                     Err(e) => tracing::warn!("cannot purge expired idempotency records: {e}"),
                 }
+                prune(purge_db.clone()).await;
             }
         };
         let make = app.into_make_service_with_connect_info::<SocketAddr>();

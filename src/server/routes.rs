@@ -53,6 +53,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/v1/account", get(account_get).patch(account_patch))
         .route("/v1/catalog", get(catalog))
         .route("/v1/audit", get(audit))
+        .route("/v1/changes", get(changes))
         .route("/v1/plan:check", post(plan_check))
         .route("/v1/tokens", get(tokens_list).post(tokens_create))
         .route("/v1/tokens/{id}", delete(tokens_revoke))
@@ -586,7 +587,133 @@ fn engine_op(kind: Kind, o: BatchOp, keep_idempotency: bool) -> Op {
 
 /// What `GET /v1/whoami` advertises in `capabilities`: the optional parts of the api
 /// this server has, so that a client uses them only where they exist.
-pub const CAPABILITIES: &[&str] = &[PLAN_CHECK];
+pub const CAPABILITIES: &[&str] = &[PLAN_CHECK, CHANGE_FEED];
+
+/// The capability of `GET /v1/changes`.
+pub const CHANGE_FEED: &str = "change-feed";
+
+/// Most keys one answer of `GET /v1/changes` reports (and its default).
+pub const FEED_LIMIT: i64 = 1000;
+
+/// `GET /v1/changes?since=CURSOR`: every object key a committed write touched after the
+/// cursor, each with the object as it is now (`null`: gone), and the new cursor. Without
+/// `since`: the head only. Administrators only: a manager's view of an object depends on
+/// its scope, and a change feed of keys would name logins outside it.
+async fn changes(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Res {
+    let q = query_param(query)?;
+    let actor = actor(&st, &headers).await?;
+    if actor.manager().is_some() {
+        return Err(Problem::forbidden(
+            "the change feed is read with an administrator token; a manager's plan reads \
+             its teams in full",
+        ));
+    }
+    let limit = match q.get("limit") {
+        None => FEED_LIMIT,
+        Some(s) => match s.parse::<i64>() {
+            Ok(n) if (1..=FEED_LIMIT).contains(&n) => n,
+            _ => {
+                return Err(Problem::bad_request(format!(
+                    "`limit` must be a whole number from 1 to {FEED_LIMIT}, not `{s}`"
+                ))
+                .with_pointer("/limit"));
+            }
+        },
+    };
+    let since = match q.get("since") {
+        None => None,
+        Some(c) => Some(
+            c.split_once('.')
+                .and_then(|(epoch, seq)| Some((epoch.to_string(), seq.parse::<i64>().ok()?)))
+                .filter(|(_, seq)| *seq >= 0)
+                .ok_or_else(|| {
+                    Problem::bad_request(format!(
+                        "`since` must be a cursor this endpoint returned, not `{c}`"
+                    ))
+                    .with_pointer("/since")
+                })?,
+        ),
+    };
+    let read = st
+        .db
+        .feed(since.as_ref().map(|(_, seq)| *seq), limit)
+        .await?;
+    let cursor = |seq: i64| format!("{}.{seq}", read.epoch);
+    if let Some((epoch, seq)) = &since {
+        if *epoch != read.epoch || !(read.pruned_through..=read.head).contains(seq) {
+            return Err(Problem::new(
+                StatusCode::GONE,
+                "cursor-expired",
+                if *epoch != read.epoch {
+                    "the cursor is from another database: read everything again".to_string()
+                } else {
+                    format!(
+                        "the cursor is older than the changes this server keeps (or from \
+                         before a restore): read everything again; the feed is at `{}`",
+                        cursor(read.head)
+                    )
+                },
+            ));
+        }
+    }
+    let mut body =
+        String::with_capacity(64 + read.rows.iter().map(|r| r.key.len() + 32).sum::<usize>());
+    body.push_str("{\"changes\":[");
+    for (i, r) in read.rows.iter().enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        let _ = write!(
+            body,
+            "{{\"kind\":{},\"key\":{},\"object\":",
+            Value::from(r.kind.as_str()),
+            Value::from(r.key.as_str())
+        );
+        match (&r.body, r.version) {
+            (Some(b), Some(v)) => push_stored_item(&mut body, b, v)?,
+            _ => body.push_str("null"),
+        }
+        body.push('}');
+    }
+    let next = match read.rows.last() {
+        Some(last) if read.more => last.seq,
+        _ => read.head,
+    };
+    let _ = write!(
+        body,
+        "],\"cursor\":{},\"more\":{}",
+        Value::from(cursor(next)),
+        read.more
+    );
+    if since.is_some() && !read.more {
+        let digest: Map<String, Value> = Kind::ALL
+            .iter()
+            .map(|k| {
+                let (count, versions) = read
+                    .digest
+                    .iter()
+                    .find(|(kind, ..)| kind == k.name())
+                    .map_or((0, 0), |(_, c, v)| (*c, *v));
+                (
+                    k.name().to_string(),
+                    json!({"count": count, "versions": versions}),
+                )
+            })
+            .collect();
+        let _ = write!(body, ",\"digest\":{}", Value::Object(digest));
+    }
+    body.push('}');
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response())
+}
 
 /// The capability of `POST /v1/plan:check`.
 pub const PLAN_CHECK: &str = "plan-check";
@@ -753,7 +880,13 @@ async fn whoami(State(st): State<AppState>, headers: HeaderMap) -> Res {
     let mut body =
         serde_json::to_value(actor.principal()).map_err(|e| Problem::internal(e.to_string()))?;
     if let Some(obj) = body.as_object_mut() {
-        obj.insert("capabilities".into(), json!(CAPABILITIES));
+        // The change feed serves administrator tokens only.
+        let caps: Vec<&str> = CAPABILITIES
+            .iter()
+            .copied()
+            .filter(|c| *c != CHANGE_FEED || actor.manager().is_none())
+            .collect();
+        obj.insert("capabilities".into(), json!(caps));
     }
     Ok(json_response(StatusCode::OK, &body))
 }

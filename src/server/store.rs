@@ -618,6 +618,125 @@ impl Db {
     }
 }
 
+/// One key the change feed reports: the last `seq` that touched it and the object as it
+/// is now (`version` and `body` none: deleted, or renamed away).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct FeedRow {
+    pub seq: i64,
+    pub kind: String,
+    pub key: String,
+    pub version: Option<i64>,
+    pub body: Option<String>,
+}
+
+/// What one read of the change feed found, all in one consistent snapshot.
+#[derive(Debug, Clone)]
+pub struct FeedRead {
+    /// This database's feed.
+    pub epoch: String,
+    /// The highest `seq` retention dropped: a cursor below it is too old.
+    pub pruned_through: i64,
+    /// The highest `seq` committed.
+    pub head: i64,
+    /// The keys touched after `since`, in the order of their last change (empty when
+    /// none was asked for, or the cursor is out of range).
+    pub rows: Vec<FeedRow>,
+    /// More keys follow the last row.
+    pub more: bool,
+    /// Per kind: how many objects and the sum of their versions (on the last page only).
+    pub digest: Vec<(String, i64, i64)>,
+}
+
+impl Db {
+    /// Reads the change feed after `since` (none: the head only), at most `limit` keys,
+    /// in one read-only snapshot: what it reports and the head it names are the same
+    /// committed state (SQLite: one read transaction of the WAL; PostgreSQL: REPEATABLE
+    /// READ).
+    pub async fn feed(&self, since: Option<i64>, limit: i64) -> Result<FeedRead, sqlx::Error> {
+        let mut tx = match self {
+            Db::Sqlite { read, .. } => Tx::Sqlite(read.begin().await?),
+            Db::Postgres(p) => {
+                let mut t = p.begin().await?;
+                sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    .execute(&mut *t)
+                    .await?;
+                Tx::Pg(t)
+            }
+        };
+        let (epoch, pruned_through): (String, i64) = tx
+            .fetch_optional("SELECT epoch, pruned_through FROM feed WHERE id = 1", &[])
+            .await?
+            .unwrap_or_default();
+        let (max,): (i64,) = tx
+            .fetch_optional("SELECT COALESCE(MAX(seq), 0) FROM changes", &[])
+            .await?
+            .unwrap_or_default();
+        let head = max.max(pruned_through);
+        let mut read = FeedRead {
+            epoch,
+            pruned_through,
+            head,
+            rows: Vec::new(),
+            more: false,
+            digest: Vec::new(),
+        };
+        let Some(since) = since.filter(|s| (pruned_through..=head).contains(s)) else {
+            tx.rollback().await?;
+            return Ok(read);
+        };
+        read.rows = tx
+            .fetch_all(
+                "SELECT c.seq, c.kind, c.key, o.version, o.body FROM \
+                 (SELECT kind, key, MAX(seq) AS seq FROM changes WHERE seq > $1 \
+                  GROUP BY kind, key ORDER BY seq LIMIT $2) AS c \
+                 LEFT JOIN objects o ON o.kind = c.kind AND o.key = c.key ORDER BY c.seq",
+                &args![since, limit + 1],
+            )
+            .await?;
+        read.more = read.rows.len() as i64 > limit;
+        read.rows.truncate(limit as usize);
+        if !read.more {
+            read.digest = tx
+                .fetch_all(
+                    "SELECT kind, COUNT(*), CAST(COALESCE(SUM(version), 0) AS BIGINT) \
+                     FROM objects GROUP BY kind ORDER BY kind",
+                    &[],
+                )
+                .await?;
+        }
+        tx.rollback().await?;
+        Ok(read)
+    }
+
+    /// Drops all but the newest `keep` rows of the change feed (retention); a cursor
+    /// older than what is dropped is then answered `cursor-expired`. Returns the rows
+    /// dropped.
+    pub async fn prune_changes(&self, keep: i64) -> Result<u64, sqlx::Error> {
+        let mut tx = self.begin().await?;
+        let (max,): (i64,) = tx
+            .fetch_optional("SELECT COALESCE(MAX(seq), 0) FROM changes", &[])
+            .await?
+            .unwrap_or_default();
+        let through = max - keep;
+        if through <= 0 {
+            tx.rollback().await?;
+            return Ok(0);
+        }
+        let n = tx
+            .execute("DELETE FROM changes WHERE seq <= $1", &args![through])
+            .await?;
+        if n > 0 {
+            tx.execute(
+                "UPDATE feed SET pruned_through = $1 WHERE id = 1 AND pruned_through < $1",
+                &args![through],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(n)
+    }
+}
+
 /// A write transaction (see the module doc for how writers are serialized).
 pub enum Tx {
     Sqlite(Transaction<'static, Sqlite>),
@@ -738,6 +857,17 @@ impl Tx {
         self.fetch_all(&sql, &args).await
     }
 
+    /// Records in the change feed that this transaction wrote (kind, key): called by
+    /// every statement that writes `objects`, so that no committed write is missed.
+    async fn note_change(&mut self, kind: Kind, key: &str) -> Result<(), sqlx::Error> {
+        self.execute(
+            "INSERT INTO changes (kind, key) VALUES ($1, $2)",
+            &args![kind.name(), key],
+        )
+        .await?;
+        Ok(())
+    }
+
     pub async fn insert(
         &mut self,
         kind: Kind,
@@ -759,7 +889,7 @@ impl Tx {
             ],
         )
         .await?;
-        Ok(())
+        self.note_change(kind, key).await
     }
 
     /// Compare-and-swap update (also renames: `new_key` may differ from `key`).
@@ -786,6 +916,10 @@ impl Tx {
                 &args![new_key, kind.name(), key],
             )
             .await?;
+            self.note_change(kind, key).await?;
+        }
+        if n > 0 {
+            self.note_change(kind, new_key).await?;
         }
         Ok(n > 0)
     }
@@ -809,6 +943,7 @@ impl Tx {
                 &args![kind.name(), key],
             )
             .await?;
+            self.note_change(kind, key).await?;
         }
         Ok(n > 0)
     }

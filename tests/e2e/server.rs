@@ -87,7 +87,7 @@ async fn every_resource(s: &Srv) {
     let w = s.get(a, "/v1/whoami").await;
     assert_eq!(
         w.body,
-        json!({"role": "administrator", "login": "admin@localhost", "capabilities": ["plan-check"]})
+        json!({"role": "administrator", "login": "admin@localhost", "capabilities": ["plan-check", "change-feed"]})
     );
     let c = s.get(a, "/v1/catalog").await;
     assert_eq!(c.status, 200);
@@ -1470,7 +1470,7 @@ async fn health_and_readiness_probes(s: &Srv) {
     set_success(false).await;
     let r = s.call(Method::GET, "/readyz", None, &[], None).await;
     assert_eq!(r.status, 503, "{}", r.body);
-    assert_eq!(r.body["reason"], json!("3 of 4 migrations applied"));
+    assert_eq!(r.body["reason"], json!("4 of 5 migrations applied"));
     let r = s.call(Method::GET, "/healthz", None, &[], None).await;
     assert_eq!(r.status, 200, "alive while not ready");
     set_success(true).await;

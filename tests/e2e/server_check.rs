@@ -403,7 +403,7 @@ async fn the_dry_run_leaves_the_store_unchanged(s: &Srv) {
     let who = s.get(&read, "/v1/whoami").await;
     assert_eq!(
         who.body["capabilities"],
-        json!(["plan-check"]),
+        json!(["plan-check", "change-feed"]),
         "{}",
         who.body
     );
