@@ -590,5 +590,25 @@ async fn the_matrix(s: &Srv) {
         )
         .await;
     assert_eq!(r.status, 405, "{}", r.body);
+    // A token for the caller itself needs no name, whichever its role.
+    for (token, role, login) in [
+        (a.as_str(), "administrator", "admin@localhost"),
+        (klaus.as_str(), "manager", "klaus.becker@acme.example"),
+    ] {
+        let r = s.post(token, "/v1/tokens", &json!({})).await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        assert_eq!(
+            (r.body["role"].as_str(), r.body["login"].as_str()),
+            (Some(role), Some(login))
+        );
+    }
+    let r = s
+        .post(
+            &klaus,
+            "/v1/tokens",
+            &json!({"administrator": "admin@localhost"}),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (403, "forbidden"), "{}", r.body);
 }
 both_backends!(the_matrix);
