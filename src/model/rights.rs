@@ -19,7 +19,9 @@
 //! changing a member needs `manage_representatives`; renaming or deleting needs every
 //! member in sight.
 
-use super::{Campaign, ContactGroup, Representative, TeamRight};
+use std::collections::BTreeSet;
+
+use super::{Campaign, ContactGroup, Feature, Representative, TeamRight};
 
 /// What a write to a representative does, as far as team rights go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +87,29 @@ pub fn rep_writes(
     }
     if password_set && after.is_some() {
         out.push(RepWrite::Password);
+    }
+    out
+}
+
+/// The features a write to a representative turns on or off that `grantable` does not
+/// hold (seed 000: a manager grants only the rights it may grant), `multisession` last
+/// when the count changes without [`Feature::Multisession`] grantable. `None` before is a
+/// create, compared with no feature and one session at a time.
+pub fn ungranted(
+    before: Option<&Representative>,
+    after: &Representative,
+    grantable: &BTreeSet<Feature>,
+) -> Vec<Feature> {
+    let none = BTreeSet::new();
+    let was = before.map_or(&none, |b| &b.features);
+    let mut out: Vec<Feature> = was
+        .symmetric_difference(&after.features)
+        .filter(|f| !grantable.contains(f))
+        .copied()
+        .collect();
+    let sessions = before.map_or(1, |b| b.multisession);
+    if after.multisession != sessions && !grantable.contains(&Feature::Multisession) {
+        out.push(Feature::Multisession);
     }
     out
 }
@@ -387,6 +412,32 @@ mod tests {
                 TeamRight::EditRepPassword
             ]
         );
+    }
+
+    #[test]
+    fn only_grantable_features_may_change() {
+        let b = rep("felix@x.example", Some("T"));
+        let grantable: BTreeSet<Feature> = [Feature::Reports].into();
+        let mut a = b.clone();
+        a.features.insert(Feature::Reports);
+        assert_eq!(ungranted(Some(&b), &a, &grantable), []);
+        a.features.insert(Feature::ShareMyScreen);
+        a.multisession = b.multisession + 1;
+        assert_eq!(
+            ungranted(Some(&b), &a, &grantable),
+            [Feature::ShareMyScreen, Feature::Multisession]
+        );
+        // Turning one off is a change too; a create compares with nothing and one session.
+        assert_eq!(
+            ungranted(Some(&a), &b, &grantable),
+            [Feature::ShareMyScreen, Feature::Multisession]
+        );
+        let mut new = b.clone();
+        new.features = [Feature::Reports].into();
+        new.multisession = 1;
+        assert_eq!(ungranted(None, &new, &grantable), []);
+        new.multisession = 2;
+        assert_eq!(ungranted(None, &new, &grantable), [Feature::Multisession]);
     }
 
     fn camp(reps: &[&str], teams: &[&str]) -> Campaign {

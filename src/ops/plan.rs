@@ -332,6 +332,7 @@ async fn server_check<P: Provider>(
              check takes at once; the plan is not checked against the live system's write path"
         ));
     }
+    pause_before_check().await;
     let results = match provider.check(&crate::apply::check_ops(plan)).await {
         Ok(r) => r,
         Err(e) => {
@@ -349,6 +350,22 @@ async fn server_check<P: Provider>(
         .sort_by(|a, b| (a.rule, &a.id, &a.pointer).cmp(&(b.rule, &b.id, &b.pointer)));
     plan.server_checked = true;
     None
+}
+
+/// Testing aid (hidden, for the end-to-end tests): `ROSTER_TEST_PAUSE_BEFORE_SERVER_CHECK_MS`
+/// sleeps that long after the plan is made from the live read and before its server
+/// check, announcing the pause on stderr, so that a test can change the live system in
+/// that window deterministically (what only the server check can then catch).
+pub const CHECK_PAUSE_ENV: &str = "ROSTER_TEST_PAUSE_BEFORE_SERVER_CHECK_MS";
+
+async fn pause_before_check() {
+    if let Some(ms) = std::env::var(CHECK_PAUSE_ENV)
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        eprintln!("pausing {ms} ms before the server check ({CHECK_PAUSE_ENV})");
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    }
 }
 
 /// The most changes one server check takes (the live API's limit per request).

@@ -340,26 +340,9 @@ impl Scoped for Representative {
                 "/team",
             ));
         }
-        // Features granted or revoked must be in the manager's `grantable`.
-        let touched: BTreeSet<Feature> = match live {
-            None => d.features.clone(),
-            Some(l) => d
-                .features
-                .symmetric_difference(&l.features)
-                .copied()
-                .collect(),
-        };
-        let mut denied: Vec<Feature> = touched
-            .into_iter()
-            .filter(|f| !s.grantable.contains(f))
-            .collect();
-        let ms_touched = match live {
-            None => d.multisession > 1,
-            Some(l) => d.multisession != l.multisession,
-        };
-        if ms_touched && !s.grantable.contains(&Feature::Multisession) {
-            denied.push(Feature::Multisession);
-        }
+        // Features granted or revoked must be in the manager's `grantable`: the rule of
+        // `model::rights`, as the server checks it.
+        let denied = rights::ungranted(live, d, &s.grantable);
         // The rights the write needs: `model::rights`, as the server checks them. A
         // removal deactivates the live object itself (`d` is `live` there).
         let deactivated;

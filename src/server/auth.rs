@@ -482,10 +482,6 @@ fn out_of_scope(m: &Manager, what: &str) -> Problem {
     ))
 }
 
-fn feature_changes(before: &BTreeSet<Feature>, after: &BTreeSet<Feature>) -> Vec<Feature> {
-    before.symmetric_difference(after).copied().collect()
-}
-
 async fn rep_team(tx: &mut Tx, login: &str) -> Result<Option<String>, Problem> {
     let Some(row) = tx.get(Kind::Representative, login).await? else {
         return Ok(None);
@@ -523,26 +519,21 @@ fn check_rep_features(
     before: Option<&Representative>,
     after: &Representative,
 ) -> Result<(), Problem> {
-    let empty = BTreeSet::new();
-    let changed = feature_changes(
-        before.map(|b| &b.features).unwrap_or(&empty),
-        &after.features,
-    );
-    let denied: Vec<String> = changed
+    let denied = rights::ungranted(before, after, &m.grantable);
+    let features: Vec<&str> = denied
         .iter()
-        .filter(|f| !m.grantable.contains(f))
-        .map(|f| f.id().to_string())
+        .filter(|f| **f != Feature::Multisession)
+        .map(|f| f.id())
         .collect();
-    if !denied.is_empty() {
+    if !features.is_empty() {
         return Err(Problem::escalation(format!(
             "manager `{}` may not turn on or off {} (not in its `grantable`)",
             m.login,
-            denied.join(", ")
+            features.join(", ")
         ))
         .with_pointer("/features"));
     }
-    let before_ms = before.map(|b| b.multisession).unwrap_or(1);
-    if after.multisession != before_ms && !m.grantable.contains(&Feature::Multisession) {
+    if denied.contains(&Feature::Multisession) {
         return Err(Problem::escalation(format!(
             "manager `{}` may not change `multisession` (not in its `grantable`)",
             m.login

@@ -337,11 +337,12 @@ fn components() -> Map<String, Value> {
                     "name": { "type": "string", "description": "what the token is for" },
                     "permission": { "type": "string", "enum": ["read", "write"], "default": "write",
                                     "description": "read: GET and HEAD only (reads, plans); every write is 403" },
-                    "expires_in": { "type": "string", "description": "a duration such as `30d` or `12h`; default 90 days" },
+                    "expires_in": { "type": "string", "pattern": "^[1-9][0-9]{0,3}[smhdw]$",
+                                    "description": "a duration such as `30d` or `12h` (a number and a unit: s, m, h, d, w); default 90 days. The server also takes other humantime forms (`1h 30m`); an empty, zero or unreadable one is 422" },
                     "no_expiry": { "type": "boolean", "default": false, "description": "the token never expires" }
                 },
                 "not": { "required": ["manager", "administrator"] },
-                "description": "exactly one of manager and administrator (a manager token: itself, which it may leave out)" }),
+                "description": "at most one of manager and administrator (a manager token may name only itself); neither: a token for the caller itself" }),
     );
     let token_props = json!({
         "id": { "type": "string", "description": "public id: lists, revocation and the audit log use it" },

@@ -1058,7 +1058,8 @@ struct TokenRequest {
 }
 
 /// `POST /v1/tokens`: an administrator creates a token for any administrator or
-/// manager; a manager only for itself (`manager` its own login, or left out).
+/// manager; a manager only for itself (`manager` its own login). With neither named
+/// (`{}`), the token is the caller's own, whichever its role.
 async fn tokens_create(
     State(st): State<AppState>,
     headers: HeaderMap,
@@ -1070,7 +1071,9 @@ async fn tokens_create(
     let de = &mut serde_json::Deserializer::from_slice(&bytes);
     let req: TokenRequest = serde_path_to_error::deserialize(de).map_err(from_serde)?;
     let (manager, administrator) = match (&actor, req.manager, req.administrator) {
+        // Neither named: a token for the caller itself, whichever its role.
         (Actor::Manager { .. }, None, None) => (Some(actor.login().to_string()), None),
+        (Actor::Administrator { .. }, None, None) => (None, Some(actor.login().to_string())),
         (_, m, a) => (m, a),
     };
     let (role, kind, login) = match (manager, administrator) {

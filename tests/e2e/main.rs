@@ -1,6 +1,6 @@
 //! The integration tests, one binary (one link): the CLI end to end (`access`, `reconcile`,
 //! `safety`, `validate`, `cache`, `ci`, `ci_examples`, `binding`, `backup`, `target`, `docs`,
-//! `exit`, `scaleout`), the live server over HTTP (`server`, and a manager's read scope in `read_scope`), the apply lease (`lease`),
+//! `exit`, `scaleout`), the live server over HTTP (`server`, the authorization matrix in `authz`, and a manager's read scope in `read_scope`), the apply lease (`lease`),
 //! tokens (`tokens`), metrics, logs and TLS (`ops`), a random walk of valid edits (`walk`:
 //! the plan predicts the apply), with their helpers in `support`;
 //! `architecture` reads the source.
@@ -10,6 +10,7 @@ mod support;
 
 mod access;
 mod architecture;
+mod authz;
 mod backup;
 mod binding;
 mod cache;

@@ -3,7 +3,9 @@
 //! time, at the declaring file:line:col, and nothing is written. Cases the plan itself
 //! cannot see: a manager token sees only its teams, so a user name held outside them
 //! and the seats taken by representatives outside them are known to the live system
-//! only. `--no-server-check` leaves them to the apply, which is refused as before. The
+//! only; and a concurrent edit between the plan's read and its check (a seat taken). A
+//! manager acting without a right is refused by the plan's own rule-6 check first.
+//! `--no-server-check` leaves them to the apply, which is refused as before. The
 //! dry run itself leaves the store unchanged, on SQLite and PostgreSQL.
 
 use std::path::{Path, PathBuf};
@@ -270,6 +272,247 @@ fn a_plan_that_passes_the_check_says_so_and_applies() {
         server.get("/v1/representatives/nina%40acme.example")["team"],
         "Europe/Paris"
     );
+}
+
+/// (b) A manager acting without a right: klaus holds only `edit_rep_name_login` and
+/// declares a new e-mail for a representative of his team, which needs
+/// `manage_representatives`. The plan's own rule-6 check (`plan::scope`, asking
+/// `model::rights` as the server does) already refuses it, at the e-mail's line, so the
+/// server check never has to run: the refusal is `escalation`, not `server-check`, with
+/// the check or without it, and apply writes nothing. The live system refuses the same
+/// write on its own (403 `forbidden`, naming the right) — the two surfaces agree.
+#[test]
+fn a_manager_without_the_right_is_refused_at_plan_time_by_the_plans_own_check() {
+    let server = Server::start(&[]);
+    let tmp = tempfile::tempdir().unwrap();
+    applied_base(&server, tmp.path());
+    let (status, body) = server.http(
+        "POST",
+        "/v1/managers",
+        Some(
+            json!({"login": "klaus.becker@acme.example", "email": "klaus.becker@acme.example",
+                    "name": "Klaus Becker", "teams": ["Europe/Paris"],
+                    "team_rights": ["edit_rep_name_login"]}),
+        ),
+        None,
+    );
+    assert_eq!(status, 201, "{body}");
+    let token = server.manager_token("klaus.becker@acme.example");
+    let text = marie_adds("")
+        .replace("    email: jdoe@acme.example\n", "    email: jdoe@evil.example\n")
+        .replace(
+            "  - login: nina@acme.example\n    email: nina@acme.example\n    first_name: Nina\n    last_name: Ew\n    team: Europe/Paris\n    language: en\n",
+            "",
+        );
+    let decl = declaration(tmp.path(), "noright", &text);
+    let line = line_of(&text, "email: jdoe@evil.example");
+    let d = decl.to_str().unwrap();
+    let env = [("ROSTER_TOKEN", token.as_str())];
+    let audit = server.audit_all().len();
+    for extra in [None, Some("--no-server-check")] {
+        for cmd in [vec!["plan", d], vec!["apply", d, "--auto-approve"]] {
+            let mut args = cmd.clone();
+            args.extend(extra);
+            let run = server.run(&args, &env);
+            assert_eq!(run.code, 4, "{args:?}: {run}");
+            assert!(run.stderr.contains("error[escalation]"), "{run}");
+            assert!(run.stderr.contains("manage_representatives"), "{run}");
+            assert!(
+                run.stderr.contains(&format!("org.yaml:{line}:")),
+                "line {line}:\n{run}"
+            );
+            assert!(!run.stderr.contains("server-check"), "{run}");
+        }
+    }
+    assert_eq!(server.audit_all().len(), audit, "nothing written");
+    assert_eq!(
+        server.get("/v1/representatives/jdoe%40acme.example")["email"],
+        "jdoe@acme.example"
+    );
+    let v = server.get("/v1/representatives/jdoe%40acme.example")["version"].as_i64();
+    let (status, body) = server.http_as(
+        &token,
+        "PATCH",
+        "/v1/representatives/jdoe%40acme.example",
+        Some(json!({"email": "jdoe@evil.example"})),
+        v,
+    );
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("forbidden")),
+        "{body}"
+    );
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("manage_representatives"),
+        "{body}"
+    );
+}
+
+/// Spawns `cmd` and waits (up to 60 s) for a line of its stderr containing `announce`;
+/// returns the child and a reader of the rest of stderr.
+fn start_paused(
+    mut cmd: Command,
+    announce: &'static str,
+) -> (std::process::Child, std::thread::JoinHandle<String>) {
+    use std::io::BufRead;
+    let mut child = cmd.spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut seen = String::new();
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if line.contains(announce) {
+                let _ = tx.send(());
+            }
+            seen.push_str(&line);
+            seen.push('\n');
+        }
+        seen
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the command announces its pause");
+    (child, reader)
+}
+
+fn finish(
+    child: std::process::Child,
+    reader: std::thread::JoinHandle<String>,
+) -> (i32, String, String) {
+    let out = child.wait_with_output().unwrap();
+    let stderr = reader.join().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr,
+    )
+}
+
+/// A representative of Americas, out of marie's sight, who takes a seat.
+fn another_operator(server: &Server, login: &str) {
+    let (status, body) = server.http(
+        "POST",
+        "/v1/representatives",
+        Some(
+            json!({"login": login, "email": login, "first_name": "Olga", "last_name": "Rand",
+                    "team": "Americas"}),
+        ),
+        None,
+    );
+    assert_eq!(status, 201, "{body}");
+}
+
+/// (c) A seat limit hit by a concurrent edit. The plan reads the account's operators
+/// account-wide, so an edit made *before* the plan's read is caught by the plan's own
+/// seat rule (`seats`, asserted below). What only the server check catches is an edit
+/// in the window between the plan's read and its check: the test holds the plan in that
+/// window (the hidden pause of `ops::plan`), an administrator takes the last seat
+/// through the API, and the check refuses with the server's `seats-exceeded` at the
+/// declaring line; nothing is written. Without the check, the same race (held in
+/// apply's pause before its first write) is refused by the live system at apply (exit 6)
+/// and nothing is written either.
+#[test]
+fn a_seat_taken_by_a_concurrent_edit_is_refused_by_the_server_check() {
+    let server = Server::start(&[]);
+    let tmp = tempfile::tempdir().unwrap();
+    applied_base(&server, tmp.path());
+    let account = server.get("/v1/account");
+    let (status, body) = server.http(
+        "PATCH",
+        "/v1/account",
+        Some(json!({"seats": 3})),
+        account["version"].as_i64(),
+    );
+    assert_eq!(status, 200, "{body}");
+    let token = server.manager_token("marie@acme.example");
+    let text = marie_adds("");
+    let decl = declaration(tmp.path(), "race", &text);
+    let line = line_of(&text, "login: nina@acme.example");
+    let d = decl.to_str().unwrap();
+    let env = [("ROSTER_TOKEN", token.as_str())];
+    // Planned cleanly: the last seat is free.
+    let run = server.run(&["plan", d, "--detailed-exitcode"], &env);
+    assert_eq!(run.code, 2, "{run}");
+    assert!(
+        run.stdout
+            .contains("Seats: 2 → 3 operators of 3 licensed seats."),
+        "{run}"
+    );
+    assert!(run.stdout.contains("would refuse none"), "{run}");
+
+    // The concurrent edit lands after the plan's read, before its check.
+    let pause = "ROSTER_TEST_PAUSE_BEFORE_SERVER_CHECK_MS";
+    let (child, reader) = start_paused(
+        server.command(
+            &["plan", d],
+            &[("ROSTER_TOKEN", token.as_str()), (pause, "3000")],
+        ),
+        pause,
+    );
+    another_operator(&server, "olga@acme.example");
+    let audit = server.audit_all().len();
+    let (code, stdout, stderr) = finish(child, reader);
+    let run = format!("{stdout}\n{stderr}");
+    assert_eq!(code, 4, "{run}");
+    assert!(stderr.contains("error[server-check]"), "{run}");
+    assert!(stderr.contains("seats-exceeded"), "{run}");
+    assert!(
+        stderr.contains(&format!("org.yaml:{line}:")),
+        "line {line}:\n{run}"
+    );
+    assert!(
+        stdout.contains("Seats: 2 → 3 operators of 3 licensed seats."),
+        "{run}"
+    );
+    assert!(stdout.contains("would refuse 1 of them"), "{run}");
+    assert_eq!(
+        server.audit_all().len(),
+        audit,
+        "nothing written by the check"
+    );
+
+    // Planned again after the edit: the plan's own seat rule sees it from the fresh read.
+    for extra in [None, Some("--no-server-check")] {
+        let mut args = vec!["plan", d];
+        args.extend(extra);
+        let run = server.run(&args, &env);
+        assert_eq!(run.code, 4, "{extra:?}: {run}");
+        assert!(run.stderr.contains("error[seats]"), "{run}");
+        assert!(!run.stderr.contains("server-check"), "{run}");
+    }
+
+    // Without the check: the seat is freed, the apply plans cleanly, and the concurrent
+    // edit takes the seat again while the apply waits before its first write.
+    let v = server.get("/v1/representatives/olga%40acme.example")["version"].as_i64();
+    let (status, body) = server.http(
+        "DELETE",
+        "/v1/representatives/olga%40acme.example?purge_statistics=true",
+        None,
+        v,
+    );
+    assert_eq!(status, 204, "{body}");
+    let (child, reader) = start_paused(
+        server.command(
+            &["apply", d, "--auto-approve", "--no-server-check"],
+            &[
+                ("ROSTER_TOKEN", token.as_str()),
+                (crate::support::cli::PAUSE, "3000"),
+            ],
+        ),
+        crate::support::cli::PAUSE,
+    );
+    another_operator(&server, "olga2@acme.example");
+    let (code, stdout, stderr) = finish(child, reader);
+    let run = format!("{stdout}\n{stderr}");
+    assert_eq!(code, 6, "refused at apply: {run}");
+    assert!(run.contains("seats-exceeded"), "{run}");
+    let (status, _) = server.http("GET", "/v1/representatives/nina%40acme.example", None, None);
+    assert_eq!(status, 404, "nothing written: {run}");
 }
 
 // ------------------------------------------------------------------- the dry run itself
