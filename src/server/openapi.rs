@@ -308,6 +308,28 @@ fn components() -> Map<String, Value> {
         }),
     );
     out.insert(
+        "ChangesPage".into(),
+        json!({
+            "type": "object",
+            "required": ["changes", "cursor", "more"],
+            "properties": {
+                "changes": { "type": "array", "items": {
+                    "type": "object", "required": ["kind", "key", "object"],
+                    "properties": {
+                        "kind": { "type": "string", "enum": Kind::ALL.map(|k| k.name()) },
+                        "key": { "type": "string" },
+                        "object": { "description": "the object as a list shows it now (with its version), or null: deleted or renamed away" }
+                    }
+                }},
+                "cursor": { "type": "string", "description": "ask with `since` set to this next" },
+                "more": { "type": "boolean", "description": "more keys follow: ask again from `cursor` at once" },
+                "digest": { "type": "object", "description": "on the last page of an answer with `since`: per kind, how many objects there are and the sum of their versions, to check a copy brought up to date against",
+                    "additionalProperties": { "type": "object", "required": ["count", "versions"],
+                        "properties": { "count": { "type": "integer" }, "versions": { "type": "integer" } } } }
+            }
+        }),
+    );
+    out.insert(
         "AuditPage".into(),
         json!({
             "type": "object",
@@ -569,6 +591,16 @@ fn paths() -> Map<String, Value> {
         "parameters": [limit, cursor],
         "responses": responses(vec![("200", json_response("audit records, oldest first; secrets never appear", r("AuditPage"), false))],
             &[("400", "bad limit or cursor"), ("403", "administrators only (`forbidden`)")])}}));
+    p.insert("/v1/changes".into(), json!({"get": {"operationId": "changes",
+        "summary": "The change feed: every object key a committed write touched after `since`, in commit order, each with the object as it is now",
+        "security": auth(),
+        "parameters": [
+            {"name": "since", "in": "query", "required": false, "description": "a cursor this endpoint returned; without it, the answer names the head only",
+             "schema": {"type": "string", "pattern": "^[0-9a-f]{1,64}\\.[0-9]{1,18}$"}},
+            {"name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": super::routes::FEED_LIMIT, "default": super::routes::FEED_LIMIT}}],
+        "responses": responses(vec![("200", json_response("the keys changed since the cursor, and the cursor to ask from next", r("ChangesPage"), false))],
+            &[("400", "bad limit or cursor (`bad-request`)"), ("403", "administrator tokens only (`forbidden`)"),
+              ("410", "the cursor is from another database, or older than the changes kept (`cursor-expired`): read everything again")])}}));
     p.insert("/v1/tokens".into(), json!({
         "get": {"operationId": "list_tokens", "summary": "Every token (administrator) or one's own (manager), never a value", "security": auth(),
             "responses": responses(vec![("200", json_response("the tokens", r("TokenList"), false))], &[])},
