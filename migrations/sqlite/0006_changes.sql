@@ -4,7 +4,7 @@
 -- (one write connection and BEGIN IMMEDIATE), so `seq` grows in commit order.
 -- `feed.epoch` names this database's feed (a cursor from another database is refused);
 -- `feed.pruned_through` is the highest `seq` dropped by retention (a cursor below it is
--- too old). Keep in step with migrations/postgres/0005_changes.sql.
+-- too old). Keep in step with migrations/postgres/0006_changes.sql.
 CREATE TABLE changes (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     kind TEXT NOT NULL,

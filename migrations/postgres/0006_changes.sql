@@ -10,7 +10,7 @@
 -- one writer at a time takes values from `changes_seq_seq`, and the next writer takes
 -- its values only after the previous one has committed (and become visible). So `seq`
 -- grows in commit order; a rolled-back writer (a dry run, a refused batch) only leaves
--- a gap, which a reader never waits for. Keep in step with migrations/sqlite/0005_changes.sql.
+-- a gap, which a reader never waits for. Keep in step with migrations/sqlite/0006_changes.sql.
 CREATE TABLE changes (
     seq BIGSERIAL PRIMARY KEY,
     kind TEXT COLLATE "C" NOT NULL,
