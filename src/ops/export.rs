@@ -135,6 +135,7 @@ fn section(kind: Kind, obs: &Observed) -> Vec<Value> {
         Kind::Representative => tidy_each(&org.representatives),
         Kind::Campaign => tidy_each(&org.campaigns),
         Kind::ContactGroup => tidy_each(&org.contact_groups),
+        Kind::Account => Vec::new(),
     }
 }
 

@@ -27,6 +27,7 @@ fn type_name(kind: Kind) -> &'static str {
         Kind::Representative => "Representative",
         Kind::Campaign => "Campaign",
         Kind::ContactGroup => "ContactGroup",
+        Kind::Account => "Account",
     }
 }
 
