@@ -212,6 +212,7 @@ fn title_of(code: &str) -> &'static str {
         "lease-held" => "another client holds the apply lease",
         "lease-expired" => "the apply lease expired",
         "lease-not-held" => "the write's apply lease is not the current one",
+        "password-policy" => "the password breaks the account's password policy",
         _ => "internal error",
     }
 }
