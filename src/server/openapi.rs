@@ -420,7 +420,7 @@ fn components() -> Map<String, Value> {
     out.insert(
         "AccountPatch".into(),
         json!({ "type": "object", "additionalProperties": false,
-                "properties": { "name": { "type": "string", "pattern": "\\S" }, "seats": { "type": "integer", "minimum": 0 }, "version": { "type": "integer" } } }),
+                "properties": { "name": { "type": "string", "pattern": "\\S" }, "seats": { "type": "integer", "minimum": 0 }, "password_policy": { "$ref": "#/components/schemas/PasswordPolicy", "description": "the whole password policy every password stored must meet (fields left out take their defaults); checked on every password the server stores (422 `password-policy`)" }, "version": { "type": "integer" } } }),
     );
     out
 }
