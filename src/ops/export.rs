@@ -346,7 +346,13 @@ mod tests {
                 .with_username("yno"),
         );
         let files: BTreeMap<String, String> = files(&obs).into_iter().collect();
-        assert_eq!(files.len(), 7);
+        assert_eq!(files.len(), 8);
+        assert!(
+            files["account.yaml"].contains("account:\n  name: ")
+                && files["account.yaml"].contains("min_length: 1\n"),
+            "{}",
+            files["account.yaml"]
+        );
         for text in files.values() {
             assert!(text.starts_with("# yaml-language-server: $schema=./roster.schema.json\n"));
         }
