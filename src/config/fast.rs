@@ -334,6 +334,11 @@ fn checks(d: &Declaration) -> bool {
         && d.policy
             .as_ref()
             .is_none_or(|p| p.removal_threshold.percent <= 100)
+        && d.account.as_ref().is_none_or(|a| {
+            a.name.as_ref().is_none_or(|n| !n.is_empty())
+                && a.password_policy
+                    .is_none_or(|p| (1..=128).contains(&p.min_length))
+        })
         && teams_ok(&d.teams)
         && d.administrators.iter().all(|a| email_ok(&a.email))
         && d.managers

@@ -495,6 +495,7 @@ fn normalize(d: &mut Declaration) {
 struct Merge {
     org: Org,
     policy: Option<(Policy, PathBuf)>,
+    account: Option<crate::model::AccountDecl>,
     sections: BTreeSet<Kind>,
     origins: BTreeMap<ObjectId, Origin>,
     pending: Vec<Pending>,
@@ -640,6 +641,11 @@ impl Merge {
                 None => self.policy = Some((p, file.to_owned())),
             }
         }
+        if let Some(a) = d.account
+            && self.declare(crate::model::account_id(), file, "/account".into(), "name")
+        {
+            self.account = Some(a);
+        }
         let portals = self.declare_each(file, Kind::Portal, d.portals, |x| &x.name);
         self.org.portals.extend(portals);
         self.add_teams(file, d.teams, None, "");
@@ -773,6 +779,7 @@ fn parse_and_merge(files: &[PathBuf], pending: Vec<Pending>, cache: Option<&Cach
         merge: Merge {
             org: Org::default(),
             policy: None,
+            account: None,
             sections: BTreeSet::new(),
             origins: BTreeMap::new(),
             pending,
@@ -810,6 +817,7 @@ fn check_rules(merged: Merged, started: std::time::Instant) -> (Desired, Vec<Pen
             Merge {
                 mut org,
                 policy,
+                account,
                 sections,
                 origins,
                 mut pending,
@@ -855,6 +863,7 @@ fn check_rules(merged: Merged, started: std::time::Instant) -> (Desired, Vec<Pen
         origins,
         unprotect,
         declared_usernames,
+        account,
     };
     (desired, pending)
 }

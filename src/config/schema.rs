@@ -209,6 +209,9 @@ fn is_manager_login(pointer: &str) -> bool {
     segs.len() == 4 && segs[1] == "managers" && segs[3] == "login"
 }
 
+/// What the live account reports but no file may declare (`GET /v1/account`).
+const ACCOUNT_READ_ONLY: &[&str] = &["seats", "licensed_seats", "operators", "users", "version"];
+
 fn map_error(err: &jsonschema::ValidationError<'_>) -> Vec<SchemaProblem> {
     use jsonschema::error::{TypeKind, ValidationErrorKind as K};
     let pointer = err.instance_path().as_str().to_owned();
@@ -255,6 +258,21 @@ fn map_error(err: &jsonschema::ValidationError<'_>) -> Vec<SchemaProblem> {
             unexpected
                 .iter()
                 .map(|key| {
+                    if pointer == "/account" && ACCOUNT_READ_ONLY.contains(&key.as_str()) {
+                        return SchemaProblem {
+                            rule: RuleCode::UnknownKey,
+                            pointer: format!("/account/{key}"),
+                            anchor: Anchor::Key,
+                            message: format!(
+                                "the account's `{key}` is read-only: the licence sets the \
+                                 seats, and the live system counts operators and users"
+                            ),
+                            help: "remove this key; `roster plan` shows the seats the plan \
+                                   would use against the licensed ones"
+                                .into(),
+                            removable: true,
+                        };
+                    }
                     let help = match did_you_mean(key, allowed.iter().map(String::as_str)) {
                         Some(s) => format!("did you mean `{s}`?"),
                         None if allowed.is_empty() => "remove this key".into(),
@@ -442,6 +460,24 @@ mod tests {
     fn valid_document_has_no_problems() {
         let v = json!({"version": 1, "portals": [{"name": "web", "features": ["multisession"]}]});
         assert!(check(&v).is_empty());
+    }
+
+    #[test]
+    fn declared_seats_are_read_only() {
+        let v = json!({"account": {"name": "ACME", "seats": 40,
+            "password_policy": {"min_length": 0}}});
+        let p = check(&v);
+        let seats = p
+            .iter()
+            .find(|p| p.pointer == "/account/seats")
+            .expect("seats");
+        assert_eq!(seats.rule, RuleCode::UnknownKey);
+        assert!(seats.message.contains("read-only"), "{}", seats.message);
+        assert!(
+            p.iter()
+                .any(|p| p.pointer == "/account/password_policy/min_length"),
+            "{p:?}"
+        );
     }
 
     #[test]

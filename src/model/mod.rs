@@ -17,6 +17,7 @@
 
 pub mod access;
 pub mod catalog;
+pub mod password;
 pub mod rights;
 pub mod rules;
 #[cfg(test)]
@@ -31,6 +32,7 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
 
 pub use catalog::{Feature, SignInSetting, TeamRight};
+pub use password::{PasswordPolicy, PolicyBreak};
 
 /// A team's path from the root, segments joined by `/` (`Europe/Paris`).
 pub type TeamPath = String;
@@ -101,6 +103,9 @@ pub enum Kind {
     Representative,
     Campaign,
     ContactGroup,
+    /// The account itself (its name and password policy): one object, key `account`,
+    /// planned before every other change. Not in [`Kind::ALL`]: it is no collection.
+    Account,
 }
 
 impl Kind {
@@ -124,6 +129,7 @@ impl Kind {
             Kind::Representative => "representative",
             Kind::Campaign => "campaign",
             Kind::ContactGroup => "contact_group",
+            Kind::Account => "account",
         }
     }
 
@@ -137,6 +143,7 @@ impl Kind {
             Kind::Representative => "representatives",
             Kind::Campaign => "campaigns",
             Kind::ContactGroup => "contact_groups",
+            Kind::Account => "account",
         }
     }
 
@@ -154,6 +161,7 @@ impl Kind {
             Kind::Portal | Kind::Campaign | Kind::ContactGroup => "name",
             Kind::Team => "path",
             Kind::Administrator | Kind::Manager | Kind::Representative => "login",
+            Kind::Account => "name",
         }
     }
 
@@ -619,6 +627,14 @@ pub struct KindPolicy {
     pub on_remove: OnRemove,
 }
 
+impl KindPolicy {
+    /// The default policy, as a constant (the account's: never removed).
+    pub const NONE: KindPolicy = KindPolicy {
+        unmanaged: Unmanaged::Ignore,
+        on_remove: OnRemove::Deactivate,
+    };
+}
+
 /// When a plan's removals stop it: more than `count` AND more than `percent` of what exists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -682,6 +698,7 @@ impl Policy {
             Kind::Representative => &self.representatives,
             Kind::Campaign => &self.campaigns,
             Kind::ContactGroup => &self.contact_groups,
+            Kind::Account => &KindPolicy::NONE,
         }
     }
 }
@@ -701,6 +718,9 @@ pub struct Declaration {
     /// Ownership, removal and safety policy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<Policy>,
+    /// The account: its name and password policy (its licensed seats are read-only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<AccountDecl>,
     /// Portals, each with the session features it enables.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub portals: Vec<Portal>,
@@ -722,6 +742,25 @@ pub struct Declaration {
     /// Shared contact groups (address books).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub contact_groups: Vec<ContactGroup>,
+}
+
+/// The `account` section: what of the account is declared. A field left out is left as
+/// it is live. The licensed seats are read-only (the licence sets them).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AccountDecl {
+    /// The account's name (the work team's name, seed 003).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub name: Option<String>,
+    /// The policy every password stored must meet; fields left out take their defaults.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_policy: Option<PasswordPolicy>,
+}
+
+/// The object id of the account (`account/account`).
+pub fn account_id() -> ObjectId {
+    ObjectId::new(Kind::Account, "account")
 }
 
 /// Whether team `path` is `team` or one of its sub-teams (by whole path segments:
@@ -771,6 +810,7 @@ impl Org {
             Kind::Representative => self.representatives.len(),
             Kind::Campaign => self.campaigns.len(),
             Kind::ContactGroup => self.contact_groups.len(),
+            Kind::Account => 0,
         }
     }
 
@@ -817,6 +857,9 @@ pub struct Desired {
     /// exists instead (a default name is chosen once, like `protect`, the live value stays
     /// unless declared).
     pub declared_usernames: BTreeSet<Login>,
+    /// The `account` section, when a file declares one (its origin is under
+    /// [`account_id`] in `origins`).
+    pub account: Option<AccountDecl>,
 }
 
 /// The licensed account, as read from the live system.
@@ -833,8 +876,31 @@ pub struct Account {
     /// counter), account-wide.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub users: Option<u32>,
+    /// The password policy the live system enforces; `None` from a live system that does
+    /// not say (then [`PasswordPolicy::unrestricted`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_policy: Option<PasswordPolicy>,
     #[serde(default)]
     pub version: i64,
+}
+
+impl Account {
+    /// The policy in force: the live one, or none for a live system that reports none.
+    pub fn policy(&self) -> PasswordPolicy {
+        self.password_policy
+            .unwrap_or(PasswordPolicy::unrestricted())
+    }
+}
+
+impl Desired {
+    /// The policy passwords must meet once the plan is applied: the declared one, else
+    /// the live one.
+    pub fn effective_policy(&self, live: &Account) -> PasswordPolicy {
+        self.account
+            .as_ref()
+            .and_then(|a| a.password_policy)
+            .unwrap_or_else(|| live.policy())
+    }
 }
 
 /// Who the token acts as, as reported by the live system (`GET /v1/whoami`).

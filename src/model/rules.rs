@@ -89,6 +89,9 @@ pub enum RuleCode {
     /// A change the live system's dry run of the plan (`POST /v1/plan:check`) says it
     /// would refuse.
     ServerCheck,
+    /// A password the plan would send that breaks the account's password policy (the
+    /// declared one, else the live one).
+    PasswordPolicy,
 }
 
 impl RuleCode {
@@ -121,6 +124,7 @@ impl RuleCode {
             RuleCode::RemovalThreshold => "removal-threshold",
             RuleCode::TargetDependency => "target-dependency",
             RuleCode::ServerCheck => "server-check",
+            RuleCode::PasswordPolicy => "password-policy",
         }
     }
 }
@@ -148,6 +152,7 @@ impl RuleCode {
         RuleCode::TargetDependency,
         RuleCode::RenameConflict,
         RuleCode::ServerCheck,
+        RuleCode::PasswordPolicy,
         RuleCode::YamlSyntax,
         RuleCode::DuplicateKey,
         RuleCode::InputLimit,
@@ -219,6 +224,7 @@ impl RuleCode {
                 "A targeted change depends on a change that --exclude leaves out"
             }
             RuleCode::ServerCheck => "The live system's dry run of the plan would refuse a change",
+            RuleCode::PasswordPolicy => "A password breaks the account's password policy",
         }
     }
 
@@ -332,6 +338,12 @@ impl RuleCode {
             }
             RuleCode::ServerCheck => {
                 "The live system ran the plan's writes as a dry run (`POST /v1/plan:check`,                  rolled back) and would refuse this one: a user name held outside a manager's                  view, a right the token lacks, seats taken since the plan read the account.                  The diagnostic carries the server's problem code and detail; fix the                  declaration or the live state, or skip the check with `--no-server-check`."
+            }
+            RuleCode::PasswordPolicy => {
+                "A password the plan would send (on create, or a new `rotation`) breaks the \
+                 account's password policy: the declared `account.password_policy`, else the \
+                 live one. The diagnostic names the rules broken, never the value; choose a \
+                 password that meets them."
             }
         }
     }

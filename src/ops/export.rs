@@ -1,7 +1,7 @@
 //! `roster export`: writes the live state as declaration files, one per kind, in the
 //! layout of `examples/acme` (`portals.yaml`, `teams.yaml` with nested sub-teams,
 //! `administrators.yaml`, `managers.yaml`, `representatives.yaml`, `campaigns.yaml`,
-//! `contact_groups.yaml`), plus `roster.schema.json` that each file names for editors.
+//! `contact_groups.yaml`), `account.yaml` (the account's name and password policy), plus `roster.schema.json` that each file names for editors.
 //!
 //! Data comes from any [`Provider`]'s [`Observed`] (the connection is `ops::connect`'s,
 //! from [`Options`]); the files go to `--out`. `roster plan` on
@@ -135,6 +135,7 @@ fn section(kind: Kind, obs: &Observed) -> Vec<Value> {
         Kind::Representative => tidy_each(&org.representatives),
         Kind::Campaign => tidy_each(&org.campaigns),
         Kind::ContactGroup => tidy_each(&org.contact_groups),
+        Kind::Account => Vec::new(),
     }
 }
 
@@ -159,9 +160,19 @@ fn tidy_team(mut m: Map<String, Value>) -> Value {
 
 /// The files of an export: (file name, contents), in kind order.
 pub fn files(obs: &Observed) -> Vec<(String, String)> {
-    Kind::ALL
-        .iter()
-        .map(|&kind| {
+    let mut doc = Map::new();
+    doc.insert("version".into(), Value::from(1));
+    doc.insert("account".into(), account_section(obs));
+    let account = (
+        ACCOUNT_FILE.to_string(),
+        format!(
+            "# yaml-language-server: $schema=./{SCHEMA_FILE}\n{HEADER}\
+             # The licensed seats are read-only: the licence sets them.\n{}",
+            yaml::document(&doc)
+        ),
+    );
+    std::iter::once(account)
+        .chain(Kind::ALL.iter().map(|&kind| {
             let mut doc = Map::new();
             doc.insert("version".into(), Value::from(1));
             doc.insert(kind.section().into(), Value::Array(section(kind, obs)));
@@ -170,8 +181,20 @@ pub fn files(obs: &Observed) -> Vec<(String, String)> {
                 yaml::document(&doc)
             );
             (file_name(kind), text)
-        })
+        }))
         .collect()
+}
+
+/// The file the account's section goes to.
+pub const ACCOUNT_FILE: &str = "account.yaml";
+
+/// The `account` section: the live name and password policy (every field written out).
+fn account_section(obs: &Observed) -> Value {
+    let decl = crate::model::AccountDecl {
+        name: Some(obs.account.name.clone()),
+        password_policy: Some(obs.account.policy()),
+    };
+    serde_json::to_value(decl).expect("model types serialize")
 }
 
 /// The JSON Schema of declaration files (the same text as `roster schema` and
@@ -216,7 +239,9 @@ pub fn write_files(obs: &Observed, out: &Path) -> anyhow::Result<Vec<PathBuf>> {
             "warning: team {parent} was not readable with this token; teams.yaml declares it by name only, as the parent of the teams below it"
         );
     }
-    let ours: Vec<String> = Kind::ALL.iter().map(|&k| file_name(k)).collect();
+    let ours: Vec<String> = std::iter::once(ACCOUNT_FILE.to_string())
+        .chain(Kind::ALL.iter().map(|&k| file_name(k)))
+        .collect();
     if let Ok(entries) = std::fs::read_dir(out) {
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
@@ -321,7 +346,13 @@ mod tests {
                 .with_username("yno"),
         );
         let files: BTreeMap<String, String> = files(&obs).into_iter().collect();
-        assert_eq!(files.len(), 7);
+        assert_eq!(files.len(), 8);
+        assert!(
+            files["account.yaml"].contains("account:\n  name: ")
+                && files["account.yaml"].contains("min_length: 1\n"),
+            "{}",
+            files["account.yaml"]
+        );
         for text in files.values() {
             assert!(text.starts_with("# yaml-language-server: $schema=./roster.schema.json\n"));
         }

@@ -147,10 +147,22 @@ impl PlanFailure {
                 show_diagnostics(&warnings);
                 show_diagnostics(&errors);
                 let n = errors.len();
-                anstream::eprintln!(
-                    "error: {n} password{} cannot be read; nothing was changed",
-                    s(n)
-                );
+                let policy = errors
+                    .iter()
+                    .filter(|d| d.rule == crate::model::rules::RuleCode::PasswordPolicy)
+                    .count();
+                if policy == 0 {
+                    anstream::eprintln!(
+                        "error: {n} password{} cannot be read; nothing was changed",
+                        s(n)
+                    );
+                } else {
+                    anstream::eprintln!(
+                        "error: {n} password{} cannot be sent ({policy} breaking the account's \
+                         password policy); nothing was changed",
+                        s(n)
+                    );
+                }
                 Ok(Exit::Invalid)
             }
             PlanFailure::Live {
@@ -280,7 +292,7 @@ pub async fn make_plan<P: Provider>(
             )
         })
         .collect();
-    let errors = unreadable_secrets(&plan, &desired);
+    let errors = unreadable_secrets(&plan, &desired, &observed);
     if !errors.is_empty() {
         // Every error at once: the refusals too, not only the passwords.
         let mut all = refusals;
@@ -325,7 +337,10 @@ async fn server_check<P: Provider>(
             crate::provider::PLAN_CHECK
         ));
     }
-    let n = plan.changes.len();
+    let n = crate::apply::checked_changes(plan).count();
+    if n == 0 {
+        return None;
+    }
     if n > MAX_CHECKED_CHANGES {
         return Some(format!(
             "note: the plan has {n} changes, more than the {MAX_CHECKED_CHANGES} the server \
@@ -342,10 +357,14 @@ async fn server_check<P: Provider>(
             ));
         }
     };
-    for (change, r) in plan.changes.iter().zip(results) {
-        let Some(problem) = r.problem else { continue };
-        plan.refusals.push(refusal_of(change, r.status, &problem));
-    }
+    let refused: Vec<plan::Refusal> = crate::apply::checked_changes(plan)
+        .zip(results)
+        .filter_map(|(change, r)| {
+            let problem = r.problem?;
+            Some(refusal_of(change, r.status, &problem))
+        })
+        .collect();
+    plan.refusals.extend(refused);
     plan.refusals
         .sort_by(|a, b| (a.rule, &a.id, &a.pointer).cmp(&(b.rule, &b.id, &b.pointer)));
     plan.server_checked = true;
@@ -410,12 +429,50 @@ fn refusal_of(
 /// `rotation`) must be readable now, not only when apply sends it. Each reference is
 /// resolved and the value dropped at once; the errors name the object and the variable
 /// or file, never a value.
-fn unreadable_secrets(plan: &Plan, desired: &Desired) -> Vec<Diagnostic> {
+///
+/// Each value read is also checked against the account's password policy as it will be
+/// when the password is sent (`Desired::effective_policy`: the declared one, applied
+/// first, else the live one): a break is a `password-policy` error at the password,
+/// naming the rules broken, never the value.
+fn unreadable_secrets(plan: &Plan, desired: &Desired, observed: &Observed) -> Vec<Diagnostic> {
+    let policy = desired.effective_policy(&observed.account);
+    let whose = if desired
+        .account
+        .as_ref()
+        .is_some_and(|a| a.password_policy.is_some())
+    {
+        "the declared `account.password_policy`"
+    } else {
+        "the live account's password policy"
+    };
     plan.changes
         .iter()
         .filter_map(|c| {
             let r = c.set_password.as_ref()?;
-            let err = crate::config::secrets::resolve(r).err()?;
+            let err = match crate::config::secrets::resolve(r) {
+                Ok(value) => {
+                    let breaks = policy.check(&value.0, &c.id.key);
+                    drop(value);
+                    if breaks.is_empty() {
+                        return None;
+                    }
+                    return Some(crate::config::diagnostic_for(
+                        &desired.origins,
+                        &c.id,
+                        "/password",
+                        crate::model::rules::RuleCode::PasswordPolicy,
+                        format!(
+                            "the password of {} breaks {whose}: {}",
+                            c.id,
+                            crate::model::password::describe(&breaks)
+                        ),
+                        "set a password that meets the policy in the variable or file the \
+                         declaration names (and a new `rotation` if it exists already)",
+                        Severity::Error,
+                    ));
+                }
+                Err(err) => err,
+            };
             Some(crate::config::diagnostic_for(
                 &desired.origins,
                 &c.id,

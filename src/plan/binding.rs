@@ -123,6 +123,7 @@ mod tests {
                 seats: 10,
                 operators: None,
                 users: None,
+                password_policy: None,
                 version: 1,
             },
             principal,

@@ -268,7 +268,7 @@ fn converged(
                 Kind::ContactGroup => {
                     org.contact_groups.remove(p);
                 }
-                Kind::Representative | Kind::Administrator => {}
+                Kind::Representative | Kind::Administrator | Kind::Account => {}
             }
         }
         let delete = c.action == Action::Delete;
@@ -295,6 +295,7 @@ fn converged(
             Kind::Manager => put!(managers, |_: &mut _| {}),
             Kind::Campaign => put!(campaigns, |x: &mut crate::model::Campaign| x.active = false),
             Kind::ContactGroup => put!(contact_groups, |_: &mut _| {}),
+            Kind::Account => {}
             Kind::Representative => {
                 if delete {
                     reps.insert(key.clone(), None);

@@ -20,7 +20,8 @@ use super::{
     Action, Change, PLAN_FORMAT_VERSION, Plan, PlanOptions, Summary, diff, effect, order, safety,
     scope,
 };
-use crate::model::{Desired, ObjectId, Observed};
+use crate::model::{Desired, ObjectId, Observed, Principal};
+use serde_json::json;
 
 /// Computes the plan that brings the live system to the declaration, with every reason
 /// a safety rule refuses it (rename conflicts, protected objects, seats, scope, removal
@@ -97,8 +98,30 @@ fn stages(mut cx: Cx) -> Plan {
     refusals.sort_by(|a, b| (a.rule, &a.id, &a.pointer).cmp(&(b.rule, &b.id, &b.pointer)));
     refusals.dedup();
 
-    let summary = summarize(&cx.drafts);
-    let changes = cx.drafts.into_iter().map(|d| d.change).collect();
+    let mut summary = summarize(&cx.drafts);
+    let mut changes: Vec<Change> = cx.drafts.into_iter().map(|d| d.change).collect();
+    if partial.is_none()
+        && let Some(change) = account_change(cx.desired, cx.observed)
+    {
+        if let Some(Principal::Manager { login }) = &cx.observed.principal {
+            refusals.push(crate::plan::Refusal {
+                rule: crate::model::rules::RuleCode::Escalation,
+                id: change.id.clone(),
+                objects: Vec::new(),
+                pointer: String::new(),
+                message: format!(
+                    "the manager token of `{login}` may not change the account (its name \
+                     or password policy): only an administrator may"
+                ),
+                help: "apply the `account` section with an administrator's token, or remove \
+                       it from the files planned with this token"
+                    .into(),
+            });
+            refusals.sort_by(|a, b| (a.rule, &a.id, &a.pointer).cmp(&(b.rule, &b.id, &b.pointer)));
+        }
+        put_first(&mut changes, change);
+        summary.update += 1;
+    }
     let mut out_of_scope = cx.out_of_scope;
     out_of_scope.sort();
     out_of_scope.dedup();
@@ -118,6 +141,65 @@ fn stages(mut cx: Cx) -> Plan {
         fingerprint: BTreeMap::new(),
         server_checked: false,
     }
+}
+
+/// The account's change (`account/account`), when the `account` section declares a name
+/// or password policy other than the live one: a PATCH of `/v1/account` with the
+/// changed fields against the live version.
+fn account_change(desired: &Desired, observed: &Observed) -> Option<Change> {
+    let decl = desired.account.as_ref()?;
+    let live = &observed.account;
+    let mut patch = serde_json::Map::new();
+    let mut fields = Vec::new();
+    let mut field = |name: &str, before: serde_json::Value, after: serde_json::Value| {
+        if before != after {
+            patch.insert(name.to_string(), after.clone());
+            fields.push(crate::plan::FieldChange {
+                field: name.to_string(),
+                before: Some(before),
+                after: Some(after),
+                removed: Vec::new(),
+                added: Vec::new(),
+            });
+        }
+    };
+    if let Some(name) = &decl.name {
+        field("name", json!(live.name), json!(name));
+    }
+    if let Some(policy) = &decl.password_policy {
+        field("password_policy", json!(live.policy()), json!(policy));
+    }
+    if patch.is_empty() {
+        return None;
+    }
+    Some(Change {
+        id: crate::model::account_id(),
+        action: Action::Update,
+        previously: None,
+        version: Some(live.version),
+        after: None,
+        patch: Some(patch),
+        fields,
+        set_password: None,
+        depends_on: Vec::new(),
+        reason: "the account is changed first: every password this plan sends is checked \
+                 against the policy it declares"
+            .into(),
+    })
+}
+
+/// Puts the account's change first: every other change's `depends_on` moves up by one,
+/// and each change that sends a password depends on it (the new policy in force first).
+fn put_first(changes: &mut Vec<Change>, first: Change) {
+    for c in changes.iter_mut() {
+        for d in &mut c.depends_on {
+            *d += 1;
+        }
+        if c.set_password.is_some() {
+            c.depends_on.insert(0, 0);
+        }
+    }
+    changes.insert(0, first);
 }
 
 /// `--target`/`--exclude` (`target.rs`): keeps the selected drafts (renumbering their

@@ -324,6 +324,7 @@ fn rank(kind: Kind) -> u16 {
         Kind::Representative => 8,
         Kind::Campaign => 10,
         Kind::ContactGroup => 12,
+        Kind::Account => 0,
     }
 }
 
@@ -529,7 +530,7 @@ impl<'a> Referrers<'a> {
                     push(Kind::Campaign, get(&self.campaigns_by_team, t));
                 }
             }
-            Kind::Administrator | Kind::Campaign | Kind::ContactGroup => {}
+            Kind::Administrator | Kind::Campaign | Kind::ContactGroup | Kind::Account => {}
         }
         out
     }

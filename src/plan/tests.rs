@@ -155,6 +155,7 @@ fn observed(org: Org) -> Observed {
             seats: 1000,
             operators: None,
             users: None,
+            password_policy: None,
             version: 1,
         },
         org,

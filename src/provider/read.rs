@@ -567,7 +567,7 @@ fn normalize(kind: Kind, obj: &mut Map<String, Value>) {
                     .collect();
             }
         }
-        Kind::Portal => {}
+        Kind::Portal | Kind::Account => {}
     }
 }
 

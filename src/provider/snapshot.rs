@@ -391,6 +391,8 @@ fn apply(o: &mut Observed, c: &Change, url: &str) -> Result<(), ProviderError> {
         Kind::Representative => put::<Representative>(&mut org.representatives, v, c, url),
         Kind::Campaign => put::<Campaign>(&mut org.campaigns, v, c, url),
         Kind::ContactGroup => put::<ContactGroup>(&mut org.contact_groups, v, c, url),
+        // Not an object of the feed: the account is read whole on every run.
+        Kind::Account => Ok(()),
     }
 }
 

@@ -108,6 +108,9 @@ fn is_problem(e: &ProviderError, status: u16) -> bool {
 
 impl HttpProvider {
     fn object_path(kind: Kind, key: &str) -> String {
+        if kind == Kind::Account {
+            return "/v1/account".into();
+        }
         format!("/v1/{}/{}", kind.collection(), encode_key(key))
     }
 

@@ -558,6 +558,7 @@ pub async fn authorize_write(
     };
     match kind {
         Kind::Portal => actor.require_admin("change portals"),
+        Kind::Account => actor.require_admin("change the account"),
         Kind::Administrator => actor.require_admin("change administrators"),
         Kind::Team => {
             let (b, a) = (as_team(before), as_team(after));

@@ -230,6 +230,13 @@ impl Obj {
             }
             Kind::Campaign => (Obj::Campaign(parse_as(&body)?), None),
             Kind::ContactGroup => (Obj::ContactGroup(parse_as(&body)?), None),
+            Kind::Account => {
+                return Err(Problem::new(
+                    axum::http::StatusCode::BAD_REQUEST,
+                    "unknown-kind",
+                    "the account is changed with `PATCH /v1/account`, not in a batch",
+                ));
+            }
         };
         obj.normalize();
         Ok((obj, secret))

@@ -22,8 +22,8 @@ use super::auth::{Actor, Sight, Src, authorize_write, is_within, keep_hidden, lo
 use super::domain::{Obj, merge_patch};
 use super::problem::Problem;
 use super::store::{self, Db, StoredObject, Tx};
-use crate::model::Kind;
 use crate::model::rules::{RuleCode, Violation};
+use crate::model::{Kind, PasswordPolicy};
 
 /// One requested write.
 #[derive(Debug, Clone)]
@@ -313,11 +313,47 @@ async fn secret_of(value: String, dry: bool) -> Result<String, Problem> {
     }
 }
 
-async fn prepare(kind: Kind, actor: &Actor, op: Op) -> Result<Prepared, Problem> {
-    prepare_with(kind, actor, op, false).await
+async fn prepare(
+    kind: Kind,
+    actor: &Actor,
+    op: Op,
+    policy: &PasswordPolicy,
+) -> Result<Prepared, Problem> {
+    prepare_with(kind, actor, op, Some(policy)).await
 }
 
-async fn prepare_with(kind: Kind, actor: &Actor, op: Op, dry: bool) -> Result<Prepared, Problem> {
+/// The account's password policy on a password about to be stored for `login`: 422
+/// `password-policy` naming every rule it breaks, never the value.
+pub fn check_password(policy: &PasswordPolicy, value: &str, login: &str) -> Result<(), Problem> {
+    let breaks = policy.check(value, login);
+    if breaks.is_empty() {
+        return Ok(());
+    }
+    Err(Problem::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "password-policy",
+        format!(
+            "the password breaks the account's password policy: {}",
+            crate::model::password::describe(&breaks)
+        ),
+    )
+    .with_pointer("/password/value"))
+}
+
+/// The login a password of this body belongs to (the body's, else the key's).
+fn login_of<'a>(body: &'a Value, key: &'a str) -> &'a str {
+    body.get("login").and_then(Value::as_str).unwrap_or(key)
+}
+
+/// `policy` is the account's password policy, checked on every password value; `None`
+/// in a dry run, which is told only that a password would be set, never its value.
+async fn prepare_with(
+    kind: Kind,
+    actor: &Actor,
+    op: Op,
+    policy: Option<&PasswordPolicy>,
+) -> Result<Prepared, Problem> {
+    let dry = policy.is_none();
     match op {
         Op::Create {
             body,
@@ -346,7 +382,12 @@ async fn prepare_with(kind: Kind, actor: &Actor, op: Op, dry: bool) -> Result<Pr
                 ));
             }
             let secret = match secret {
-                Some(s) => Some(secret_of(s.0, dry).await?),
+                Some(s) => {
+                    if let Some(policy) = policy {
+                        check_password(policy, &s.0, obj.key())?;
+                    }
+                    Some(secret_of(s.0, dry).await?)
+                }
                 None => None,
             };
             Ok(Prepared::Create {
@@ -375,7 +416,12 @@ async fn prepare_with(kind: Kind, actor: &Actor, op: Op, dry: bool) -> Result<Pr
                 .and_then(Value::as_str)
                 .map(str::to_string);
             let secret = match value {
-                Some(v) if !v.is_empty() => Some(secret_of(v, dry).await?),
+                Some(v) if !v.is_empty() => {
+                    if let Some(policy) = policy {
+                        check_password(policy, &v, &login_of(&patch, &key).to_lowercase())?;
+                    }
+                    Some(secret_of(v, dry).await?)
+                }
                 _ => None,
             };
             Ok(Prepared::Update {
@@ -429,8 +475,11 @@ pub async fn run(
     let width = std::thread::available_parallelism()
         .map_or(2, |n| n.get())
         .min(8);
+    // Read once for the request; the account's `PATCH` that changes it is its own write.
+    let policy = db.password_policy().await?;
     let mut stream =
-        futures::stream::iter(ops.into_iter().map(|op| prepare(kind, actor, op))).buffered(width);
+        futures::stream::iter(ops.into_iter().map(|op| prepare(kind, actor, op, &policy)))
+            .buffered(width);
     while let Some(p) = stream.next().await {
         prepared.push(p);
     }
@@ -595,7 +644,7 @@ pub async fn check(
         }
         let after = key_after(kind, &op);
         let deleting = matches!(op, Op::Delete { .. });
-        let r = match prepare_with(kind, actor, op, true).await {
+        let r = match prepare_with(kind, actor, op, None).await {
             Err(problem) => Err(problem),
             Ok(p) => match exec(&mut tx, &mut ctx, actor, kind, p).await {
                 Ok(d) => Ok(d),

@@ -27,6 +27,7 @@ fn type_name(kind: Kind) -> &'static str {
         Kind::Representative => "Representative",
         Kind::Campaign => "Campaign",
         Kind::ContactGroup => "ContactGroup",
+        Kind::Account => "Account",
     }
 }
 
@@ -442,7 +443,7 @@ fn components() -> Map<String, Value> {
     out.insert(
         "AccountPatch".into(),
         json!({ "type": "object", "additionalProperties": false,
-                "properties": { "name": { "type": "string", "pattern": "\\S" }, "seats": { "type": "integer", "minimum": 0 }, "version": { "type": "integer" } } }),
+                "properties": { "name": { "type": "string", "pattern": "\\S" }, "seats": { "type": "integer", "minimum": 0 }, "password_policy": { "$ref": "#/components/schemas/PasswordPolicy", "description": "the whole password policy every password stored must meet (fields left out take their defaults); checked on every password the server stores (422 `password-policy`)" }, "version": { "type": "integer" } } }),
     );
     out
 }

@@ -213,6 +213,7 @@ fn title_of(code: &str) -> &'static str {
         "lease-expired" => "the apply lease expired",
         "lease-not-held" => "the write's apply lease is not the current one",
         "cursor-expired" => "the change feed no longer reaches back to the cursor",
+        "password-policy" => "the password breaks the account's password policy",
         _ => "internal error",
     }
 }

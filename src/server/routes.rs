@@ -907,10 +907,11 @@ async fn account_get(State(st): State<AppState>, headers: HeaderMap) -> Res {
         .ok_or_else(|| Problem::internal("the account row is missing"))?;
     // Counts only, so a manager token learns no login outside its teams.
     let (operators, users) = st.db.seat_counts().await?;
+    let policy = st.db.password_policy().await?;
     Ok(json_response(
         StatusCode::OK,
         &json!({"name": name, "seats": seats, "operators": operators, "users": users,
-                "version": version}),
+                "password_policy": policy, "version": version}),
     ))
 }
 
@@ -921,6 +922,9 @@ struct AccountPatch {
     name: Option<String>,
     #[serde(default)]
     seats: Option<u32>,
+    /// The whole policy (fields left out take their defaults).
+    #[serde(default)]
+    password_policy: Option<crate::model::PasswordPolicy>,
     #[serde(default)]
     #[allow(dead_code)]
     version: Option<i64>,
@@ -947,11 +951,21 @@ async fn account_patch(
             "the account name is empty",
         ));
     }
+    if let Some(p) = &patch.password_policy
+        && !(1..=128).contains(&p.min_length)
+    {
+        return Err(Problem::invalid_field(
+            RuleCode::Schema,
+            "/password_policy/min_length",
+            "`min_length` is between 1 and 128",
+        ));
+    }
     let lease_id = lease::from_headers(&headers)?;
     let mut tx = st.db.begin().await?;
     if let Some(id) = &lease_id {
         lease::check(&mut tx, id).await?;
     }
+    let old_policy = tx.password_policy().await?;
     let (name, seats, version) = tx
         .account()
         .await?
@@ -980,8 +994,14 @@ async fn account_patch(
             "the account changed meanwhile; read it again and retry",
         ));
     }
-    let before = json!({"name": name, "seats": seats, "version": version});
-    let after = json!({"name": new_name, "seats": new_seats, "version": version + 1});
+    let new_policy = patch.password_policy.unwrap_or(old_policy);
+    if new_policy != old_policy {
+        tx.set_password_policy(&new_policy).await?;
+    }
+    let before = json!({"name": name, "seats": seats, "password_policy": old_policy,
+                        "version": version});
+    let after = json!({"name": new_name, "seats": new_seats, "password_policy": new_policy,
+                       "version": version + 1});
     tx.audit(
         &super::store::now_rfc3339(),
         actor.login(),

@@ -25,7 +25,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
 
-use crate::model::Kind;
+use crate::model::{Kind, PasswordPolicy};
 
 /// A bound SQL parameter.
 #[derive(Debug, Clone)]
@@ -517,6 +517,14 @@ impl Db {
     pub async fn account(&self) -> Result<Option<(String, i64, i64)>, sqlx::Error> {
         self.fetch_optional("SELECT name, seats, version FROM account WHERE id = 1", &[])
             .await
+    }
+
+    /// The account's password policy (unrestricted when none was ever set).
+    pub async fn password_policy(&self) -> Result<PasswordPolicy, sqlx::Error> {
+        let row: Option<(Option<String>,)> = self
+            .fetch_optional("SELECT password_policy FROM account WHERE id = 1", &[])
+            .await?;
+        Ok(policy_of(row.and_then(|r| r.0)))
     }
 
     /// Account-wide (operators, users): active representatives with a seat, and every
@@ -1048,6 +1056,28 @@ impl Tx {
             .await
     }
 
+    /// The account's password policy (unrestricted when none was ever set).
+    pub async fn password_policy(&mut self) -> Result<PasswordPolicy, sqlx::Error> {
+        let row: Option<(Option<String>,)> = self
+            .fetch_optional("SELECT password_policy FROM account WHERE id = 1", &[])
+            .await?;
+        Ok(policy_of(row.and_then(|r| r.0)))
+    }
+
+    /// Sets the account's password policy (within the caller's compare-and-set).
+    pub async fn set_password_policy(
+        &mut self,
+        policy: &PasswordPolicy,
+    ) -> Result<(), sqlx::Error> {
+        let text = serde_json::to_string(policy).unwrap_or_default();
+        self.execute(
+            "UPDATE account SET password_policy = $1 WHERE id = 1",
+            &args![text.as_str()],
+        )
+        .await
+        .map(|_| ())
+    }
+
     /// Creates the account row unless one exists; true when this call created it.
     pub async fn init_account(&mut self, name: &str, seats: i64) -> Result<bool, sqlx::Error> {
         self.changed(
@@ -1298,6 +1328,12 @@ pub fn rfc3339(t: time::OffsetDateTime) -> String {
 /// Now, as stored.
 pub fn now_rfc3339() -> String {
     rfc3339(time::OffsetDateTime::now_utc())
+}
+
+/// The stored policy column: JSON, or NULL (or unreadable) for none.
+fn policy_of(text: Option<String>) -> PasswordPolicy {
+    text.and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(PasswordPolicy::unrestricted())
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 mod support;
 
 mod access;
+mod account;
 mod architecture;
 mod authz;
 mod backup;

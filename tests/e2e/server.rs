@@ -1470,7 +1470,7 @@ async fn health_and_readiness_probes(s: &Srv) {
     set_success(false).await;
     let r = s.call(Method::GET, "/readyz", None, &[], None).await;
     assert_eq!(r.status, 503, "{}", r.body);
-    assert_eq!(r.body["reason"], json!("4 of 5 migrations applied"));
+    assert_eq!(r.body["reason"], json!("5 of 6 migrations applied"));
     let r = s.call(Method::GET, "/healthz", None, &[], None).await;
     assert_eq!(r.status, 200, "alive while not ready");
     set_success(true).await;

@@ -171,6 +171,7 @@ impl World {
         Declaration {
             version: Some(1),
             policy: Some(self.policy.clone()),
+            account: None,
             portals: self.org.portals.values().cloned().collect(),
             teams: nest(&self.org.teams, None),
             administrators: self.org.administrators.values().cloned().collect(),
