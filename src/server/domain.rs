@@ -449,6 +449,23 @@ impl Obj {
         }
     }
 
+    /// Whether the account may sign in (and so change its own password): a
+    /// representative only while active; a manager or an administrator always.
+    pub fn may_sign_in(&self) -> bool {
+        match self {
+            Obj::Representative(r) => r.status == Status::Active,
+            Obj::Manager(_) | Obj::Administrator(_) => true,
+            _ => false,
+        }
+    }
+
+    /// The person changed the password: a pending forced change is done (seed 001).
+    pub fn clear_forced_password_change(&mut self) {
+        if let Obj::Representative(r) = self {
+            r.sign_in.force_password_change = false;
+        }
+    }
+
     /// Whether the object holds a password (set or not yet hashed).
     pub fn has_password(&self) -> bool {
         match self {

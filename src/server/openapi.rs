@@ -551,6 +551,27 @@ fn paths() -> Map<String, Value> {
             ("413", "body too large (`payload-too-large`)"),
             ("422", "malformed operation (`validation`, `unknown-field`)"),
         ])}}));
+    p.insert("/v1/sign-in:change-password".into(), json!({"post": {"operationId": "change_own_password",
+        "summary": "The person changes its own password, as at a console's sign-in; clears a representative's `sign_in.force_password_change`",
+        "description": "no token: the current password proves who asks. The account is the representative, manager or administrator holding `login` whose password `current_password` is; an inactive representative may not. Audited with the person as actor; no value is stored or logged in clear",
+        "security": [],
+        "requestBody": {"required": true, "content": {"application/json": {"schema": {
+            "type": "object", "additionalProperties": false,
+            "required": ["login", "current_password", "new_password"],
+            "properties": {
+                "login": {"type": "string"},
+                "current_password": {"type": "string", "writeOnly": true},
+                "new_password": {"type": "string", "writeOnly": true, "minLength": 1}
+            }}}}},
+        "responses": {
+            "204": {"description": "changed"},
+            "400": problem_response("malformed json (`invalid-json`)"),
+            "401": problem_response("unknown login, wrong current password, no password set, or an account that may not sign in: one answer for all (`unauthorized`)"),
+            "409": problem_response("the account changed meanwhile (`conflict`); try again"),
+            "422": problem_response("a missing or unknown field, an empty new password or the current one again (`validation`, `unknown-field`, rule code `secret`)"),
+            "429": problem_response("rate limited (`rate-limited`), with Retry-After"),
+            "503": problem_response("temporarily unavailable (`unavailable`), with Retry-After")
+        }}}));
     p.insert("/v1/catalog".into(), json!({"get": {"operationId": "catalog", "security": auth(),
         "responses": responses(vec![("200", json_response("rights, features and their rules", r("CatalogDoc"), false))], &[])}}));
     p.insert("/v1/account".into(), json!({
