@@ -335,7 +335,9 @@ fn checks(d: &Declaration) -> bool {
             .as_ref()
             .is_none_or(|p| p.removal_threshold.percent <= 100)
         && teams_ok(&d.teams)
-        && d.administrators.iter().all(|a| email_ok(&a.email))
+        && d.administrators.iter().all(|a| {
+            email_ok(&a.email) && language_ok(&a.language) && secret_ok(&a.password)
+        })
         && d.managers
             .iter()
             .all(|m| email_ok(&m.login) && email_ok(&m.email) && secret_ok(&m.password))

@@ -330,7 +330,9 @@ impl Team {
     }
 }
 
-/// An account-level administrator (seeds 002, 004): sees and changes everything.
+/// An account-level administrator (seeds 002, 004): sees and changes everything. Seed
+/// 004's administrator-type user has the form of any user: first and last name, e-mail,
+/// password, language, active or not.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Administrator {
@@ -339,8 +341,29 @@ pub struct Administrator {
     /// Contact e-mail.
     #[schemars(email)]
     pub email: String,
-    /// Display name.
+    /// Display name. Required unless `first_name` and `last_name` are given.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub name: String,
+    /// First name (seed 004).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_name: Option<String>,
+    /// Last name (seed 004).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_name: Option<String>,
+    /// Interface language, an ISO 639-1 code (`en`, `fr`, `pl`). Default `en`.
+    #[serde(
+        default = "default_language",
+        skip_serializing_if = "is_default_language"
+    )]
+    #[schemars(regex(pattern = r"^[a-z]{2}(-[A-Z]{2})?$"))]
+    pub language: String,
+    /// `active` (default) or `inactive`: an inactive administrator's tokens are refused
+    /// and it may not sign in.
+    #[serde(default, skip_serializing_if = "Status::is_active")]
+    pub status: Status,
+    /// Initial password: `{env: VAR}` or `{file: PATH}`, with an optional `rotation`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<SecretRef>,
     /// Never removed by roster while true; recorded on the live object.
     #[serde(default, skip_serializing_if = "is_false")]
     pub protect: bool,
@@ -403,6 +426,12 @@ pub enum Status {
     #[default]
     Active,
     Inactive,
+}
+
+impl Status {
+    pub fn is_active(&self) -> bool {
+        *self == Status::Active
+    }
 }
 
 /// Login settings of a representative (seed 001). Unset means off.
@@ -519,6 +548,28 @@ impl Representative {
 
 fn default_language() -> String {
     "en".into()
+}
+
+fn is_default_language(s: &String) -> bool {
+    s == "en"
+}
+
+impl Administrator {
+    /// A new active administrator with only the fields every one has.
+    pub fn new(login: &str, email: &str, name: &str) -> Administrator {
+        Administrator {
+            login: login.into(),
+            email: email.into(),
+            name: name.into(),
+            first_name: None,
+            last_name: None,
+            language: default_language(),
+            status: Status::Active,
+            password: None,
+            protect: false,
+            previously: None,
+        }
+    }
 }
 
 /// A campaign (seed 004): representatives and teams assigned to it.

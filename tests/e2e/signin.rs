@@ -193,3 +193,80 @@ async fn own_password_change(s: &Srv) {
 }
 
 both_backends!(own_password_change);
+
+fn admin_org(status: &str) -> String {
+    format!(
+        "administrators:
+  - login: ola.nowak@acme.example
+    email: ola.nowak@acme.example
+    first_name: Ola
+    last_name: Nowak
+    language: pl
+    status: {status}
+    password: {{ env: {PASSWORD_VAR}, rotation: \"1\" }}
+"
+    )
+}
+
+/// Seed 004: an administrator is a full user (names, e-mail, password, language,
+/// status); planned, applied, signed in with, and refused once inactive.
+#[test]
+fn administrators_are_full_users() {
+    let server = Server::start(&[]);
+    let root = tempfile::tempdir().unwrap();
+    let bad = declaration(
+        root.path(),
+        "bad",
+        "administrators:\n  - login: x@acme.example\n    email: x@acme.example\n    first_name: X\n",
+    );
+    let run = server.roster(&["validate", bad.to_str().unwrap()], root.path());
+    assert_ne!(run.code, 0, "{run}");
+    assert!(
+        run.stdout.contains("org.yaml:2:") && run.stdout.contains("no name"),
+        "{run}"
+    );
+
+    let dir = declaration(root.path(), "org", &admin_org("active"));
+    let d = dir.to_str().unwrap();
+    let run = server.roster(&["apply", d, "--auto-approve"], root.path());
+    assert_eq!(run.code, 0, "{run}");
+    let live = server.get("/v1/administrators/ola.nowak@acme.example");
+    assert_eq!(live["language"], "pl", "{live}");
+    assert_eq!(live["last_name"], "Nowak", "{live}");
+    assert_eq!(live["password"], json!({"rotation": "1"}), "{live}");
+    let run = server.roster(&["plan", d, "--detailed-exitcode"], root.path());
+    assert_eq!(run.code, 0, "{run}");
+
+    // The declared password is hers: she changes it, and holds a token that works.
+    let (st, body) = server.http_as(
+        "",
+        "POST",
+        "/v1/sign-in:change-password",
+        Some(json!({"login": "ola.nowak@acme.example", "current_password": INITIAL, "new_password": "Ola-own-1"})),
+        None,
+    );
+    assert_eq!(st, 204, "{body}");
+    let (st, tok) = server.http(
+        "POST",
+        "/v1/tokens",
+        Some(json!({"administrator": "ola.nowak@acme.example"})),
+        None,
+    );
+    assert_eq!(st, 201, "{tok}");
+    let tok = tok["token"].as_str().unwrap().to_string();
+    assert_eq!(server.http_as(&tok, "GET", "/v1/whoami", None, None).0, 200);
+
+    std::fs::write(dir.join("org.yaml"), admin_org("inactive")).unwrap();
+    let run = server.roster(&["plan", d, "--detailed-exitcode"], root.path());
+    assert_eq!(run.code, 2, "{run}");
+    assert!(run.stdout.contains("status"), "{run}");
+    let run = server.roster(&["apply", d, "--auto-approve"], root.path());
+    assert_eq!(run.code, 0, "{run}");
+    let (st, body) = server.http_as(&tok, "GET", "/v1/whoami", None, None);
+    assert_eq!(
+        st, 401,
+        "an inactive administrator's token is refused: {body}"
+    );
+    let run = server.roster(&["plan", d, "--detailed-exitcode"], root.path());
+    assert_eq!(run.code, 0, "{run}");
+}
