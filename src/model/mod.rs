@@ -773,6 +773,40 @@ pub struct Declaration {
     /// Shared contact groups (address books).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub contact_groups: Vec<ContactGroup>,
+    /// Shares of every declared contact group at once (seed 003: "all groups at once"):
+    /// each `{login, permission}` is added to every group's `shared_with`; a group's own
+    /// entry for the same login wins.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub contact_group_shares: Vec<ContactGroupShare>,
+}
+
+/// One share of every contact group with a login (seed 003).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContactGroupShare {
+    /// Login (representative or manager) every group is shared with.
+    pub login: Login,
+    /// `view`, `connect` or `manage`.
+    pub permission: Permission,
+}
+
+/// Seed 003's "share all groups at once", expanded: every share is added to every
+/// group's `shared_with`, except where the group names that login itself (the group's
+/// own entry wins, whatever its permission). Returns how many entries were added.
+pub fn share_with_every_group(
+    groups: &mut BTreeMap<String, ContactGroup>,
+    shares: &[ContactGroupShare],
+) -> usize {
+    let mut added = 0;
+    for g in groups.values_mut() {
+        for s in shares {
+            if !g.shared_with.contains_key(&s.login) {
+                g.shared_with.insert(s.login.clone(), s.permission);
+                added += 1;
+            }
+        }
+    }
+    added
 }
 
 /// Whether team `path` is `team` or one of its sub-teams (by whole path segments:
@@ -908,4 +942,46 @@ pub struct Observed {
     /// The optional parts of the api the live system has (`GET /v1/whoami`'s
     /// `capabilities`: `plan-check`).
     pub capabilities: Vec<String>,
+}
+
+#[cfg(test)]
+mod share_all_tests {
+    use super::*;
+
+    #[test]
+    fn shares_reach_every_group_and_a_group_s_own_entry_wins() {
+        let group = |name: &str, own: &[(&str, Permission)]| ContactGroup {
+            name: name.into(),
+            shared_with: own.iter().map(|(l, p)| (l.to_string(), *p)).collect(),
+            hidden_members: None,
+            protect: false,
+            previously: None,
+        };
+        let mut groups: BTreeMap<String, ContactGroup> = [
+            ("a".to_string(), group("a", &[])),
+            (
+                "b".to_string(),
+                group("b", &[("sam@x.example", Permission::Manage)]),
+            ),
+        ]
+        .into();
+        let shares = [
+            ContactGroupShare {
+                login: "sam@x.example".into(),
+                permission: Permission::View,
+            },
+            ContactGroupShare {
+                login: "kim@x.example".into(),
+                permission: Permission::Connect,
+            },
+        ];
+        assert_eq!(share_with_every_group(&mut groups, &shares), 3);
+        assert_eq!(groups["a"].shared_with["sam@x.example"], Permission::View);
+        assert_eq!(groups["b"].shared_with["sam@x.example"], Permission::Manage);
+        assert_eq!(
+            groups["b"].shared_with["kim@x.example"],
+            Permission::Connect
+        );
+        assert_eq!(share_with_every_group(&mut groups, &shares), 0);
+    }
 }

@@ -270,3 +270,54 @@ fn administrators_are_full_users() {
     let run = server.roster(&["plan", d, "--detailed-exitcode"], root.path());
     assert_eq!(run.code, 0, "{run}");
 }
+
+/// Seed 003: one `contact_group_shares` entry shares every declared group; a group's own
+/// entry for that login wins; the plan shows each group gaining it, and a second plan
+/// after apply has nothing to change.
+#[test]
+fn contact_groups_shared_all_at_once() {
+    let server = Server::start(&[]);
+    let root = tempfile::tempdir().unwrap();
+    let yaml = "representatives:
+  - login: lea@acme.example
+    email: lea@acme.example
+    first_name: Lea
+    last_name: Roux
+contact_groups:
+  - name: hospitals
+  - name: schools
+  - name: banks
+    shared_with: { lea@acme.example: manage }
+contact_group_shares:
+  - { login: Lea@acme.example, permission: view }
+";
+    let dir = declaration(root.path(), "org", yaml);
+    let d = dir.to_str().unwrap();
+    let run = server.roster(&["plan", d, "--format", "json"], root.path());
+    assert_eq!(run.code, 0, "{run}");
+    let run = server.roster(&["apply", d, "--auto-approve"], root.path());
+    assert_eq!(run.code, 0, "{run}");
+    for (g, p) in [
+        ("hospitals", "view"),
+        ("schools", "view"),
+        ("banks", "manage"),
+    ] {
+        let live = server.get(&format!("/v1/contact-groups/{g}"));
+        assert_eq!(
+            live["shared_with"],
+            json!({"lea@acme.example": p}),
+            "{g}: {live}"
+        );
+    }
+    let run = server.roster(&["plan", d, "--detailed-exitcode"], root.path());
+    assert_eq!(run.code, 0, "{run}");
+    // Twice in the list is an error at its line.
+    let bad = declaration(
+        root.path(),
+        "bad",
+        &format!("{yaml}  - {{ login: lea@acme.example, permission: connect }}\n"),
+    );
+    let run = server.roster(&["validate", bad.to_str().unwrap()], root.path());
+    assert_ne!(run.code, 0, "{run}");
+    assert!(run.stdout.contains("twice"), "{run}");
+}
