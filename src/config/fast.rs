@@ -340,7 +340,9 @@ fn checks(d: &Declaration) -> bool {
                     .is_none_or(|p| (1..=128).contains(&p.min_length))
         })
         && teams_ok(&d.teams)
-        && d.administrators.iter().all(|a| email_ok(&a.email))
+        && d.administrators.iter().all(|a| {
+            email_ok(&a.email) && language_ok(&a.language) && secret_ok(&a.password)
+        })
         && d.managers
             .iter()
             .all(|m| email_ok(&m.login) && email_ok(&m.email) && secret_ok(&m.password))

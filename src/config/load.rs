@@ -499,6 +499,8 @@ struct Merge {
     sections: BTreeSet<Kind>,
     origins: BTreeMap<ObjectId, Origin>,
     pending: Vec<Pending>,
+    /// `contact_group_shares` of every file, logins lower-cased, one per login.
+    share_all: Vec<crate::model::ContactGroupShare>,
 }
 
 impl Merge {
@@ -681,6 +683,23 @@ impl Merge {
                 self.org.contact_groups.insert(g.name.clone(), g);
             }
         }
+        for (i, mut share) in d.contact_group_shares.into_iter().enumerate() {
+            share.login = share.login.to_lowercase();
+            if self.share_all.iter().any(|s| s.login == share.login) {
+                self.problem(
+                    file,
+                    format!("/contact_group_shares/{i}/login"),
+                    RuleCode::Duplicate,
+                    format!(
+                        "`contact_group_shares` names `{}` twice (logins ignore case)",
+                        share.login
+                    ),
+                    "keep one entry per login",
+                );
+            } else {
+                self.share_all.push(share);
+            }
+        }
     }
 }
 
@@ -783,6 +802,7 @@ fn parse_and_merge(files: &[PathBuf], pending: Vec<Pending>, cache: Option<&Cach
             sections: BTreeSet::new(),
             origins: BTreeMap::new(),
             pending,
+            share_all: Vec::new(),
         },
         complete: true,
         unprotect_at: HashMap::new(),
@@ -821,6 +841,7 @@ fn check_rules(merged: Merged, started: std::time::Instant) -> (Desired, Vec<Pen
                 sections,
                 origins,
                 mut pending,
+                share_all,
             },
         complete,
         unprotect_at,
@@ -829,6 +850,7 @@ fn check_rules(merged: Merged, started: std::time::Instant) -> (Desired, Vec<Pen
         Some((p, f)) => (p, Some(f)),
         None => (Policy::default(), None),
     };
+    crate::model::share_with_every_group(&mut org.contact_groups, &share_all);
     // The default user names only read the names: folded while the rules run.
     let (findings, bases) = rayon::join(
         || rules::check(&org, &policy, policy_file.as_ref(), complete),

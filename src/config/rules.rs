@@ -140,6 +140,13 @@ pub fn object_rules(org: &Org) -> Vec<Finding> {
     for m in org.managers.values() {
         push(Kind::Manager, &m.login, mrules::check_manager(m));
     }
+    for a in org.administrators.values() {
+        push(
+            Kind::Administrator,
+            &a.login,
+            mrules::check_administrator(a),
+        );
+    }
     for p in org.portals.values() {
         let id = ObjectId::new(Kind::Portal, &p.name);
         for f in p
@@ -708,13 +715,7 @@ mod tests {
             .insert("a@x.example".into(), manager("a@x.example"));
         o.administrators.insert(
             "a@x.example".into(),
-            crate::model::Administrator {
-                login: "a@x.example".into(),
-                email: "a@x.example".into(),
-                name: "A".into(),
-                protect: false,
-                previously: None,
-            },
+            crate::model::Administrator::new("a@x.example", "a@x.example", "A"),
         );
         assert_eq!(rules(&login_rules(&o)), vec![RuleCode::LoginCollision]);
         o.managers.clear();

@@ -338,7 +338,9 @@ impl Team {
     }
 }
 
-/// An account-level administrator (seeds 002, 004): sees and changes everything.
+/// An account-level administrator (seeds 002, 004): sees and changes everything. Seed
+/// 004's administrator-type user has the form of any user: first and last name, e-mail,
+/// password, language, active or not.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Administrator {
@@ -347,8 +349,29 @@ pub struct Administrator {
     /// Contact e-mail.
     #[schemars(email)]
     pub email: String,
-    /// Display name.
+    /// Display name. Required unless `first_name` and `last_name` are given.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub name: String,
+    /// First name (seed 004).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_name: Option<String>,
+    /// Last name (seed 004).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_name: Option<String>,
+    /// Interface language, an ISO 639-1 code (`en`, `fr`, `pl`). Default `en`.
+    #[serde(
+        default = "default_language",
+        skip_serializing_if = "is_default_language"
+    )]
+    #[schemars(regex(pattern = r"^[a-z]{2}(-[A-Z]{2})?$"))]
+    pub language: String,
+    /// `active` (default) or `inactive`: an inactive administrator's tokens are refused
+    /// and it may not sign in.
+    #[serde(default, skip_serializing_if = "Status::is_active")]
+    pub status: Status,
+    /// Initial password: `{env: VAR}` or `{file: PATH}`, with an optional `rotation`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<SecretRef>,
     /// Never removed by roster while true; recorded on the live object.
     #[serde(default, skip_serializing_if = "is_false")]
     pub protect: bool,
@@ -411,6 +434,12 @@ pub enum Status {
     #[default]
     Active,
     Inactive,
+}
+
+impl Status {
+    pub fn is_active(&self) -> bool {
+        *self == Status::Active
+    }
 }
 
 /// Login settings of a representative (seed 001). Unset means off.
@@ -527,6 +556,28 @@ impl Representative {
 
 fn default_language() -> String {
     "en".into()
+}
+
+fn is_default_language(s: &String) -> bool {
+    s == "en"
+}
+
+impl Administrator {
+    /// A new active administrator with only the fields every one has.
+    pub fn new(login: &str, email: &str, name: &str) -> Administrator {
+        Administrator {
+            login: login.into(),
+            email: email.into(),
+            name: name.into(),
+            first_name: None,
+            last_name: None,
+            language: default_language(),
+            status: Status::Active,
+            password: None,
+            protect: false,
+            previously: None,
+        }
+    }
 }
 
 /// A campaign (seed 004): representatives and teams assigned to it.
@@ -742,6 +793,40 @@ pub struct Declaration {
     /// Shared contact groups (address books).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub contact_groups: Vec<ContactGroup>,
+    /// Shares of every declared contact group at once (seed 003: "all groups at once"):
+    /// each `{login, permission}` is added to every group's `shared_with`; a group's own
+    /// entry for the same login wins.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub contact_group_shares: Vec<ContactGroupShare>,
+}
+
+/// One share of every contact group with a login (seed 003).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContactGroupShare {
+    /// Login (representative or manager) every group is shared with.
+    pub login: Login,
+    /// `view`, `connect` or `manage`.
+    pub permission: Permission,
+}
+
+/// Seed 003's "share all groups at once", expanded: every share is added to every
+/// group's `shared_with`, except where the group names that login itself (the group's
+/// own entry wins, whatever its permission). Returns how many entries were added.
+pub fn share_with_every_group(
+    groups: &mut BTreeMap<String, ContactGroup>,
+    shares: &[ContactGroupShare],
+) -> usize {
+    let mut added = 0;
+    for g in groups.values_mut() {
+        for s in shares {
+            if !g.shared_with.contains_key(&s.login) {
+                g.shared_with.insert(s.login.clone(), s.permission);
+                added += 1;
+            }
+        }
+    }
+    added
 }
 
 /// The `account` section: what of the account is declared. A field left out is left as
@@ -924,4 +1009,46 @@ pub struct Observed {
     /// The optional parts of the api the live system has (`GET /v1/whoami`'s
     /// `capabilities`: `plan-check`).
     pub capabilities: Vec<String>,
+}
+
+#[cfg(test)]
+mod share_all_tests {
+    use super::*;
+
+    #[test]
+    fn shares_reach_every_group_and_a_group_s_own_entry_wins() {
+        let group = |name: &str, own: &[(&str, Permission)]| ContactGroup {
+            name: name.into(),
+            shared_with: own.iter().map(|(l, p)| (l.to_string(), *p)).collect(),
+            hidden_members: None,
+            protect: false,
+            previously: None,
+        };
+        let mut groups: BTreeMap<String, ContactGroup> = [
+            ("a".to_string(), group("a", &[])),
+            (
+                "b".to_string(),
+                group("b", &[("sam@x.example", Permission::Manage)]),
+            ),
+        ]
+        .into();
+        let shares = [
+            ContactGroupShare {
+                login: "sam@x.example".into(),
+                permission: Permission::View,
+            },
+            ContactGroupShare {
+                login: "kim@x.example".into(),
+                permission: Permission::Connect,
+            },
+        ];
+        assert_eq!(share_with_every_group(&mut groups, &shares), 3);
+        assert_eq!(groups["a"].shared_with["sam@x.example"], Permission::View);
+        assert_eq!(groups["b"].shared_with["sam@x.example"], Permission::Manage);
+        assert_eq!(
+            groups["b"].shared_with["kim@x.example"],
+            Permission::Connect
+        );
+        assert_eq!(share_with_every_group(&mut groups, &shares), 0);
+    }
 }

@@ -11,7 +11,10 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use super::catalog::{self, FEATURE_REQUIRES, RIGHT_REQUIRES};
-use super::{Feature, Kind, Manager, ObjectId, Org, Representative, SecretRef, Status, TeamRight};
+use super::{
+    Administrator, Feature, Kind, Manager, ObjectId, Org, Representative, SecretRef, Status,
+    TeamRight,
+};
 
 /// Stable rule codes: they appear in diagnostics, JSON output and API problems.
 #[derive(
@@ -600,6 +603,35 @@ pub fn check_representative(rep: &Representative) -> Vec<Violation> {
     v
 }
 
+/// Every object-level rule on an administrator: a name (`name`, or `first_name` and
+/// `last_name`, none of them blank), and a password reference of the right shape.
+pub fn check_administrator(a: &Administrator) -> Vec<Violation> {
+    let mut v = vec![];
+    let blank = |s: &Option<String>| s.as_deref().is_some_and(|s| s.trim().is_empty());
+    for (field, value) in [("first_name", &a.first_name), ("last_name", &a.last_name)] {
+        if blank(value) {
+            v.push(Violation::new(
+                RuleCode::Schema,
+                format!("/{field}"),
+                format!("`{field}` is blank"),
+                format!("write the administrator's {field}, or leave it out"),
+            ));
+        }
+    }
+    if a.name.trim().is_empty() && (a.first_name.is_none() || a.last_name.is_none()) {
+        v.push(Violation::new(
+            RuleCode::Schema,
+            "/name",
+            "an administrator has no name",
+            "give `name`, or `first_name` and `last_name`",
+        ));
+    }
+    if let Some(p) = &a.password {
+        v.extend(secret_shape(p, "password"));
+    }
+    v
+}
+
 /// Every object-level rule on a manager.
 pub fn check_manager(m: &Manager) -> Vec<Violation> {
     let mut v = feature_requirements(&m.grantable, "grantable");
@@ -811,5 +843,24 @@ mod tests {
             let d = crate::model::usernames::default_username(first, last, login);
             assert_eq!(username_problem(&d), None, "{d:?}");
         }
+    }
+
+    #[test]
+    fn an_administrator_has_a_name_one_way_or_the_other() {
+        let mut a = Administrator::new("a@x.example", "a@x.example", "Ada");
+        assert!(check_administrator(&a).is_empty());
+        a.name.clear();
+        let v = check_administrator(&a);
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].pointer, "/name");
+        a.first_name = Some("Ada".into());
+        a.last_name = Some("Lovelace".into());
+        assert!(check_administrator(&a).is_empty());
+        a.last_name = Some("  ".into());
+        let v = check_administrator(&a);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!(v[0].pointer, "/last_name");
+        a.password = Some(SecretRef::default());
+        assert_eq!(check_administrator(&a).len(), 2);
     }
 }

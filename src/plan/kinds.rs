@@ -202,8 +202,19 @@ object! {
 
 object! {
     Administrator: Administrator, key login in administrators,
-    compare [login, email, name, protect], skip [previously],
-    defaults [protect: json!(false)],
+    compare [login, email, name, first_name, last_name, language, status, protect],
+    skip [password, previously],
+    defaults [
+        name: json!(""),
+        first_name: Value::Null,
+        last_name: Value::Null,
+        language: json!("en"),
+        status: json!("active"),
+        protect: json!(false)
+    ],
+    fn password(&self) -> Option<&SecretRef> {
+        self.password.as_ref()
+    }
 }
 
 object! {

@@ -80,13 +80,7 @@ fn group(name: &str) -> ContactGroup {
 }
 
 fn admin(login: &str) -> Administrator {
-    Administrator {
-        login: login.into(),
-        email: login.into(),
-        name: "Ada".into(),
-        protect: false,
-        previously: None,
-    }
+    Administrator::new(login, login, "Ada")
 }
 
 fn feats(fs: &[Feature]) -> BTreeSet<Feature> {

@@ -316,9 +316,14 @@ pub async fn authenticate(db: &Db, header: Option<&str>) -> Result<Actor, Proble
     let login = row.login;
     match row.role.as_str() {
         "administrator" => {
-            if db.get(Kind::Administrator, &login).await?.is_none() {
+            let Some(row) = db.get(Kind::Administrator, &login).await? else {
                 return Err(Problem::unauthorized(format!(
                     "the token's administrator `{login}` no longer exists"
+                )));
+            };
+            if !Obj::from_stored(Kind::Administrator, &row.body)?.may_sign_in() {
+                return Err(Problem::unauthorized(format!(
+                    "the token's administrator `{login}` is inactive"
                 )));
             }
             Ok(Actor::Administrator { login, token: used })

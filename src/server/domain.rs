@@ -217,7 +217,11 @@ impl Obj {
         let (mut obj, secret) = match kind {
             Kind::Portal => (Obj::Portal(parse_as(&body)?), None),
             Kind::Team => (Obj::Team(parse_as(&body)?), None),
-            Kind::Administrator => (Obj::Administrator(parse_as(&body)?), None),
+            Kind::Administrator => {
+                let mut a: Administrator = parse_as(&body)?;
+                let s = split_password(&mut a.password)?;
+                (Obj::Administrator(a), s)
+            }
             Kind::Manager => {
                 let mut m: Manager = parse_as(&body)?;
                 let s = split_password(&mut m.password)?;
@@ -358,7 +362,11 @@ impl Obj {
             }
             Obj::Administrator(a) => {
                 let mut v = check_key("login", &a.login);
+                let mut a = a.clone();
+                a.password = None;
+                v.extend(rules::check_administrator(&a));
                 v.extend(check_email("email", &a.email));
+                v.extend(check_language(&a.language));
                 v
             }
             Obj::Manager(m) => {
@@ -456,9 +464,28 @@ impl Obj {
         }
     }
 
+    /// Whether the account may sign in (and so change its own password): a
+    /// representative or an administrator only while active; a manager always.
+    pub fn may_sign_in(&self) -> bool {
+        match self {
+            Obj::Representative(r) => r.status == Status::Active,
+            Obj::Administrator(a) => a.status == Status::Active,
+            Obj::Manager(_) => true,
+            _ => false,
+        }
+    }
+
+    /// The person changed the password: a pending forced change is done (seed 001).
+    pub fn clear_forced_password_change(&mut self) {
+        if let Obj::Representative(r) = self {
+            r.sign_in.force_password_change = false;
+        }
+    }
+
     /// Whether the object holds a password (set or not yet hashed).
     pub fn has_password(&self) -> bool {
         match self {
+            Obj::Administrator(a) => a.password.is_some(),
             Obj::Manager(m) => m.password.is_some(),
             Obj::Representative(r) => r.password.is_some(),
             _ => false,

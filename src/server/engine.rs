@@ -1477,6 +1477,136 @@ async fn check_username(
     .into())
 }
 
+/// The person's own password change (`POST /v1/sign-in:change-password`): what a
+/// console's sign-in does when someone changes their password, forced or not.
+///
+/// The account is the representative, manager or administrator holding `login` whose
+/// stored Argon2id hash verifies `current`; an inactive account, an unknown login, one
+/// without a password and a wrong password are all refused alike (401, one body, and
+/// always after one verification, so that the answer's time says nothing either). The
+/// new password goes through [`new_password_problem`], is stored hashed, and a
+/// representative's `sign_in.force_password_change` is cleared (seed 001: a one-time
+/// action the console clears once the person changed the password; roster's plan then
+/// sees no drift). The write is audited with the person as actor and no token; its
+/// before/after are the public bodies (never a password).
+pub async fn change_own_password(
+    db: &Db,
+    login: &str,
+    current: String,
+    new: String,
+) -> Result<(), Problem> {
+    const KINDS: [Kind; 3] = [Kind::Representative, Kind::Manager, Kind::Administrator];
+    let refused = || {
+        Problem::unauthorized(
+            "the login or the current password is wrong, or the account may not sign in",
+        )
+    };
+    let login = login.to_lowercase();
+    let mut candidates = vec![];
+    for kind in KINDS {
+        if let Some(row) = db.get(kind, &login).await? {
+            let obj = Obj::from_stored(kind, &row.body)?;
+            if let (Some(hash), true) = (row.secret.clone(), obj.may_sign_in()) {
+                candidates.push((kind, row, hash));
+            }
+        }
+    }
+    let mut found = None;
+    if candidates.is_empty() {
+        // The same work as a real check, against a hash no password matches.
+        verify_password(current.clone(), dummy_hash().await?).await?;
+    }
+    for (kind, row, hash) in candidates {
+        if verify_password(current.clone(), hash).await? {
+            found = Some((kind, row));
+            break;
+        }
+    }
+    let Some((kind, row)) = found else {
+        return Err(refused());
+    };
+    if let Some(p) = new_password_problem(&new, &current) {
+        return Err(p);
+    }
+    check_password(&db.password_policy().await?, &new, &row.key)
+        .map_err(|p| p.with_pointer("/new_password"))?;
+    let hash = hash_password(new).await?;
+    let before = Obj::from_stored(kind, &row.body)?;
+    let mut after = before.clone();
+    after.clear_forced_password_change();
+    let body = after.to_body();
+    let mut tx = db.begin().await?;
+    if !tx
+        .update_cas(
+            kind,
+            &row.key,
+            row.version,
+            &row.key,
+            &body.to_string(),
+            &after.columns(Some(&hash)),
+        )
+        .await?
+    {
+        return Err(Problem::conflict(
+            "the account changed while its password was being changed; try again",
+        ));
+    }
+    tx.audit(
+        &store::now_rfc3339(),
+        &row.key,
+        None,
+        "update",
+        kind.name(),
+        &row.key,
+        Some(&audit_json(&before.to_body(), row.version)),
+        Some(&audit_json(&body, row.version + 1)),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// What a new password of a person's own change must be besides the account's password
+/// policy (checked next with [`check_password`], as for every password stored, so that
+/// the person's own change and an administrator's set meet the same rule).
+fn new_password_problem(new: &str, current: &str) -> Option<Problem> {
+    let why = if new.is_empty() {
+        "the new password is empty"
+    } else if new == current {
+        "the new password is the current one; choose another"
+    } else {
+        return None;
+    };
+    Some(Problem::invalid_field(
+        RuleCode::Secret,
+        "/new_password",
+        why,
+    ))
+}
+
+/// Whether `value` matches a stored PHC hash, off the runtime. A hash that does not
+/// parse matches nothing.
+async fn verify_password(value: String, hash: String) -> Result<bool, Problem> {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    tokio::task::spawn_blocking(move || {
+        PasswordHash::new(&hash).is_ok_and(|h| {
+            argon2::Argon2::default()
+                .verify_password(value.as_bytes(), &h)
+                .is_ok()
+        })
+    })
+    .await
+    .map_err(|e| Problem::internal(format!("password check failed: {e}")))
+}
+
+/// A hash of a random value, made once: what an unknown login is checked against.
+async fn dummy_hash() -> Result<String, Problem> {
+    static HASH: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+    HASH.get_or_try_init(|| hash_password(super::auth::new_token()))
+        .await
+        .cloned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1498,5 +1628,26 @@ mod tests {
         let h = hash_password("hunter2".into()).await.unwrap();
         assert!(h.starts_with("$argon2id$"));
         assert!(!h.contains("hunter2"));
+    }
+
+    #[tokio::test]
+    async fn a_password_verifies_against_its_hash_only() {
+        let h = hash_password("hunter2".into()).await.unwrap();
+        assert!(verify_password("hunter2".into(), h.clone()).await.unwrap());
+        assert!(!verify_password("hunter3".into(), h).await.unwrap());
+        assert!(
+            !verify_password("x".into(), "not a hash".into())
+                .await
+                .unwrap()
+        );
+        let d = dummy_hash().await.unwrap();
+        assert!(!verify_password(String::new(), d).await.unwrap());
+    }
+
+    #[test]
+    fn a_new_password_is_neither_empty_nor_the_current_one() {
+        assert!(new_password_problem("", "a").is_some());
+        assert!(new_password_problem("a", "a").is_some());
+        assert!(new_password_problem("b", "a").is_none());
     }
 }

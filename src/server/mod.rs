@@ -409,13 +409,7 @@ async fn bootstrap(db: &Db, seats: u32) -> anyhow::Result<Option<String>> {
         tx.commit().await?;
         return Ok(None);
     }
-    let admin = Administrator {
-        login: FIRST_ADMIN.into(),
-        email: FIRST_ADMIN.into(),
-        name: "Administrator".into(),
-        protect: false,
-        previously: None,
-    };
+    let admin = Administrator::new(FIRST_ADMIN, FIRST_ADMIN, "Administrator");
     let body = serde_json::to_value(&admin)?;
     let now = store::now_rfc3339();
     tx.insert(

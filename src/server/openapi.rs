@@ -552,17 +552,17 @@ fn paths() -> Map<String, Value> {
             }),
         );
     }
-    p.insert("/healthz".into(), json!({"get": {"operationId": "healthz",
+    p.insert("/healthz".into(), json!({"get": {"operationId": "healthz", "security": [],
         "description": "liveness: the process answers; no token",
         "responses": {"200": {"description": "alive", "content": {"application/json": {"schema": {"type": "object", "properties": {"status": {"type": "string", "enum": ["ok"]}}, "required": ["status"]}}}}}}}));
-    p.insert("/readyz".into(), json!({"get": {"operationId": "readyz",
+    p.insert("/readyz".into(), json!({"get": {"operationId": "readyz", "security": [],
         "description": "readiness: the database answers and every migration is applied; no token",
         "responses": {
             "200": {"description": "ready", "content": {"application/json": {"schema": {"type": "object", "properties": {"status": {"type": "string", "enum": ["ready"]}}, "required": ["status"]}}}},
             "503": {"description": "not ready, with the reason", "content": {"application/json": {"schema": {"type": "object", "properties": {"status": {"type": "string", "enum": ["not ready"]}, "reason": {"type": "string"}}, "required": ["status", "reason"]}}}}
         }}}));
     p.insert("/v1/whoami".into(), json!({"get": {"operationId": "whoami", "security": auth(),
-        "description": "who the token acts as (`role`, `login`), and the optional parts of the api this server has (`capabilities`: `plan-check` for POST /v1/plan:check)",
+        "description": "who the token acts as (`role`, `login`), and the optional parts of the api this server has (`capabilities`: `plan-check` for POST /v1/plan:check, `change-feed` for GET /v1/changes, administrator tokens only)",
         "responses": responses(vec![("200", json_response("who the token acts as", json!({"allOf": [r("Principal"), {"type": "object", "properties": {
             "capabilities": {"type": "array", "items": {"type": "string"}, "description": "optional parts of the api this server has"}}}]}), false))], &[])}}));
     p.insert("/v1/plan:check".into(), json!({"post": {"operationId": "check_plan",
@@ -575,6 +575,27 @@ fn paths() -> Map<String, Value> {
             ("413", "body too large (`payload-too-large`)"),
             ("422", "malformed operation (`validation`, `unknown-field`)"),
         ])}}));
+    p.insert("/v1/sign-in:change-password".into(), json!({"post": {"operationId": "change_own_password",
+        "summary": "The person changes its own password, as at a console's sign-in; clears a representative's `sign_in.force_password_change`",
+        "description": "no token: the current password proves who asks. The account is the representative, manager or administrator holding `login` whose password `current_password` is; an inactive representative may not. Audited with the person as actor; no value is stored or logged in clear",
+        "security": [],
+        "requestBody": {"required": true, "content": {"application/json": {"schema": {
+            "type": "object", "additionalProperties": false,
+            "required": ["login", "current_password", "new_password"],
+            "properties": {
+                "login": {"type": "string"},
+                "current_password": {"type": "string", "writeOnly": true},
+                "new_password": {"type": "string", "writeOnly": true, "minLength": 1}
+            }}}}},
+        "responses": {
+            "204": {"description": "changed"},
+            "400": problem_response("malformed json (`invalid-json`)"),
+            "401": problem_response("unknown login, wrong current password, no password set, or an account that may not sign in: one answer for all (`unauthorized`)"),
+            "409": problem_response("the account changed meanwhile (`conflict`); try again"),
+            "422": problem_response("a missing or unknown field, an empty new password or the current one again (`validation`, `unknown-field`, rule code `secret`)"),
+            "429": problem_response("rate limited (`rate-limited`), with Retry-After"),
+            "503": problem_response("temporarily unavailable (`unavailable`), with Retry-After")
+        }}}));
     p.insert("/v1/catalog".into(), json!({"get": {"operationId": "catalog", "security": auth(),
         "responses": responses(vec![("200", json_response("rights, features and their rules", r("CatalogDoc"), false))], &[])}}));
     p.insert("/v1/account".into(), json!({

@@ -55,6 +55,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/v1/audit", get(audit))
         .route("/v1/changes", get(changes))
         .route("/v1/plan:check", post(plan_check))
+        .route("/v1/sign-in:change-password", post(change_password))
         .route("/v1/tokens", get(tokens_list).post(tokens_create))
         .route("/v1/tokens/{id}", delete(tokens_revoke))
         .route(
@@ -810,6 +811,26 @@ async fn plan_check(
         StatusCode::OK,
         &json!({ "results": results }),
     ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasswordChange {
+    login: String,
+    current_password: String,
+    new_password: String,
+}
+
+/// `POST /v1/sign-in:change-password`: the person changes its own password, as at a
+/// console's sign-in; proven by the current password, so no token (one sent is not
+/// read). 204, or 401 alike for every reason the change is refused.
+async fn change_password(State(st): State<AppState>, body: Result<Bytes, BytesRejection>) -> Res {
+    let bytes = body_bytes(body)?;
+    parse_json(&bytes)?;
+    let de = &mut serde_json::Deserializer::from_slice(&bytes);
+    let req: PasswordChange = serde_path_to_error::deserialize(de).map_err(from_serde)?;
+    engine::change_own_password(&st.db, &req.login, req.current_password, req.new_password).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn patch_one(

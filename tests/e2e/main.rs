@@ -1,7 +1,7 @@
 //! The integration tests, one binary (one link): the CLI end to end (`access`, `reconcile`,
 //! `safety`, `validate`, `cache`, `ci`, `ci_examples`, `binding`, `backup`, `target`, `docs`,
 //! `exit`, `scaleout`), the live server over HTTP (`server`, the authorization matrix in `authz`, and a manager's read scope in `read_scope`), the apply lease (`lease`),
-//! tokens (`tokens`), metrics, logs and TLS (`ops`), a random walk of valid edits (`walk`:
+//! tokens (`tokens`), sign-in (`signin`), metrics, logs and TLS (`ops`), a random walk of valid edits (`walk`:
 //! the plan predicts the apply), with their helpers in `support`;
 //! `architecture` reads the source.
 
@@ -28,6 +28,7 @@ mod safety;
 mod scaleout;
 mod server;
 mod server_check;
+mod signin;
 mod target;
 mod tokens;
 mod validate;

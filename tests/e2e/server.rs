@@ -1505,7 +1505,10 @@ async fn openapi_paths_are_all_served() {
                 "{method} {path} answered {} which the document does not list",
                 r.status
             );
-            if !["/openapi.json", "/healthz", "/readyz"].contains(&path.as_str()) {
+            // Operations without a token (`security: []`) answer for themselves: the
+            // probes, the document, a person's own password change (401 there for a
+            // wrong password, 422 for this empty body).
+            if op["security"] != json!([]) {
                 assert_eq!(r.status, 401, "{method} {path}");
             }
             checked += 1;

@@ -179,6 +179,7 @@ impl World {
             representatives: self.org.representatives.values().cloned().collect(),
             campaigns: self.org.campaigns.values().cloned().collect(),
             contact_groups: self.org.contact_groups.values().cloned().collect(),
+            contact_group_shares: Vec::new(),
         }
     }
 
