@@ -60,6 +60,9 @@ pub const MAX_BATCH: usize = 1000;
 pub const MAX_LIMIT: i64 = 1000;
 /// The administrator created on an empty database.
 pub const FIRST_ADMIN: &str = "admin@localhost";
+/// Its contact e-mail: an address as `model::shape` takes it (a dot in the domain), so
+/// that an export of a new live system validates.
+pub const FIRST_ADMIN_EMAIL: &str = "admin@localhost.localdomain";
 
 /// How to run the server (the `roster serve` flags).
 #[derive(Debug, Clone)]
@@ -397,7 +400,7 @@ async fn bootstrap(db: &Db, seats: u32) -> anyhow::Result<Option<String>> {
     }
     let admin = Administrator {
         login: FIRST_ADMIN.into(),
-        email: FIRST_ADMIN.into(),
+        email: FIRST_ADMIN_EMAIL.into(),
         name: "Administrator".into(),
         protect: false,
         previously: None,
