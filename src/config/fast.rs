@@ -12,13 +12,13 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
-use std::sync::OnceLock;
 
 use saphyr_parser::{Event, Parser, ScalarStyle, StrInput};
 use serde::de::{self, DeserializeSeed, IntoDeserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, forward_to_deserialize_any};
 use serde_json::Value;
 
+use crate::model::shape::Shape::{Email, Key, Language, TeamName, Username};
 use crate::model::{Declaration, Kind, SecretRef, TeamDecl};
 
 use super::yaml::resolve_plain;
@@ -287,36 +287,6 @@ pub(crate) fn declaration(src: &str) -> Option<(Declaration, BTreeSet<Kind>)> {
     checks(&decl).then_some((decl, de.sections))
 }
 
-fn email_ok(s: &str) -> bool {
-    static V: OnceLock<Option<jsonschema::Validator>> = OnceLock::new();
-    V.get_or_init(|| {
-        jsonschema::draft202012::options()
-            .should_validate_formats(true)
-            .build(&serde_json::json!({"type": "string", "format": "email"}))
-            .ok()
-    })
-    .as_ref()
-    .is_some_and(|v| v.is_valid(&Value::String(s.to_owned())))
-}
-
-fn language_ok(s: &str) -> bool {
-    let b = s.as_bytes();
-    let two = |x: &[u8], upper: bool| {
-        x.iter().all(|c| {
-            if upper {
-                c.is_ascii_uppercase()
-            } else {
-                c.is_ascii_lowercase()
-            }
-        })
-    };
-    match b.len() {
-        2 => two(b, false),
-        5 => two(&b[..2], false) && b[2] == b'-' && two(&b[3..], true),
-        _ => false,
-    }
-}
-
 fn secret_ok(s: &Option<SecretRef>) -> bool {
     s.as_ref().is_none_or(|s| s.value.is_none())
 }
@@ -324,10 +294,11 @@ fn secret_ok(s: &Option<SecretRef>) -> bool {
 fn teams_ok(teams: &[TeamDecl]) -> bool {
     teams
         .iter()
-        .all(|t| t.max_active_logins != Some(0) && teams_ok(&t.teams))
+        .all(|t| TeamName.holds(&t.name) && t.max_active_logins != Some(0) && teams_ok(&t.teams))
 }
 
-/// What the JSON Schema checks beyond what the types enforce.
+/// What the JSON Schema checks beyond what the types enforce: the field shapes are
+/// `model::shape`'s, the very patterns and lengths the schema holds.
 fn checks(d: &Declaration) -> bool {
     use crate::model::catalog::{MULTISESSION_MAX, MULTISESSION_MIN};
     d.version.is_none_or(|v| v == 1)
@@ -340,15 +311,21 @@ fn checks(d: &Declaration) -> bool {
                     .is_none_or(|p| (1..=128).contains(&p.min_length))
         })
         && teams_ok(&d.teams)
-        && d.administrators.iter().all(|a| {
-            email_ok(&a.email) && language_ok(&a.language) && secret_ok(&a.password)
+        && d.portals.iter().all(|p| Key.holds(&p.name))
+        && (d.administrators.iter()).all(|a| {
+            Key.holds(&a.login)
+                && Email.holds(&a.email)
+                && Language.holds(&a.language)
+                && secret_ok(&a.password)
         })
-        && d.managers
-            .iter()
-            .all(|m| email_ok(&m.login) && email_ok(&m.email) && secret_ok(&m.password))
+        && d.managers.iter().all(|m| {
+            Email.holds(&m.login) && Email.holds(&m.email) && secret_ok(&m.password)
+        })
         && d.representatives.iter().all(|r| {
-            email_ok(&r.email)
-                && language_ok(&r.language)
+            Key.holds(&r.login)
+                && Email.holds(&r.email)
+                && Language.holds(&r.language)
+                && r.username.as_deref().is_none_or(|u| Username.holds(u))
                 && (MULTISESSION_MIN..=MULTISESSION_MAX).contains(&r.multisession)
                 && secret_ok(&r.password)
                 && !r.features.contains(&crate::model::Feature::Multisession)
@@ -366,6 +343,8 @@ fn checks(d: &Declaration) -> bool {
         // Answered by the live system, never declared (the schema has no such field).
         && d.campaigns.iter().all(|c| c.hidden_members.is_none())
         && d.contact_groups.iter().all(|g| g.hidden_members.is_none())
+        && d.campaigns.iter().all(|c| Key.holds(&c.name))
+        && d.contact_groups.iter().all(|g| Key.holds(&g.name))
 }
 
 #[cfg(test)]

@@ -29,7 +29,8 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 use serde_json::Value;
 
-use crate::model::rules::RuleCode;
+use crate::model::rules::{RuleCode, shape_violation};
+use crate::model::shape::Shape;
 use crate::model::usernames;
 use crate::model::{Declaration, Desired, Kind, ObjectId, Org, Origin, Policy, Team, TeamDecl};
 
@@ -271,6 +272,28 @@ fn load_file(file: &Path, cache: Option<&Cache>) -> FileResult {
     r
 }
 
+/// Which way files are typed: both (the fast path, and the tree for a file it declines),
+/// or, for the tests that compare the two (`tests/e2e/differential.rs`), one only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LoadPath {
+    Both,
+    /// Every file through the tree and the JSON Schema.
+    Tree,
+    /// The fast path only: a file it declines is an error.
+    Fast,
+}
+
+/// `ROSTER_LOAD_PATH` (`tree` or `fast`; a hidden setting for tests, see README), read
+/// once.
+fn load_path() -> LoadPath {
+    static P: std::sync::OnceLock<LoadPath> = std::sync::OnceLock::new();
+    *P.get_or_init(|| match std::env::var("ROSTER_LOAD_PATH").as_deref() {
+        Ok("tree") => LoadPath::Tree,
+        Ok("fast") => LoadPath::Fast,
+        _ => LoadPath::Both,
+    })
+}
+
 /// The per-file stage: a file's text → its typed, normalized declaration and the
 /// problems found in it.
 fn parse_file(file: &Path, text: String) -> FileResult {
@@ -284,11 +307,22 @@ fn parse_file(file: &Path, text: String) -> FileResult {
     // The fast path types the file straight from the parser's events, which cannot tell an
     // explicit `protect: false` (lifting a live protection) from an omitted one: files
     // that mention `protect` take the path through the tree.
-    let fast = if text.contains("protect") {
+    let path = load_path();
+    let fast = if text.contains("protect") || path == LoadPath::Tree {
         None
     } else {
         super::fast::declaration(&text)
     };
+    if fast.is_none() && path == LoadPath::Fast {
+        r.pending.push(file_problem(
+            file,
+            RuleCode::Schema,
+            (1, 1),
+            "the fast path declines this file (ROSTER_LOAD_PATH=fast)".into(),
+            "unset ROSTER_LOAD_PATH, a setting for tests",
+        ));
+        return r;
+    }
     if let Some((mut decl, sections)) = fast {
         normalize(&mut decl);
         r.decl = Some(decl);
@@ -583,14 +617,13 @@ impl Merge {
     fn add_teams(&mut self, file: &Path, teams: Vec<TeamDecl>, parent: Option<&str>, base: &str) {
         for (i, t) in teams.into_iter().enumerate() {
             let pointer = format!("{base}/teams/{i}");
-            if t.name.is_empty() || t.name.contains('/') || t.name.trim() != t.name {
+            if let Some(v) = shape_violation("name", Shape::TeamName, &t.name) {
                 self.problem(
                     file,
-                    format!("{pointer}/name"),
-                    RuleCode::Schema,
-                    format!("team name `{}` is not a valid path segment", t.name),
-                    "a team name is not empty, has no `/` and no surrounding spaces; nest \
-                     sub-teams under `teams:` instead of writing a path",
+                    format!("{pointer}{}", v.pointer),
+                    v.rule,
+                    format!("team {}", v.message),
+                    &v.help,
                 );
                 continue;
             }

@@ -119,7 +119,8 @@ fn from_violation(id: &ObjectId, v: Violation) -> Finding {
     error(v.rule, id, rel, v.message, v.help)
 }
 
-/// Rule 1 and the feature-set restrictions, object by object.
+/// The object-level rules of `model::rules` (rule 1, the feature-set restrictions, the
+/// field shapes), object by object: the same calls the server makes on every write.
 pub fn object_rules(org: &Org) -> Vec<Finding> {
     let mut out = Vec::new();
     // The id is built only for an object with violations: most have none.
@@ -128,17 +129,19 @@ pub fn object_rules(org: &Org) -> Vec<Finding> {
             return;
         }
         let id = ObjectId::new(kind, key);
-        out.extend(violations.into_iter().map(|v| from_violation(&id, v)));
+        out.extend(violations.into_iter().map(|mut v| {
+            // A declared team writes its last segment as `name`, not its `path`.
+            if kind == Kind::Team && v.pointer == "/path" {
+                v.pointer = "/name".into();
+            }
+            from_violation(&id, v)
+        }));
     };
-    for rep in org.representatives.values() {
-        push(
-            Kind::Representative,
-            &rep.login,
-            mrules::check_representative(rep),
-        );
+    for p in org.portals.values() {
+        push(Kind::Portal, &p.name, mrules::check_portal(p));
     }
-    for m in org.managers.values() {
-        push(Kind::Manager, &m.login, mrules::check_manager(m));
+    for t in org.teams.values() {
+        push(Kind::Team, &t.path, mrules::check_team(t));
     }
     for a in org.administrators.values() {
         push(
@@ -147,28 +150,21 @@ pub fn object_rules(org: &Org) -> Vec<Finding> {
             mrules::check_administrator(a),
         );
     }
-    for p in org.portals.values() {
-        let id = ObjectId::new(Kind::Portal, &p.name);
-        for f in p
-            .features
-            .iter()
-            .filter(|f| !catalog::is_portal_feature(**f))
-        {
-            out.push(error(
-                RuleCode::FeatureNotAllowed,
-                &id,
-                Rel::Item("/features".into(), f.id().into()),
-                format!("a portal cannot enable `{f}`: it is not a session feature"),
-                format!(
-                    "a portal's `features` holds only: {}",
-                    catalog::PORTAL_FEATURES
-                        .iter()
-                        .map(|f| f.id())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            ));
-        }
+    for m in org.managers.values() {
+        push(Kind::Manager, &m.login, mrules::check_manager(m));
+    }
+    for rep in org.representatives.values() {
+        push(
+            Kind::Representative,
+            &rep.login,
+            mrules::check_representative(rep),
+        );
+    }
+    for c in org.campaigns.values() {
+        push(Kind::Campaign, &c.name, mrules::check_campaign(c));
+    }
+    for g in org.contact_groups.values() {
+        push(Kind::ContactGroup, &g.name, mrules::check_contact_group(g));
     }
     out
 }

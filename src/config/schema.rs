@@ -3,8 +3,8 @@
 //!
 //! The schema is `schemars`' rendering of [`crate::model::Declaration`] (draft 2020-12),
 //! checked in as `schemas/roster.schema.json` and printed by `roster schema`. Validation
-//! uses `jsonschema` with format checks on (so `email` is checked), compiled once per
-//! process. Each error becomes a [`SchemaProblem`]: a JSON pointer, whether the key or the
+//! uses `jsonschema` (the field shapes are `model::shape`'s patterns and lengths), compiled
+//! once per process. Each error becomes a [`SchemaProblem`]: a JSON pointer, whether the key or the
 //! value is at fault, a rule code and a message with a "did you mean" where it helps.
 
 use std::sync::OnceLock;
@@ -12,7 +12,8 @@ use std::sync::OnceLock;
 use serde_json::Value;
 
 use crate::model::Declaration;
-use crate::model::rules::RuleCode;
+use crate::model::rules::{self, RuleCode};
+use crate::model::shape::Shape;
 
 /// The declaration schema as a JSON value.
 pub fn declaration_schema() -> Value {
@@ -212,6 +213,25 @@ fn is_manager_login(pointer: &str) -> bool {
 /// What the live account reports but no file may declare (`GET /v1/account`).
 const ACCOUNT_READ_ONLY: &[&str] = &["seats", "licensed_seats", "operators", "users", "version"];
 
+/// The field shape (`model::shape`) of the string at `pointer`, with the field's name:
+/// the fields whose schema holds a shape's pattern and length.
+fn shape_at(pointer: &str) -> Option<(&str, Shape)> {
+    let mut segs = pointer.split('/').skip(1);
+    let section = segs.next()?;
+    let field = pointer.rsplit('/').next()?;
+    let shape = match (section, field) {
+        ("managers", "login") => Shape::Email,
+        (_, "login") => Shape::Key,
+        (_, "email") => Shape::Email,
+        ("teams", "name") => Shape::TeamName,
+        ("portals" | "campaigns" | "contact_groups", "name") => Shape::Key,
+        (_, "language") => Shape::Language,
+        (_, "username") => Shape::Username,
+        _ => return None,
+    };
+    Some((field, shape))
+}
+
 fn map_error(err: &jsonschema::ValidationError<'_>) -> Vec<SchemaProblem> {
     use jsonschema::error::{TypeKind, ValidationErrorKind as K};
     let pointer = err.instance_path().as_str().to_owned();
@@ -323,22 +343,31 @@ fn map_error(err: &jsonschema::ValidationError<'_>) -> Vec<SchemaProblem> {
                 )]
             }
         }
-        K::Format { format } if format == "email" => {
-            if is_manager_login(&pointer) {
-                vec![problem(
+        K::Pattern { .. } | K::MaxLength { .. } | K::MinLength { .. }
+            if shape_at(&pointer).is_some() && instance.is_string() =>
+        {
+            let (field, shape) = shape_at(&pointer).expect("matched above");
+            let text = instance.as_str().unwrap_or_default();
+            match rules::shape_violation(field, shape, text) {
+                Some(v) if is_manager_login(&pointer) => vec![problem(
                     RuleCode::ManagerLogin,
+                    format!("manager {}", v.message.replacen('`', "", 2)),
                     format!(
-                        "manager login {} is not a valid e-mail address",
-                        short(instance)
+                        "a manager logs in to the Admin Center with an e-mail address: {}",
+                        v.help
                     ),
-                    "a manager logs in to the Admin Center with an e-mail address".into(),
-                )]
-            } else {
-                vec![problem(
+                )],
+                Some(v) if shape == Shape::TeamName => {
+                    vec![problem(v.rule, format!("team {}", v.message), v.help)]
+                }
+                Some(v) => vec![problem(v.rule, v.message, v.help)],
+                // The validator and the model disagree: a bug, said as such.
+                None => vec![problem(
                     RuleCode::Schema,
-                    format!("{} is not a valid e-mail address", short(instance)),
-                    "write an address such as `name@example.com`".into(),
-                )]
+                    format!("`{field}` does not match the schema"),
+                    "this is a bug in roster (the schema and model::shape disagree); please report it"
+                        .into(),
+                )],
             }
         }
         K::Type { kind } => {

@@ -8,7 +8,9 @@
 //! [`Observed`] from the live API; `plan` diffs the two [`Org`]s.
 //!
 //! Submodules: [`catalog`] (rights and features), [`rules`] (object-level rules),
-//! [`usernames`] (default user names, shared by the loader, `plan` and `server`),
+//! [`shape`] (the shape of every constrained text field: one pattern and length each,
+//! in the JSON Schema and in the checks), [`usernames`] (default user names, shared by
+//! the loader, `plan` and `server`),
 //! [`text`] (plural endings for every layer's messages) and, for unit tests, `testing`
 //! (builders of model objects).
 //!
@@ -20,6 +22,7 @@ pub mod catalog;
 pub mod password;
 pub mod rights;
 pub mod rules;
+pub mod shape;
 #[cfg(test)]
 pub(crate) mod testing;
 pub mod text;
@@ -254,6 +257,7 @@ pub struct SecretRef {
 #[serde(deny_unknown_fields)]
 pub struct Portal {
     /// Unique portal name.
+    #[schemars(regex(pattern = shape::KEY_PATTERN), length(min = 1, max = shape::KEY_MAX_CHARS))]
     pub name: String,
     /// Session features enabled on this portal.
     #[serde(default)]
@@ -272,6 +276,7 @@ pub struct Portal {
 #[serde(deny_unknown_fields)]
 pub struct TeamDecl {
     /// The team's name: one path segment, no `/`.
+    #[schemars(regex(pattern = shape::TEAM_NAME_PATTERN), length(min = 1, max = shape::KEY_MAX_CHARS))]
     pub name: String,
     /// Free text shown in the console.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -302,10 +307,12 @@ pub struct TeamDecl {
 #[serde(deny_unknown_fields)]
 pub struct Team {
     /// Full path (`Europe/Paris`); the parent is the path without its last segment.
+    #[schemars(regex(pattern = shape::TEAM_PATH_PATTERN), length(min = 1, max = shape::KEY_MAX_CHARS))]
     pub path: TeamPath,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
     pub max_active_logins: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub leader: Option<Login>,
@@ -344,10 +351,11 @@ impl Team {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Administrator {
-    /// Login (an e-mail address), unique, compared ignoring case.
+    /// Login, unique, compared ignoring case.
+    #[schemars(regex(pattern = shape::KEY_PATTERN), length(min = 1, max = shape::KEY_MAX_CHARS))]
     pub login: Login,
     /// Contact e-mail.
-    #[schemars(email)]
+    #[schemars(regex(pattern = shape::EMAIL_PATTERN), length(min = 1, max = shape::EMAIL_MAX_CHARS))]
     pub email: String,
     /// Display name. Required unless `first_name` and `last_name` are given.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -386,10 +394,10 @@ pub struct Administrator {
 pub struct Manager {
     /// Admin Center login: a valid e-mail address, different from every representative
     /// login unless that representative has no `admin_center_access`.
-    #[schemars(email)]
+    #[schemars(regex(pattern = shape::EMAIL_PATTERN), length(min = 1, max = shape::EMAIL_MAX_CHARS))]
     pub login: Login,
     /// Contact e-mail.
-    #[schemars(email)]
+    #[schemars(regex(pattern = shape::EMAIL_PATTERN), length(min = 1, max = shape::EMAIL_MAX_CHARS))]
     pub email: String,
     /// First and last name.
     pub name: String,
@@ -480,9 +488,10 @@ impl SignIn {
 #[serde(deny_unknown_fields)]
 pub struct Representative {
     /// Support-console login, unique, compared ignoring case.
+    #[schemars(regex(pattern = shape::KEY_PATTERN), length(min = 1, max = shape::KEY_MAX_CHARS))]
     pub login: Login,
     /// Contact e-mail.
-    #[schemars(email)]
+    #[schemars(regex(pattern = shape::EMAIL_PATTERN), length(min = 1, max = shape::EMAIL_MAX_CHARS))]
     pub email: String,
     /// First name (the default username starts with its first letter).
     pub first_name: String,
@@ -493,10 +502,11 @@ pub struct Representative {
     /// (`jdoe`, `jdoe2`), chosen when roster creates the representative and kept
     /// afterwards.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = shape::USERNAME_PATTERN), length(min = 1, max = shape::USERNAME_MAX_CHARS))]
     pub username: Option<String>,
     /// Interface language, an ISO 639-1 code (`en`, `fr`, `pl`).
     #[serde(default = "default_language")]
-    #[schemars(regex(pattern = r"^[a-z]{2}(-[A-Z]{2})?$"))]
+    #[schemars(regex(pattern = shape::LANGUAGE_PATTERN))]
     pub language: String,
     /// Path of the representative's team.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -585,6 +595,7 @@ impl Administrator {
 #[serde(deny_unknown_fields)]
 pub struct Campaign {
     /// Unique campaign name.
+    #[schemars(regex(pattern = shape::KEY_PATTERN), length(min = 1, max = shape::KEY_MAX_CHARS))]
     pub name: String,
     /// Whether the campaign is active (default true).
     #[serde(default = "yes", skip_serializing_if = "is_true")]
@@ -625,6 +636,7 @@ pub enum Permission {
 #[serde(deny_unknown_fields)]
 pub struct ContactGroup {
     /// Unique group name.
+    #[schemars(regex(pattern = shape::KEY_PATTERN), length(min = 1, max = shape::KEY_MAX_CHARS))]
     pub name: String,
     /// Login (representative or manager) → permission.
     #[serde(default)]

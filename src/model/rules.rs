@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use super::catalog::{self, FEATURE_REQUIRES, RIGHT_REQUIRES};
 use super::{
-    Administrator, Feature, Kind, Manager, ObjectId, Org, Representative, SecretRef, Status,
-    TeamRight,
+    Administrator, Campaign, ContactGroup, Feature, Kind, Manager, ObjectId, Org, Portal,
+    Representative, SecretRef, Status, Team, TeamRight,
 };
 
 /// Stable rule codes: they appear in diagnostics, JSON output and API problems.
@@ -450,41 +450,43 @@ pub fn secret_shape(secret: &SecretRef, field: &str) -> Vec<Violation> {
     )]
 }
 
-/// A very small e-mail check (`local@domain.tld`), used where the JSON Schema's `format`
-/// check is not available (the server, and rule 2's manager login).
-pub fn is_email(s: &str) -> bool {
-    let Some((local, domain)) = s.split_once('@') else {
-        return false;
-    };
-    !local.is_empty()
-        && !domain.is_empty()
-        && !domain.contains('@')
-        && domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && !s.chars().any(|c| c.is_whitespace() || c.is_control())
+use super::shape::Shape;
+pub use super::shape::{USERNAME_MAX_CHARS, is_email};
+
+/// What is wrong with a user name's shape, if anything ([`Shape::Username`]: typed at
+/// the console's sign-in, so non-empty, at most [`USERNAME_MAX_CHARS`] characters, no
+/// white space or control character). Default names (`model::usernames`) always pass.
+pub fn username_problem(name: &str) -> Option<String> {
+    Shape::Username.problem(name)
 }
 
-/// The longest user name, in characters.
-pub const USERNAME_MAX_CHARS: usize = 100;
+/// A field's value in a message: the text itself when it is short and printable, else
+/// nothing (a control character or a page of text helps nobody).
+fn shown(value: &str) -> String {
+    if value.chars().count() <= 60 && !value.chars().any(char::is_control) {
+        format!(" `{value}`")
+    } else {
+        String::new()
+    }
+}
 
-/// What is wrong with a user name's shape, if anything: it is typed at the console's
-/// sign-in, so it is non-empty, at most [`USERNAME_MAX_CHARS`] characters, and holds no
-/// white space or control character. Default names (`model::usernames`) always pass.
-pub fn username_problem(name: &str) -> Option<String> {
-    if name.is_empty() {
-        return Some("is empty".into());
-    }
-    let chars = name.chars().count();
-    if chars > USERNAME_MAX_CHARS {
-        return Some(format!(
-            "has {chars} characters, more than {USERNAME_MAX_CHARS}"
-        ));
-    }
-    if let Some(c) = name.chars().find(|c| c.is_whitespace() || c.is_control()) {
-        return Some(format!("holds {c:?}, a space or control character"));
-    }
-    None
+/// The violation of `shape` by `field`'s `value`, if it breaks it (code `schema`, the
+/// JSON Schema's verdict on the same pattern and length).
+pub fn shape_violation(field: &str, shape: Shape, value: &str) -> Option<Violation> {
+    let why = shape.problem(value)?;
+    Some(Violation::new(
+        RuleCode::Schema,
+        format!("/{field}"),
+        format!("`{field}`{} {why}", shown(value)),
+        shape.help(),
+    ))
+}
+
+fn shapes<'a>(fields: impl IntoIterator<Item = (&'a str, Shape, &'a str)>) -> Vec<Violation> {
+    fields
+        .into_iter()
+        .filter_map(|(field, shape, value)| shape_violation(field, shape, value))
+        .collect()
 }
 
 /// Warnings about inactive teams (seed 004: a group has an `active` flag; the console
@@ -565,19 +567,15 @@ pub fn inactive_team_warnings(org: &Org) -> Vec<(ObjectId, Violation)> {
 
 /// Every object-level rule on a representative.
 pub fn check_representative(rep: &Representative) -> Vec<Violation> {
-    let mut v = feature_requirements(&rep.features, "features");
-    if let Some(why) = rep.username.as_deref().and_then(username_problem) {
-        v.push(Violation::new(
-            RuleCode::Schema,
-            "/username",
-            format!("`username` {why}"),
-            format!(
-                "write a user name of 1 to {USERNAME_MAX_CHARS} characters without spaces, \
-                 or leave `username` out for the default (first letter of the first name \
-                 and the last name)"
-            ),
-        ));
-    }
+    let mut v = shapes([
+        ("login", Shape::Key, rep.login.as_str()),
+        ("email", Shape::Email, &rep.email),
+        ("language", Shape::Language, &rep.language),
+    ]);
+    v.extend(
+        (rep.username.as_deref()).and_then(|u| shape_violation("username", Shape::Username, u)),
+    );
+    v.extend(feature_requirements(&rep.features, "features"));
     if rep.features.contains(&Feature::Multisession) {
         v.push(
             Violation::new(
@@ -603,10 +601,15 @@ pub fn check_representative(rep: &Representative) -> Vec<Violation> {
     v
 }
 
-/// Every object-level rule on an administrator: a name (`name`, or `first_name` and
-/// `last_name`, none of them blank), and a password reference of the right shape.
+/// Every object-level rule on an administrator: the shapes of its login, e-mail and
+/// language, a name (`name`, or `first_name` and `last_name`, none of them blank), and
+/// a password reference of the right shape.
 pub fn check_administrator(a: &Administrator) -> Vec<Violation> {
-    let mut v = vec![];
+    let mut v = shapes([
+        ("login", Shape::Key, a.login.as_str()),
+        ("email", Shape::Email, &a.email),
+        ("language", Shape::Language, &a.language),
+    ]);
     let blank = |s: &Option<String>| s.as_deref().is_some_and(|s| s.trim().is_empty());
     for (field, value) in [("first_name", &a.first_name), ("last_name", &a.last_name)] {
         if blank(value) {
@@ -656,18 +659,76 @@ pub fn check_manager(m: &Manager) -> Vec<Violation> {
             );
         }
     }
-    if !is_email(&m.login) {
+    // An e-mail address is a key too (no blank, no outer white space, shorter).
+    if let Some(why) = Shape::Email.problem(&m.login) {
         v.push(Violation::new(
             RuleCode::ManagerLogin,
             "/login",
-            format!("manager login `{}` is not a valid e-mail address", m.login),
-            "a manager logs in to the Admin Center with an e-mail address",
+            format!("manager login{} {why}", shown(&m.login)),
+            format!(
+                "a manager logs in to the Admin Center with an e-mail address: {}",
+                Shape::Email.help()
+            ),
         ));
     }
+    v.extend(shapes([("email", Shape::Email, m.email.as_str())]));
     if let Some(p) = &m.password {
         v.extend(secret_shape(p, "password"));
     }
     v
+}
+
+/// Every object-level rule on a portal: its name, and only session features.
+pub fn check_portal(p: &Portal) -> Vec<Violation> {
+    let mut v = shapes([("name", Shape::Key, p.name.as_str())]);
+    for f in p
+        .features
+        .iter()
+        .filter(|f| !catalog::is_portal_feature(**f))
+    {
+        v.push(
+            Violation::new(
+                RuleCode::FeatureNotAllowed,
+                "",
+                format!("a portal cannot enable `{f}`: it is not a session feature"),
+                format!(
+                    "a portal's `features` holds only: {}",
+                    catalog::PORTAL_FEATURES
+                        .iter()
+                        .map(|f| f.id())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )
+            .on_item("features", &p.features, f),
+        );
+    }
+    v
+}
+
+/// Every object-level rule on a team (flat, by path; the loader checks each declared
+/// name with [`Shape::TeamName`] as it builds the path).
+pub fn check_team(t: &Team) -> Vec<Violation> {
+    let mut v = shapes([("path", Shape::TeamPath, t.path.as_str())]);
+    if t.max_active_logins == Some(0) {
+        v.push(Violation::new(
+            RuleCode::Schema,
+            "/max_active_logins",
+            "`max_active_logins` is 0",
+            "use at least 1, or leave it out for no limit",
+        ));
+    }
+    v
+}
+
+/// Every object-level rule on a campaign.
+pub fn check_campaign(c: &Campaign) -> Vec<Violation> {
+    shapes([("name", Shape::Key, c.name.as_str())])
+}
+
+/// Every object-level rule on a contact group.
+pub fn check_contact_group(g: &ContactGroup) -> Vec<Violation> {
+    shapes([("name", Shape::Key, g.name.as_str())])
 }
 
 #[cfg(test)]
@@ -806,14 +867,6 @@ mod tests {
             ..Default::default()
         };
         assert!(secret_shape(&env, "password").is_empty());
-    }
-
-    #[test]
-    fn email_check() {
-        assert!(is_email("marie@acme.example"));
-        assert!(!is_email("marie"));
-        assert!(!is_email("marie@acme"));
-        assert!(!is_email("a b@acme.example"));
     }
 
     #[test]

@@ -17,26 +17,8 @@ use super::store::Columns;
 use crate::model::rules::{self, RuleCode, Violation};
 use crate::model::{
     Administrator, Campaign, ContactGroup, Kind, Manager, Portal, Representative, SecretRef,
-    SecretValue, Status, Team, catalog,
+    SecretValue, Status, Team,
 };
-
-/// Longest key (login, name, team path) accepted.
-pub const MAX_KEY_LEN: usize = 512;
-
-/// A key (name, login, team path segment) as [`check_key`] takes it, for the OpenAPI
-/// document: no control character, no white space at either end, not blank.
-pub(crate) const KEY_PATTERN: &str =
-    r"^[^\s\x00-\x1f\x7f-\x9f]([^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$";
-
-/// A team path as [`check_team_path`] takes it: keys separated by single `/`.
-pub(crate) const TEAM_PATH_PATTERN: &str = r"^[^\s/\x00-\x1f\x7f-\x9f]([^/\x00-\x1f\x7f-\x9f]*[^\s/\x00-\x1f\x7f-\x9f])?(/[^\s/\x00-\x1f\x7f-\x9f]([^/\x00-\x1f\x7f-\x9f]*[^\s/\x00-\x1f\x7f-\x9f])?)*$";
-
-/// A manager login, an e-mail address as `model::rules::is_email` takes it (a dot in the
-/// domain, not at either end of it), as long as a key.
-pub(crate) const MANAGER_LOGIN_PATTERN: &str = r"^[^@\s\x00-\x1f\x7f-\x9f]+@[^@.\s\x00-\x1f\x7f-\x9f][^@\s\x00-\x1f\x7f-\x9f]*\.[^@\s\x00-\x1f\x7f-\x9f]*[^@.\s\x00-\x1f\x7f-\x9f]$";
-
-/// An e-mail address as [`check_email`] takes it.
-pub(crate) const EMAIL_PATTERN: &str = r"^[^@\s\x00-\x1f\x7f-\x9f]+@[^@\s\x00-\x1f\x7f-\x9f]+$";
 
 /// One object of any kind.
 #[derive(Debug, Clone, PartialEq)]
@@ -111,90 +93,6 @@ fn split_password(p: &mut Option<SecretRef>) -> Result<Option<SecretValue>, Prob
         }
     }
     Ok(value)
-}
-
-fn check_key(field: &str, key: &str) -> Vec<Violation> {
-    let mut v = vec![];
-    let bad = if key.trim().is_empty() {
-        Some("is empty")
-    } else if key.chars().count() > MAX_KEY_LEN {
-        Some("is longer than 512 characters")
-    } else if key.chars().any(char::is_control) {
-        Some("contains a control character")
-    } else if key.trim() != key {
-        Some("starts or ends with white space")
-    } else {
-        None
-    };
-    if let Some(why) = bad {
-        v.push(Violation::new(
-            RuleCode::Schema,
-            format!("/{field}"),
-            format!("`{field}` {why}"),
-            format!("give a non-empty `{field}` without control characters"),
-        ));
-    }
-    v
-}
-
-fn check_email(field: &str, s: &str) -> Vec<Violation> {
-    let ok = s
-        .split_once('@')
-        .is_some_and(|(l, d)| !l.is_empty() && !d.is_empty() && !d.contains('@'))
-        && !s.chars().any(|c| c.is_whitespace() || c.is_control());
-    if ok {
-        vec![]
-    } else {
-        vec![Violation::new(
-            RuleCode::Schema,
-            format!("/{field}"),
-            format!("`{field}` `{s}` is not an e-mail address"),
-            "write it as name@domain",
-        )]
-    }
-}
-
-fn check_language(s: &str) -> Vec<Violation> {
-    let b = s.as_bytes();
-    let two = |x: &[u8], upper: bool| {
-        x.len() == 2
-            && x.iter().all(|c| {
-                if upper {
-                    c.is_ascii_uppercase()
-                } else {
-                    c.is_ascii_lowercase()
-                }
-            })
-    };
-    let ok = (b.len() == 2 && two(b, false))
-        || (b.len() == 5 && two(&b[..2], false) && b[2] == b'-' && two(&b[3..], true));
-    if ok {
-        vec![]
-    } else {
-        vec![Violation::new(
-            RuleCode::Schema,
-            "/language",
-            format!("`language` `{s}` is not an iso 639-1 code"),
-            "use a code like `en`, `fr` or `pt-BR`",
-        )]
-    }
-}
-
-fn check_team_path(path: &str) -> Vec<Violation> {
-    let mut v = check_key("path", path);
-    if v.is_empty()
-        && path
-            .split('/')
-            .any(|seg| seg.trim().is_empty() || seg.trim() != seg)
-    {
-        v.push(Violation::new(
-            RuleCode::Schema,
-            "/path",
-            format!("team path `{path}` has an empty segment or one with outer white space"),
-            "write the path as `Parent/Child`, segments separated by a single `/`",
-        ));
-    }
-    v
 }
 
 impl Obj {
@@ -324,70 +222,29 @@ impl Obj {
         }
     }
 
-    /// The object-level rules (rule 1, rule 2's e-mail login, field shapes).
+    /// The object-level rules (`model::rules`: rule 1, rule 2's e-mail login, the field
+    /// shapes of `model::shape`), as the loader runs them.
     pub fn check(&self) -> Vec<Violation> {
         match self {
-            Obj::Portal(p) => {
-                let mut v = check_key("name", &p.name);
-                for (i, f) in p.features.iter().enumerate() {
-                    if !catalog::is_portal_feature(*f) {
-                        v.push(Violation::new(
-                            RuleCode::FeatureNotAllowed,
-                            format!("/features/{i}"),
-                            format!("`{f}` is not a portal feature"),
-                            format!(
-                                "a portal enables only: {}",
-                                catalog::PORTAL_FEATURES
-                                    .iter()
-                                    .map(|f| f.id())
-                                    .collect::<Vec<_>>()
-                                    .join(", ")
-                            ),
-                        ));
-                    }
-                }
-                v
-            }
-            Obj::Team(t) => {
-                let mut v = check_team_path(&t.path);
-                if t.max_active_logins == Some(0) {
-                    v.push(Violation::new(
-                        RuleCode::Schema,
-                        "/max_active_logins",
-                        "`max_active_logins` is 0",
-                        "use at least 1, or leave it out for no limit",
-                    ));
-                }
-                v
-            }
+            Obj::Portal(p) => rules::check_portal(p),
+            Obj::Team(t) => rules::check_team(t),
             Obj::Administrator(a) => {
-                let mut v = check_key("login", &a.login);
                 let mut a = a.clone();
                 a.password = None;
-                v.extend(rules::check_administrator(&a));
-                v.extend(check_email("email", &a.email));
-                v.extend(check_language(&a.language));
-                v
+                rules::check_administrator(&a)
             }
             Obj::Manager(m) => {
-                let mut v = check_key("login", &m.login);
                 let mut m = m.clone();
                 m.password = None;
-                v.extend(rules::check_manager(&m));
-                v.extend(check_email("email", &m.email));
-                v
+                rules::check_manager(&m)
             }
             Obj::Representative(r) => {
-                let mut v = check_key("login", &r.login);
                 let mut r = r.clone();
                 r.password = None;
-                v.extend(rules::check_representative(&r));
-                v.extend(check_email("email", &r.email));
-                v.extend(check_language(&r.language));
-                v
+                rules::check_representative(&r)
             }
-            Obj::Campaign(c) => check_key("name", &c.name),
-            Obj::ContactGroup(g) => check_key("name", &g.name),
+            Obj::Campaign(c) => rules::check_campaign(c),
+            Obj::ContactGroup(g) => rules::check_contact_group(g),
         }
     }
 

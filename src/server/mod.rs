@@ -64,6 +64,9 @@ pub const MAX_LIMIT: i64 = 1000;
 pub const FEED_KEEP: i64 = 1_000_000;
 /// The administrator created on an empty database.
 pub const FIRST_ADMIN: &str = "admin@localhost";
+/// Its contact e-mail: an address as `model::shape` takes it (a dot in the domain), so
+/// that an export of a new live system validates.
+pub const FIRST_ADMIN_EMAIL: &str = "admin@localhost.localdomain";
 
 /// How to run the server (the `roster serve` flags).
 #[derive(Debug, Clone)]
@@ -409,7 +412,7 @@ async fn bootstrap(db: &Db, seats: u32) -> anyhow::Result<Option<String>> {
         tx.commit().await?;
         return Ok(None);
     }
-    let admin = Administrator::new(FIRST_ADMIN, FIRST_ADMIN, "Administrator");
+    let admin = Administrator::new(FIRST_ADMIN, FIRST_ADMIN_EMAIL, "Administrator");
     let body = serde_json::to_value(&admin)?;
     let now = store::now_rfc3339();
     tx.insert(

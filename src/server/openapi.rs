@@ -94,48 +94,6 @@ fn add_version(schema: &mut Value) {
     }
 }
 
-/// The field shapes the server checks (`server::domain`'s key, team path and e-mail
-/// checks), written into the derived schemas so that a request the document calls valid
-/// is one the server takes. Rules across fields and objects (rights, references,
-/// collisions, seats) stay out: they are the 409 and 422 codes of each operation.
-fn constrain(out: &mut Map<String, Value>) {
-    use super::domain::{
-        EMAIL_PATTERN, KEY_PATTERN, MANAGER_LOGIN_PATTERN, MAX_KEY_LEN, TEAM_PATH_PATTERN,
-    };
-    let key = json!({"minLength": 1, "maxLength": MAX_KEY_LEN, "pattern": KEY_PATTERN});
-    let path = json!({"minLength": 1, "maxLength": MAX_KEY_LEN, "pattern": TEAM_PATH_PATTERN});
-    let email = json!({"pattern": EMAIL_PATTERN});
-    let manager_login =
-        json!({"minLength": 1, "maxLength": MAX_KEY_LEN, "pattern": MANAGER_LOGIN_PATTERN});
-    let fields: [(&str, &str, &Value); 11] = [
-        ("Portal", "name", &key),
-        ("Team", "path", &path),
-        ("Administrator", "login", &key),
-        ("Administrator", "email", &email),
-        ("Manager", "login", &manager_login),
-        ("Manager", "email", &email),
-        ("Representative", "login", &key),
-        ("Representative", "email", &email),
-        ("Campaign", "name", &key),
-        ("ContactGroup", "name", &key),
-        ("Team", "max_active_logins", &json!({"minimum": 1})),
-    ];
-    for (schema, field, extra) in fields {
-        if let Some(prop) = out
-            .get_mut(schema)
-            .and_then(|s| s.pointer_mut(&format!("/properties/{field}")))
-            .and_then(Value::as_object_mut)
-        {
-            // `format: email` is looser or stricter than the server depending on the
-            // validator: the pattern says exactly what the server takes.
-            prop.remove("format");
-            for (k, v) in extra.as_object().into_iter().flatten() {
-                prop.insert(k.clone(), v.clone());
-            }
-        }
-    }
-}
-
 fn components() -> Map<String, Value> {
     let mut g = SchemaSettings::draft2020_12()
         .with(|s| {
@@ -180,7 +138,8 @@ fn components() -> Map<String, Value> {
                    "description": "the password (write only; stored as an argon2id hash, never returned). The api takes only `value` and `rotation`; `env` and `file` are for declaration files."}),
         );
     }
-    constrain(&mut out);
+    // The field shapes (`model::shape`) are in the types' schemas already: a request
+    // the document calls valid is one whose fields the server's checks take.
     for kind in Kind::ALL {
         let mut s = out[type_name(kind)].clone();
         add_version(&mut s);
