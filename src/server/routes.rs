@@ -183,8 +183,13 @@ fn parse_json(bytes: &[u8]) -> Result<Value, Problem> {
 }
 
 fn parse_limit(q: &HashMap<String, String>) -> Result<i64, Problem> {
+    parse_limit_or(q, 100)
+}
+
+/// `limit` (1 to [`MAX_LIMIT`]), `default` when not given.
+fn parse_limit_or(q: &HashMap<String, String>, default: i64) -> Result<i64, Problem> {
     match q.get("limit") {
-        None => Ok(100),
+        None => Ok(default),
         Some(s) => match s.parse::<i64>() {
             Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
             _ => Err(Problem::bad_request(format!(
@@ -594,7 +599,7 @@ pub const CAPABILITIES: &[&str] = &[PLAN_CHECK, CHANGE_FEED];
 pub const CHANGE_FEED: &str = "change-feed";
 
 /// Most keys one answer of `GET /v1/changes` reports (and its default).
-pub const FEED_LIMIT: i64 = 1000;
+pub const FEED_LIMIT: i64 = MAX_LIMIT;
 
 /// `GET /v1/changes?since=CURSOR`: every object key a committed write touched after the
 /// cursor, each with the object as it is now (`null`: gone), and the new cursor. Without
@@ -607,24 +612,8 @@ async fn changes(
 ) -> Res {
     let q = query_param(query)?;
     let actor = actor(&st, &headers).await?;
-    if actor.manager().is_some() {
-        return Err(Problem::forbidden(
-            "the change feed is read with an administrator token; a manager's plan reads \
-             its teams in full",
-        ));
-    }
-    let limit = match q.get("limit") {
-        None => FEED_LIMIT,
-        Some(s) => match s.parse::<i64>() {
-            Ok(n) if (1..=FEED_LIMIT).contains(&n) => n,
-            _ => {
-                return Err(Problem::bad_request(format!(
-                    "`limit` must be a whole number from 1 to {FEED_LIMIT}, not `{s}`"
-                ))
-                .with_pointer("/limit"));
-            }
-        },
-    };
+    actor.require_admin("read the change feed (a manager's plan reads its teams in full)")?;
+    let limit = parse_limit_or(&q, FEED_LIMIT)?;
     let since = match q.get("since") {
         None => None,
         Some(c) => Some(
