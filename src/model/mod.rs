@@ -350,6 +350,13 @@ impl Team {
 /// password, language, active or not.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+// `rules::check_administrator`'s name rule, as the schema says it: a non-blank `name`, or
+// non-blank `first_name` and `last_name`.
+#[schemars(extend("anyOf" = [
+    {"required": ["name"], "properties": {"name": {"type": "string", "pattern": shape::NOT_BLANK_PATTERN}}},
+    {"required": ["first_name", "last_name"], "properties": {
+        "first_name": {"type": "string"}, "last_name": {"type": "string"}}}
+]))]
 pub struct Administrator {
     /// Login, unique, compared ignoring case.
     #[schemars(regex(pattern = shape::KEY_PATTERN), length(min = 1, max = shape::KEY_MAX_CHARS))]
@@ -362,16 +369,18 @@ pub struct Administrator {
     pub name: String,
     /// First name (seed 004).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = shape::NOT_BLANK_PATTERN))]
     pub first_name: Option<String>,
     /// Last name (seed 004).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = shape::NOT_BLANK_PATTERN))]
     pub last_name: Option<String>,
     /// Interface language, an ISO 639-1 code (`en`, `fr`, `pl`). Default `en`.
     #[serde(
         default = "default_language",
         skip_serializing_if = "is_default_language"
     )]
-    #[schemars(regex(pattern = r"^[a-z]{2}(-[A-Z]{2})?$"))]
+    #[schemars(regex(pattern = shape::LANGUAGE_PATTERN))]
     pub language: String,
     /// `active` (default) or `inactive`: an inactive administrator's tokens are refused
     /// and it may not sign in.

@@ -27,6 +27,18 @@ macro_rules! blank {
     };
 }
 
+/// White space alone (Unicode `White_Space`, what `char::is_whitespace` and so `trim`
+/// take), as the inside of a character class.
+macro_rules! white {
+    () => {
+        r"\x09-\x0d\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+    };
+}
+
+/// A text that is not blank (`trim` leaves something): one character that is not white
+/// space, anywhere. (Not `\S`: in the schema's pattern dialect that also takes U+FEFF.)
+pub const NOT_BLANK_PATTERN: &str = concat!("[^", white!(), "]");
+
 /// Control characters (`Cc`), as the inside of a character class.
 macro_rules! control {
     () => {

@@ -176,14 +176,7 @@ fn components() -> Map<String, Value> {
                 "title": { "type": "string" },
                 "status": { "type": "integer" },
                 "detail": { "type": "string" },
-                "code": { "type": "string", "enum": [
-                    "bad-request", "invalid-json", "unknown-field", "validation", "unauthorized",
-                    "forbidden", "escalation", "not-found", "method-not-allowed", "conflict",
-                    "already-exists", "team-not-empty", "statistics-would-be-lost",
-                    "precondition-failed", "precondition-required", "idempotency-key-reused",
-                    "payload-too-large", "rate-limited", "unavailable", "seats-exceeded", "username-taken",
-                    "lease-held", "lease-expired", "lease-not-held", "internal"
-                ]},
+                "code": { "type": "string", "enum": super::problem::CODES.iter().map(|(c, _)| *c).collect::<Vec<_>>() },
                 "pointer": { "type": "string", "description": "JSON pointer into the request body" },
                 "lease": { "$ref": "#/components/schemas/LeaseHolder", "description": "`lease-held`: who holds the apply lease, until when" },
                 "errors": { "type": "array", "items": {
@@ -551,7 +544,7 @@ fn paths() -> Map<String, Value> {
             "400": problem_response("malformed json (`invalid-json`)"),
             "401": problem_response("unknown login, wrong current password, no password set, or an account that may not sign in: one answer for all (`unauthorized`)"),
             "409": problem_response("the account changed meanwhile (`conflict`); try again"),
-            "422": problem_response("a missing or unknown field, an empty new password or the current one again (`validation`, `unknown-field`, rule code `secret`)"),
+            "422": problem_response("a missing or unknown field, an empty new password or the current one again (`validation`, `unknown-field`, rule code `secret`), or a new password the account's password policy refuses (`password-policy`)"),
             "429": problem_response("rate limited (`rate-limited`), with Retry-After"),
             "503": problem_response("temporarily unavailable (`unavailable`), with Retry-After")
         }}}));

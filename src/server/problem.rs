@@ -186,36 +186,64 @@ impl Problem {
     }
 }
 
+/// Every problem `code` the server answers, with its `title`: the one list the titles
+/// and the OpenAPI document's `code` enum are taken from.
+pub const CODES: &[(&str, &str)] = &[
+    ("bad-request", "bad request"),
+    ("invalid-json", "the body is not valid json"),
+    ("unknown-field", "unknown field"),
+    ("validation", "the object breaks a rule"),
+    ("unauthorized", "missing or invalid token"),
+    ("forbidden", "not allowed for this token"),
+    ("escalation", "more rights than the token's manager holds"),
+    ("not-found", "not found"),
+    ("method-not-allowed", "method not allowed"),
+    ("conflict", "conflict with other objects"),
+    ("already-exists", "the object already exists"),
+    ("team-not-empty", "the team has members or sub-teams"),
+    ("statistics-would-be-lost", "deleting would lose statistics"),
+    (
+        "precondition-failed",
+        "the object has changed (version mismatch)",
+    ),
+    ("precondition-required", "if-match is required"),
+    (
+        "idempotency-key-reused",
+        "idempotency key reused with another body",
+    ),
+    ("payload-too-large", "request body too large"),
+    ("rate-limited", "rate limited"),
+    ("unavailable", "temporarily unavailable"),
+    (
+        "seats-exceeded",
+        "more active representatives than licensed seats",
+    ),
+    (
+        "username-taken",
+        "the user name is held by another representative",
+    ),
+    ("lease-held", "another client holds the apply lease"),
+    ("lease-expired", "the apply lease expired"),
+    (
+        "lease-not-held",
+        "the write's apply lease is not the current one",
+    ),
+    (
+        "cursor-expired",
+        "the change feed no longer reaches back to the cursor",
+    ),
+    (
+        "password-policy",
+        "the password breaks the account's password policy",
+    ),
+    ("internal", "internal error"),
+];
+
 fn title_of(code: &str) -> &'static str {
-    match code {
-        "bad-request" => "bad request",
-        "invalid-json" => "the body is not valid json",
-        "unknown-field" => "unknown field",
-        "validation" => "the object breaks a rule",
-        "unauthorized" => "missing or invalid token",
-        "forbidden" => "not allowed for this token",
-        "escalation" => "more rights than the token's manager holds",
-        "not-found" => "not found",
-        "method-not-allowed" => "method not allowed",
-        "conflict" => "conflict with other objects",
-        "already-exists" => "the object already exists",
-        "team-not-empty" => "the team has members or sub-teams",
-        "statistics-would-be-lost" => "deleting would lose statistics",
-        "precondition-failed" => "the object has changed (version mismatch)",
-        "precondition-required" => "if-match is required",
-        "idempotency-key-reused" => "idempotency key reused with another body",
-        "payload-too-large" => "request body too large",
-        "rate-limited" => "rate limited",
-        "unavailable" => "temporarily unavailable",
-        "seats-exceeded" => "more active representatives than licensed seats",
-        "username-taken" => "the user name is held by another representative",
-        "lease-held" => "another client holds the apply lease",
-        "lease-expired" => "the apply lease expired",
-        "lease-not-held" => "the write's apply lease is not the current one",
-        "cursor-expired" => "the change feed no longer reaches back to the cursor",
-        "password-policy" => "the password breaks the account's password policy",
-        _ => "internal error",
-    }
+    CODES
+        .iter()
+        .find(|(c, _)| *c == code)
+        .map_or("internal error", |(_, t)| t)
 }
 
 impl std::fmt::Display for Problem {
