@@ -137,34 +137,8 @@ pub fn object_rules(org: &Org) -> Vec<Finding> {
             from_violation(&id, v)
         }));
     };
-    for p in org.portals.values() {
-        push(Kind::Portal, &p.name, mrules::check_portal(p));
-    }
-    for t in org.teams.values() {
-        push(Kind::Team, &t.path, mrules::check_team(t));
-    }
-    for a in org.administrators.values() {
-        push(
-            Kind::Administrator,
-            &a.login,
-            mrules::check_administrator(a),
-        );
-    }
-    for m in org.managers.values() {
-        push(Kind::Manager, &m.login, mrules::check_manager(m));
-    }
-    for rep in org.representatives.values() {
-        push(
-            Kind::Representative,
-            &rep.login,
-            mrules::check_representative(rep),
-        );
-    }
-    for c in org.campaigns.values() {
-        push(Kind::Campaign, &c.name, mrules::check_campaign(c));
-    }
-    for g in org.contact_groups.values() {
-        push(Kind::ContactGroup, &g.name, mrules::check_contact_group(g));
+    for (kind, key, violations) in mrules::org_violations(org) {
+        push(kind, key, violations);
     }
     out
 }

@@ -635,28 +635,71 @@ pub fn check_administrator(a: &Administrator) -> Vec<Violation> {
     v
 }
 
+/// Every object of `org` that breaks an object-level rule, with its kind, key and
+/// violations: each kind's `check_*` below, object by object (what the server runs on
+/// every write of one object).
+pub fn org_violations(org: &Org) -> Vec<(Kind, &str, Vec<Violation>)> {
+    fn each<T>(
+        kind: Kind,
+        objects: &std::collections::BTreeMap<String, T>,
+        check: fn(&T) -> Vec<Violation>,
+    ) -> impl Iterator<Item = (Kind, &str, Vec<Violation>)> {
+        objects
+            .iter()
+            .map(move |(key, o)| (kind, key.as_str(), check(o)))
+            .filter(|(.., v)| !v.is_empty())
+    }
+    each(Kind::Portal, &org.portals, check_portal)
+        .chain(each(Kind::Team, &org.teams, check_team))
+        .chain(each(
+            Kind::Administrator,
+            &org.administrators,
+            check_administrator,
+        ))
+        .chain(each(Kind::Manager, &org.managers, check_manager))
+        .chain(each(
+            Kind::Representative,
+            &org.representatives,
+            check_representative,
+        ))
+        .chain(each(Kind::Campaign, &org.campaigns, check_campaign))
+        .chain(each(
+            Kind::ContactGroup,
+            &org.contact_groups,
+            check_contact_group,
+        ))
+        .collect()
+}
+
+/// `feature-not-allowed` on item `f` of the list `field`, listing what is allowed.
+fn not_allowed(
+    (field, items, f): (&str, &std::collections::BTreeSet<Feature>, &Feature),
+    detail: String,
+    allowed_intro: &str,
+    allowed: &[Feature],
+) -> Violation {
+    let ids: Vec<&str> = allowed.iter().map(|f| f.id()).collect();
+    Violation::new(
+        RuleCode::FeatureNotAllowed,
+        "",
+        detail,
+        format!("{allowed_intro}: {}", ids.join(", ")),
+    )
+    .on_item(field, items, f)
+}
+
 /// Every object-level rule on a manager.
 pub fn check_manager(m: &Manager) -> Vec<Violation> {
     let mut v = feature_requirements(&m.grantable, "grantable");
     v.extend(right_requirements(&m.team_rights));
     for f in &m.grantable {
         if !catalog::is_grantable(*f) {
-            v.push(
-                Violation::new(
-                    RuleCode::FeatureNotAllowed,
-                    "",
-                    format!("`{f}` cannot be granted by a manager"),
-                    format!(
-                        "grantable features are: {}",
-                        catalog::GRANTABLE_FEATURES
-                            .iter()
-                            .map(|f| f.id())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                )
-                .on_item("grantable", &m.grantable, f),
-            );
+            v.push(not_allowed(
+                ("grantable", &m.grantable, f),
+                format!("`{f}` cannot be granted by a manager"),
+                "grantable features are",
+                catalog::GRANTABLE_FEATURES,
+            ));
         }
     }
     // An e-mail address is a key too (no blank, no outer white space, shorter).
@@ -686,22 +729,12 @@ pub fn check_portal(p: &Portal) -> Vec<Violation> {
         .iter()
         .filter(|f| !catalog::is_portal_feature(**f))
     {
-        v.push(
-            Violation::new(
-                RuleCode::FeatureNotAllowed,
-                "",
-                format!("a portal cannot enable `{f}`: it is not a session feature"),
-                format!(
-                    "a portal's `features` holds only: {}",
-                    catalog::PORTAL_FEATURES
-                        .iter()
-                        .map(|f| f.id())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            )
-            .on_item("features", &p.features, f),
-        );
+        v.push(not_allowed(
+            ("features", &p.features, f),
+            format!("a portal cannot enable `{f}`: it is not a session feature"),
+            "a portal's `features` holds only",
+            catalog::PORTAL_FEATURES,
+        ));
     }
     v
 }
