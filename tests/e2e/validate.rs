@@ -35,6 +35,7 @@ fn validate(args: &[&str]) -> Run {
 
 /// (file, exit code, expected severity[code] at line:col).
 const CASES: &[(&str, i32, &str, usize, usize)] = &[
+    ("admin-without-name.yaml", 3, "error[schema]", 5, 5),
     ("bad-email.yaml", 3, "error[schema]", 4, 12),
     ("bad-multisession.yaml", 3, "error[schema]", 7, 19),
     ("billion-laughs.yaml", 3, "error[input-limit]", 8, 8),
