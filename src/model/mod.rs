@@ -631,6 +631,17 @@ pub enum Permission {
     Manage,
 }
 
+impl Permission {
+    /// `view`, `connect` or `manage`, as declared.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Permission::View => "view",
+            Permission::Connect => "connect",
+            Permission::Manage => "manage",
+        }
+    }
+}
+
 /// An address-book group shared with users (seed 003).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
