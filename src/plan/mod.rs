@@ -330,20 +330,11 @@ pub struct GroupShare {
 impl GroupShare {
     /// `view on all 12 contact groups`, `view on 2 of 3 contact groups`.
     pub fn scope(&self) -> String {
-        let n = self.groups.len();
-        let groups = if n == 1 {
-            "contact group"
-        } else {
-            "contact groups"
-        };
-        if n == self.of && n > 1 {
-            format!("{} on all {n} {groups}", self.permission.as_str())
-        } else {
-            format!(
-                "{} on {n} of {} {groups}",
-                self.permission.as_str(),
-                self.of
-            )
+        let (p, n) = (self.permission.as_str(), self.groups.len());
+        match (n == self.of, n) {
+            (true, 1) => format!("{p} on the one contact group"),
+            (true, _) => format!("{p} on all {n} contact groups"),
+            (false, _) => format!("{p} on {n} of {} contact groups", self.of),
         }
     }
 

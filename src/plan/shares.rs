@@ -221,7 +221,10 @@ mod tests {
             std::slice::from_ref(&s)
         ));
         c.fields[0].added.push("bob@x.example (view)".into());
-        assert!(!super::super::folded_into_shares(&c, std::slice::from_ref(&s)));
+        assert!(!super::super::folded_into_shares(
+            &c,
+            std::slice::from_ref(&s)
+        ));
         let mut other = update("b");
         other.fields = vec![];
         assert!(!super::super::folded_into_shares(&other, &[s]));
