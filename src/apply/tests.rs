@@ -44,6 +44,7 @@ pub(crate) fn plan(changes: Vec<Change>) -> Plan {
         partial: None,
         refusals: vec![],
         seats: None,
+        group_shares: vec![],
         effects: vec![],
         fingerprint: BTreeMap::from([("portal/p".to_string(), 1)]),
         server_checked: false,

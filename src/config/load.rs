@@ -533,8 +533,9 @@ struct Merge {
     sections: BTreeSet<Kind>,
     origins: BTreeMap<ObjectId, Origin>,
     pending: Vec<Pending>,
-    /// `contact_group_shares` of every file, logins lower-cased, one per login.
-    share_all: Vec<crate::model::ContactGroupShare>,
+    /// `contact_group_shares` of every file, logins lower-cased, one per login, each
+    /// with its file and index (where an unknown login is reported).
+    share_all: Vec<(crate::model::ContactGroupShare, PathBuf, usize)>,
 }
 
 impl Merge {
@@ -718,7 +719,11 @@ impl Merge {
         }
         for (i, mut share) in d.contact_group_shares.into_iter().enumerate() {
             share.login = share.login.to_lowercase();
-            if self.share_all.iter().any(|s| s.login == share.login) {
+            if self
+                .share_all
+                .iter()
+                .any(|(s, _, _)| s.login == share.login)
+            {
                 self.problem(
                     file,
                     format!("/contact_group_shares/{i}/login"),
@@ -730,7 +735,7 @@ impl Merge {
                     "keep one entry per login",
                 );
             } else {
-                self.share_all.push(share);
+                self.share_all.push((share, file.to_owned(), i));
             }
         }
     }
@@ -883,7 +888,13 @@ fn check_rules(merged: Merged, started: std::time::Instant) -> (Desired, Vec<Pen
         Some((p, f)) => (p, Some(f)),
         None => (Policy::default(), None),
     };
-    crate::model::share_with_every_group(&mut org.contact_groups, &share_all);
+    // A share naming an undeclared login is reported at its own entry, once, and not
+    // expanded (else every group would report it).
+    let (shares, unknown) = rules::share_all_rules(&org, share_all, complete);
+    for f in unknown {
+        pending.extend(finding_to_pending(f, &origins));
+    }
+    let shared_with_all = crate::model::share_with_every_group(&mut org.contact_groups, &shares);
     // The default user names only read the names: folded while the rules run.
     let (findings, bases) = rayon::join(
         || rules::check(&org, &policy, policy_file.as_ref(), complete),
@@ -919,6 +930,7 @@ fn check_rules(merged: Merged, started: std::time::Instant) -> (Desired, Vec<Pen
         unprotect,
         declared_usernames,
         account,
+        shared_with_all,
     };
     (desired, pending)
 }

@@ -352,6 +352,41 @@ pub fn reference_rules(org: &Org) -> Vec<Finding> {
     out
 }
 
+/// Rule 3 for `contact_group_shares` (seed 003): each entry's login is a declared
+/// representative or manager, reported at the entry itself. Returns the entries to
+/// expand (all of them when the declaration is incomplete: the references are not
+/// checked then) and the findings.
+pub fn share_all_rules(
+    org: &Org,
+    shares: Vec<(crate::model::ContactGroupShare, PathBuf, usize)>,
+    complete: bool,
+) -> (Vec<crate::model::ContactGroupShare>, Vec<Finding>) {
+    let mut kept = Vec::with_capacity(shares.len());
+    let mut out = Vec::new();
+    for (s, file, i) in shares {
+        let l = &s.login;
+        if !complete || org.representatives.contains_key(l) || org.managers.contains_key(l) {
+            kept.push(s);
+            continue;
+        }
+        let hint = suggestion(l, org.representatives.keys().chain(org.managers.keys()));
+        // Worded as every unresolved reference is, placed in the entry's file.
+        let f = unresolved(
+            &ObjectId::new(Kind::ContactGroup, ""),
+            Rel::value(format!("/contact_group_shares/{i}/login")),
+            "representative or manager",
+            l,
+            hint,
+            "representatives",
+        );
+        out.push(Finding {
+            at: At::File(file, Rel::value(format!("/contact_group_shares/{i}/login"))),
+            ..f
+        });
+    }
+    (kept, out)
+}
+
 /// Rule 3: a team leader is a representative of the team or of one of its sub-teams.
 pub fn leader_rules(org: &Org) -> Vec<Finding> {
     let mut out = Vec::new();

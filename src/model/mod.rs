@@ -640,6 +640,17 @@ pub enum Permission {
     Manage,
 }
 
+impl Permission {
+    /// `view`, `connect` or `manage`, as declared.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Permission::View => "view",
+            Permission::Connect => "connect",
+            Permission::Manage => "manage",
+        }
+    }
+}
+
 /// An address-book group shared with users (seed 003).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -831,23 +842,49 @@ pub struct ContactGroupShare {
     pub permission: Permission,
 }
 
+/// One `contact_group_shares` entry as expanded: the share and the contact groups it
+/// was added to (every declared group but those naming the login themselves). The plan
+/// shows the changes it causes as one decision (`plan::GroupShare`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharedWithAll {
+    pub share: ContactGroupShare,
+    /// The groups whose `shared_with` gained the entry, by name.
+    pub groups: BTreeSet<String>,
+}
+
+impl SharedWithAll {
+    /// Whether this entry set `login`'s share of group `group` at `permission`.
+    pub fn covers(&self, group: &str, login: &str, permission: Permission) -> bool {
+        self.share.login == login
+            && self.share.permission == permission
+            && self.groups.contains(group)
+    }
+}
+
 /// Seed 003's "share all groups at once", expanded: every share is added to every
 /// group's `shared_with`, except where the group names that login itself (the group's
-/// own entry wins, whatever its permission). Returns how many entries were added.
+/// own entry wins, whatever its permission). Returns, per share, the groups it was
+/// added to.
 pub fn share_with_every_group(
     groups: &mut BTreeMap<String, ContactGroup>,
     shares: &[ContactGroupShare],
-) -> usize {
-    let mut added = 0;
+) -> Vec<SharedWithAll> {
+    let mut out: Vec<SharedWithAll> = shares
+        .iter()
+        .map(|s| SharedWithAll {
+            share: s.clone(),
+            groups: BTreeSet::new(),
+        })
+        .collect();
     for g in groups.values_mut() {
-        for s in shares {
+        for (s, o) in shares.iter().zip(&mut out) {
             if !g.shared_with.contains_key(&s.login) {
                 g.shared_with.insert(s.login.clone(), s.permission);
-                added += 1;
+                o.groups.insert(g.name.clone());
             }
         }
     }
-    added
+    out
 }
 
 /// The `account` section: what of the account is declared. A field left out is left as
@@ -966,6 +1003,9 @@ pub struct Desired {
     /// The `account` section, when a file declares one (its origin is under
     /// [`account_id`] in `origins`).
     pub account: Option<AccountDecl>,
+    /// The `contact_group_shares` entries, each with the groups it was added to (seed
+    /// 003): the plan shows what they change as one line each.
+    pub shared_with_all: Vec<SharedWithAll>,
 }
 
 /// The licensed account, as read from the live system.
@@ -1063,13 +1103,19 @@ mod share_all_tests {
                 permission: Permission::Connect,
             },
         ];
-        assert_eq!(share_with_every_group(&mut groups, &shares), 3);
+        let added = share_with_every_group(&mut groups, &shares);
+        let names = |i: usize| added[i].groups.iter().cloned().collect::<Vec<_>>();
+        assert_eq!(names(0), ["a"], "b names sam itself");
+        assert_eq!(names(1), ["a", "b"]);
+        assert!(added[0].covers("a", "sam@x.example", Permission::View));
+        assert!(!added[0].covers("b", "sam@x.example", Permission::Manage));
         assert_eq!(groups["a"].shared_with["sam@x.example"], Permission::View);
         assert_eq!(groups["b"].shared_with["sam@x.example"], Permission::Manage);
         assert_eq!(
             groups["b"].shared_with["kim@x.example"],
             Permission::Connect
         );
-        assert_eq!(share_with_every_group(&mut groups, &shares), 0);
+        let again = share_with_every_group(&mut groups, &shares);
+        assert!(again.iter().all(|a| a.groups.is_empty()));
     }
 }

@@ -154,6 +154,7 @@ mod tests {
             warnings: vec![],
             partial: None,
             seats: None,
+            group_shares: vec![],
             effects: vec![],
             fingerprint: Default::default(),
             server_checked: false,

@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Action, Change};
+use super::{Action, Change, GroupShare};
 use crate::model::access::{Access, ManagerAccess, RepAccess, is_within, team_and_ancestors};
 use crate::model::{Desired, Kind, Login, ObjectId, Observed, Org, Permission, Status, catalog};
 
@@ -91,8 +91,15 @@ impl Touched {
     }
 }
 
-/// Every effect of `changes` (the whole plan's, ordered) on `observed`, grouped.
-pub(super) fn effects(desired: &Desired, observed: &Observed, changes: &[&Change]) -> Vec<Effect> {
+/// Every effect of `changes` (the whole plan's, ordered) on `observed`, grouped. A
+/// person's contact-group gains or losses that one of `shares` covers are one effect per
+/// share (`view on all 12 contact groups (contact_group_shares)`), not one per group.
+pub(super) fn effects(
+    desired: &Desired,
+    observed: &Observed,
+    changes: &[&Change],
+    shares: &[GroupShare],
+) -> Vec<Effect> {
     if changes.is_empty() {
         return vec![];
     }
@@ -169,10 +176,40 @@ pub(super) fn effects(desired: &Desired, observed: &Observed, changes: &[&Change
     let mut groups: BTreeMap<GroupKey, Vec<Login>> = BTreeMap::new();
     let mut add = |login: &str, kind: Kind, items: Vec<Item>| {
         let own = touched.has(kind, login);
+        let mut folded: BTreeSet<usize> = BTreeSet::new();
         for it in items {
+            if let Some((g, p)) = &it.group
+                && let Some(i) = shares.iter().position(|s| {
+                    s.login == login
+                        && s.permission == *p
+                        && s.change == it.change
+                        && s.groups.contains(g)
+                })
+            {
+                folded.insert(i);
+                continue;
+            }
             let because: Vec<ObjectId> = it.because.into_iter().collect();
             groups
                 .entry((it.change, it.what, kind, because, own))
+                .or_default()
+                .push(login.to_string());
+        }
+        for i in folded {
+            let s = &shares[i];
+            let why = if s.declared {
+                "contact_group_shares"
+            } else {
+                "not in contact_group_shares"
+            };
+            groups
+                .entry((
+                    s.change,
+                    format!("{} ({why})", s.scope()),
+                    kind,
+                    vec![],
+                    own,
+                ))
                 .or_default()
                 .push(login.to_string());
         }
@@ -375,6 +412,9 @@ struct Item {
     change: EffectChange,
     what: String,
     because: BTreeSet<ObjectId>,
+    /// A contact group's share gained or lost: the group and the permission (a
+    /// [`GroupShare`] may cover it).
+    group: Option<(String, Permission)>,
 }
 
 fn perm(p: Permission) -> &'static str {
@@ -398,6 +438,7 @@ fn set_items<T: Ord + Clone>(
             change: EffectChange::Loses,
             what: what(x),
             because: because(x),
+            group: None,
         });
     }
     for x in after.difference(before) {
@@ -405,6 +446,7 @@ fn set_items<T: Ord + Clone>(
             change: EffectChange::Gains,
             what: what(x),
             because: because(x),
+            group: None,
         });
     }
 }
@@ -430,11 +472,13 @@ fn groups_items(
                 change: EffectChange::Loses,
                 what: format!("contact group {g} ({})", perm(*p)),
                 because: because(g),
+                group: Some((g.clone(), *p)),
             }),
             Some(q) if q != p => out.push(Item {
                 change: EffectChange::Changes,
                 what: format!("contact group {g} ({} → {})", perm(*p), perm(*q)),
                 because: because(g),
+                group: None,
             }),
             Some(_) => {}
         }
@@ -445,6 +489,7 @@ fn groups_items(
                 change: EffectChange::Gains,
                 what: format!("contact group {g} ({})", perm(*q)),
                 because: because(g),
+                group: Some((g.clone(), *q)),
             });
         }
     }
@@ -497,6 +542,7 @@ fn rep_items(b: Option<&RepAccess>, a: Option<&RepAccess>, touched: &Touched) ->
             change: EffectChange::Changes,
             what: format!("sessions {} → {}", b.multisession, a.multisession),
             because: via_portals(&crate::model::Feature::Multisession),
+            group: None,
         });
     }
     let active = |r: Option<&RepAccess>| -> BTreeSet<String> {

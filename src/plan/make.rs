@@ -18,7 +18,7 @@ use super::target::{self, Partial};
 use super::usernames::settle_usernames;
 use super::{
     Action, Change, PLAN_FORMAT_VERSION, Plan, PlanOptions, Summary, diff, effect, order, safety,
-    scope,
+    scope, shares,
 };
 use crate::model::{Desired, ObjectId, Observed, Principal};
 use serde_json::json;
@@ -82,11 +82,14 @@ fn stages(mut cx: Cx) -> Plan {
     safety::live_login_collisions(&mut cx);
     // Who gains or loses what: whole plans only (a partial plan converges to no
     // declared state); the removal threshold counts the indirect losses.
-    let effects = if partial.is_none() {
+    // The contact-group shares that are one decision: whole plans only too.
+    let (group_shares, effects) = if partial.is_none() {
         let refs: Vec<&Change> = cx.drafts.iter().map(|d| &d.change).collect();
-        effect::effects(cx.desired, cx.observed, &refs)
+        let shares = shares::group_shares(cx.desired, cx.observed, &refs);
+        let effects = effect::effects(cx.desired, cx.observed, &refs, &shares);
+        (shares, effects)
     } else {
-        vec![]
+        (vec![], vec![])
     };
     safety::threshold(&mut cx, &effects);
 
@@ -137,6 +140,7 @@ fn stages(mut cx: Cx) -> Plan {
         partial: partial.map(|(p, _)| p),
         refusals,
         seats: Some(seats),
+        group_shares,
         effects,
         fingerprint: BTreeMap::new(),
         server_checked: false,

@@ -28,6 +28,9 @@
 //!   safety);
 //! - `target.rs`: `--target`/`--exclude` patterns and the selection of an ordered plan's
 //!   changes with what they depend on (a partial plan, [`Plan::partial`]);
+//! - `shares.rs`: the contact-group share changes that are one decision (a
+//!   `contact_group_shares` entry added, or one login's share taken from several groups
+//!   at once), [`GroupShare`];
 //! - `effect.rs`: who gains or loses what in effect (the model's access core on the
 //!   live organization and on the one the plan converges to);
 //! - `make.rs`: the stage runner behind [`make()`].
@@ -58,6 +61,7 @@ mod order;
 pub mod render;
 mod safety;
 mod scope;
+mod shares;
 mod stale;
 pub mod target;
 #[cfg(test)]
@@ -71,7 +75,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::model::rules::RuleCode;
-use crate::model::{Kind, ObjectId, Principal, SecretRef};
+use crate::model::{Kind, Login, ObjectId, Permission, Principal, SecretRef};
 
 pub use effect::{Effect, EffectChange};
 pub use make::make;
@@ -237,6 +241,12 @@ pub struct Plan {
     /// `changes` and `summary` hold the selected changes only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partial: Option<target::Partial>,
+    /// Contact-group shares changed as one decision (`shares.rs`): a
+    /// `contact_group_shares` entry gained by every group it reaches, or one login's
+    /// share taken from several groups at once. The per-group changes stay in
+    /// `changes`; each entry names its groups. Whole plans only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub group_shares: Vec<GroupShare>,
     /// Who gains or loses what in effect (`effect.rs`): the effective permissions that
     /// change for each person, grouped, including those caused by a change to another
     /// object. Whole plans only: empty for a partial plan.
@@ -294,6 +304,85 @@ impl Plan {
     pub fn changes_of(&self, kind: Kind) -> impl Iterator<Item = &Change> {
         self.changes.iter().filter(move |c| c.id.kind == kind)
     }
+}
+
+/// A login's share of many contact groups changed as one decision: a
+/// `contact_group_shares` entry (seed 003: "all groups at once") that the groups gain,
+/// or the same share taken from several groups (an entry removed). The renderings show
+/// it as one line instead of one change per group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct GroupShare {
+    pub login: Login,
+    pub permission: Permission,
+    /// `gains` or `loses`.
+    pub change: EffectChange,
+    /// The contact groups whose change in this plan carries it, by name (each a change
+    /// of `changes`).
+    pub groups: Vec<String>,
+    /// How many contact groups are declared: `groups` is all of them when equal.
+    pub of: usize,
+    /// Set when a `contact_group_shares` entry causes it (a gain); a loss is the same
+    /// share gone from several groups at once.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub declared: bool,
+}
+
+impl GroupShare {
+    /// `view on all 12 contact groups`, `view on 2 of 3 contact groups`.
+    pub fn scope(&self) -> String {
+        let (p, n) = (self.permission.as_str(), self.groups.len());
+        match (n == self.of, n) {
+            (true, 1) => format!("{p} on the one contact group"),
+            (true, _) => format!("{p} on all {n} contact groups"),
+            (false, _) => format!("{p} on {n} of {} contact groups", self.of),
+        }
+    }
+
+    /// `lea@acme.example gains view on all 12 contact groups (contact_group_shares)`.
+    pub fn line(&self) -> String {
+        let why = if self.declared {
+            "contact_group_shares"
+        } else {
+            "not in contact_group_shares"
+        };
+        format!(
+            "{} {} {} ({why})",
+            self.login,
+            self.change.verb(false),
+            self.scope()
+        )
+    }
+
+    /// The element of `shared_with` it adds or removes, as a [`FieldChange`] lists it:
+    /// `lea@acme.example (view)`.
+    pub fn element(&self) -> String {
+        format!("{} ({})", self.login, self.permission.as_str())
+    }
+
+    /// Whether the change of group `group` lists `element` because of this share.
+    pub fn covers(&self, group: &str, element: &str, removed: bool) -> bool {
+        removed == (self.change == EffectChange::Loses)
+            && element == self.element()
+            && self.groups.iter().any(|g| g == group)
+    }
+}
+
+/// Whether a contact group's change is nothing but shares the plan's [`GroupShare`]s
+/// show (an update of `shared_with` alone, each element covered): the renderings fold
+/// it into their lines.
+pub fn folded_into_shares(c: &Change, shares: &[GroupShare]) -> bool {
+    c.id.kind == Kind::ContactGroup
+        && c.action == Action::Update
+        && !c.fields.is_empty()
+        && c.fields.iter().all(|f| {
+            f.field == "shared_with"
+                && f.added
+                    .iter()
+                    .all(|e| shares.iter().any(|s| s.covers(&c.id.key, e, false)))
+                && f.removed
+                    .iter()
+                    .all(|e| shares.iter().any(|s| s.covers(&c.id.key, e, true)))
+        })
 }
 
 /// Switches that the command line, not the declaration, controls.

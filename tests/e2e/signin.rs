@@ -324,8 +324,40 @@ contact_group_shares:
 ";
     let dir = declaration(root.path(), "org", yaml);
     let d = dir.to_str().unwrap();
+    // The entry is one line with its count; banks keeps its own entry.
+    let run = server.roster(&["plan", d], root.path());
+    assert_eq!(run.code, 0, "{run}");
+    assert!(
+        run.stdout.contains(
+            "+ lea@acme.example gains view on 2 of 3 contact groups (contact_group_shares)"
+        ),
+        "{run}"
+    );
+    assert!(
+        run.stdout
+            .contains("1 representative gains view on 2 of 3 contact groups"),
+        "{run}"
+    );
+    assert!(
+        !run.stdout.contains("contact group hospitals (view)"),
+        "no per-group effect: {run}"
+    );
     let run = server.roster(&["plan", d, "--format", "json"], root.path());
     assert_eq!(run.code, 0, "{run}");
+    let plan: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(
+        plan["group_shares"],
+        json!([{"login": "lea@acme.example", "permission": "view", "change": "gains",
+                "groups": ["hospitals", "schools"], "of": 3, "declared": true}]),
+        "{plan}"
+    );
+    let groups = plan["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["id"]["kind"] == "contact_group")
+        .count();
+    assert_eq!(groups, 3, "the per-group changes stay: {plan}");
     let run = server.roster(&["apply", d, "--auto-approve"], root.path());
     assert_eq!(run.code, 0, "{run}");
     for (g, p) in [
@@ -342,6 +374,57 @@ contact_group_shares:
     }
     let run = server.roster(&["plan", d, "--detailed-exitcode"], root.path());
     assert_eq!(run.code, 0, "{run}");
+    // A fourth group is one more gain, of 1 of 4.
+    let four = yaml.replace("  - name: banks\n", "  - name: clinics\n  - name: banks\n");
+    std::fs::write(dir.join("org.yaml"), &four).unwrap();
+    let run = server.roster(&["plan", d], root.path());
+    assert_eq!(run.code, 0, "{run}");
+    assert!(
+        run.stdout
+            .contains("lea@acme.example gains view on 1 of 4 contact groups"),
+        "{run}"
+    );
+    // Removing the entry is one loss line; the updates are folded into it.
+    let gone = yaml.replace(
+        "contact_group_shares:\n  - { login: Lea@acme.example, permission: view }\n",
+        "",
+    );
+    std::fs::write(dir.join("org.yaml"), &gone).unwrap();
+    let run = server.roster(&["plan", d, "--detailed-exitcode"], root.path());
+    assert_eq!(run.code, 2, "{run}");
+    assert!(
+        run.stdout.contains(
+            "- lea@acme.example loses view on 2 of 3 contact groups (not in contact_group_shares)"
+        ),
+        "{run}"
+    );
+    assert!(
+        !run.stdout.contains("update contact_group/hospitals"),
+        "folded: {run}"
+    );
+    let run = server.roster(&["plan", d, "--format", "markdown"], root.path());
+    assert!(
+        run.stdout.contains("lea@acme.example loses view on 2 of 3"),
+        "{run}"
+    );
+    std::fs::write(dir.join("org.yaml"), yaml).unwrap();
+    // An undeclared login is reported once, at the entry's own line and column.
+    let unknown = declaration(
+        root.path(),
+        "unknown",
+        &format!("{yaml}  - {{ login: lee@acme.example, permission: connect }}\n"),
+    );
+    let run = server.roster(&["validate", unknown.to_str().unwrap()], root.path());
+    assert_eq!(run.code, 3, "{run}");
+    let at = format!("{}:13:14:", unknown.join("org.yaml").display());
+    assert!(run.stdout.contains(&at), "{at}: {run}");
+    assert_eq!(
+        run.stdout
+            .matches("`lee@acme.example` is not declared")
+            .count(),
+        1,
+        "{run}"
+    );
     // Twice in the list is an error at its line.
     let bad = declaration(
         root.path(),

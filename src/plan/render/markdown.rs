@@ -407,13 +407,33 @@ pub fn markdown_with(plan: &Plan, opts: &MarkdownOptions) -> String {
     let tail = tail(plan);
 
     let mut by_kind: BTreeMap<Kind, Vec<(String, bool)>> = BTreeMap::new();
+    // Changes per kind: a share of many contact groups is one line for its changes.
+    let mut changes: BTreeMap<Kind, usize> = BTreeMap::new();
     for c in &plan.changes {
+        *changes.entry(c.id.kind).or_default() += 1;
+        if crate::plan::folded_into_shares(c, &plan.group_shares) {
+            continue;
+        }
         by_kind
             .entry(c.id.kind)
             .or_default()
             .push((format!("- {}\n", words(c)), must_show(plan, c)));
     }
-    let section_cost = |kind: &Kind, n: usize| {
+    // Always listed: one line per decision, however many groups.
+    for s in &plan.group_shares {
+        let line = format!(
+            "- **{}** ({})\n",
+            esc(&s.line()),
+            esc(&super::share_groups(s))
+        );
+        by_kind
+            .entry(Kind::ContactGroup)
+            .or_default()
+            .push((line, true));
+    }
+    let count = |kind: &Kind| changes.get(kind).copied().unwrap_or_default();
+    let section_cost = |kind: &Kind, _: usize| {
+        let n = count(kind);
         format!(
             "<details><summary><b>{}</b> — {n} change(s)</summary>\n\n",
             kind.section()
@@ -478,7 +498,7 @@ pub fn markdown_with(plan: &Plan, opts: &MarkdownOptions) -> String {
             out,
             "<details><summary><b>{}</b> — {} change(s){}</summary>\n\n",
             kind.section(),
-            lines.len(),
+            count(kind),
             if left > 0 {
                 format!(", {left} not listed")
             } else {
@@ -582,6 +602,7 @@ mod tests {
                 help: "use an administrator token".into(),
             }],
             seats: None,
+            group_shares: vec![],
             effects: vec![],
             fingerprint: Default::default(),
             server_checked: false,

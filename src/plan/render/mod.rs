@@ -69,6 +69,21 @@ pub(crate) fn effect_line(e: &super::Effect, show: impl Fn(&str) -> String) -> S
     )
 }
 
+/// The groups a [`GroupShare`](super::GroupShare) changes, the first
+/// [`EFFECT_NAMES`] by name: `contact groups a, b, c, d, e … and 7 more`.
+pub(crate) fn share_groups(s: &super::GroupShare) -> String {
+    let n = s.groups.len();
+    let mut names: Vec<String> = s.groups.iter().take(EFFECT_NAMES).cloned().collect();
+    if n > EFFECT_NAMES {
+        names.push(format!("… and {} more", n - EFFECT_NAMES));
+    }
+    format!(
+        "contact group{} {}",
+        crate::model::text::s(n),
+        names.join(", ")
+    )
+}
+
 /// Objects a refusal banner names before "and N more".
 const BANNER_OBJECTS: usize = 10;
 

@@ -97,7 +97,21 @@ pub fn text(plan: &Plan, color: bool) -> String {
             .map(|c| &c.id)
             .collect();
         for c in &plan.changes {
-            change(&mut out, &p, c, named_later.contains(&c.id));
+            if !crate::plan::folded_into_shares(c, &plan.group_shares) {
+                change(&mut out, &p, c, named_later.contains(&c.id));
+            }
+        }
+        for s in &plan.group_shares {
+            let (sym, line) = match s.change {
+                crate::plan::EffectChange::Loses => ("-", p.red(&s.line())),
+                _ => ("+", p.green(&s.line())),
+            };
+            let _ = writeln!(out, "  {sym} {line}");
+            let _ = writeln!(
+                out,
+                "      {}",
+                p.dim(&format!("# {}", super::share_groups(s)))
+            );
         }
         out.push('\n');
     }
