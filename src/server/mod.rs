@@ -336,7 +336,14 @@ pub async fn backup(database: &str, out: &Path) -> anyhow::Result<()> {
     let db = Db::connect(database).await?;
     let result = db.vacuum_into(out).await;
     db.close().await;
-    result.with_context(|| format!("cannot write the backup {}", out.display()))
+    result.with_context(|| format!("cannot write the backup {}", out.display()))?;
+    // The copy's change feed gets an epoch of its own: a live system restored from it
+    // answers the cursors of the original with 410, so no client's snapshot takes the
+    // restored history for a continuation of the one it followed.
+    let copy = Db::connect(&format!("sqlite://{}", out.display())).await?;
+    let result = copy.new_feed_epoch().await;
+    copy.close().await;
+    result.with_context(|| format!("cannot renew the change feed's epoch in {}", out.display()))
 }
 
 /// Creates a `write` token without expiry acting as administrator `login`.

@@ -716,6 +716,20 @@ impl Db {
         Ok(read)
     }
 
+    /// Gives this database's change feed a new epoch: every cursor handed out before is
+    /// then answered `410 cursor-expired` (a backup restored must not pass for the
+    /// database its cursors came from).
+    pub async fn new_feed_epoch(&self) -> Result<(), sqlx::Error> {
+        let epoch = hex::encode(rand::random::<[u8; 16]>());
+        let mut tx = self.begin().await?;
+        tx.execute(
+            "UPDATE feed SET epoch = $1 WHERE id = 1",
+            &args![epoch.as_str()],
+        )
+        .await?;
+        tx.commit().await
+    }
+
     /// Drops all but the newest `keep` rows of the change feed (retention); a cursor
     /// older than what is dropped is then answered `cursor-expired`. Returns the rows
     /// dropped.

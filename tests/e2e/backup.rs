@@ -170,6 +170,30 @@ fn a_restored_backup_plans_as_the_original_did_when_it_was_taken() {
         essence(&before),
         "the restored copy plans as the original did when the backup was taken"
     );
+
+    // The copy's change feed has an epoch of its own: the original's cursor is refused
+    // there (a snapshot kept from the original is read in full, never continued).
+    let (st, head) = server.http("GET", "/v1/changes", None, None);
+    assert_eq!(st, 200, "{head}");
+    let cursor = head["cursor"].as_str().unwrap().to_string();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (status, body) = rt.block_on(async {
+        let r = reqwest::Client::new()
+            .get(format!("{restored}/v1/changes?since={cursor}"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        (
+            r.status().as_u16(),
+            r.json::<serde_json::Value>().await.unwrap(),
+        )
+    });
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (410, Some("cursor-expired")),
+        "{body}"
+    );
 }
 
 #[test]
