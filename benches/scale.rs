@@ -14,8 +14,8 @@
 //!    against the target 2× validate;
 //! 4. against a local `roster serve` (fresh SQLite database in a temporary directory, a
 //!    free loopback port): the first `roster apply --auto-approve` of the whole org (target
-//!    ≤ 30 s on SQLite, ≤ 45 s on PostgreSQL, the client ≤ 300 MB), the no-op `roster plan` (target ≤ 2× validate) and a 1,000-change plan and
-//!    apply, all with `ROSTER_NO_CACHE=1`. HTTP requests are counted by a small counting
+//!    ≤ 30 s on SQLite, ≤ 45 s on PostgreSQL, the client ≤ 300 MB), the no-op
+//!    `roster plan` (target ≤ 2× validate) and a 1,000-change plan and apply, all with `ROSTER_NO_CACHE=1`. HTTP requests are counted by a small counting
 //!    proxy on loopback that forwards to the server (used for the counted runs only; timed
 //!    runs go straight to the server).
 //!    Then, with the change feed and the live snapshot (`<state-dir>/cache/live`): the peer
