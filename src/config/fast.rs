@@ -306,9 +306,10 @@ fn checks(d: &Declaration) -> bool {
             .as_ref()
             .is_none_or(|p| p.removal_threshold.percent <= 100)
         && d.account.as_ref().is_none_or(|a| {
-            a.name.as_ref().is_none_or(|n| !n.is_empty())
-                && a.password_policy
-                    .is_none_or(|p| (1..=128).contains(&p.min_length))
+            a.name
+                .as_deref()
+                .is_none_or(|n| !crate::model::is_blank_account_name(n))
+                && a.password_policy.is_none_or(|p| p.problem().is_none())
         })
         && teams_ok(&d.teams)
         && d.portals.iter().all(|p| Key.holds(&p.name))

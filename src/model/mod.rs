@@ -892,13 +892,19 @@ pub fn share_with_every_group(
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AccountDecl {
-    /// The account's name (the work team's name, seed 003).
+    /// The account's name (the work team's name, seed 003): not blank.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1))]
+    #[schemars(regex(pattern = shape::NOT_BLANK_PATTERN))]
     pub name: Option<String>,
     /// The policy every password stored must meet; fields left out take their defaults.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_policy: Option<PasswordPolicy>,
+}
+
+/// Whether an account name is blank (`trim` leaves nothing): refused by the loader and by
+/// `PATCH /v1/account` alike; the schema's `shape::NOT_BLANK_PATTERN` says the same.
+pub fn is_blank_account_name(name: &str) -> bool {
+    name.trim().is_empty()
 }
 
 /// The object id of the account (`account/account`).

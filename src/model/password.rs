@@ -113,6 +113,20 @@ pub fn describe(breaks: &[PolicyBreak]) -> String {
 
 impl PasswordPolicy {
     pub const DEFAULT_MIN_LENGTH: u32 = 12;
+    /// What `min_length` may be (the schema's range says the same).
+    pub const MIN_LENGTHS: std::ops::RangeInclusive<u32> = 1..=128;
+
+    /// Why this policy cannot be the account's (`min_length` out of range), if it cannot:
+    /// asked by the loader and by `PATCH /v1/account`.
+    pub fn problem(&self) -> Option<String> {
+        (!Self::MIN_LENGTHS.contains(&self.min_length)).then(|| {
+            format!(
+                "`min_length` is between {} and {}",
+                Self::MIN_LENGTHS.start(),
+                Self::MIN_LENGTHS.end()
+            )
+        })
+    }
 
     /// No restriction beyond a non-empty password: the policy of an account that never
     /// declared one (a new live account, a live system that reports none), so that
@@ -170,6 +184,23 @@ fn contains_login(password: &str, login: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_schema_range_of_min_length_is_min_lengths() {
+        let schema = schemars::schema_for!(PasswordPolicy);
+        let m = &schema.as_value()["properties"]["min_length"];
+        let r = PasswordPolicy::MIN_LENGTHS;
+        assert_eq!(
+            (m["minimum"].as_u64(), m["maximum"].as_u64()),
+            (Some(u64::from(*r.start())), Some(u64::from(*r.end())))
+        );
+        let p = |min_length| PasswordPolicy {
+            min_length,
+            ..PasswordPolicy::default()
+        };
+        assert!(p(0).problem().is_some() && p(129).problem().is_some());
+        assert!(p(1).problem().is_none() && p(128).problem().is_none());
+    }
 
     const LOGIN: &str = "jdoe@acme.example";
 

@@ -232,33 +232,36 @@ fn components() -> Map<String, Value> {
             ]}}}
         }),
     );
-    out.insert(
-        "PlanCheckResponse".into(),
+    // `{"results": [...]}`, one per operation, in order: its status and `extra`.
+    let results = |status: &str, extra: (&str, Value)| {
         json!({
             "type": "object",
             "required": ["results"],
             "properties": { "results": { "type": "array", "items": {
                 "type": "object", "required": ["status"],
                 "properties": {
-                    "status": { "type": "integer", "description": "the status the write would get" },
-                    "problem": { "$ref": "#/components/schemas/Problem", "description": "why the write would be refused (4xx)" }
+                    "status": { "type": "integer", "description": status },
+                    extra.0: extra.1
                 }
             }}}
-        }),
+        })
+    };
+    out.insert(
+        "PlanCheckResponse".into(),
+        results(
+            "the status the write would get",
+            ("problem", json!({ "$ref": "#/components/schemas/Problem", "description": "why the write would be refused (4xx)" })),
+        ),
     );
     out.insert(
         "BatchResponse".into(),
-        json!({
-            "type": "object",
-            "required": ["results"],
-            "properties": { "results": { "type": "array", "items": {
-                "type": "object", "required": ["status"],
-                "properties": {
-                    "status": { "type": "integer", "description": "the status the single request would have had" },
-                    "body": { "description": "the object (2xx), a Problem (4xx/5xx), or null (204)" }
-                }
-            }}}
-        }),
+        results(
+            "the status the single request would have had",
+            (
+                "body",
+                json!({ "description": "the object (2xx), a Problem (4xx/5xx), or null (204)" }),
+            ),
+        ),
     );
     out.insert(
         "ChangesPage".into(),
@@ -395,7 +398,7 @@ fn components() -> Map<String, Value> {
     out.insert(
         "AccountPatch".into(),
         json!({ "type": "object", "additionalProperties": false,
-                "properties": { "name": { "type": "string", "pattern": "\\S" }, "seats": { "type": "integer", "minimum": 0 }, "password_policy": { "$ref": "#/components/schemas/PasswordPolicy", "description": "the whole password policy every password stored must meet (fields left out take their defaults); checked on every password the server stores (422 `password-policy`)" }, "version": { "type": "integer" } } }),
+                "properties": { "name": { "type": "string", "pattern": crate::model::shape::NOT_BLANK_PATTERN }, "seats": { "type": "integer", "minimum": 0 }, "password_policy": { "$ref": "#/components/schemas/PasswordPolicy", "description": "the whole password policy every password stored must meet (fields left out take their defaults); checked on every password the server stores (422 `password-policy`)" }, "version": { "type": "integer" } } }),
     );
     out
 }

@@ -475,10 +475,36 @@ async fn single(st: &AppState, headers: &HeaderMap, actor: &Actor, kind: Kind, o
     }
 }
 
+/// The body of a batch or a check: `{"operations": [...]}`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct BatchRequest {
-    operations: Vec<BatchOp>,
+struct Operations<T> {
+    operations: Vec<T>,
+}
+
+/// The operations of a batch or check body: an empty body, one that is not the envelope
+/// and more than [`MAX_BATCH`] operations are refused as a whole (`what`: "a batch",
+/// "a check"; `split`: what to do instead).
+fn operations<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    what: &str,
+    split: &str,
+) -> Result<Vec<T>, Problem> {
+    if bytes.is_empty() {
+        return Err(Problem::invalid_json(
+            "the body is empty; send {\"operations\": [...]}",
+        ));
+    }
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    let req: Operations<T> = serde_path_to_error::deserialize(de).map_err(from_serde)?;
+    if req.operations.len() > MAX_BATCH {
+        return Err(Problem::bad_request(format!(
+            "{what} holds at most {MAX_BATCH} operations, not {}; {split}",
+            req.operations.len()
+        ))
+        .with_pointer("/operations"));
+    }
+    Ok(req.operations)
 }
 
 /// One operation of a batch, refused as a whole batch (422) when its shape breaks the
@@ -526,22 +552,7 @@ fn idempotency_key<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Stri
 
 async fn batch(st: &AppState, headers: &HeaderMap, actor: &Actor, kind: Kind, bytes: &[u8]) -> Res {
     let lease = lease::from_headers(headers)?;
-    if bytes.is_empty() {
-        return Err(Problem::invalid_json(
-            "the body is empty; send {\"operations\": [...]}",
-        ));
-    }
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
-    let req: BatchRequest = serde_path_to_error::deserialize(de).map_err(from_serde)?;
-    if req.operations.len() > MAX_BATCH {
-        return Err(Problem::bad_request(format!(
-            "a batch holds at most {MAX_BATCH} operations, not {}; split it",
-            req.operations.len()
-        ))
-        .with_pointer("/operations"));
-    }
-    let ops = req
-        .operations
+    let ops = operations::<BatchOp>(bytes, "a batch", "split it")?
         .into_iter()
         .map(|o| engine_op(kind, o, true))
         .collect();
@@ -708,12 +719,6 @@ async fn changes(
 /// The capability of `POST /v1/plan:check`.
 pub const PLAN_CHECK: &str = "plan-check";
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CheckRequest {
-    operations: Vec<Value>,
-}
-
 /// One operation of a check: `kind`, `set_password`, and a batch operation's members.
 fn check_item(i: usize, item: Value) -> Result<CheckOp, Problem> {
     let at = format!("/operations/{i}");
@@ -768,22 +773,7 @@ async fn plan_check(
 ) -> Res {
     let actor = actor(&st, &headers).await?;
     let bytes = body_bytes(body)?;
-    if bytes.is_empty() {
-        return Err(Problem::invalid_json(
-            "the body is empty; send {\"operations\": [...]}",
-        ));
-    }
-    let de = &mut serde_json::Deserializer::from_slice(&bytes);
-    let req: CheckRequest = serde_path_to_error::deserialize(de).map_err(from_serde)?;
-    if req.operations.len() > MAX_BATCH {
-        return Err(Problem::bad_request(format!(
-            "a check holds at most {MAX_BATCH} operations, not {}; check a smaller plan",
-            req.operations.len()
-        ))
-        .with_pointer("/operations"));
-    }
-    let ops = req
-        .operations
+    let ops = operations::<Value>(&bytes, "a check", "check a smaller plan")?
         .into_iter()
         .enumerate()
         .map(|(i, item)| check_item(i, item))
@@ -954,20 +944,22 @@ async fn account_patch(
     let expected = if_match(&headers)?.ok_or_else(|| {
         Problem::precondition_required("changing the account needs `If-Match: \"<version>\"`")
     })?;
-    if patch.name.as_deref().is_some_and(|n| n.trim().is_empty()) {
+    if patch
+        .name
+        .as_deref()
+        .is_some_and(crate::model::is_blank_account_name)
+    {
         return Err(Problem::invalid_field(
             RuleCode::Schema,
             "/name",
             "the account name is empty",
         ));
     }
-    if let Some(p) = &patch.password_policy
-        && !(1..=128).contains(&p.min_length)
-    {
+    if let Some(why) = patch.password_policy.as_ref().and_then(|p| p.problem()) {
         return Err(Problem::invalid_field(
             RuleCode::Schema,
             "/password_policy/min_length",
-            "`min_length` is between 1 and 128",
+            why,
         ));
     }
     let lease_id = lease::from_headers(&headers)?;

@@ -186,3 +186,39 @@ fn declared_seats_are_refused_at_their_place() {
     assert!(run.stderr.contains("read-only"), "{run}");
     assert_eq!(s.get("/v1/account")["name"], "default");
 }
+
+/// A blank account name and an out-of-range `min_length` are refused by `plan` at their
+/// place, as `PATCH /v1/account` refuses them (one check each, in `model`).
+#[test]
+fn what_the_server_refuses_of_the_account_plan_refuses_first() {
+    let s = Server::start(&[]);
+    let d = write(
+        &s.dir.path().join("blank"),
+        "version: 1\naccount:\n  name: \"   \"\n",
+    );
+    let run = s.run(&["plan", &d], None);
+    assert_eq!(run.code, 3, "{run}");
+    assert!(run.stderr.contains("org.yaml:3:9"), "{run}");
+    let (st, body) = s.http(
+        "PATCH",
+        "/v1/account",
+        Some(serde_json::json!({"name": "   "})),
+        s.get("/v1/account")["version"].as_i64(),
+    );
+    assert_eq!(st, 422, "{body}");
+    let d = write(
+        &s.dir.path().join("long"),
+        "version: 1\naccount:\n  password_policy:\n    min_length: 129\n",
+    );
+    let run = s.run(&["plan", &d], None);
+    assert_eq!(run.code, 3, "{run}");
+    assert!(run.stderr.contains("org.yaml:4:17"), "{run}");
+    let (st, body) = s.http(
+        "PATCH",
+        "/v1/account",
+        Some(serde_json::json!({"password_policy": {"min_length": 129}})),
+        s.get("/v1/account")["version"].as_i64(),
+    );
+    assert_eq!(st, 422, "{body}");
+    assert_eq!(s.get("/v1/account")["name"], "default", "nothing written");
+}
