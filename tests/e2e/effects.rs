@@ -161,3 +161,43 @@ fn a_portal_feature_taken_away_names_who_loses_it_and_counts_toward_the_threshol
     assert_eq!(run.code, 4, "apply refuses it too: {run}");
     assert_eq!(server.audit().len(), before, "nothing written");
 }
+
+/// A team's status is an input of effect too: deactivating `Americas`, which the
+/// `fibre-migration` campaign selects, makes its representatives lose that campaign,
+/// and the plan says so (and `roster access` of the declaration agrees).
+#[test]
+fn a_team_deactivated_takes_its_campaigns_from_its_members() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let server = Server::start(&[]);
+    let acme = declaration(dir, "acme", |_, t| t);
+    let run = server.roster(&["apply", acme.to_str().unwrap(), "--auto-approve"], dir);
+    assert_eq!(run.code, 0, "{run}");
+    let org = declaration(dir, "org", |file, text| match file {
+        "teams.yaml" => {
+            let old = "  - name: Americas\n";
+            assert!(text.contains(old));
+            text.replace(old, "  - name: Americas\n    active: false\n")
+        }
+        _ => text,
+    });
+    let run = server.roster(&["plan", org.to_str().unwrap(), "--format", "json"], dir);
+    assert_eq!(run.code, 0, "{run}");
+    let plan: Value = serde_json::from_str(&run.stdout).unwrap();
+    let loses: Vec<&Value> = plan["effects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["change"] == "loses" && e["what"] == "campaign fibre-migration")
+        .collect();
+    assert_eq!(loses.len(), 1, "{:#}", plan["effects"]);
+    let people = loses[0]["people"].as_array().unwrap();
+    assert!(people.len() >= 2, "{people:?}");
+    assert!(
+        people
+            .iter()
+            .all(|p| p.as_str().unwrap().ends_with("@acme.example")),
+        "{people:?}"
+    );
+    assert_eq!(loses[0]["because"][0]["key"], "Americas", "{:#}", loses[0]);
+}

@@ -13,7 +13,9 @@
 //!   only for its statistics);
 //! - a representative is in an active campaign directly, or through a team the campaign
 //!   selects: its own team or an ancestor of it (a campaign selecting `Europe` reaches
-//!   `Europe/Paris`);
+//!   `Europe/Paris`), while that team is active (seed 004: an inactive group is out of
+//!   service, so a campaign reaches nobody through it; its members keep their direct
+//!   campaigns and everything else);
 //! - a manager holds its team rights on each team it is assigned and on every sub-team
 //!   of those (seed 000: it manages the teams and their sub-teams);
 //! - administrators hold every right account-wide (seeds 002, 004): they are listed
@@ -289,8 +291,9 @@ impl Access {
     pub fn of(org: &Org) -> Access {
         let mut campaigns_by_team: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
         let mut campaigns_by_rep: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        let team_active = |t: &str| org.teams.get(t).is_none_or(|t| t.active);
         for c in org.campaigns.values().filter(|c| c.active) {
-            for t in &c.teams {
+            for t in c.teams.iter().filter(|t| team_active(t)) {
                 campaigns_by_team.entry(t).or_default().push(&c.name);
             }
             for l in &c.representatives {

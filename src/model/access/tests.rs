@@ -202,6 +202,21 @@ fn campaigns_reach_a_representative_directly_or_through_an_ancestor_team() {
 }
 
 #[test]
+fn a_campaign_reaches_nobody_through_an_inactive_team() {
+    let mut o = org();
+    o.teams.get_mut("Europe").unwrap().active = false;
+    let a = Access::of(&o);
+    let bob = &a.representatives["bob@x.example"];
+    assert!(
+        bob.campaigns.is_empty(),
+        "winter selected bob through Europe only: {:?}",
+        bob.campaigns
+    );
+    let ann = &a.representatives["ann@x.example"];
+    assert!(ann.campaigns["winter"].direct, "a direct member stays one");
+}
+
+#[test]
 fn a_manager_holds_its_rights_on_its_teams_and_every_sub_team() {
     let a = Access::of(&org());
     let max = &a.managers["max@x.example"];
