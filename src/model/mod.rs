@@ -1076,6 +1076,33 @@ pub struct Observed {
     /// The optional parts of the api the live system has (`GET /v1/whoami`'s
     /// `capabilities`: `plan-check`).
     pub capabilities: Vec<String>,
+    /// The change feed's cursor (`GET /v1/changes`) at which this state is known whole:
+    /// set when the read went through the live snapshot or took the feed's head before
+    /// listing. A saved plan records it, so that "nothing changed since" is one request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+}
+
+/// Per kind, how many objects there are and the sum of their versions: what the change
+/// feed's last page answers (`digest`), so that a copy brought up to date, or a saved
+/// plan's record of the live state, can be checked against the live system.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct KindDigest {
+    pub count: i64,
+    pub versions: i64,
+}
+
+impl Observed {
+    /// The digest of the objects read ([`KindDigest`]), kinds with none left out.
+    pub fn digest(&self) -> BTreeMap<Kind, KindDigest> {
+        let mut d: BTreeMap<Kind, KindDigest> = BTreeMap::new();
+        for (id, v) in &self.versions {
+            let e = d.entry(id.kind).or_default();
+            e.count += 1;
+            e.versions += v;
+        }
+        d
+    }
 }
 
 #[cfg(test)]

@@ -2,8 +2,10 @@
 //!
 //! `roster apply PATH…` makes a fresh plan (as `roster plan`), shows it, and asks for
 //! `yes` on a terminal unless `--auto-approve`; without a terminal it refuses and names
-//! `--auto-approve`. `roster apply --plan FILE` re-reads the live system and refuses a
-//! stale plan, naming every object that changed since the plan was made. The executor
+//! `--auto-approve`. `roster apply --plan FILE` asks the change feed what changed since
+//! the plan's cursor (`target.live`): nothing, for the same account and principal, and
+//! the plan is current in one request. Otherwise it re-reads the live system and refuses
+//! a stale plan, naming every object that changed since the plan was made. The executor
 //! (`crate::apply`) then runs the changes and the report goes to stdout; exit 6 when any
 //! change failed or was skipped (`--detailed-exitcode`: 2 when changes were applied, 0
 //! when there was nothing to change). A plan that safety rules refuse, fresh or saved,
@@ -146,6 +148,10 @@ async fn apply<P: Provider>(
             show_plan(&plan, args.format);
             return Ok(refused(&plan));
         }
+        Some(plan) if unchanged_since(&plan, provider, endpoint).await? => {
+            show_plan(&plan, args.format);
+            plan
+        }
         Some(plan) => {
             let observed = match provider.read().await {
                 Ok(o) => o,
@@ -241,6 +247,41 @@ async fn apply<P: Provider>(
     } else {
         Exit::Success
     })
+}
+
+/// Whether the change feed shows the live system exactly as `plan` saw it (nothing
+/// committed since its cursor, the same digest) and as the same target (endpoint,
+/// account, principal): then the saved plan is current, asked in one request. False
+/// when the feed cannot say or anything differs: the full read decides, and says why.
+async fn unchanged_since<P: Provider>(
+    plan: &Plan,
+    provider: &P,
+    endpoint: &str,
+) -> anyhow::Result<bool> {
+    let Some(mark) = plan.target.as_ref().and_then(|t| t.live.as_ref()) else {
+        return Ok(false);
+    };
+    let since = match provider.since(&mark.cursor).await {
+        Ok(Some(since)) => since,
+        Ok(None) => return Ok(false),
+        Err(e) => {
+            tracing::debug!("the change feed cannot say what changed ({e}): reading in full");
+            return Ok(false);
+        }
+    };
+    if !crate::plan::binding::unchanged(plan, since.changed, &since.digest) {
+        return Ok(false);
+    }
+    let seen = crate::model::Observed {
+        account: since.account,
+        principal: Some(since.principal),
+        ..Default::default()
+    };
+    let current = crate::plan::binding::mismatches(plan, endpoint, &seen, None).is_empty();
+    if current {
+        tracing::debug!("the saved plan is current: nothing changed since its cursor");
+    }
+    Ok(current)
 }
 
 /// Says why a saved plan is refused (`header`, one line per reason, then `fix`); exit 4.

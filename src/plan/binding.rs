@@ -6,11 +6,13 @@
 //!
 //! Pure: the command gives the endpoint's name, what it observed and the digest.
 
+use std::collections::BTreeMap;
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::model::{Observed, Principal};
+use crate::model::{Kind, KindDigest, Observed, Principal};
 
 use super::Plan;
 
@@ -29,6 +31,21 @@ pub struct Target {
     /// plan that is only shown (it reads every file again).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub declaration: Option<String>,
+    /// Where the live system's change feed stood when the plan read it, and the digest
+    /// of what it read: `apply --plan` asks the feed what changed since, and a plan
+    /// nothing changed for is current in one request. Absent when the live system has no
+    /// feed for this token (a manager's, `--no-cache`): the stale check reads in full.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live: Option<LiveMark>,
+}
+
+/// The live state a plan was made from, as the change feed knows it ([`Target::live`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct LiveMark {
+    /// The feed's cursor at which the plan's read was whole.
+    pub cursor: String,
+    /// Per kind, the objects read and the sum of their versions.
+    pub digest: BTreeMap<Kind, KindDigest>,
 }
 
 impl Target {
@@ -38,8 +55,28 @@ impl Target {
             account: observed.account.name.clone(),
             roster_version: env!("CARGO_PKG_VERSION").to_string(),
             declaration,
+            live: observed.cursor.as_ref().map(|cursor| LiveMark {
+                cursor: cursor.clone(),
+                digest: observed.digest(),
+            }),
         }
     }
+}
+
+/// Whether the change feed shows the live system as the plan saw it: nothing committed
+/// since the plan's cursor (`changed` keys: none) and the same digest. A plan without
+/// a [`LiveMark`] is never current by this test (the full read decides).
+pub fn unchanged(plan: &Plan, changed: usize, digest: &BTreeMap<Kind, KindDigest>) -> bool {
+    let Some(mark) = plan.target.as_ref().and_then(|t| t.live.as_ref()) else {
+        return false;
+    };
+    let nonzero = |d: &BTreeMap<Kind, KindDigest>| -> BTreeMap<Kind, KindDigest> {
+        d.iter()
+            .filter(|(_, v)| **v != KindDigest::default())
+            .map(|(k, v)| (*k, *v))
+            .collect()
+    };
+    changed == 0 && nonzero(&mark.digest) == nonzero(digest)
 }
 
 fn normalize(endpoint: &str) -> String {
@@ -185,6 +222,35 @@ mod tests {
 
         let changed = digest([("a.yaml", &b"y"[..])]);
         assert_eq!(mismatches(&plan, "http://h:1", &o, Some(&changed)).len(), 1);
+    }
+
+    #[test]
+    fn a_plan_is_unchanged_only_with_its_mark_no_change_since_and_the_same_digest() {
+        let mut o = observed("ACME", admin("root@acme.example"));
+        o.versions
+            .insert(crate::model::ObjectId::new(Kind::Portal, "web"), 3);
+        let mut plan = saved(&o);
+        let digest = o.digest();
+        assert!(!unchanged(&plan, 0, &digest), "no cursor was read: no mark");
+        o.cursor = Some("e.7".into());
+        plan.target = Some(Target::new("http://h:1/", &o, None));
+        let mark = plan.target.as_ref().unwrap().live.clone().unwrap();
+        assert_eq!(mark.cursor, "e.7");
+        assert_eq!(
+            mark.digest[&Kind::Portal],
+            KindDigest {
+                count: 1,
+                versions: 3
+            }
+        );
+        assert!(unchanged(&plan, 0, &digest));
+        let mut with_zeros = digest.clone();
+        with_zeros.insert(Kind::Team, KindDigest::default());
+        assert!(unchanged(&plan, 0, &with_zeros), "a kind with none is none");
+        assert!(!unchanged(&plan, 1, &digest), "a key changed since");
+        let mut moved = digest.clone();
+        moved.get_mut(&Kind::Portal).unwrap().versions += 1;
+        assert!(!unchanged(&plan, 0, &moved), "a write the feed missed");
     }
 
     #[test]

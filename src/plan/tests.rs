@@ -158,6 +158,7 @@ fn observed(org: Org) -> Observed {
             login: "root@acme.example".into(),
         }),
         capabilities: Vec::new(),
+        cursor: None,
     }
 }
 

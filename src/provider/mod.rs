@@ -48,7 +48,7 @@ use serde_json::Value;
 
 pub use error::{Problem, ProblemItem, ProviderError};
 pub use lease::{Lease, LeaseHolder, Take};
-pub use snapshot::{CHANGE_FEED, Snapshots};
+pub use snapshot::{CHANGE_FEED, Since, Snapshots};
 
 /// Where the live snapshots go under the state directory.
 pub fn snapshot_subdir() -> &'static str {
@@ -128,6 +128,18 @@ pub trait Provider: Sync {
 
     /// From now on every write carries lease `id` (`Roster-Lease`); `None` stops it.
     fn hold_lease(&self, id: Option<String>);
+
+    /// What the live change feed says happened since `cursor` (a saved plan's
+    /// `target.live`), in one request, with who the token acts as and the account;
+    /// `None` where the feed cannot say (no feed for this token, a cursor the live
+    /// system no longer keeps, a server without it): the caller reads in full.
+    fn since(
+        &self,
+        cursor: &str,
+    ) -> impl Future<Output = Result<Option<Since>, ProviderError>> + Send {
+        let _ = cursor;
+        async { Ok(None) }
+    }
 }
 
 /// How a request is retried.

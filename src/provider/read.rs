@@ -594,11 +594,11 @@ fn collect<T>(
 
 /// What `/v1/whoami` answers: who the token acts as, and the server's capabilities.
 #[derive(serde::Deserialize)]
-struct WhoAmI {
+pub(super) struct WhoAmI {
     #[serde(flatten)]
-    principal: Principal,
+    pub(super) principal: Principal,
     #[serde(default)]
-    capabilities: Vec<String>,
+    pub(super) capabilities: Vec<String>,
 }
 
 /// Who the token acts as and the server's capabilities; `None` and none when the server

@@ -4,10 +4,11 @@
 //!
 //! One file per endpoint and token (`<state-dir>/cache/live/<digest>.bin`, the digest
 //! BLAKE3 over the endpoint's name and the token, so a manager's snapshot, which sees
-//! less, is never an administrator's). A read with a snapshot asks, concurrently,
-//! `whoami`, the account and the changes since the snapshot's cursor: three requests when
-//! nothing changed. Each changed key comes with its object as it is now (or `null`:
-//! gone), which replaces the snapshot's. The result is then checked against the feed's
+//! less, is never an administrator's). A read with a snapshot asks for the changes since
+//! the snapshot's cursor, whose last page also says who the token acts as and what the
+//! account is: one request when nothing changed (three with a server whose feed answers
+//! neither: then `whoami` and the account are asked after it). Each changed key comes
+//! with its object as it is now (or `null`: gone), which replaces the snapshot's. The result is then checked against the feed's
 //! digest (per kind, how many objects and the sum of their versions): anything doubtful
 //! — another principal, a cursor the server no longer reaches (`410`), a digest that
 //! does not match, more changes than a full read costs, a server without the feed —
@@ -34,8 +35,8 @@ use serde_json::value::RawValue;
 use super::read::{self, LiveItem};
 use super::{HttpProvider, ProviderError, encode_key};
 use crate::model::{
-    Administrator, Campaign, ContactGroup, Kind, Manager, ObjectId, Observed, Portal, Principal,
-    Representative, Team,
+    Account, Administrator, Campaign, ContactGroup, Kind, KindDigest, Manager, ObjectId, Observed,
+    Portal, Principal, Representative, Team,
 };
 
 /// The capability `GET /v1/whoami` lists for the change feed.
@@ -85,8 +86,36 @@ struct FeedPage {
     changes: Vec<Change>,
     cursor: String,
     more: bool,
+    /// The last page of an answer with `since`: per kind, the objects and their
+    /// versions' sum, who the token acts as, and the account (a server before these two
+    /// answered the digest only).
     #[serde(default)]
-    digest: Option<BTreeMap<Kind, Digest>>,
+    digest: Option<BTreeMap<Kind, KindDigest>>,
+    #[serde(default)]
+    whoami: Option<read::WhoAmI>,
+    #[serde(default)]
+    account: Option<Account>,
+}
+
+/// The changes since a cursor, read to the end.
+struct FeedRead {
+    changes: Vec<Change>,
+    cursor: String,
+    digest: BTreeMap<Kind, KindDigest>,
+    whoami: Option<read::WhoAmI>,
+    account: Option<Account>,
+}
+
+/// What the change feed says since a cursor, in one request ([`super::Provider::since`]).
+#[derive(Debug, Clone)]
+pub struct Since {
+    /// Keys changed since the cursor: 0 when nothing was committed since, else at
+    /// least 1 (not counted further).
+    pub changed: usize,
+    /// Per kind, the live objects and the sum of their versions (when `changed` is 0).
+    pub digest: BTreeMap<Kind, KindDigest>,
+    pub principal: Principal,
+    pub account: Account,
 }
 
 #[derive(Deserialize)]
@@ -94,12 +123,6 @@ struct Change {
     kind: Kind,
     key: String,
     object: Option<Box<RawValue>>,
-}
-
-#[derive(Debug, Deserialize, PartialEq, Eq, Default, Clone, Copy)]
-struct Digest {
-    count: i64,
-    versions: i64,
 }
 
 fn file_of(s: &Snapshots, token: Option<&str>) -> PathBuf {
@@ -233,8 +256,9 @@ pub(crate) async fn read(p: &HttpProvider, s: &Snapshots) -> Result<Observed, Pr
         }
     }
     let head = head(p).await?;
-    let observed = read::read(p).await?;
+    let mut observed = read::read(p).await?;
     if let Some(cursor) = head.filter(|_| feed_applies(&observed)) {
+        observed.cursor = Some(cursor.clone());
         keep(&path, &s.endpoint, &cursor, &observed);
     }
     Ok(observed)
@@ -264,40 +288,82 @@ async fn head(p: &HttpProvider) -> Result<Option<String>, ProviderError> {
     }
 }
 
-/// The changes since `cursor`, page after page; none when the feed cannot bring the
-/// snapshot up to date (the reason is logged).
-async fn changes(
+/// One page of the changes since `cursor` (at most `limit` keys, the server's default
+/// when none); none when the feed cannot be used (the reason is logged).
+async fn page(
     p: &HttpProvider,
     cursor: &str,
-) -> Result<Option<(Vec<Change>, String, BTreeMap<Kind, Digest>)>, ProviderError> {
+    limit: Option<usize>,
+) -> Result<Option<FeedPage>, ProviderError> {
+    let mut path = format!("/v1/changes?since={}", encode_key(cursor));
+    if let Some(n) = limit {
+        path.push_str(&format!("&limit={n}"));
+    }
+    let bytes = match p.send(Method::GET, &path, None, &[]).await.result {
+        Ok((_, bytes)) => bytes,
+        Err(ProviderError::Problem(pr)) if matches!(pr.status, 400 | 403 | 404 | 410) => {
+            tracing::debug!(
+                "the change feed cannot be used ({}): reading in full",
+                pr.status
+            );
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
+    };
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| ProviderError::Unexpected {
+            url: format!("{}{path}", p.base),
+            detail: format!("not a change feed answer: {e}"),
+        })
+}
+
+/// The changes since `cursor`, page after page; none when the feed cannot bring the
+/// snapshot up to date (the reason is logged).
+async fn changes(p: &HttpProvider, cursor: &str) -> Result<Option<FeedRead>, ProviderError> {
     let mut all = Vec::new();
     let mut cursor = cursor.to_string();
     for _ in 0..MAX_FEED_PAGES {
-        let path = format!("/v1/changes?since={}", encode_key(&cursor));
-        let bytes = match p.send(Method::GET, &path, None, &[]).await.result {
-            Ok((_, bytes)) => bytes,
-            Err(ProviderError::Problem(pr)) if matches!(pr.status, 400 | 403 | 404 | 410) => {
-                tracing::debug!(
-                    "the change feed cannot be used ({}): reading in full",
-                    pr.status
-                );
-                return Ok(None);
-            }
-            Err(e) => return Err(e),
+        let Some(page) = page(p, &cursor, None).await? else {
+            return Ok(None);
         };
-        let page: FeedPage =
-            serde_json::from_slice(&bytes).map_err(|e| ProviderError::Unexpected {
-                url: format!("{}{path}", p.base),
-                detail: format!("not a change feed answer: {e}"),
-            })?;
         all.extend(page.changes);
         cursor = page.cursor;
         if !page.more {
-            return Ok(page.digest.map(|d| (all, cursor, d)));
+            return Ok(page.digest.map(|digest| FeedRead {
+                changes: all,
+                cursor,
+                digest,
+                whoami: page.whoami,
+                account: page.account,
+            }));
         }
     }
     tracing::debug!("more than {MAX_FEED_PAGES} pages of changes: reading in full");
     Ok(None)
+}
+
+/// [`super::Provider::since`]: one page of at most one key since `cursor`.
+pub(crate) async fn since(p: &HttpProvider, cursor: &str) -> Result<Option<Since>, ProviderError> {
+    let Some(page) = page(p, cursor, Some(1)).await? else {
+        return Ok(None);
+    };
+    let changed = page.changes.len() + usize::from(page.more);
+    match (page.whoami, page.account) {
+        (Some(who), Some(account)) => Ok(Some(Since {
+            changed,
+            digest: page.digest.unwrap_or_default(),
+            principal: who.principal,
+            account,
+        })),
+        _ => {
+            tracing::debug!(
+                "the change feed does not say who the token is (changes since: {changed}): \
+                 reading in full"
+            );
+            Ok(None)
+        }
+    }
 }
 
 /// The snapshot brought up to date, its new cursor and whether anything moved; none
@@ -306,23 +372,33 @@ async fn update(
     p: &HttpProvider,
     snap: Snapshot,
 ) -> Result<Option<(Observed, String, bool)>, ProviderError> {
-    let (who, account, feed) = tokio::try_join!(
-        read::whoami(p),
-        p.get_json("/v1/account"),
-        changes(p, &snap.cursor)
-    )?;
-    let Some((changes, cursor, digest)) = feed else {
+    let Some(feed) = changes(p, &snap.cursor).await? else {
         return Ok(None);
     };
-    let (principal, capabilities) = who;
+    let FeedRead {
+        changes,
+        cursor,
+        digest,
+        whoami,
+        account,
+    } = feed;
+    let ((principal, capabilities), account) = match (whoami, account) {
+        (Some(who), Some(account)) => ((Some(who.principal), who.capabilities), account),
+        _ => {
+            // A server whose feed says neither: asked apart.
+            let (who, account) = tokio::try_join!(read::whoami(p), p.get_json("/v1/account"))?;
+            let account =
+                serde_json::from_value(account).map_err(|e| ProviderError::Unexpected {
+                    url: format!("{}/v1/account", p.base),
+                    detail: format!("not an account: {e}"),
+                })?;
+            (who, account)
+        }
+    };
     if principal.is_none() || principal != snap.observed.principal {
         tracing::debug!("the token acts as another principal than the snapshot's: reading in full");
         return Ok(None);
     }
-    let account = serde_json::from_value(account).map_err(|e| ProviderError::Unexpected {
-        url: format!("{}/v1/account", p.base),
-        detail: format!("not an account: {e}"),
-    })?;
     let mut observed = snap.observed;
     let changed = !changes.is_empty() || cursor != snap.cursor || observed.account != account;
     observed.account = account;
@@ -331,7 +407,8 @@ async fn update(
     for c in &changes {
         apply(&mut observed, c, &url)?;
     }
-    let mine = digest_of(&observed);
+    observed.cursor = Some(cursor.clone());
+    let mine = observed.digest();
     for kind in Kind::ALL {
         let theirs = digest.get(&kind).copied().unwrap_or_default();
         let ours = mine.get(&kind).copied().unwrap_or_default();
@@ -348,16 +425,6 @@ async fn update(
         changes.len()
     );
     Ok(Some((observed, cursor, changed)))
-}
-
-fn digest_of(o: &Observed) -> BTreeMap<Kind, Digest> {
-    let mut d: BTreeMap<Kind, Digest> = BTreeMap::new();
-    for (id, v) in &o.versions {
-        let e = d.entry(id.kind).or_default();
-        e.count += 1;
-        e.versions += v;
-    }
-    d
 }
 
 /// Replaces one key of the snapshot by what the feed says it is now.
@@ -489,6 +556,6 @@ mod tests {
             .insert(ObjectId::new(Kind::Representative, "jdoe@x.example"), 1);
         apply(&mut o, &rep, url).unwrap();
         assert!(o.versions.is_empty(), "logins compare ignoring case");
-        assert_eq!(digest_of(&o), BTreeMap::new());
+        assert_eq!(o.digest(), BTreeMap::new());
     }
 }

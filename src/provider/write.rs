@@ -11,7 +11,7 @@ use reqwest::Method;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::{HttpProvider, Lease, Problem, Provider, ProviderError, Sent, Take, encode_key};
+use super::{HttpProvider, Lease, Problem, Provider, ProviderError, Sent, Since, Take, encode_key};
 use crate::model::{Kind, Observed};
 
 /// One operation of `POST /v1/{collection}:batch`.
@@ -245,6 +245,10 @@ impl Provider for HttpProvider {
             Some(s) => super::snapshot::read(self, s).await,
             None => super::read::read(self).await,
         }
+    }
+
+    async fn since(&self, cursor: &str) -> Result<Option<Since>, ProviderError> {
+        super::snapshot::since(self, cursor).await
     }
 
     /// POST a new object. A retry sends the same `Idempotency-Key`, so the server replays

@@ -281,9 +281,16 @@ fn components() -> Map<String, Value> {
                 "more": { "type": "boolean", "description": "more keys follow: ask again from `cursor` at once" },
                 "digest": { "type": "object", "description": "on the last page of an answer with `since`: per kind, how many objects there are and the sum of their versions, to check a copy brought up to date against",
                     "additionalProperties": { "type": "object", "required": ["count", "versions"],
-                        "properties": { "count": { "type": "integer" }, "versions": { "type": "integer" } } } }
+                        "properties": { "count": { "type": "integer" }, "versions": { "type": "integer" } } } },
+                "whoami": { "allOf": [r("WhoAmI")], "description": "on the last page of an answer with `since`: what GET /v1/whoami answers, so that nothing changed is one request" },
+                "account": { "allOf": [r("Account")], "description": "on the last page of an answer with `since`: what GET /v1/account answers" }
             }
         }),
+    );
+    out.insert(
+        "WhoAmI".into(),
+        json!({"allOf": [r("Principal"), {"type": "object", "properties": {
+            "capabilities": {"type": "array", "items": {"type": "string"}, "description": "optional parts of the api this server has"}}}]}),
     );
     out.insert(
         "AuditPage".into(),
@@ -518,8 +525,7 @@ fn paths() -> Map<String, Value> {
         }}}));
     p.insert("/v1/whoami".into(), json!({"get": {"operationId": "whoami", "security": auth(),
         "description": "who the token acts as (`role`, `login`), and the optional parts of the api this server has (`capabilities`: `plan-check` for POST /v1/plan:check, `change-feed` for GET /v1/changes, administrator tokens only)",
-        "responses": responses(vec![("200", json_response("who the token acts as", json!({"allOf": [r("Principal"), {"type": "object", "properties": {
-            "capabilities": {"type": "array", "items": {"type": "string"}, "description": "optional parts of the api this server has"}}}]}), false))], &[])}}));
+        "responses": responses(vec![("200", json_response("who the token acts as", r("WhoAmI"), false))], &[])}}));
     p.insert("/v1/plan:check".into(), json!({"post": {"operationId": "check_plan",
         "summary": format!("Dry run of up to {} writes of any kinds, in order, through the write path, in one transaction that is always rolled back", super::MAX_BATCH),
         "description": "nothing is written, audited or remembered; a read token may call it; one result per operation, in order",

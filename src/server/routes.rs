@@ -705,7 +705,16 @@ async fn changes(
                 )
             })
             .collect();
-        let _ = write!(body, ",\"digest\":{}", Value::Object(digest));
+        // What a client bringing its copy up to date would otherwise ask next, so that
+        // "nothing changed" is one request: who the token acts as, and the account
+        // (read after the changes: a change to it is never older than the feed's).
+        let _ = write!(
+            body,
+            ",\"digest\":{},\"whoami\":{},\"account\":{}",
+            Value::Object(digest),
+            whoami_body(&actor)?,
+            account_body(&st).await?
+        );
     }
     body.push('}');
     Ok((
@@ -877,10 +886,15 @@ async fn readyz(State(st): State<AppState>) -> Response {
 
 async fn whoami(State(st): State<AppState>, headers: HeaderMap) -> Res {
     let actor = actor(&st, &headers).await?;
+    Ok(json_response(StatusCode::OK, &whoami_body(&actor)?))
+}
+
+/// What `GET /v1/whoami` answers for `actor`: its principal and the capabilities it may
+/// use (the change feed serves administrator tokens only).
+fn whoami_body(actor: &Actor) -> Result<Value, Problem> {
     let mut body =
         serde_json::to_value(actor.principal()).map_err(|e| Problem::internal(e.to_string()))?;
     if let Some(obj) = body.as_object_mut() {
-        // The change feed serves administrator tokens only.
         let caps: Vec<&str> = CAPABILITIES
             .iter()
             .copied()
@@ -888,7 +902,7 @@ async fn whoami(State(st): State<AppState>, headers: HeaderMap) -> Res {
             .collect();
         obj.insert("capabilities".into(), json!(caps));
     }
-    Ok(json_response(StatusCode::OK, &body))
+    Ok(body)
 }
 
 async fn catalog(State(st): State<AppState>, headers: HeaderMap) -> Res {
@@ -900,6 +914,11 @@ async fn catalog(State(st): State<AppState>, headers: HeaderMap) -> Res {
 
 async fn account_get(State(st): State<AppState>, headers: HeaderMap) -> Res {
     actor(&st, &headers).await?;
+    Ok(json_response(StatusCode::OK, &account_body(&st).await?))
+}
+
+/// What `GET /v1/account` answers.
+async fn account_body(st: &AppState) -> Result<Value, Problem> {
     let (name, seats, version) = st
         .db
         .account()
@@ -908,11 +927,10 @@ async fn account_get(State(st): State<AppState>, headers: HeaderMap) -> Res {
     // Counts only, so a manager token learns no login outside its teams.
     let (operators, users) = st.db.seat_counts().await?;
     let policy = st.db.password_policy().await?;
-    Ok(json_response(
-        StatusCode::OK,
-        &json!({"name": name, "seats": seats, "operators": operators, "users": users,
-                "password_policy": policy, "version": version}),
-    ))
+    Ok(
+        json!({"name": name, "seats": seats, "operators": operators, "users": users,
+              "password_policy": policy, "version": version}),
+    )
 }
 
 #[derive(Deserialize)]

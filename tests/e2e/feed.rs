@@ -6,10 +6,12 @@
 //! (another database's cursor, a cursor past the head, a malformed one, a manager's
 //! token), and concurrent writers — on PostgreSQL through two replicas of one database —
 //! that a reader following the feed all along never misses: its copy equals a full list.
-//! Through the binary: a no-op plan with a snapshot is three requests, a write made
+//! Through the binary: a no-op plan with a snapshot is one request, a write made
 //! behind roster's back shows in the next plan as with a full read, a damaged snapshot
 //! and a write the feed never recorded (caught by the digest) fall back to a full read,
-//! and `--no-cache` keeps no snapshot.
+//! and `--no-cache` keeps no snapshot. A saved plan nothing changed for is found current
+//! by one request; any change since (even to an object the plan does not touch) or
+//! another token sends its stale check to the full read, which decides as before.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -400,13 +402,14 @@ fn a_plan_brings_its_snapshot_up_to_date_from_the_feed() {
     assert_eq!(run.code, 0, "{run}");
 
     // The first plan after the apply reads the apply's writes from the feed; the next,
-    // with nothing changed, is whoami, the account and the feed.
+    // with nothing changed, is the feed alone (its last page says who the token is and
+    // what the account is).
     let run = server.roster(&["plan", d, "--detailed-exitcode"], cwd, &state);
     assert_eq!(run.code, 0, "{run}");
     let run = server.roster(&["plan", d, "--detailed-exitcode", "-vv"], cwd, &state);
     assert_eq!(run.code, 0, "{run}");
     let reqs = requests(&run);
-    assert_eq!(reqs.len(), 3, "{reqs:#?}");
+    assert_eq!(reqs.len(), 1, "{reqs:#?}");
     assert!(
         reqs.iter().any(|l| l.contains("/v1/changes?since=")),
         "{reqs:#?}"
@@ -426,7 +429,7 @@ fn a_plan_brings_its_snapshot_up_to_date_from_the_feed() {
     assert_eq!(st, 200, "{body}");
     let warm = server.roster(&["plan", d, "--detailed-exitcode", "-vv"], cwd, &state);
     assert_eq!(warm.code, 2, "{warm}");
-    assert_eq!(requests(&warm).len(), 3, "{warm}");
+    assert_eq!(requests(&warm).len(), 1, "{warm}");
     let cold = server.roster(
         &["plan", d, "--detailed-exitcode", "--no-cache"],
         cwd,
@@ -456,7 +459,7 @@ fn a_plan_brings_its_snapshot_up_to_date_from_the_feed() {
     assert_eq!(run.stdout, cold.stdout);
     assert!(requests(&run).len() > 8, "read in full: {run}");
     let run = server.roster(&["plan", d, "--detailed-exitcode", "-vv"], cwd, &state);
-    assert_eq!(requests(&run).len(), 3, "rewritten: {run}");
+    assert_eq!(requests(&run).len(), 1, "rewritten: {run}");
 
     // A write the feed never recorded (straight into the database) moves a version:
     // the digest no longer matches, and the plan reads in full.
@@ -492,4 +495,95 @@ fn a_plan_brings_its_snapshot_up_to_date_from_the_feed() {
         !other.join("cache/live").exists(),
         "no snapshot with --no-cache"
     );
+}
+
+/// `apply --plan`: a saved plan records the feed's cursor and digest (`target.live`); with
+/// nothing committed since, its stale check is that one feed request.
+#[test]
+fn a_saved_plan_nothing_changed_for_is_current_in_one_request() {
+    let server = Server::start(&[]);
+    let root = tempfile::tempdir().unwrap();
+    let decl = root.path().join("acme");
+    copy_acme(&decl, |_, t| t);
+    let d = decl.to_str().unwrap();
+    let (cwd, state) = (root.path(), root.path().join("state"));
+    let run = server.roster(&["apply", d, "--auto-approve"], cwd, &state);
+    assert_eq!(run.code, 0, "{run}");
+    let edit = |from: &str, to: &str| {
+        copy_acme(&decl, |file, t| {
+            if file == "representatives-tier2.yaml" {
+                t.replace("first_name: Felix", to)
+            } else {
+                t.replace("first_name: Felix", from)
+            }
+        })
+    };
+    let save = |name: &str| -> std::path::PathBuf {
+        let out = root.path().join(name);
+        let run = server.roster(&["plan", d, "--out", out.to_str().unwrap()], cwd, &state);
+        assert_eq!(run.code, 0, "{run}");
+        let plan: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+        let live = &plan["target"]["live"];
+        assert!(live["cursor"].is_string(), "{plan:#}");
+        assert!(
+            live["digest"]["representative"]["count"].as_i64() > Some(0),
+            "{plan:#}"
+        );
+        out
+    };
+
+    // Nothing changed since the plan: one GET, the feed since the plan's cursor.
+    edit("first_name: Felix", "first_name: Phil");
+    let plan = save("phil.json");
+    let run = server.roster(
+        &["apply", "--plan", plan.to_str().unwrap(), "-vv"],
+        cwd,
+        &state,
+    );
+    assert_eq!(run.code, 0, "{run}");
+    let reqs = requests(&run);
+    assert_eq!(reqs.len(), 1, "{reqs:#?}");
+    assert!(
+        reqs[0].contains("/v1/changes?since=") && reqs[0].contains("limit=1"),
+        "{reqs:#?}"
+    );
+    assert!(run.stderr.contains("the saved plan is current"), "{run}");
+    let felix = server.get("/v1/representatives/felix.weber@acme.example");
+    assert_eq!(felix["first_name"], "Phil", "applied: {felix}");
+
+    // A change since, even to an object the plan does not touch: the feed says so, and
+    // the read the stale check always made decides (here the snapshot brought up to
+    // date; every object read is in the plan's fingerprint): stale, refused, nothing
+    // written.
+    edit("first_name: Felix", "first_name: Felix");
+    let plan = save("felix.json");
+    let reps = server.get("/v1/representatives?limit=1000");
+    let other = reps["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["login"] != "felix.weber@acme.example")
+        .unwrap()
+        .clone();
+    let login = other["login"].as_str().unwrap().to_string();
+    let (st, body) = server.http(
+        "PATCH",
+        &format!("/v1/representatives/{login}"),
+        Some(json!({"last_name": "Elsewhere"})),
+        other["version"].as_i64(),
+    );
+    assert_eq!(st, 200, "{body}");
+    let run = server.roster(
+        &["apply", "--plan", plan.to_str().unwrap(), "-vv"],
+        cwd,
+        &state,
+    );
+    assert_eq!(run.code, 4, "{run}");
+    assert!(
+        run.stderr.contains("stale") && run.stderr.contains(&login),
+        "{run}"
+    );
+    assert!(requests(&run).len() >= 2, "read again: {run}");
+    let felix = server.get("/v1/representatives/felix.weber@acme.example");
+    assert_eq!(felix["first_name"], "Phil", "nothing written: {felix}");
 }
