@@ -922,6 +922,9 @@ fn check_rules(merged: Merged, started: std::time::Instant) -> (Desired, Vec<Pen
         })
         .map(|(id, _)| id.clone())
         .collect();
+    let (mut org, mut origins) = (org, origins);
+    org.compact();
+    crate::model::compact(&mut origins);
     let desired = Desired {
         org,
         policy,

@@ -22,6 +22,8 @@ pub mod catalog;
 pub mod password;
 pub mod rights;
 pub mod rules;
+pub mod set;
+pub use set::SortedSet;
 pub mod shape;
 #[cfg(test)]
 pub(crate) mod testing;
@@ -536,7 +538,7 @@ pub struct Representative {
     pub multisession: u8,
     /// Names of the portals this representative is enabled on.
     #[serde(default)]
-    pub portals: BTreeSet<String>,
+    pub portals: SortedSet<String>,
     /// Support management (seed 003): takes attended support sessions. An active
     /// representative with it is an *operator* and holds one of the account's licensed
     /// seats (rule 5); without it, a *user*, of whom there may be any number. Default
@@ -934,7 +936,26 @@ pub struct Org {
     pub contact_groups: BTreeMap<String, ContactGroup>,
 }
 
+/// Rebuilds `map` with full nodes. A `BTreeMap` filled by inserts in key order (pages of
+/// a live list, a file's objects) splits every node it fills and leaves each half empty;
+/// built from a sorted iterator (`collect`) its nodes are full. For a large organisation,
+/// whose maps hold whole objects in their nodes, that is about 40% less memory.
+pub fn compact<K: Ord, V>(map: &mut BTreeMap<K, V>) {
+    *map = std::mem::take(map).into_iter().collect();
+}
+
 impl Org {
+    /// [`compact`]s every map.
+    pub fn compact(&mut self) {
+        compact(&mut self.portals);
+        compact(&mut self.teams);
+        compact(&mut self.administrators);
+        compact(&mut self.managers);
+        compact(&mut self.representatives);
+        compact(&mut self.campaigns);
+        compact(&mut self.contact_groups);
+    }
+
     /// Number of objects of every kind.
     pub fn len(&self) -> usize {
         self.portals.len()

@@ -500,7 +500,7 @@ fn rep_items(b: Option<&RepAccess>, a: Option<&RepAccess>, touched: &Touched) ->
     if b == a {
         return out;
     }
-    let empty = BTreeSet::new();
+    let empty = crate::model::SortedSet::new();
     let portals: BTreeSet<&String> = b
         .map(|r| &r.portals)
         .unwrap_or(&empty)
@@ -547,7 +547,7 @@ fn rep_items(b: Option<&RepAccess>, a: Option<&RepAccess>, touched: &Touched) ->
     }
     let active = |r: Option<&RepAccess>| -> BTreeSet<String> {
         r.filter(|r| r.is_active())
-            .map(|r| r.portals.clone())
+            .map(|r| r.portals.iter().cloned().collect())
             .unwrap_or_default()
     };
     set_items(

@@ -9,7 +9,7 @@
 //! order stages use it generically.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 use serde_json::{Map, Value, json};
@@ -113,11 +113,11 @@ fn translated<'a, T: Clone>(this: &'a T, r: &Renames, f: impl FnOnce() -> T) -> 
 }
 
 /// A set of references as this plan renames them.
-fn renamed<'k>(
-    keys: &'k BTreeSet<String>,
+fn renamed<'k, S: FromIterator<String>>(
+    keys: impl IntoIterator<Item = &'k String>,
     f: impl Fn(&'k str) -> Cow<'k, str>,
-) -> BTreeSet<String> {
-    keys.iter().map(|k| f(k).into_owned()).collect()
+) -> S {
+    keys.into_iter().map(|k| f(k).into_owned()).collect()
 }
 
 fn ids<'a>(

@@ -577,19 +577,22 @@ fn collect<T>(
     items: Vec<(String, i64, T)>,
     versions: &mut std::collections::BTreeMap<ObjectId, i64>,
 ) -> Result<std::collections::BTreeMap<String, T>, ProviderError> {
-    let url = format!("{}/v1/{}", p.base_url(), kind.collection());
-    let mut out = std::collections::BTreeMap::new();
-    for (key, version, obj) in items {
-        let id = ObjectId::new(kind, key.clone());
-        if out.insert(key, obj).is_some() {
-            return Err(ProviderError::Unexpected {
-                url: url.clone(),
-                detail: format!("{id} is listed twice"),
-            });
-        }
-        versions.insert(id, version);
+    let mut items = items;
+    // Lists come in key order (then this sort is one pass); built from sorted items the
+    // map's nodes are full (`model::compact`).
+    items.sort_by(|a, b| a.0.cmp(&b.0));
+    if let Some(w) = items.windows(2).find(|w| w[0].0 == w[1].0) {
+        return Err(ProviderError::Unexpected {
+            url: format!("{}/v1/{}", p.base_url(), kind.collection()),
+            detail: format!("{} is listed twice", ObjectId::new(kind, w[0].0.clone())),
+        });
     }
-    Ok(out)
+    versions.extend(
+        items
+            .iter()
+            .map(|(key, version, _)| (ObjectId::new(kind, key.clone()), *version)),
+    );
+    Ok(items.into_iter().map(|(key, _, obj)| (key, obj)).collect())
 }
 
 /// What `/v1/whoami` answers: who the token acts as, and the server's capabilities.
@@ -681,6 +684,7 @@ pub(crate) async fn read(p: &HttpProvider) -> Result<Observed, ProviderError> {
     obs.org.representatives = collect(p, Kind::Representative, reps, v)?;
     obs.org.campaigns = collect(p, Kind::Campaign, campaigns, v)?;
     obs.org.contact_groups = collect(p, Kind::ContactGroup, groups, v)?;
+    crate::model::compact(&mut obs.versions);
     Ok(obs)
 }
 

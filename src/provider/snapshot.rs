@@ -173,13 +173,19 @@ fn decode(bytes: &[u8]) -> Option<Snapshot> {
 fn load(path: &Path, endpoint: &str) -> Option<Snapshot> {
     let bytes = std::fs::read(path).ok()?;
     let snap = decode(&bytes);
-    if snap.is_none() {
+    drop(bytes);
+    let Some(mut snap) = snap else {
         tracing::debug!(
             "ignoring the live snapshot {}: not this build's, or damaged",
             path.display()
         );
-    }
-    snap.filter(|s| s.endpoint == endpoint)
+        return None;
+    };
+    // Decoded maps are filled in key order: rebuilt with full nodes (the file's bytes
+    // gone first).
+    snap.observed.org.compact();
+    crate::model::compact(&mut snap.observed.versions);
+    Some(snap).filter(|s| s.endpoint == endpoint)
 }
 
 /// Writes the snapshot (temporary file, then rename); a failure only costs the next run

@@ -356,21 +356,22 @@ impl Obj {
         const PORTAL: &[Kind] = &[Kind::Portal];
         const USER: &[Kind] = &[Kind::Representative, Kind::Manager];
         let mut out = vec![];
-        let mut set = |rel: &'static str, kinds: &'static [Kind], keys: &BTreeSet<String>| {
-            for (i, k) in keys.iter().enumerate() {
-                out.push(RefNeed {
-                    rel,
-                    kinds,
-                    key: k.clone(),
-                    pointer: format!("/{rel}/{i}"),
-                });
-            }
-        };
+        let mut set =
+            |rel: &'static str, kinds: &'static [Kind], keys: &mut dyn Iterator<Item = &String>| {
+                for (i, k) in keys.enumerate() {
+                    out.push(RefNeed {
+                        rel,
+                        kinds,
+                        key: k.clone(),
+                        pointer: format!("/{rel}/{i}"),
+                    });
+                }
+            };
         match self {
             Obj::Portal(_) | Obj::Administrator(_) => {}
-            Obj::Manager(m) => set("teams", TEAM, &m.teams),
+            Obj::Manager(m) => set("teams", TEAM, &mut m.teams.iter()),
             Obj::Representative(r) => {
-                set("portals", PORTAL, &r.portals);
+                set("portals", PORTAL, &mut r.portals.iter());
                 if let Some(t) = &r.team {
                     out.push(RefNeed {
                         rel: "team",
@@ -381,8 +382,8 @@ impl Obj {
                 }
             }
             Obj::Campaign(c) => {
-                set("representatives", REP, &c.representatives);
-                set("teams", TEAM, &c.teams);
+                set("representatives", REP, &mut c.representatives.iter());
+                set("teams", TEAM, &mut c.teams.iter());
             }
             Obj::Team(t) => {
                 if let Some(p) = t.parent() {
@@ -455,7 +456,7 @@ impl Obj {
                 }
                 false
             }
-            (Obj::Representative(r), Kind::Portal) => replace_in_set(&mut r.portals, old, new),
+            (Obj::Representative(r), Kind::Portal) => r.portals.replace(old, new.to_string()),
             (Obj::Campaign(c), Kind::Representative) => {
                 replace_in_set(&mut c.representatives, old, new)
             }

@@ -770,7 +770,7 @@ fn edit(w: &mut World, rng: &mut StdRng, reach: Option<&Reach>) -> Option<String
                 sign_in: SignIn::default(),
                 features,
                 multisession: 1,
-                portals: BTreeSet::new(),
+                portals: Default::default(),
                 support_management: true,
                 remote_management: false,
                 password: None,

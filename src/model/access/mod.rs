@@ -80,7 +80,7 @@ pub struct RepAccess {
     pub within: Vec<TeamPath>,
     /// The portals it is enabled on.
     #[serde(default)]
-    pub portals: BTreeSet<String>,
+    pub portals: crate::model::SortedSet<String>,
     /// The features in effect (`multisession` when more than one session is in effect).
     /// Empty when inactive.
     #[serde(default)]

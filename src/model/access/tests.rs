@@ -61,7 +61,7 @@ fn org() -> Org {
         Feature::FileTransferSend,
     ]);
     a.multisession = 4;
-    a.portals = set(&["web".to_string()]);
+    a.portals = set(&["web".to_string()]).into();
     let mut b = rep("bob@x.example", Some("Europe/Paris/Night"));
     // session_replay without admin_center_access (live data may hold it): no effect.
     b.features = set(&[
@@ -70,7 +70,7 @@ fn org() -> Org {
         Feature::ShareMyScreen,
     ]);
     b.multisession = 3;
-    b.portals = set(&["mobile".to_string()]);
+    b.portals = set(&["mobile".to_string()]).into();
     let mut c = rep("cid@x.example", Some("Europe"));
     c.features = set(&[Feature::AdminCenterAccess, Feature::SessionReplay]);
     c.status = Status::Inactive;
