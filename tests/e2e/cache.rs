@@ -207,7 +207,8 @@ fn problems_keep_their_positions_when_the_other_files_come_from_the_cache() {
 
 /// A password planted in an environment variable and in a secret file that the
 /// declaration references: after `validate` and `plan` twice each, no cache file holds
-/// either value (declarations hold references only).
+/// either value (declarations hold references only); after an apply that sets both and
+/// two more plans, neither does the live snapshot (the API never answers a password).
 #[test]
 fn no_cache_file_holds_a_secret_value() {
     const ENV_VALUE: &str = "Planted-Env-Secret-7f3a91";
@@ -259,6 +260,33 @@ fn no_cache_file_holds_a_secret_value() {
     }
     let all = entries(&d.state);
     assert_eq!(all.len(), acme_files(), "every file was cached");
+    // Applied (the live system now holds both passwords, hashed) and planned again
+    // twice: the live snapshot, written and then brought up to date, holds neither.
+    let a = run(&["apply", "acme", "--auto-approve"]);
+    assert_eq!(a.code, 0, "{a}");
+    for _ in 0..2 {
+        let p = run(&["-vv", "plan", "acme"]);
+        assert_eq!(p.code, 0, "{p}");
+        assert!(!p.stderr.contains(ENV_VALUE) && !p.stderr.contains(FILE_VALUE));
+    }
+    let snapshots: Vec<PathBuf> = std::fs::read_dir(d.state.join("cache/live"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(!snapshots.is_empty(), "a live snapshot was kept");
+    for f in &snapshots {
+        let bytes = std::fs::read(f).unwrap();
+        let has = |needle: &str| bytes.windows(needle.len()).any(|w| w == needle.as_bytes());
+        assert!(
+            !has(ENV_VALUE) && !has(FILE_VALUE),
+            "{} holds a secret",
+            f.display()
+        );
+        assert!(
+            has("marie.curie") || has("Curie"),
+            "the snapshot holds the people"
+        );
+    }
     let mut saw_reference = false;
     for f in &all {
         let bytes = std::fs::read(f).unwrap();

@@ -587,3 +587,114 @@ fn a_saved_plan_nothing_changed_for_is_current_in_one_request() {
     let felix = server.get("/v1/representatives/felix.weber@acme.example");
     assert_eq!(felix["first_name"], "Phil", "nothing written: {felix}");
 }
+
+/// Issue 14: a plan through the caches (the parse cache and the live snapshot, kept in
+/// one state directory across rounds) equals the same plan `--no-cache`, over seeded
+/// random rounds of edits to the declaration's files and writes to the live system
+/// behind roster's back (renames of people, language changes, deletions), with an apply
+/// every few rounds so that the live system moves on too.
+#[test]
+fn a_cached_plan_equals_an_uncached_plan_over_random_edits() {
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    let seed: u64 = std::env::var("ROSTER_CACHE_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(14);
+    let mut rng = StdRng::seed_from_u64(seed);
+    let server = Server::start(&[]);
+    let root = tempfile::tempdir().unwrap();
+    let decl = root.path().join("acme");
+    copy_acme(&decl, |_, t| t);
+    let d = decl.to_str().unwrap();
+    let (cwd, state) = (root.path(), root.path().join("state"));
+    let run = server.roster(&["apply", d, "--auto-approve"], cwd, &state);
+    assert_eq!(run.code, 0, "{run}");
+    let files = [
+        "representatives-europe.yaml",
+        "representatives-americas.yaml",
+        "representatives-tier2.yaml",
+    ];
+    let languages = ["en", "fr", "de", "pl"];
+    let mut checked = 0;
+    for round in 0..12 {
+        let mut edits = Vec::new();
+        for _ in 0..rng.random_range(1..=3) {
+            if rng.random_bool(0.5) {
+                // A declaration edit: the n-th first name or language of one file.
+                let file = decl.join(files[rng.random_range(0..files.len())]);
+                let text = std::fs::read_to_string(&file).unwrap();
+                let field = if rng.random_bool(0.5) {
+                    "first_name: "
+                } else {
+                    "language: "
+                };
+                let at: Vec<usize> = text.match_indices(field).map(|(i, _)| i).collect();
+                let i = at[rng.random_range(0..at.len())] + field.len();
+                let end = i + text[i..].find('\n').unwrap();
+                let value = if field == "language: " {
+                    languages[rng.random_range(0..languages.len())].to_string()
+                } else {
+                    format!("Name{}", rng.random_range(0..1000))
+                };
+                let edited = format!("{}{value}{}", &text[..i], &text[end..]);
+                std::fs::write(&file, edited).unwrap();
+                edits.push(format!("{}: {field}{value}", file.display()));
+            } else {
+                // A live write behind roster's back: a representative renamed, its
+                // language changed, or deleted.
+                let reps = server.get("/v1/representatives?limit=1000");
+                let items = reps["items"].as_array().unwrap();
+                let r = &items[rng.random_range(0..items.len())];
+                let login = r["login"].as_str().unwrap().to_string();
+                let path = format!("/v1/representatives/{login}");
+                let (body, what) = match rng.random_range(0..3) {
+                    0 => (
+                        Some(json!({"last_name": format!("Live{}", rng.random_range(0..1000))})),
+                        "renamed",
+                    ),
+                    1 => (
+                        Some(json!({"language": languages[rng.random_range(0..languages.len())]})),
+                        "language",
+                    ),
+                    _ => (None, "deleted"),
+                };
+                let (st, answer) = match body {
+                    Some(b) => server.http("PATCH", &path, Some(b), r["version"].as_i64()),
+                    None => server.http(
+                        "DELETE",
+                        &format!("{path}?purge_statistics=true"),
+                        None,
+                        r["version"].as_i64(),
+                    ),
+                };
+                // A deletion of someone a team or a group refers to is refused (409).
+                assert!(matches!(st, 200 | 204 | 409), "{st} {answer}");
+                if st != 409 {
+                    edits.push(format!("live {login}: {what}"));
+                }
+            }
+        }
+        let cached = server.roster(&["plan", d, "--detailed-exitcode"], cwd, &state);
+        let uncached = server.roster(
+            &["plan", d, "--detailed-exitcode", "--no-cache"],
+            cwd,
+            &state,
+        );
+        assert_eq!(
+            (cached.code, &cached.stdout),
+            (uncached.code, &uncached.stdout),
+            "seed {seed}, round {round}, after {edits:#?}:\ncached: {cached}\nuncached: {uncached}"
+        );
+        checked += usize::from(cached.code == 2);
+        if round % 4 == 3 {
+            let run = server.roster(&["apply", d, "--auto-approve"], cwd, &state);
+            assert!(matches!(run.code, 0 | 6), "{run}");
+        }
+    }
+    assert!(
+        checked >= 6,
+        "most rounds planned changes ({checked} of 12)"
+    );
+}
