@@ -497,18 +497,30 @@ fn a_plan_brings_its_snapshot_up_to_date_from_the_feed() {
     );
 }
 
-/// `apply --plan`: a saved plan records the feed's cursor and digest (`target.live`); with
-/// nothing committed since, its stale check is that one feed request.
-#[test]
-fn a_saved_plan_nothing_changed_for_is_current_in_one_request() {
+/// A server with acme applied through the binary, and the directory holding the
+/// declaration (`acme`) and the state directory (`state`).
+fn acme_applied() -> (Server, tempfile::TempDir) {
     let server = Server::start(&[]);
     let root = tempfile::tempdir().unwrap();
     let decl = root.path().join("acme");
     copy_acme(&decl, |_, t| t);
+    let run = server.roster(
+        &["apply", decl.to_str().unwrap(), "--auto-approve"],
+        root.path(),
+        &root.path().join("state"),
+    );
+    assert_eq!(run.code, 0, "{run}");
+    (server, root)
+}
+
+/// `apply --plan`: a saved plan records the feed's cursor and digest (`target.live`); with
+/// nothing committed since, its stale check is that one feed request.
+#[test]
+fn a_saved_plan_nothing_changed_for_is_current_in_one_request() {
+    let (server, root) = acme_applied();
+    let decl = root.path().join("acme");
     let d = decl.to_str().unwrap();
     let (cwd, state) = (root.path(), root.path().join("state"));
-    let run = server.roster(&["apply", d, "--auto-approve"], cwd, &state);
-    assert_eq!(run.code, 0, "{run}");
     let edit = |from: &str, to: &str| {
         copy_acme(&decl, |file, t| {
             if file == "representatives-tier2.yaml" {
@@ -603,14 +615,10 @@ fn a_cached_plan_equals_an_uncached_plan_over_random_edits() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(14);
     let mut rng = StdRng::seed_from_u64(seed);
-    let server = Server::start(&[]);
-    let root = tempfile::tempdir().unwrap();
+    let (server, root) = acme_applied();
     let decl = root.path().join("acme");
-    copy_acme(&decl, |_, t| t);
     let d = decl.to_str().unwrap();
     let (cwd, state) = (root.path(), root.path().join("state"));
-    let run = server.roster(&["apply", d, "--auto-approve"], cwd, &state);
-    assert_eq!(run.code, 0, "{run}");
     let files = [
         "representatives-europe.yaml",
         "representatives-americas.yaml",
