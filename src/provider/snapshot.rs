@@ -271,9 +271,20 @@ pub(crate) async fn read(p: &HttpProvider, s: &Snapshots) -> Result<Observed, Pr
 }
 
 fn keep(path: &Path, endpoint: &str, cursor: &str, observed: &Observed) {
-    if let Some(bytes) = tokio::task::block_in_place(|| encode(endpoint, cursor, observed)) {
+    let started = std::time::Instant::now();
+    tokio::task::block_in_place(|| {
+        let Some(bytes) = encode(endpoint, cursor, observed) else {
+            return;
+        };
+        let encoded = started.elapsed();
         store(path, &bytes);
-    }
+        tracing::debug!(
+            bytes = bytes.len(),
+            ?encoded,
+            written = ?started.elapsed(),
+            "live snapshot kept"
+        );
+    });
 }
 
 /// Whether the feed serves this principal (administrators, on a server with the feed).
