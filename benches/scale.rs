@@ -1302,6 +1302,49 @@ fn feed(f: &Feed) {
         ));
     }
 
+    // The saved-plan stale check: the no-op plan saved, then `apply --plan` of it with
+    // nothing changed since; its reads (target: one request, the feed since the plan's
+    // cursor).
+    let saved = f.logs.join("noop-plan.json");
+    let p = plan(
+        f.base,
+        f.proxy,
+        Some(&state),
+        &["--out", saved.to_str().unwrap()],
+    );
+    if p.code == Some(0) {
+        let mut c = Command::new(BIN);
+        c.args(["apply", "--plan"])
+            .arg(&saved)
+            .arg("--endpoint")
+            .arg(format!("http://{}", f.proxy))
+            .arg("--token-file")
+            .arg(f.token)
+            .env("ROSTER_STATE_DIR", &state)
+            .env_remove("ROSTER_NO_CACHE")
+            .env_remove("RUST_LOG");
+        f.counter.reset();
+        let a = run(&mut c, f.timeout, f.logs).expect("run roster apply --plan");
+        let counts = f.counter.snapshot();
+        let reads: u64 = counts
+            .iter()
+            .filter(|(m, _)| m.starts_with("GET "))
+            .map(|(_, n)| n)
+            .sum();
+        if !a.ok() {
+            fail("apply --plan of the saved no-op plan");
+        }
+        println!(
+            "  saved-plan stale check (apply --plan, nothing changed since): exit {:?}, {:.3}s, {reads} read request(s) (target 1: {}); {}",
+            a.code,
+            a.secs,
+            verdict(reads == 1),
+            describe(&counts)
+        );
+    } else {
+        fail("plan --out of the no-op plan");
+    }
+
     // The live system changes in 1,000 objects since the last plan (another client's
     // apply, without caches), and one declaration file changes in eleven objects.
     let total = count_reps(f.base);

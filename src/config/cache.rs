@@ -120,7 +120,7 @@ pub(crate) fn key(text: &str) -> Key {
 
 /// Whether any password reference of the declaration carries a resolved value.
 fn holds_secret_value(d: &Declaration) -> bool {
-    let valued = |p: &Option<SecretRef>| p.as_ref().is_some_and(|p| p.value.is_some());
+    let valued = |p: &Option<Box<SecretRef>>| p.as_ref().is_some_and(|p| p.value.is_some());
     d.managers.iter().any(|m| valued(&m.password))
         || d.representatives.iter().any(|r| valued(&r.password))
 }

@@ -287,7 +287,7 @@ pub(crate) fn declaration(src: &str) -> Option<(Declaration, BTreeSet<Kind>)> {
     checks(&decl).then_some((decl, de.sections))
 }
 
-fn secret_ok(s: &Option<SecretRef>) -> bool {
+fn secret_ok(s: &Option<Box<SecretRef>>) -> bool {
     s.as_ref().is_none_or(|s| s.value.is_none())
 }
 

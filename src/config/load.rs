@@ -536,6 +536,10 @@ struct Merge {
     /// `contact_group_shares` of every file, logins lower-cased, one per login, each
     /// with its file and index (where an unknown login is reported).
     share_all: Vec<(crate::model::ContactGroupShare, PathBuf, usize)>,
+    /// The representatives of every file in file order, built into `org`'s map once
+    /// at the end: the map then has full nodes (`model::compact`), and is never the
+    /// half-empty map that inserting 100,000 of them in order would leave.
+    representatives: Vec<(String, crate::model::Representative)>,
 }
 
 impl Merge {
@@ -692,7 +696,7 @@ impl Merge {
         self.org.managers.extend(managers);
         let representatives =
             self.declare_each(file, Kind::Representative, d.representatives, |x| &x.login);
-        self.org.representatives.extend(representatives);
+        self.representatives.extend(representatives);
         let campaigns = self.declare_each(file, Kind::Campaign, d.campaigns, |x| &x.name);
         self.org.campaigns.extend(campaigns);
         for (i, mut g) in d.contact_groups.into_iter().enumerate() {
@@ -841,6 +845,7 @@ fn parse_and_merge(files: &[PathBuf], pending: Vec<Pending>, cache: Option<&Cach
             origins: BTreeMap::new(),
             pending,
             share_all: Vec::new(),
+            representatives: Vec::new(),
         },
         complete: true,
         unprotect_at: HashMap::new(),
@@ -880,10 +885,12 @@ fn check_rules(merged: Merged, started: std::time::Instant) -> (Desired, Vec<Pen
                 origins,
                 mut pending,
                 share_all,
+                representatives,
             },
         complete,
         unprotect_at,
     } = merged;
+    org.representatives = representatives.into_iter().collect();
     let (policy, policy_file) = match policy {
         Some((p, f)) => (p, Some(f)),
         None => (Policy::default(), None),
@@ -922,9 +929,6 @@ fn check_rules(merged: Merged, started: std::time::Instant) -> (Desired, Vec<Pen
         })
         .map(|(id, _)| id.clone())
         .collect();
-    let (mut org, mut origins) = (org, origins);
-    org.compact();
-    crate::model::compact(&mut origins);
     let desired = Desired {
         org,
         policy,

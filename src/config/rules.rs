@@ -918,18 +918,18 @@ mod tests {
     #[test]
     fn rule8_secret_shape() {
         let mut m = manager("m@x.example");
-        m.password = Some(crate::model::SecretRef {
+        m.password = Some(Box::new(crate::model::SecretRef {
             env: Some("A".into()),
             file: Some("b".into()),
             ..Default::default()
-        });
+        }));
         let mut o = Org::default();
         o.managers.insert(m.login.clone(), m.clone());
         assert_eq!(rules(&object_rules(&o)), vec![RuleCode::Secret]);
-        m.password = Some(crate::model::SecretRef {
+        m.password = Some(Box::new(crate::model::SecretRef {
             env: Some("A".into()),
             ..Default::default()
-        });
+        }));
         o.managers.insert(m.login.clone(), m);
         assert!(object_rules(&o).is_empty());
     }

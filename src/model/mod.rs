@@ -390,7 +390,7 @@ pub struct Administrator {
     pub status: Status,
     /// Initial password: `{env: VAR}` or `{file: PATH}`, with an optional `rotation`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub password: Option<SecretRef>,
+    pub password: Option<Box<SecretRef>>,
     /// Never removed by roster while true; recorded on the live object.
     #[serde(default, skip_serializing_if = "is_false")]
     pub protect: bool,
@@ -414,7 +414,7 @@ pub struct Manager {
     pub name: String,
     /// Initial password: `{env: VAR}` or `{file: PATH}`, with an optional `rotation`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub password: Option<SecretRef>,
+    pub password: Option<Box<SecretRef>>,
     /// Paths of the teams this manager manages (several allowed).
     #[serde(default)]
     pub teams: BTreeSet<TeamPath>,
@@ -551,7 +551,7 @@ pub struct Representative {
     pub remote_management: bool,
     /// Initial password: `{env: VAR}` or `{file: PATH}`, with an optional `rotation`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub password: Option<SecretRef>,
+    pub password: Option<Box<SecretRef>>,
     /// Never removed by roster while true; recorded on the live object.
     #[serde(default, skip_serializing_if = "is_false")]
     pub protect: bool,
@@ -927,35 +927,57 @@ pub fn is_within(path: &str, team: &str) -> bool {
 /// A whole organization, flat and keyed: what `Desired` and `Observed` both hold.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Org {
+    #[serde(deserialize_with = "full_map")]
     pub portals: BTreeMap<String, Portal>,
+    #[serde(deserialize_with = "full_map")]
     pub teams: BTreeMap<TeamPath, Team>,
+    #[serde(deserialize_with = "full_map")]
     pub administrators: BTreeMap<Login, Administrator>,
+    #[serde(deserialize_with = "full_map")]
     pub managers: BTreeMap<Login, Manager>,
+    #[serde(deserialize_with = "full_map")]
     pub representatives: BTreeMap<Login, Representative>,
+    #[serde(deserialize_with = "full_map")]
     pub campaigns: BTreeMap<String, Campaign>,
+    #[serde(deserialize_with = "full_map")]
     pub contact_groups: BTreeMap<String, ContactGroup>,
 }
 
-/// Rebuilds `map` with full nodes. A `BTreeMap` filled by inserts in key order (pages of
-/// a live list, a file's objects) splits every node it fills and leaves each half empty;
-/// built from a sorted iterator (`collect`) its nodes are full. For a large organisation,
-/// whose maps hold whole objects in their nodes, that is about 40% less memory.
-pub fn compact<K: Ord, V>(map: &mut BTreeMap<K, V>) {
-    *map = std::mem::take(map).into_iter().collect();
+/// Deserializes a map into a `BTreeMap` with full nodes (`deserialize_with`). A
+/// `BTreeMap` filled by inserts in key order (what serde's own impl does with a map
+/// written in order, as the live snapshot is) splits every node it fills and leaves
+/// each half empty; built from a sorted sequence (`collect`) its nodes are full. For a
+/// large organisation, whose maps hold whole objects in their nodes, that is about 40%
+/// less memory. Of duplicate keys the last wins, as with serde's own impl.
+pub fn full_map<'de, D, K, V>(d: D) -> Result<BTreeMap<K, V>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    K: Ord + Deserialize<'de>,
+    V: Deserialize<'de>,
+{
+    struct Entries<K, V>(std::marker::PhantomData<(K, V)>);
+    impl<'de, K: Ord + Deserialize<'de>, V: Deserialize<'de>> serde::de::Visitor<'de>
+        for Entries<K, V>
+    {
+        type Value = BTreeMap<K, V>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a map")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut m: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut v = Vec::with_capacity(m.size_hint().unwrap_or(0).min(1 << 20));
+            while let Some(entry) = m.next_entry()? {
+                v.push(entry);
+            }
+            Ok(v.into_iter().collect())
+        }
+    }
+    d.deserialize_map(Entries(std::marker::PhantomData))
 }
 
 impl Org {
-    /// [`compact`]s every map.
-    pub fn compact(&mut self) {
-        compact(&mut self.portals);
-        compact(&mut self.teams);
-        compact(&mut self.administrators);
-        compact(&mut self.managers);
-        compact(&mut self.representatives);
-        compact(&mut self.campaigns);
-        compact(&mut self.contact_groups);
-    }
-
     /// Number of objects of every kind.
     pub fn len(&self) -> usize {
         self.portals.len()
@@ -1091,6 +1113,7 @@ pub struct Observed {
     pub account: Account,
     pub org: Org,
     /// The `version` of every live object read (the saved plan's fingerprint).
+    #[serde(deserialize_with = "full_map")]
     pub versions: BTreeMap<ObjectId, i64>,
     /// Who the token acts as; `None` when unknown.
     pub principal: Option<Principal>,
@@ -1171,5 +1194,32 @@ mod share_all_tests {
         );
         let again = share_with_every_group(&mut groups, &shares);
         assert!(again.iter().all(|a| a.groups.is_empty()));
+    }
+}
+
+#[cfg(test)]
+mod full_map_tests {
+    use super::*;
+
+    #[derive(Deserialize)]
+    struct Holder {
+        #[serde(deserialize_with = "full_map")]
+        m: BTreeMap<String, i64>,
+    }
+
+    #[test]
+    fn a_map_reads_as_serde_s_own_impl_reads_it() {
+        let text = r#"{"m": {"b": 2, "a": 1, "c": 3, "a": 4}}"#;
+        let ours: Holder = serde_json::from_str(text).unwrap();
+        let theirs: BTreeMap<String, BTreeMap<String, i64>> = serde_json::from_str(text).unwrap();
+        assert_eq!(
+            ours.m, theirs["m"],
+            "sorted, the last of a duplicate key wins"
+        );
+        let big: BTreeMap<String, i64> = (0..5000).map(|i| (format!("k{i:05}"), i)).collect();
+        let bytes = rmp_serde::to_vec_named(&serde_json::json!({ "m": big })).unwrap();
+        let back: Holder = rmp_serde::from_slice(&bytes).unwrap();
+        assert_eq!(back.m, big);
+        assert!(serde_json::from_str::<Holder>(r#"{"m": [1]}"#).is_err());
     }
 }

@@ -946,7 +946,7 @@ mod tests {
         let v = check_administrator(&a);
         assert_eq!(v.len(), 1, "{v:?}");
         assert_eq!(v[0].pointer, "/last_name");
-        a.password = Some(SecretRef::default());
+        a.password = Some(Box::default());
         assert_eq!(check_administrator(&a).len(), 2);
     }
 }

@@ -327,10 +327,10 @@ mod tests {
                 login: "m@acme.example".into(),
                 email: "m@acme.example".into(),
                 name: "M".into(),
-                password: Some(SecretRef {
+                password: Some(Box::new(SecretRef {
                     rotation: Some("2026-11".into()),
                     ..SecretRef::default()
-                }),
+                })),
                 teams: BTreeSet::from(["Europe".to_string()]),
                 team_rights: BTreeSet::new(),
                 grantable: BTreeSet::new(),

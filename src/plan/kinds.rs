@@ -213,7 +213,7 @@ object! {
         protect: json!(false)
     ],
     fn password(&self) -> Option<&SecretRef> {
-        self.password.as_ref()
+        self.password.as_deref()
     }
 }
 
@@ -228,7 +228,7 @@ object! {
         protect: json!(false)
     ],
     fn password(&self) -> Option<&SecretRef> {
-        self.password.as_ref()
+        self.password.as_deref()
     }
     fn translate<'a>(&'a self, r: &Renames) -> Cow<'a, Self> {
         translated(self, r, || {
@@ -261,7 +261,7 @@ object! {
         protect: json!(false)
     ],
     fn password(&self) -> Option<&SecretRef> {
-        self.password.as_ref()
+        self.password.as_deref()
     }
     fn active(&self) -> Option<bool> {
         Some(self.status == Status::Active)

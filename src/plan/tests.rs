@@ -328,27 +328,27 @@ fn normalization_shows_no_drift_that_is_not() {
     // `previously` of an already-done rename, password by reference vs rotation only.
     let r = d.0.representatives.get_mut("jdoe@acme.example").unwrap();
     r.previously = Some("john@acme.example".into());
-    r.password = Some(SecretRef {
+    r.password = Some(Box::new(SecretRef {
         env: Some("JDOE_PW".into()),
         rotation: Some("2026-11".into()),
         value: Some(SecretValue("hunter2".into())),
         ..Default::default()
-    });
+    }));
     l.0.representatives
         .get_mut("jdoe@acme.example")
         .unwrap()
-        .password = Some(SecretRef {
+        .password = Some(Box::new(SecretRef {
         rotation: Some("2026-11".into()),
         ..Default::default()
-    });
+    }));
     // A password declared without rotation against a live one that has none.
     let mut m = manager("m2@acme.example", &["Europe"]);
-    m.password = Some(SecretRef {
+    m.password = Some(Box::new(SecretRef {
         file: Some("pw.txt".into()),
         ..Default::default()
-    });
+    }));
     d = d.manager(m.clone());
-    m.password = Some(SecretRef::default());
+    m.password = Some(Box::default());
     l = l.manager(m);
     let p = plan(&desired(d.0), &observed(l.0));
     assert!(p.is_empty(), "{}", render::text(&p, false));
@@ -359,12 +359,12 @@ fn normalization_shows_no_drift_that_is_not() {
 #[test]
 fn create_carries_the_object_and_the_password_reference_only() {
     let mut r = rep("new@acme.example", "Europe/Paris");
-    r.password = Some(SecretRef {
+    r.password = Some(Box::new(SecretRef {
         env: Some("NEW_PW".into()),
         rotation: Some("2026-12".into()),
         value: Some(SecretValue("s3cr3t-value".into())),
         ..Default::default()
-    });
+    }));
     let d = desired(base().rep(r).0);
     let p = plan(&d, &observed(base().0));
     assert_eq!(p.changes.len(), 1);
@@ -389,11 +389,13 @@ fn force_password_change_is_a_one_time_action_not_a_state() {
         let mut d = base();
         let r = d.0.representatives.get_mut("jdoe@acme.example").unwrap();
         r.sign_in.force_password_change = true;
-        r.password = rotation.map(|rot| SecretRef {
-            env: Some("JDOE_PW".into()),
-            file: None,
-            value: None,
-            rotation: Some(rot.into()),
+        r.password = rotation.map(|rot| {
+            Box::new(SecretRef {
+                env: Some("JDOE_PW".into()),
+                file: None,
+                value: None,
+                rotation: Some(rot.into()),
+            })
         });
         d
     };
@@ -402,12 +404,12 @@ fn force_password_change_is_a_one_time_action_not_a_state() {
         .representatives
         .get_mut("jdoe@acme.example")
         .unwrap()
-        .password = Some(SecretRef {
+        .password = Some(Box::new(SecretRef {
         env: None,
         file: None,
         value: None,
         rotation: Some("2026-11".into()),
-    });
+    }));
     let p = plan(
         &desired(forced(Some("2026-11")).0),
         &observed(live.clone().0),
@@ -493,16 +495,16 @@ fn password_rotation_sets_the_password_again() {
     let mut d = base();
     let mut l = base();
     let mut m = manager("m2@acme.example", &["Europe"]);
-    m.password = Some(SecretRef {
+    m.password = Some(Box::new(SecretRef {
         env: Some("M2_PW".into()),
         rotation: Some("2026-12".into()),
         ..Default::default()
-    });
+    }));
     d = d.manager(m.clone());
-    m.password = Some(SecretRef {
+    m.password = Some(Box::new(SecretRef {
         rotation: Some("2026-11".into()),
         ..Default::default()
-    });
+    }));
     l = l.manager(m.clone());
     let p = plan(&desired(d.clone().0), &observed(l.0));
     let c = change(&p, Kind::Manager, "m2@acme.example");
@@ -1497,18 +1499,18 @@ fn fingerprint_and_stale() {
 fn a_secret_value_appears_in_no_rendering() {
     let planted = "PLANTED-SECRET-9f8e7d";
     let mut r = rep("new@acme.example", "Europe/Lyon");
-    r.password = Some(SecretRef {
+    r.password = Some(Box::new(SecretRef {
         env: Some("NEW_PW".into()),
         value: Some(SecretValue(planted.into())),
         ..Default::default()
-    });
+    }));
     let mut m = manager("marie@acme.example", &["Europe/Paris"]);
-    m.password = Some(SecretRef {
+    m.password = Some(Box::new(SecretRef {
         env: Some("MARIE_PW".into()),
         rotation: Some("2026-12".into()),
         value: Some(SecretValue(planted.into())),
         ..Default::default()
-    });
+    }));
     let d = desired(base().rep(r).manager(m).0);
     let p = plan(&d, &observed(base().0));
     assert!(p.changes.iter().any(|c| c.set_password.is_some()));
@@ -1576,10 +1578,10 @@ pub(super) fn showcase() -> Plan {
     jdoe.portals = ["web-support".to_string(), "legacy".to_string()].into();
     let mut marie = manager("marie@acme.example", &["Europe/Paris"]);
     marie.team_rights = [TeamRight::ManageRepresentatives, TeamRight::SessionReplay].into();
-    marie.password = Some(SecretRef {
+    marie.password = Some(Box::new(SecretRef {
         rotation: Some("2026-11".into()),
         ..Default::default()
-    });
+    }));
     let mut inactive = rep("back@acme.example", "Europe/Lyon");
     inactive.status = Status::Inactive;
     let c = campaign_of(
@@ -1618,10 +1620,10 @@ pub(super) fn showcase() -> Plan {
     jd.multisession = 3;
     let mut newrep = rep("new@acme.example", "Europe/Nice");
     newrep.first_name = "Zoé <b>".into();
-    newrep.password = Some(SecretRef {
+    newrep.password = Some(Box::new(SecretRef {
         env: Some("NEW_PW".into()),
         ..Default::default()
-    });
+    }));
     let mut renamed = rep("older@acme.example", "Europe/Lyon");
     renamed.previously = Some("old@acme.example".into());
     let mut mv = rep("mover@acme.example", "Europe/Paris");
@@ -1631,11 +1633,11 @@ pub(super) fn showcase() -> Plan {
     let mut back = inactive;
     back.status = Status::Active;
     let mut m = marie;
-    m.password = Some(SecretRef {
+    m.password = Some(Box::new(SecretRef {
         env: Some("MARIE_PW".into()),
         rotation: Some("2026-12".into()),
         ..Default::default()
-    });
+    }));
     m.team_rights.remove(&TeamRight::SessionReplay);
     let c = campaign_of(
         "winter-renewals",

@@ -575,11 +575,11 @@ fn collect<T>(
     p: &HttpProvider,
     kind: Kind,
     items: Vec<(String, i64, T)>,
-    versions: &mut std::collections::BTreeMap<ObjectId, i64>,
+    versions: &mut Vec<(ObjectId, i64)>,
 ) -> Result<std::collections::BTreeMap<String, T>, ProviderError> {
     let mut items = items;
     // Lists come in key order (then this sort is one pass); built from sorted items the
-    // map's nodes are full (`model::compact`).
+    // map's nodes are full (`model::full_map`).
     items.sort_by(|a, b| a.0.cmp(&b.0));
     if let Some(w) = items.windows(2).find(|w| w[0].0 == w[1].0) {
         return Err(ProviderError::Unexpected {
@@ -676,7 +676,8 @@ pub(crate) async fn read(p: &HttpProvider) -> Result<Observed, ProviderError> {
         capabilities,
         ..Observed::default()
     };
-    let v = &mut obs.versions;
+    let mut versions = Vec::new();
+    let v = &mut versions;
     obs.org.portals = collect(p, Kind::Portal, portals, v)?;
     obs.org.teams = collect(p, Kind::Team, teams, v)?;
     obs.org.administrators = collect(p, Kind::Administrator, admins, v)?;
@@ -684,7 +685,7 @@ pub(crate) async fn read(p: &HttpProvider) -> Result<Observed, ProviderError> {
     obs.org.representatives = collect(p, Kind::Representative, reps, v)?;
     obs.org.campaigns = collect(p, Kind::Campaign, campaigns, v)?;
     obs.org.contact_groups = collect(p, Kind::ContactGroup, groups, v)?;
-    crate::model::compact(&mut obs.versions);
+    obs.versions = versions.into_iter().collect();
     Ok(obs)
 }
 

@@ -152,40 +152,50 @@ fn encode(endpoint: &str, cursor: &str, observed: &Observed) -> Option<Vec<u8>> 
     Some(out)
 }
 
-fn decode(bytes: &[u8]) -> Option<Snapshot> {
-    let rest = bytes.strip_prefix(MAGIC)?;
-    let rest = rest.strip_prefix(&FORMAT.to_le_bytes()[..])?;
-    let (&n, rest) = rest.split_first()?;
-    let rest = rest
-        .strip_prefix(VERSION.as_bytes())
-        .filter(|_| usize::from(n) == VERSION.len())?;
-    let (len, rest) = rest.split_at_checked(8)?;
-    let len = usize::try_from(u64::from_le_bytes(len.try_into().ok()?)).ok()?;
-    let (sum, payload) = rest.split_at_checked(32)?;
-    if payload.len() != len || blake3::hash(payload).as_bytes() != sum {
+/// Reads a snapshot from `r` (a file), without holding the file's bytes: the header, a
+/// first pass hashing the payload against the header's checksum, then (rewound) a second
+/// pass decoding it. Nothing is decoded before the checksum holds, so a damaged file is
+/// never trusted, not even to size an allocation.
+fn decode<R: std::io::Read + std::io::Seek>(r: R) -> Option<Snapshot> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut r = std::io::BufReader::with_capacity(1 << 16, r);
+    let mut head = [0u8; 13];
+    r.read_exact(&mut head).ok()?;
+    if &head[..8] != MAGIC || head[8..12] != FORMAT.to_le_bytes() {
         return None;
     }
-    rmp_serde::from_slice(payload)
+    let mut version = vec![0u8; usize::from(head[12])];
+    r.read_exact(&mut version).ok()?;
+    if version != VERSION.as_bytes() {
+        return None;
+    }
+    let mut len = [0u8; 8];
+    r.read_exact(&mut len).ok()?;
+    let len = u64::from_le_bytes(len);
+    let mut sum = [0u8; 32];
+    r.read_exact(&mut sum).ok()?;
+    let start = r.stream_position().ok()?;
+    let mut hasher = blake3::Hasher::new();
+    let hashed = std::io::copy(&mut (&mut r).take(len), &mut hasher).ok()?;
+    let mut past = [0u8; 1];
+    if hashed != len || r.read(&mut past).ok()? != 0 || hasher.finalize().as_bytes() != &sum {
+        return None;
+    }
+    r.seek(SeekFrom::Start(start)).ok()?;
+    rmp_serde::from_read((&mut r).take(len))
         .map_err(|e| tracing::debug!("the live snapshot does not decode: {e}"))
         .ok()
 }
 
 fn load(path: &Path, endpoint: &str) -> Option<Snapshot> {
-    let bytes = std::fs::read(path).ok()?;
-    let snap = decode(&bytes);
-    drop(bytes);
-    let Some(mut snap) = snap else {
+    let snap = decode(std::fs::File::open(path).ok()?);
+    if snap.is_none() {
         tracing::debug!(
             "ignoring the live snapshot {}: not this build's, or damaged",
             path.display()
         );
-        return None;
-    };
-    // Decoded maps are filled in key order: rebuilt with full nodes (the file's bytes
-    // gone first).
-    snap.observed.org.compact();
-    crate::model::compact(&mut snap.observed.versions);
-    Some(snap).filter(|s| s.endpoint == endpoint)
+    }
+    snap.filter(|s| s.endpoint == endpoint)
 }
 
 /// Writes the snapshot (temporary file, then rename); a failure only costs the next run
@@ -492,6 +502,7 @@ mod tests {
             login: "root@x.example".into(),
         });
         let bytes = encode("embedded:/x/live.db", "abc.7", &o).unwrap();
+        let decode = |b: &[u8]| decode(std::io::Cursor::new(b));
         let back = decode(&bytes).unwrap();
         assert_eq!(back.cursor, "abc.7");
         assert_eq!(back.endpoint, "embedded:/x/live.db");

@@ -73,7 +73,7 @@ fn replace_in_set(set: &mut BTreeSet<String>, old: &str, new: &str) -> bool {
 }
 
 /// The password part of a body: the value to hash (if any) and the public form.
-fn split_password(p: &mut Option<SecretRef>) -> Result<Option<SecretValue>, Problem> {
+fn split_password(p: &mut Option<Box<SecretRef>>) -> Result<Option<SecretValue>, Problem> {
     let Some(secret) = p else { return Ok(None) };
     if secret.env.is_some() || secret.file.is_some() {
         return Err(Problem::invalid_field(
