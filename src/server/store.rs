@@ -307,10 +307,16 @@ impl Db {
             // The writer checkpoints the WAL into the database file when it commits past
             // `wal_autocheckpoint` pages (SQLite's default 1,000: about every batch of a
             // large apply, copying the same index pages again each time). 8,192 pages
-            // (32 MB) copy each page once per several batches.
+            // (32 MB) copy each page once per several batches. Its page cache (32 MB, not
+            // the default 2 MB) holds a batch's index pages until commit, instead of
+            // spilling them into the WAL mid-transaction and reading them back.
             let write = SqlitePoolOptions::new()
                 .max_connections(1)
-                .connect_with(opts.clone().pragma("wal_autocheckpoint", "8192"))
+                .connect_with(
+                    opts.clone()
+                        .pragma("wal_autocheckpoint", "8192")
+                        .pragma("cache_size", "-32768"),
+                )
                 .await
                 .with_context(|| format!("cannot open the sqlite database {}", path.display()))?;
             // A list page is up to 1,001 rows: let the connection's worker thread hand
@@ -848,8 +854,11 @@ struct NewIdempotency {
     at: String,
 }
 
-/// `INSERT INTO {head} VALUES ($1, …, $width), …` for `rows` rows, then `tail`.
-fn insert_sql(head: &str, width: usize, rows: usize, tail: &str) -> String {
+/// `INSERT INTO {head} VALUES ($1, …, $width), …` for `rows` rows, then `tail`; with
+/// `?` for every parameter instead when not `numbered` (SQLite: it finds a numbered
+/// parameter's name by a scan of all of them, which sqlx does for each one it binds, a
+/// cost that grows with the square of a statement's parameters).
+fn insert_sql(head: &str, width: usize, rows: usize, tail: &str, numbered: bool) -> String {
     let mut sql = String::with_capacity(head.len() + tail.len() + rows * width * 6);
     sql.push_str("INSERT INTO ");
     sql.push_str(head);
@@ -863,8 +872,12 @@ fn insert_sql(head: &str, width: usize, rows: usize, tail: &str) -> String {
             if c > 0 {
                 sql.push_str(", ");
             }
-            sql.push('$');
-            sql.push_str(&(r * width + c + 1).to_string());
+            if numbered {
+                sql.push('$');
+                sql.push_str(&(r * width + c + 1).to_string());
+            } else {
+                sql.push('?');
+            }
         }
         sql.push(')');
     }
@@ -927,6 +940,7 @@ impl Tx {
             return Ok(());
         }
         let p = std::mem::take(&mut self.pending);
+        let numbered = matches!(self.conn, Conn::Pg(_));
         for chunk in p.objects.chunks(PENDING_ROWS) {
             let mut args = Vec::with_capacity(chunk.len() * 8);
             for o in chunk {
@@ -946,6 +960,7 @@ impl Tx {
                 8,
                 chunk.len(),
                 "",
+                numbered,
             );
             self.send(&sql, &args).await?;
         }
@@ -965,6 +980,7 @@ impl Tx {
                 5,
                 chunk.len(),
                 "",
+                numbered,
             );
             self.send(&sql, &args).await?;
         }
@@ -974,7 +990,7 @@ impl Tx {
                 args.extend([Arg::Text(kind), Arg::Text(key)]);
             }
             self.send(
-                &insert_sql("changes (kind, key)", 2, chunk.len(), ""),
+                &insert_sql("changes (kind, key)", 2, chunk.len(), "", numbered),
                 &args,
             )
             .await?;
@@ -998,6 +1014,7 @@ impl Tx {
                 8,
                 chunk.len(),
                 "",
+                numbered,
             );
             self.send(&sql, &args).await?;
         }
@@ -1034,6 +1051,7 @@ impl Tx {
                 " ON CONFLICT (actor, idem_key) DO UPDATE SET \
                  request_hash = excluded.request_hash, status = excluded.status, \
                  body = excluded.body, created_at = excluded.created_at",
+                numbered,
             );
             self.send(&sql, &args).await?;
         }
