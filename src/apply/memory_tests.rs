@@ -100,6 +100,12 @@ async fn a_failed_change_skips_its_dependents_and_not_the_independent_ones() {
     let report = run(&p, &live, 8).await;
     assert_eq!(statuses(&report), ["failed", "skipped", "skipped", "done"]);
     assert_eq!(report.changes[0].http_status, Some(422));
+    let mut streamed = Vec::new();
+    report.write_json(&mut streamed).unwrap();
+    assert_eq!(String::from_utf8(streamed).unwrap(), report.json());
+    let doc: serde_json::Value = serde_json::from_str(&report.json()).unwrap();
+    assert_eq!(doc["summary"]["failed"], 1);
+    assert_eq!(doc["changes"][1]["status"], "skipped");
     let mut sent = keys(&live.writes())
         .into_iter()
         .map(str::to_string)

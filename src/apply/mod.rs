@@ -16,7 +16,7 @@
 
 mod report;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -564,14 +564,10 @@ pub async fn execute<P: Provider>(
     }
     shown.finish();
 
-    let outcomes: BTreeMap<usize, Outcome> = state
-        .into_iter()
-        .enumerate()
-        .map(|(i, s)| match s {
-            State::Done(o) => (i, o),
-            _ => (i, Outcome::Skipped("not run".into())),
-        })
-        .collect();
+    let outcomes = state.into_iter().enumerate().map(|(i, s)| match s {
+        State::Done(o) => (i, o),
+        _ => (i, Outcome::Skipped("not run".into())),
+    });
     ApplyReport::new(plan, outcomes, started.elapsed())
 }
 

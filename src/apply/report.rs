@@ -1,8 +1,11 @@
 //! The apply report (one outcome per change, text or JSON) and live progress (a bar on a
 //! terminal, one line per change otherwise). Neither ever holds a secret: outcomes carry
 //! server problems and resolver errors, which name references, not values.
+//!
+//! At 100,000 changes the report is written as it is serialized ([`ApplyReport::write_json`]),
+//! never first built as one string of the whole document; the text report lists only
+//! failures and skips past 50 changes, the progress lines having shown each one.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anstyle::{AnsiColor, Style};
@@ -59,9 +62,10 @@ pub struct ApplyReport {
 }
 
 impl ApplyReport {
+    /// `outcomes`: (change index, outcome), in plan order.
     pub(super) fn new(
         plan: &Plan,
-        outcomes: BTreeMap<usize, Outcome>,
+        outcomes: impl IntoIterator<Item = (usize, Outcome)>,
         elapsed: Duration,
     ) -> ApplyReport {
         let mut summary = ReportSummary::default();
@@ -108,7 +112,15 @@ impl ApplyReport {
     }
 
     pub fn json(&self) -> String {
-        serde_json::to_string_pretty(self).expect("a report serializes") + "\n"
+        let mut out = Vec::new();
+        self.write_json(&mut out).expect("a report serializes");
+        String::from_utf8(out).expect("json is utf-8")
+    }
+
+    /// The JSON report ([`ApplyReport::json`]), written as it is serialized.
+    pub fn write_json(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
+        serde_json::to_writer_pretty(&mut *out, self)?;
+        out.write_all(b"\n")
     }
 
     /// Failures and skips one per line (done changes too when there are few), then a

@@ -237,7 +237,14 @@ async fn apply<P: Provider>(
         })
         .await?;
     match args.format {
-        DiagnosticFormat::Json => print!("{}", report.json()),
+        DiagnosticFormat::Json => {
+            // Written as serialized: no string of the whole report at 100,000 changes.
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            report
+                .write_json(&mut out)
+                .and_then(|()| std::io::Write::flush(&mut out))
+                .context("cannot write the apply report")?;
+        }
         DiagnosticFormat::Text => anstream::print!("{}", report.text(stdout_color())),
     }
     Ok(if !report.is_success() {

@@ -504,6 +504,12 @@ pub async fn run(
     if creates.len() > 1 {
         let keys: Vec<&str> = creates.iter().map(|o| o.key()).collect();
         ctx.load_exists(&mut tx, kind, &keys).await?;
+        // Rule 2's login collisions ask, per create, whether another kind holds the
+        // login: read ahead too, or each create would be a query of its own (and send
+        // the rows written before it, see `store::Tx`).
+        for other in login_rivals(kind) {
+            ctx.load_exists(&mut tx, *other, &keys).await?;
+        }
         let idem: Vec<&str> = prepared
             .iter()
             .filter_map(|p| match p {
@@ -568,6 +574,17 @@ pub struct CheckOp {
     pub kind: Kind,
     pub op: Op,
     pub set_password: bool,
+}
+
+/// The kinds whose logins a create of `kind` is checked against (rule 2, see
+/// [`cross_checks_renaming`]).
+fn login_rivals(kind: Kind) -> &'static [Kind] {
+    match kind {
+        Kind::Representative => &[Kind::Manager, Kind::Administrator],
+        Kind::Manager => &[Kind::Administrator],
+        Kind::Administrator => &[Kind::Manager],
+        _ => &[],
+    }
 }
 
 /// The key an object has after `op` (a create's key field, a patch's new key, else the

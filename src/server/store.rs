@@ -138,7 +138,8 @@ macro_rules! fetch_methods {
     ([mut] $sqlite:pat => $s:expr, $pg:pat => $p:expr; $($fetch:ident -> $out:ty),+) => {
         $(
             pub async fn $fetch<T: Row>(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<$out, sqlx::Error> {
-                fetch_as!(self, $sqlite => $s, $pg => $p; T, sql, args, $fetch)
+                self.flush().await?;
+                fetch_as!(&mut self.conn, $sqlite => $s, $pg => $p; T, sql, args, $fetch)
             }
         )+
     };
@@ -303,9 +304,19 @@ impl Db {
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(false);
+            // The writer checkpoints the WAL into the database file when it commits past
+            // `wal_autocheckpoint` pages (SQLite's default 1,000: about every batch of a
+            // large apply, copying the same index pages again each time). 8,192 pages
+            // (32 MB) copy each page once per several batches. Its page cache (32 MB, not
+            // the default 2 MB) holds a batch's index pages until commit, instead of
+            // spilling them into the WAL mid-transaction and reading them back.
             let write = SqlitePoolOptions::new()
                 .max_connections(1)
-                .connect_with(opts.clone())
+                .connect_with(
+                    opts.clone()
+                        .pragma("wal_autocheckpoint", "8192")
+                        .pragma("cache_size", "-32768"),
+                )
                 .await
                 .with_context(|| format!("cannot open the sqlite database {}", path.display()))?;
             // A list page is up to 1,001 rows: let the connection's worker thread hand
@@ -379,13 +390,15 @@ impl Db {
     /// Starts a write transaction, serialized against every other writer.
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
         match self {
-            Db::Sqlite { write, .. } => Ok(Tx::Sqlite(write.begin_with("BEGIN IMMEDIATE").await?)),
+            Db::Sqlite { write, .. } => Ok(Tx::new(Conn::Sqlite(
+                write.begin_with("BEGIN IMMEDIATE").await?,
+            ))),
             Db::Postgres(p) => {
                 let mut tx = p.begin().await?;
                 sqlx::query("SELECT pg_advisory_xact_lock(7140002)")
                     .execute(&mut *tx)
                     .await?;
-                Ok(Tx::Pg(tx))
+                Ok(Tx::new(Conn::Pg(tx)))
             }
         }
     }
@@ -662,13 +675,13 @@ impl Db {
     /// READ).
     pub async fn feed(&self, since: Option<i64>, limit: i64) -> Result<FeedRead, sqlx::Error> {
         let mut tx = match self {
-            Db::Sqlite { read, .. } => Tx::Sqlite(read.begin().await?),
+            Db::Sqlite { read, .. } => Tx::new(Conn::Sqlite(read.begin().await?)),
             Db::Postgres(p) => {
                 let mut t = p.begin().await?;
                 sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
                     .execute(&mut *t)
                     .await?;
-                Tx::Pg(t)
+                Tx::new(Conn::Pg(t))
             }
         };
         let (epoch, pruned_through): (String, i64) = tx
@@ -760,24 +773,139 @@ impl Db {
 }
 
 /// A write transaction (see the module doc for how writers are serialized).
-pub enum Tx {
+///
+/// Rows that only add to the store (a created object, its references, change-feed,
+/// audit and idempotency rows) are kept in [`Pending`] and sent as multi-row `INSERT`s
+/// just before the next statement of any other sort runs, and at commit: a batch of
+/// 1,000 creates costs a handful of statements instead of five per object (each one a
+/// thread hand-off on SQLite, a round trip on PostgreSQL). Every read and every other
+/// write sends them first, so the transaction always sees its own writes and each
+/// table receives its rows in the order they were written (the feed's `seq`, the
+/// audit's `id`).
+pub struct Tx {
+    conn: Conn,
+    pending: Pending,
+}
+
+enum Conn {
     Sqlite(Transaction<'static, Sqlite>),
     Pg(Transaction<'static, Postgres>),
 }
 
+/// Rows most of a statement's parameters: 8 columns × 500 stay far below SQLite's
+/// (32,766) and PostgreSQL's (65,535) limits on bound parameters.
+const PENDING_ROWS: usize = 500;
+
+/// Rows written by this transaction and not sent yet (see [`Tx`]).
+#[derive(Default)]
+struct Pending {
+    objects: Vec<NewObject>,
+    refs: Vec<NewRef>,
+    changes: Vec<(&'static str, String)>,
+    audit: Vec<NewAudit>,
+    idempotency: Vec<NewIdempotency>,
+}
+
+impl Pending {
+    fn is_empty(&self) -> bool {
+        self.objects.is_empty()
+            && self.refs.is_empty()
+            && self.changes.is_empty()
+            && self.audit.is_empty()
+            && self.idempotency.is_empty()
+    }
+}
+
+struct NewObject {
+    kind: &'static str,
+    key: String,
+    body: String,
+    team: Option<String>,
+    active: i64,
+    secret: Option<String>,
+    username: Option<String>,
+}
+
+struct NewRef {
+    kind: &'static str,
+    key: String,
+    rel: &'static str,
+    ref_kind: &'static str,
+    ref_key: String,
+}
+
+struct NewAudit {
+    at: String,
+    actor: String,
+    token_id: Option<String>,
+    action: String,
+    kind: String,
+    key: String,
+    before: Option<String>,
+    after: Option<String>,
+}
+
+struct NewIdempotency {
+    actor: String,
+    key: String,
+    hash: String,
+    status: i64,
+    body: String,
+    at: String,
+}
+
+/// `INSERT INTO {head} VALUES ($1, …, $width), …` for `rows` rows, then `tail`; with
+/// `?` for every parameter instead when not `numbered` (SQLite: it finds a numbered
+/// parameter's name by a scan of all of them, which sqlx does for each one it binds, a
+/// cost that grows with the square of a statement's parameters).
+fn insert_sql(head: &str, width: usize, rows: usize, tail: &str, numbered: bool) -> String {
+    let mut sql = String::with_capacity(head.len() + tail.len() + rows * width * 6);
+    sql.push_str("INSERT INTO ");
+    sql.push_str(head);
+    sql.push_str(" VALUES ");
+    for r in 0..rows {
+        if r > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for c in 0..width {
+            if c > 0 {
+                sql.push_str(", ");
+            }
+            if numbered {
+                sql.push('$');
+                sql.push_str(&(r * width + c + 1).to_string());
+            } else {
+                sql.push('?');
+            }
+        }
+        sql.push(')');
+    }
+    sql.push_str(tail);
+    sql
+}
+
 impl Tx {
-    pub async fn commit(self) -> Result<(), sqlx::Error> {
-        match self {
-            Tx::Sqlite(t) => t.commit().await,
-            Tx::Pg(t) => t.commit().await,
+    fn new(conn: Conn) -> Tx {
+        Tx {
+            conn,
+            pending: Pending::default(),
+        }
+    }
+
+    pub async fn commit(mut self) -> Result<(), sqlx::Error> {
+        self.flush().await?;
+        match self.conn {
+            Conn::Sqlite(t) => t.commit().await,
+            Conn::Pg(t) => t.commit().await,
         }
     }
 
     /// Abandons the transaction: nothing it wrote is kept (a dry run).
     pub async fn rollback(self) -> Result<(), sqlx::Error> {
-        match self {
-            Tx::Sqlite(t) => t.rollback().await,
-            Tx::Pg(t) => t.rollback().await,
+        match self.conn {
+            Conn::Sqlite(t) => t.rollback().await,
+            Conn::Pg(t) => t.rollback().await,
         }
     }
 
@@ -786,20 +914,151 @@ impl Tx {
         Ok(self.execute(sql, args).await? > 0)
     }
 
+    /// Runs a statement after the pending rows; the rows it changed.
     pub async fn execute(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<u64, sqlx::Error> {
-        match self {
-            Tx::Sqlite(t) => Ok(bind_args!(sqlx::query::<Sqlite>(sql), args)
+        self.flush().await?;
+        self.send(sql, args).await
+    }
+
+    /// Runs a statement now (the pending rows stay pending).
+    async fn send(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<u64, sqlx::Error> {
+        match &mut self.conn {
+            Conn::Sqlite(t) => Ok(bind_args!(sqlx::query::<Sqlite>(sql), args)
                 .execute(&mut **t)
                 .await?
                 .rows_affected()),
-            Tx::Pg(t) => Ok(bind_args!(sqlx::query::<Postgres>(sql), args)
+            Conn::Pg(t) => Ok(bind_args!(sqlx::query::<Postgres>(sql), args)
                 .execute(&mut **t)
                 .await?
                 .rows_affected()),
         }
     }
 
-    fetch_methods!([mut] Tx::Sqlite(t) => &mut **t, Tx::Pg(t) => &mut **t;
+    /// Sends the pending rows, table by table, each in the order written.
+    async fn flush(&mut self) -> Result<(), sqlx::Error> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let p = std::mem::take(&mut self.pending);
+        let numbered = matches!(self.conn, Conn::Pg(_));
+        for chunk in p.objects.chunks(PENDING_ROWS) {
+            let mut args = Vec::with_capacity(chunk.len() * 8);
+            for o in chunk {
+                args.extend([
+                    Arg::Text(o.kind),
+                    Arg::Text(&o.key),
+                    Arg::Int(1),
+                    Arg::Text(&o.body),
+                    Arg::OptText(o.team.as_deref()),
+                    Arg::Int(o.active),
+                    Arg::OptText(o.secret.as_deref()),
+                    Arg::OptText(o.username.as_deref()),
+                ]);
+            }
+            let sql = insert_sql(
+                "objects (kind, key, version, body, team, active, secret, username)",
+                8,
+                chunk.len(),
+                "",
+                numbered,
+            );
+            self.send(&sql, &args).await?;
+        }
+        for chunk in p.refs.chunks(PENDING_ROWS) {
+            let mut args = Vec::with_capacity(chunk.len() * 5);
+            for r in chunk {
+                args.extend([
+                    Arg::Text(r.kind),
+                    Arg::Text(&r.key),
+                    Arg::Text(r.rel),
+                    Arg::Text(r.ref_kind),
+                    Arg::Text(&r.ref_key),
+                ]);
+            }
+            let sql = insert_sql(
+                "refs (kind, key, rel, ref_kind, ref_key)",
+                5,
+                chunk.len(),
+                "",
+                numbered,
+            );
+            self.send(&sql, &args).await?;
+        }
+        for chunk in p.changes.chunks(PENDING_ROWS) {
+            let mut args = Vec::with_capacity(chunk.len() * 2);
+            for (kind, key) in chunk {
+                args.extend([Arg::Text(kind), Arg::Text(key)]);
+            }
+            self.send(
+                &insert_sql("changes (kind, key)", 2, chunk.len(), "", numbered),
+                &args,
+            )
+            .await?;
+        }
+        for chunk in p.audit.chunks(PENDING_ROWS) {
+            let mut args = Vec::with_capacity(chunk.len() * 8);
+            for a in chunk {
+                args.extend([
+                    Arg::Text(&a.at),
+                    Arg::Text(&a.actor),
+                    Arg::OptText(a.token_id.as_deref()),
+                    Arg::Text(&a.action),
+                    Arg::Text(&a.kind),
+                    Arg::Text(&a.key),
+                    Arg::OptText(a.before.as_deref()),
+                    Arg::OptText(a.after.as_deref()),
+                ]);
+            }
+            let sql = insert_sql(
+                "audit (at, actor, token_id, action, kind, key, before, after)",
+                8,
+                chunk.len(),
+                "",
+                numbered,
+            );
+            self.send(&sql, &args).await?;
+        }
+        // One statement may not upsert a row twice (PostgreSQL refuses it): of several
+        // records of one key, the last one written is the one sequential upserts keep.
+        let mut last = std::collections::HashMap::new();
+        for (i, r) in p.idempotency.iter().enumerate() {
+            last.insert((r.actor.as_str(), r.key.as_str()), i);
+        }
+        let kept: Vec<&NewIdempotency> = p
+            .idempotency
+            .iter()
+            .enumerate()
+            .filter(|(i, r)| last.get(&(r.actor.as_str(), r.key.as_str())) == Some(i))
+            .map(|(_, r)| r)
+            .collect();
+        for chunk in kept.chunks(PENDING_ROWS) {
+            let mut args = Vec::with_capacity(chunk.len() * 6);
+            for r in chunk {
+                args.extend([
+                    Arg::Text(&r.actor),
+                    Arg::Text(&r.key),
+                    Arg::Text(&r.hash),
+                    Arg::Int(r.status),
+                    Arg::Text(&r.body),
+                    Arg::Text(&r.at),
+                ]);
+            }
+            // An expired record of the same key not purged yet is replaced.
+            let sql = insert_sql(
+                "idempotency (actor, idem_key, request_hash, status, body, created_at)",
+                6,
+                chunk.len(),
+                " ON CONFLICT (actor, idem_key) DO UPDATE SET \
+                 request_hash = excluded.request_hash, status = excluded.status, \
+                 body = excluded.body, created_at = excluded.created_at",
+                numbered,
+            );
+            self.send(&sql, &args).await?;
+        }
+        Ok(())
+    }
+
+    fetch_methods!([mut] Conn::Sqlite(t) => &mut **t, Conn::Pg(t) => &mut **t;
         fetch_all -> Vec<T>, fetch_optional -> Option<T>);
 
     pub async fn get(
@@ -881,13 +1140,9 @@ impl Tx {
 
     /// Records in the change feed that this transaction wrote (kind, key): called by
     /// every statement that writes `objects`, so that no committed write is missed.
-    async fn note_change(&mut self, kind: Kind, key: &str) -> Result<(), sqlx::Error> {
-        self.execute(
-            "INSERT INTO changes (kind, key) VALUES ($1, $2)",
-            &args![kind.name(), key],
-        )
-        .await?;
-        Ok(())
+    /// Kept pending (see [`Tx`]), like the other rows that only add to the store.
+    fn note_change(&mut self, kind: Kind, key: &str) {
+        self.pending.changes.push((kind.name(), key.to_string()));
     }
 
     pub async fn insert(
@@ -897,21 +1152,17 @@ impl Tx {
         body: &str,
         cols: &Columns<'_>,
     ) -> Result<(), sqlx::Error> {
-        self.execute(
-            "INSERT INTO objects (kind, key, version, body, team, active, secret, username) \
-             VALUES ($1, $2, 1, $3, $4, $5, $6, $7)",
-            &args![
-                kind.name(),
-                key,
-                body,
-                cols.team,
-                cols.active,
-                cols.secret,
-                cols.username.as_deref()
-            ],
-        )
-        .await?;
-        self.note_change(kind, key).await
+        self.pending.objects.push(NewObject {
+            kind: kind.name(),
+            key: key.to_string(),
+            body: body.to_string(),
+            team: cols.team.map(str::to_string),
+            active: cols.active,
+            secret: cols.secret.map(str::to_string),
+            username: cols.username.clone(),
+        });
+        self.note_change(kind, key);
+        Ok(())
     }
 
     /// Compare-and-swap update (also renames: `new_key` may differ from `key`).
@@ -938,10 +1189,10 @@ impl Tx {
                 &args![new_key, kind.name(), key],
             )
             .await?;
-            self.note_change(kind, key).await?;
+            self.note_change(kind, key);
         }
         if n > 0 {
-            self.note_change(kind, new_key).await?;
+            self.note_change(kind, new_key);
         }
         Ok(n > 0)
     }
@@ -965,7 +1216,7 @@ impl Tx {
                 &args![kind.name(), key],
             )
             .await?;
-            self.note_change(kind, key).await?;
+            self.note_change(kind, key);
         }
         Ok(n > 0)
     }
@@ -985,33 +1236,15 @@ impl Tx {
             )
             .await?;
         }
-        // Multi-row inserts keep big batches fast; 5 parameters per row stay far below
-        // both drivers' limits at 100 rows per statement.
-        for chunk in refs.chunks(100) {
-            let mut sql =
-                String::from("INSERT INTO refs (kind, key, rel, ref_kind, ref_key) VALUES ");
-            let mut args = Vec::with_capacity(chunk.len() * 5);
-            for (i, (rel, rk, rkey)) in chunk.iter().enumerate() {
-                if i > 0 {
-                    sql.push_str(", ");
-                }
-                let b = i * 5;
-                sql.push_str(&format!(
-                    "(${}, ${}, ${}, ${}, ${})",
-                    b + 1,
-                    b + 2,
-                    b + 3,
-                    b + 4,
-                    b + 5
-                ));
-                args.push(Arg::Text(kind.name()));
-                args.push(Arg::Text(key));
-                args.push(Arg::Text(rel));
-                args.push(Arg::Text(rk.name()));
-                args.push(Arg::Text(rkey));
-            }
-            self.execute(&sql, &args).await?;
-        }
+        self.pending
+            .refs
+            .extend(refs.iter().map(|(rel, rk, rkey)| NewRef {
+                kind: kind.name(),
+                key: key.to_string(),
+                rel,
+                ref_kind: rk.name(),
+                ref_key: rkey.clone(),
+            }));
         Ok(())
     }
 
@@ -1224,15 +1457,14 @@ impl Tx {
         body: &str,
         at: &str,
     ) -> Result<(), sqlx::Error> {
-        self.execute(
-            // An expired record of the same key not purged yet is replaced.
-            "INSERT INTO idempotency (actor, idem_key, request_hash, status, body, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (actor, idem_key) DO UPDATE SET \
-             request_hash = excluded.request_hash, status = excluded.status, \
-             body = excluded.body, created_at = excluded.created_at",
-            &args![actor, key, hash, status, body, at],
-        )
-        .await?;
+        self.pending.idempotency.push(NewIdempotency {
+            actor: actor.to_string(),
+            key: key.to_string(),
+            hash: hash.to_string(),
+            status,
+            body: body.to_string(),
+            at: at.to_string(),
+        });
         Ok(())
     }
 
@@ -1303,11 +1535,16 @@ impl Tx {
         before: Option<&str>,
         after: Option<&str>,
     ) -> Result<(), sqlx::Error> {
-        self.execute(
-            "INSERT INTO audit (at, actor, token_id, action, kind, key, before, after) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            &args![at, actor, token_id, action, kind, key, before, after],
-        )
-        .await?;
+        self.pending.audit.push(NewAudit {
+            at: at.to_string(),
+            actor: actor.to_string(),
+            token_id: token_id.map(str::to_string),
+            action: action.to_string(),
+            kind: kind.to_string(),
+            key: key.to_string(),
+            before: before.map(str::to_string),
+            after: after.map(str::to_string),
+        });
         Ok(())
     }
 }
@@ -1465,6 +1702,79 @@ mod tests {
         let url = format!("sqlite://{}", dir.path().join("t.db").display());
         let db = Db::connect(&url).await.unwrap();
         (dir, db)
+    }
+
+    #[tokio::test]
+    async fn rows_kept_pending_are_seen_by_the_next_statement_and_kept_in_order() {
+        let (_dir, db) = fresh_sqlite().await;
+        let mut tx = db.begin().await.unwrap();
+        // More rows than one statement sends, so that the chunks are checked too.
+        let n = PENDING_ROWS + 3;
+        for i in 0..n {
+            let key = format!("p{i:04}");
+            tx.insert(Kind::Portal, &key, "{}", &Columns::default())
+                .await
+                .unwrap();
+            tx.set_refs(
+                Kind::Portal,
+                &key,
+                &[("leader", Kind::Representative, format!("r{i}"))],
+                false,
+            )
+            .await
+            .unwrap();
+            tx.audit(
+                "t",
+                "admin",
+                None,
+                "create",
+                "portal",
+                &key,
+                None,
+                Some("{}"),
+            )
+            .await
+            .unwrap();
+            tx.put_idempotency("admin", "same-key", &format!("h{i}"), 201, "{}", "t")
+                .await
+                .unwrap();
+        }
+        assert!(!tx.pending.is_empty(), "nothing sent yet");
+        // A read inside the transaction sees what was written before it.
+        assert!(tx.exists(Kind::Portal, "p0000").await.unwrap());
+        assert!(tx.pending.is_empty());
+        assert_eq!(
+            tx.referrers(Kind::Representative, "r7")
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        let feed: Vec<(String,)> = tx
+            .fetch_all("SELECT key FROM changes ORDER BY seq", &[])
+            .await
+            .unwrap();
+        let want: Vec<String> = (0..n).map(|i| format!("p{i:04}")).collect();
+        assert_eq!(feed.into_iter().map(|(k,)| k).collect::<Vec<_>>(), want);
+        let audited: Vec<(String,)> = tx
+            .fetch_all("SELECT key FROM audit ORDER BY id", &[])
+            .await
+            .unwrap();
+        assert_eq!(audited.into_iter().map(|(k,)| k).collect::<Vec<_>>(), want);
+        // Upserts of one key keep the last record, as one statement after another would.
+        let last = tx
+            .idempotency("admin", "same-key", "")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(last.0, format!("h{}", n - 1));
+        // Rows written after the last read are sent at commit.
+        tx.insert(Kind::Portal, "late", "{}", &Columns::default())
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        assert!(db.get(Kind::Portal, "late").await.unwrap().is_some());
+        db.close().await;
     }
 
     #[tokio::test]
