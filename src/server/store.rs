@@ -940,11 +940,12 @@ impl Tx {
             return Ok(());
         }
         let p = std::mem::take(&mut self.pending);
-        let numbered = matches!(self.conn, Conn::Pg(_));
-        for chunk in p.objects.chunks(PENDING_ROWS) {
-            let mut args = Vec::with_capacity(chunk.len() * 8);
-            for o in chunk {
-                args.extend([
+        self.insert_rows(
+            "objects (kind, key, version, body, team, active, secret, username)",
+            "",
+            &p.objects,
+            |o| {
+                [
                     Arg::Text(o.kind),
                     Arg::Text(&o.key),
                     Arg::Int(1),
@@ -953,52 +954,35 @@ impl Tx {
                     Arg::Int(o.active),
                     Arg::OptText(o.secret.as_deref()),
                     Arg::OptText(o.username.as_deref()),
-                ]);
-            }
-            let sql = insert_sql(
-                "objects (kind, key, version, body, team, active, secret, username)",
-                8,
-                chunk.len(),
-                "",
-                numbered,
-            );
-            self.send(&sql, &args).await?;
-        }
-        for chunk in p.refs.chunks(PENDING_ROWS) {
-            let mut args = Vec::with_capacity(chunk.len() * 5);
-            for r in chunk {
-                args.extend([
+                ]
+            },
+        )
+        .await?;
+        self.insert_rows(
+            "refs (kind, key, rel, ref_kind, ref_key)",
+            "",
+            &p.refs,
+            |r| {
+                [
                     Arg::Text(r.kind),
                     Arg::Text(&r.key),
                     Arg::Text(r.rel),
                     Arg::Text(r.ref_kind),
                     Arg::Text(&r.ref_key),
-                ]);
-            }
-            let sql = insert_sql(
-                "refs (kind, key, rel, ref_kind, ref_key)",
-                5,
-                chunk.len(),
-                "",
-                numbered,
-            );
-            self.send(&sql, &args).await?;
-        }
-        for chunk in p.changes.chunks(PENDING_ROWS) {
-            let mut args = Vec::with_capacity(chunk.len() * 2);
-            for (kind, key) in chunk {
-                args.extend([Arg::Text(kind), Arg::Text(key)]);
-            }
-            self.send(
-                &insert_sql("changes (kind, key)", 2, chunk.len(), "", numbered),
-                &args,
-            )
-            .await?;
-        }
-        for chunk in p.audit.chunks(PENDING_ROWS) {
-            let mut args = Vec::with_capacity(chunk.len() * 8);
-            for a in chunk {
-                args.extend([
+                ]
+            },
+        )
+        .await?;
+        self.insert_rows("changes (kind, key)", "", &p.changes, |(kind, key)| {
+            [Arg::Text(kind), Arg::Text(key)]
+        })
+        .await?;
+        self.insert_rows(
+            "audit (at, actor, token_id, action, kind, key, before, after)",
+            "",
+            &p.audit,
+            |a| {
+                [
                     Arg::Text(&a.at),
                     Arg::Text(&a.actor),
                     Arg::OptText(a.token_id.as_deref()),
@@ -1007,17 +991,10 @@ impl Tx {
                     Arg::Text(&a.key),
                     Arg::OptText(a.before.as_deref()),
                     Arg::OptText(a.after.as_deref()),
-                ]);
-            }
-            let sql = insert_sql(
-                "audit (at, actor, token_id, action, kind, key, before, after)",
-                8,
-                chunk.len(),
-                "",
-                numbered,
-            );
-            self.send(&sql, &args).await?;
-        }
+                ]
+            },
+        )
+        .await?;
         // One statement may not upsert a row twice (PostgreSQL refuses it): of several
         // records of one key, the last one written is the one sequential upserts keep.
         let mut last = std::collections::HashMap::new();
@@ -1031,28 +1008,40 @@ impl Tx {
             .filter(|(i, r)| last.get(&(r.actor.as_str(), r.key.as_str())) == Some(i))
             .map(|(_, r)| r)
             .collect();
-        for chunk in kept.chunks(PENDING_ROWS) {
-            let mut args = Vec::with_capacity(chunk.len() * 6);
-            for r in chunk {
-                args.extend([
+        // An expired record of the same key not purged yet is replaced.
+        self.insert_rows(
+            "idempotency (actor, idem_key, request_hash, status, body, created_at)",
+            " ON CONFLICT (actor, idem_key) DO UPDATE SET \
+             request_hash = excluded.request_hash, status = excluded.status, \
+             body = excluded.body, created_at = excluded.created_at",
+            &kept,
+            |r| {
+                [
                     Arg::Text(&r.actor),
                     Arg::Text(&r.key),
                     Arg::Text(&r.hash),
                     Arg::Int(r.status),
                     Arg::Text(&r.body),
                     Arg::Text(&r.at),
-                ]);
-            }
-            // An expired record of the same key not purged yet is replaced.
-            let sql = insert_sql(
-                "idempotency (actor, idem_key, request_hash, status, body, created_at)",
-                6,
-                chunk.len(),
-                " ON CONFLICT (actor, idem_key) DO UPDATE SET \
-                 request_hash = excluded.request_hash, status = excluded.status, \
-                 body = excluded.body, created_at = excluded.created_at",
-                numbered,
-            );
+                ]
+            },
+        )
+        .await
+    }
+
+    /// `INSERT INTO {head} VALUES (…), (…) {tail}` of `rows`, [`PENDING_ROWS`] a
+    /// statement, each row's `W` values given by `row`.
+    async fn insert_rows<T, const W: usize>(
+        &mut self,
+        head: &str,
+        tail: &str,
+        rows: &[T],
+        row: impl for<'r> Fn(&'r T) -> [Arg<'r>; W],
+    ) -> Result<(), sqlx::Error> {
+        let numbered = matches!(self.conn, Conn::Pg(_));
+        for chunk in rows.chunks(PENDING_ROWS) {
+            let args: Vec<Arg<'_>> = chunk.iter().flat_map(&row).collect();
+            let sql = insert_sql(head, W, chunk.len(), tail, numbered);
             self.send(&sql, &args).await?;
         }
         Ok(())
