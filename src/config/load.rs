@@ -537,7 +537,7 @@ struct Merge {
     /// with its file and index (where an unknown login is reported).
     share_all: Vec<(crate::model::ContactGroupShare, PathBuf, usize)>,
     /// The representatives of every file in file order, built into `org`'s map once
-    /// at the end: the map then has full nodes (`model::compact`), and is never the
+    /// at the end: the map then has full nodes (see `model::full_map`), and is never the
     /// half-empty map that inserting 100,000 of them in order would leave.
     representatives: Vec<(String, crate::model::Representative)>,
 }

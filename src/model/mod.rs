@@ -1136,6 +1136,19 @@ pub struct KindDigest {
     pub versions: i64,
 }
 
+/// The first kind whose digests differ, with ours and theirs; none when they match. A
+/// kind absent from one side counts as none of it (zero objects, zero versions).
+pub fn digest_mismatch(
+    ours: &BTreeMap<Kind, KindDigest>,
+    theirs: &BTreeMap<Kind, KindDigest>,
+) -> Option<(Kind, KindDigest, KindDigest)> {
+    Kind::ALL.into_iter().find_map(|kind| {
+        let a = ours.get(&kind).copied().unwrap_or_default();
+        let b = theirs.get(&kind).copied().unwrap_or_default();
+        (a != b).then_some((kind, a, b))
+    })
+}
+
 impl Observed {
     /// The digest of the objects read ([`KindDigest`]), kinds with none left out.
     pub fn digest(&self) -> BTreeMap<Kind, KindDigest> {

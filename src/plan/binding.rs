@@ -70,13 +70,7 @@ pub fn unchanged(plan: &Plan, changed: usize, digest: &BTreeMap<Kind, KindDigest
     let Some(mark) = plan.target.as_ref().and_then(|t| t.live.as_ref()) else {
         return false;
     };
-    let nonzero = |d: &BTreeMap<Kind, KindDigest>| -> BTreeMap<Kind, KindDigest> {
-        d.iter()
-            .filter(|(_, v)| **v != KindDigest::default())
-            .map(|(k, v)| (*k, *v))
-            .collect()
-    };
-    changed == 0 && nonzero(&mark.digest) == nonzero(digest)
+    changed == 0 && crate::model::digest_mismatch(&mark.digest, digest).is_none()
 }
 
 fn normalize(endpoint: &str) -> String {

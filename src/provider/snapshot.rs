@@ -8,8 +8,8 @@
 //! the snapshot's cursor, whose last page also says who the token acts as and what the
 //! account is: one request when nothing changed (three with a server whose feed answers
 //! neither: then `whoami` and the account are asked after it). Each changed key comes
-//! with its object as it is now (or `null`: gone), which replaces the snapshot's. The result is then checked against the feed's
-//! digest (per kind, how many objects and the sum of their versions): anything doubtful
+//! with its object as it is now (or `null`: gone), which replaces the snapshot's. The
+//! result is then checked against the feed's digest (per kind, how many objects and the sum of their versions): anything doubtful
 //! — another principal, a cursor the server no longer reaches (`410`), a digest that
 //! does not match, more changes than a full read costs, a server without the feed —
 //! falls back to the full paged read (`read.rs`), which writes a fresh snapshot.
@@ -435,17 +435,12 @@ async fn update(
         apply(&mut observed, c, &url)?;
     }
     observed.cursor = Some(cursor.clone());
-    let mine = observed.digest();
-    for kind in Kind::ALL {
-        let theirs = digest.get(&kind).copied().unwrap_or_default();
-        let ours = mine.get(&kind).copied().unwrap_or_default();
-        if theirs != ours {
-            tracing::debug!(
-                "the snapshot's {kind}s do not match the live digest ({ours:?} against \
-                 {theirs:?}): reading in full"
-            );
-            return Ok(None);
-        }
+    if let Some((kind, ours, theirs)) = crate::model::digest_mismatch(&observed.digest(), &digest) {
+        tracing::debug!(
+            "the snapshot's {kind}s do not match the live digest ({ours:?} against \
+             {theirs:?}): reading in full"
+        );
+        return Ok(None);
     }
     tracing::debug!(
         "live snapshot brought up to date: {} keys changed",
